@@ -1,0 +1,59 @@
+//! `fhirhouse conformance`: the SQL on FHIR v2 test suite against the view compiler.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::view::conformance::run_suite;
+
+use super::EXIT_SOME_FAILED;
+
+/// `--help` text of the subcommand.
+pub(super) const LONG_ABOUT: &str = "\
+Run the SQL on FHIR v2 conformance tests in a folder and report the results.
+
+DIR holds the specification's test files (one JSON file per feature, each with resources, \
+views and expected rows), such as the tests/ folder of the sql-on-fhir-v2 repository. Every \
+failing test is printed as FILE: TEST: REASON, then a last line with the counts:
+
+    $ fhirhouse conformance sql-on-fhir-v2/tests
+    fn_reference_keys.json: getReferenceKey result: expected 2 rows, got 0
+    120 passed, 1 failed
+
+Exit status: 0 when all tests pass, 1 when some fail, 2 when the suite cannot be read.";
+
+/// Arguments of `fhirhouse conformance`.
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// Folder of SQL on FHIR test files (*.json).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Also write the results to FILE as JSON, in the SQL on FHIR test-report format:
+    /// `{"<file>": {"tests": [{"name": ..., "result": {"passed": true}}]}}`.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// Runs `fhirhouse conformance`.
+pub(super) fn run(args: &ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let suite = run_suite(&args.dir)
+        .with_context(|| format!("cannot run the test suite in {}", args.dir.display()))?;
+    for (file, test, reason) in suite.failures() {
+        println!("{file}: {test}: {reason}");
+    }
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&suite.to_report_json())?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    let failed = suite.failed();
+    println!("{} passed, {failed} failed", suite.passed());
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,153 @@
+//! The command line: argument definitions (clap derive) and the subcommands behind them.
+//!
+//! `main.rs` only parses, sets up logging and maps the result to an exit status; each
+//! subcommand lives in its own file and returns the [`ExitCode`] it wants.
+//!
+//! Exit statuses follow ripgrep's convention: 0 when all went well, 1 when the run completed
+//! but some input lines (or conformance tests) failed, 2 on a fatal error.
+//!
+//! [`ExitCode`]: std::process::ExitCode
+
+mod conformance_cmd;
+mod view_cmd;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use conformance_cmd::ConformanceArgs;
+pub use view_cmd::ViewArgs;
+
+/// Exit status of a run that finished but had failing lines or tests.
+pub const EXIT_SOME_FAILED: u8 = 1;
+/// Exit status of a run stopped by a fatal error.
+pub const EXIT_FATAL: u8 = 2;
+
+const LONG_ABOUT: &str = "\
+fhirhouse turns FHIR Bulk Data exports (folders of NDJSON files, one FHIR R4 resource \
+per line) into tables, through SQL on FHIR v2 ViewDefinitions.
+
+Run a view over an export folder and print its rows as NDJSON:
+
+    fhirhouse view schemas/patient.json tests/data/sample/
+
+The same table as CSV, or as a Parquet file:
+
+    fhirhouse view schemas/patient.json tests/data/sample/ --format csv
+    fhirhouse view schemas/patient.json tests/data/sample/ -o patient.parquet
+
+Check the view compiler against the SQL on FHIR test suite:
+
+    fhirhouse conformance sql-on-fhir-v2/tests --report report.json
+
+Diagnostics go to standard error. Logging is off below warnings unless RUST_LOG says \
+otherwise, e.g. RUST_LOG=fhirhouse=debug.
+
+Exit status: 0 on success, 1 when some input lines or tests failed, 2 on a fatal error.";
+
+/// `fhirhouse`: FHIR Bulk Data exports to tables through SQL on FHIR views.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fhirhouse",
+    version,
+    about = "FHIR Bulk Data exports to tables through SQL on FHIR v2 ViewDefinitions.",
+    long_about = LONG_ABOUT,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Print no summary or informational messages on standard error.
+    ///
+    /// Errors are still reported, and the exit status is unchanged. Logging is limited to
+    /// errors unless RUST_LOG is set.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one ViewDefinition over NDJSON input and write its rows (NDJSON, CSV, Parquet).
+    // The long text sits here: a variant's doc comment would override one set on the struct.
+    #[command(long_about = view_cmd::LONG_ABOUT)]
+    View(ViewArgs),
+    /// Run the SQL on FHIR v2 conformance tests in a folder and report the results.
+    #[command(long_about = conformance_cmd::LONG_ABOUT)]
+    Conformance(ConformanceArgs),
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+///
+/// A fatal error, with context for the user; see [`exit_on_error`].
+pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::View(args) => view_cmd::run(args, cli.quiet),
+        Command::Conformance(args) => conformance_cmd::run(args),
+    }
+}
+
+/// Sets up `tracing` output on standard error, filtered by `RUST_LOG` when set and
+/// otherwise at `warn` (`error` with `--quiet`).
+pub fn init_tracing(quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(if quiet { "error" } else { "warn" }));
+    // Only fails when a subscriber is already set (tests calling twice): keep that one.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+}
+
+/// Reports a fatal error on standard error as `error: ...` with its causes, and returns
+/// [`EXIT_FATAL`]. A closed standard output (`fhirhouse view ... | head`) is not an error:
+/// the reader has what it wanted, so the run ends quietly with success.
+pub fn exit_on_error(err: &anyhow::Error) -> ExitCode {
+    let broken_pipe = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe);
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("error: {err:#}");
+    ExitCode::from(EXIT_FATAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn quiet_is_accepted_before_and_after_the_subcommand() {
+        for args in [
+            &["fhirhouse", "-q", "view", "v.json", "in/"][..],
+            &["fhirhouse", "view", "v.json", "in/", "--quiet"][..],
+        ] {
+            assert!(Cli::try_parse_from(args).unwrap().quiet);
+        }
+    }
+
+    #[test]
+    fn broken_pipe_exits_successfully_and_others_fatally() {
+        let pipe = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe))
+            .context("writing to standard output");
+        assert_eq!(exit_on_error(&pipe), ExitCode::SUCCESS);
+        let other = anyhow::anyhow!("boom");
+        assert_eq!(exit_on_error(&other), ExitCode::from(EXIT_FATAL));
+    }
+}

@@ -1,0 +1,198 @@
+//! The source stage: finds input files and yields raw NDJSON lines with their file and line number.
+//!
+//! A FHIR Bulk Data export is a folder of NDJSON files, one resource per line, often one
+//! file per resource type and sometimes gzip-compressed. [`discover_inputs`] turns the paths
+//! a user named into the ordered list of files to read, and [`LineReader`] reads one file as
+//! numbered byte lines. Nothing here parses JSON: a line is bytes, and what to do with
+//! invalid UTF-8 or invalid JSON is the caller's decision.
+//!
+//! [`discover_inputs`]: crate::source::discover_inputs
+//! [`LineReader`]: crate::source::LineReader
+
+mod ndjson;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use ndjson::{Line, LineReader};
+
+/// File name suffixes taken from a folder by [`discover_inputs`].
+///
+/// Bulk Data servers write `.ndjson`; `.jsonl` is the other common name for the same format.
+pub const INPUT_SUFFIXES: [&str; 4] = [".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz"];
+
+/// An error of the source stage. Every variant names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A path given as input does not exist (or cannot be inspected).
+    #[error("{}: no such file or folder ({source})", path.display())]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+        /// The underlying error from the file system.
+        source: io::Error,
+    },
+    /// A folder given as input holds no file with one of the [`INPUT_SUFFIXES`].
+    #[error(
+        "{}: folder has no *.ndjson, *.ndjson.gz, *.jsonl or *.jsonl.gz file",
+        path.display()
+    )]
+    NoInputFiles {
+        /// The folder as given.
+        path: PathBuf,
+    },
+    /// A folder given as input could not be listed.
+    #[error("{}: cannot list folder: {source}", path.display())]
+    ReadDir {
+        /// The folder as given.
+        path: PathBuf,
+        /// The underlying error from the file system.
+        source: io::Error,
+    },
+    /// An input file could not be opened.
+    #[error("{}: cannot open: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Reading (or decompressing) an input file failed part-way.
+    #[error("{}:{line}: read error: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based number of the line being read when the error happened.
+        line: u64,
+        /// The underlying error; corrupt gzip data shows up here too.
+        source: io::Error,
+    },
+}
+
+/// Expands the paths a user named into the files to read, in order.
+///
+/// A path to a file is taken as it is, whatever its name. A path to a folder contributes
+/// the files directly inside it (not in sub-folders) whose names end in one of
+/// [`INPUT_SUFFIXES`], sorted by name so that runs are reproducible. Paths are expanded in
+/// the order given.
+///
+/// # Errors
+///
+/// [`SourceError::NotFound`] for a path that does not exist, [`SourceError::NoInputFiles`]
+/// for a folder without a matching file (most often the wrong folder was named), and
+/// [`SourceError::ReadDir`] when a folder cannot be listed.
+pub fn discover_inputs<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>, SourceError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        let meta = fs::metadata(path).map_err(|source| SourceError::NotFound {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if meta.is_dir() {
+            files.extend(list_folder(path)?);
+        } else {
+            files.push(path.to_path_buf());
+        }
+    }
+    Ok(files)
+}
+
+/// The matching files directly inside `dir`, sorted by file name.
+fn list_folder(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let read_dir_error = |source| SourceError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_dir_error)? {
+        let entry = entry.map_err(read_dir_error)?;
+        if !has_input_suffix(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        // `fs::metadata` follows symlinks, so a link to an export file is read like the file.
+        let path = entry.path();
+        if fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err(SourceError::NoInputFiles {
+            path: dir.to_path_buf(),
+        });
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+fn has_input_suffix(name: &str) -> bool {
+    INPUT_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, b"{}\n").unwrap();
+        path
+    }
+
+    #[test]
+    fn folder_yields_matching_files_sorted_and_non_recursive() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let want = [
+            touch(d, "Condition.jsonl.gz"),
+            touch(d, "Encounter.jsonl"),
+            touch(d, "Observation.ndjson.gz"),
+            touch(d, "Patient.ndjson"),
+        ];
+        touch(d, "README.md");
+        touch(d, "Patient.ndjson.bak");
+        touch(d, "manifest.json");
+        fs::create_dir(d.join("nested.ndjson")).unwrap();
+        touch(&d.join("nested.ndjson"), "Inner.ndjson");
+
+        assert_eq!(discover_inputs(&[d]).unwrap(), want);
+    }
+
+    #[test]
+    fn explicit_file_is_taken_whatever_its_name_and_order_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let odd = touch(d, "export.txt");
+        let sub = d.join("sub");
+        fs::create_dir(&sub).unwrap();
+        let inner = touch(&sub, "A.ndjson");
+
+        assert_eq!(
+            discover_inputs(&[odd.clone(), sub.clone()]).unwrap(),
+            [odd.clone(), inner.clone()]
+        );
+        assert_eq!(discover_inputs(&[sub, odd.clone()]).unwrap(), [inner, odd]);
+    }
+
+    #[test]
+    fn missing_path_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.ndjson");
+        let err = discover_inputs(&[&missing]).unwrap_err();
+        assert!(matches!(err, SourceError::NotFound { .. }), "{err:?}");
+        assert!(err.to_string().contains(&*missing.to_string_lossy()), "{err}");
+    }
+
+    #[test]
+    fn folder_without_inputs_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(dir.path(), "notes.txt");
+        let err = discover_inputs(&[dir.path()]).unwrap_err();
+        assert!(matches!(err, SourceError::NoInputFiles { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&*dir.path().to_string_lossy()),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,548 @@
+//! Evaluates compiled FHIRPath ([`Op`]) over a simd-json document.
+//!
+//! Every op takes the input collection (the focus, `$this`) and returns a new collection.
+//! Navigation borrows nodes from the document; nothing is re-parsed and no name is looked up
+//! beyond the JSON keys themselves.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use simd_json::BorrowedValue as Json;
+use smallvec::smallvec;
+
+use super::ast::BinaryOp;
+use super::compile::{Expression, Func, Lit, Op};
+use super::value::{items_compare, items_equal, items_equivalent, Collection, Item, Number};
+use crate::view::decimal::Decimal;
+use crate::view::temporal::Temporal;
+
+/// What an evaluation can see besides its input: the resource and `%rowIndex`.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalContext<'a> {
+    /// The resource being evaluated (`%resource`).
+    pub resource: &'a Json<'a>,
+    /// The index of the current `forEach`/`forEachOrNull`/`repeat` item (`%rowIndex`).
+    pub row_index: i64,
+}
+
+/// A FHIRPath run-time error, e.g. an operator applied to a collection of several items.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub String);
+
+type EvalResult<'a> = Result<Collection<'a>, EvalError>;
+
+impl Expression {
+    /// Evaluates the expression with `input` as its focus.
+    pub fn evaluate<'a>(&'a self, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+        eval(&self.op, ctx, input).map_err(|e| EvalError(format!("{} (in '{}')", e.0, self.source)))
+    }
+}
+
+fn eval<'a>(op: &'a Op, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+    Ok(match op {
+        Op::Lit(lit) => smallvec![lit_item(lit)],
+        Op::Empty => Collection::new(),
+        Op::This => input.iter().cloned().collect(),
+        Op::RowIndex => smallvec![Item::Int(ctx.row_index)],
+        Op::Resource => smallvec![Item::Node(ctx.resource)],
+        Op::Member(focus, name) => {
+            let base = eval_focus(focus.as_deref(), ctx, input)?;
+            let mut out = Collection::new();
+            for item in base.iter() {
+                push_member(item, name, &mut out);
+            }
+            out
+        }
+        Op::ChoiceOfType { focus, base, choice_key, type_name } => {
+            let items = eval_focus(focus.as_deref(), ctx, input)?;
+            let mut out = Collection::new();
+            for item in items.iter() {
+                let Some(obj) = item.as_object() else { continue };
+                if let Some(node) = obj.get(choice_key.as_ref()) {
+                    push_node(node, Some(type_name), &mut out);
+                } else if let Some(node) = obj.get(base.as_ref()) {
+                    let mut plain = Collection::new();
+                    push_node(node, None, &mut plain);
+                    out.extend(plain.into_iter().filter(|i| is_type(i, type_name)));
+                }
+            }
+            out
+        }
+        Op::Index(focus, index) => {
+            let base = eval(focus, ctx, input)?;
+            let index = eval(index, ctx, input)?;
+            match singleton(&index, "indexer")? {
+                None => Collection::new(),
+                Some(i) => match i.as_number() {
+                    Some(Number::Int(n)) if n >= 0 => base.into_iter().nth(n as usize).into_iter().collect(),
+                    Some(Number::Int(_)) => Collection::new(),
+                    _ => return Err(EvalError(format!("an index must be an integer, found {}", i.kind_name()))),
+                },
+            }
+        }
+        Op::Call(focus, func, args) => {
+            let base = eval_focus(focus.as_deref(), ctx, input)?;
+            call(func, base, args, ctx, input)?
+        }
+        Op::Binary(op, l, r) => binary(*op, eval(l, ctx, input)?, eval(r, ctx, input)?)?,
+        Op::Negate(inner) => {
+            let v = eval(inner, ctx, input)?;
+            match singleton(&v, "unary -")?.map(|i| i.as_number()) {
+                None => Collection::new(),
+                Some(Some(Number::Int(i))) => smallvec![Item::Int(i.checked_neg().ok_or_else(overflow)?)],
+                Some(Some(Number::Dec(d))) => smallvec![Item::Dec(Decimal::from_i64(0).checked_sub(d).ok_or_else(overflow)?)],
+                Some(None) => return Err(EvalError("unary - needs a number".into())),
+            }
+        }
+        Op::Is(inner, t) => {
+            let v = eval(inner, ctx, input)?;
+            singleton(&v, "is")?.map(|i| smallvec![Item::Bool(is_type(i, t))]).unwrap_or_default()
+        }
+        Op::As(inner, t) => eval(inner, ctx, input)?.into_iter().filter(|i| is_type(i, t)).collect(),
+    })
+}
+
+fn eval_focus<'a>(focus: Option<&'a Op>, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+    match focus {
+        Some(op) => eval(op, ctx, input),
+        None => Ok(input.iter().cloned().collect()),
+    }
+}
+
+fn lit_item(lit: &Lit) -> Item<'_> {
+    match lit {
+        Lit::Bool(b) => Item::Bool(*b),
+        Lit::Int(i) => Item::Int(*i),
+        Lit::Dec(d) => Item::Dec(*d),
+        Lit::Str(s) => Item::Str(Cow::Borrowed(s)),
+        Lit::Date(s) => Item::Date(Cow::Borrowed(s)),
+        Lit::DateTime(s) => Item::DateTime(Cow::Borrowed(s)),
+        Lit::Time(s) => Item::Time(Cow::Borrowed(s)),
+    }
+}
+
+fn overflow() -> EvalError {
+    EvalError("arithmetic overflow".into())
+}
+
+/// Navigates from `item` to its child `name`, flattening arrays and dropping JSON nulls.
+/// A missing name falls back to a choice element (`value` → `valueQuantity`), and a leading
+/// type name (`Patient.name`) matches the resource itself.
+fn push_member<'a>(item: &Item<'a>, name: &str, out: &mut Collection<'a>) {
+    let Some(obj) = item.as_object() else { return };
+    if let Some(node) = obj.get(name) {
+        return push_node(node, None, out);
+    }
+    if name.starts_with(|c: char| c.is_ascii_uppercase()) {
+        if let Some(Json::String(rt)) = obj.get("resourceType") {
+            if rt == name {
+                out.push(item.clone());
+                return;
+            }
+        }
+    }
+    for (key, node) in obj.iter() {
+        if let Some(suffix) = key.strip_prefix(name) {
+            if suffix.starts_with(|c: char| c.is_ascii_uppercase()) && CHOICE_TYPE_SUFFIXES.contains(&suffix) {
+                let mut chars = suffix.chars();
+                let first = chars.next().map(|c| c.to_ascii_lowercase().to_string()).unwrap_or_default();
+                let type_name = first + chars.as_str();
+                return push_node(node, Some(&type_name), out);
+            }
+        }
+    }
+}
+
+/// Pushes a JSON node (or the elements of a JSON array), tagging date/time strings reached
+/// through a typed choice element so boundaries and comparisons know their FHIR type.
+fn push_node<'a>(node: &'a Json<'a>, type_name: Option<&str>, out: &mut Collection<'a>) {
+    let tag = |n: &'a Json<'a>| -> Option<Item<'a>> {
+        match n {
+            Json::Static(simd_json::StaticNode::Null) => None,
+            Json::String(s) => Some(match type_name {
+                Some("dateTime" | "instant") => Item::DateTime(Cow::Borrowed(s)),
+                Some("date") => Item::Date(Cow::Borrowed(s)),
+                Some("time") => Item::Time(Cow::Borrowed(s)),
+                _ => Item::Node(n),
+            }),
+            _ => Some(Item::Node(n)),
+        }
+    };
+    match node {
+        Json::Array(items) => out.extend(items.iter().filter_map(tag)),
+        other => out.extend(tag(other)),
+    }
+}
+
+/// FHIR data types that can follow a choice element's base name (`value[x]` → `valueCoding`).
+const CHOICE_TYPE_SUFFIXES: &[&str] = &[
+    "Base64Binary", "Boolean", "Canonical", "Code", "Date", "DateTime", "Decimal", "Id", "Instant",
+    "Integer", "Integer64", "Markdown", "Oid", "PositiveInt", "String", "Time", "UnsignedInt", "Uri",
+    "Url", "Uuid", "Address", "Age", "Annotation", "Attachment", "CodeableConcept", "CodeableReference",
+    "Coding", "ContactPoint", "Count", "Distance", "Duration", "HumanName", "Identifier", "Money",
+    "Period", "Quantity", "Range", "Ratio", "RatioRange", "Reference", "SampledData", "Signature",
+    "Timing", "ContactDetail", "Contributor", "DataRequirement", "Expression", "ParameterDefinition",
+    "RelatedArtifact", "TriggerDefinition", "UsageContext", "Dosage", "Meta",
+];
+
+/// FHIRPath `is`/`ofType` against the types a JSON document can reveal. Complex types cannot
+/// be told apart in JSON, so any object matches them; resources match by `resourceType`.
+fn is_type(item: &Item<'_>, type_name: &str) -> bool {
+    match type_name {
+        "string" | "code" | "id" | "uri" | "url" | "canonical" | "oid" | "uuid" | "markdown" | "base64Binary" | "xhtml" | "String" => {
+            matches!(item, Item::Node(Json::String(_)) | Item::Str(_))
+        }
+        "boolean" | "Boolean" => item.as_bool().is_some(),
+        "integer" | "positiveInt" | "unsignedInt" | "integer64" | "Integer" => matches!(item.as_number(), Some(Number::Int(_))),
+        "decimal" | "Decimal" => item.as_number().is_some(),
+        "date" | "Date" => matches!(item, Item::Date(_)) || item.as_str().is_some_and(|s| Temporal::parse_date(s).is_some()),
+        "dateTime" | "instant" | "DateTime" => matches!(item, Item::DateTime(_)) || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_datetime(s).is_some()),
+        "time" | "Time" => matches!(item, Item::Time(_)) || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_time(s).is_some()),
+        t if t.starts_with(|c: char| c.is_ascii_uppercase()) => match item.as_object() {
+            Some(obj) => match obj.get("resourceType") {
+                Some(Json::String(rt)) => rt == t || t == "Resource" || t == "DomainResource",
+                _ => true,
+            },
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// The single item of a collection; several items are an error naming `what` needed one.
+fn singleton<'c, 'a>(c: &'c Collection<'a>, what: &str) -> Result<Option<&'c Item<'a>>, EvalError> {
+    match c.len() {
+        0 => Ok(None),
+        1 => Ok(c.first()),
+        n => Err(EvalError(format!("{what} expects a single value, found a collection of {n}"))),
+    }
+}
+
+/// FHIRPath singleton evaluation of a collection as a boolean: empty is `None`; one boolean
+/// is itself; any other single item counts as `true`; several items are an error.
+pub fn to_boolean(c: &Collection<'_>, what: &str) -> Result<Option<bool>, EvalError> {
+    Ok(singleton(c, what)?.map(|i| i.as_bool().unwrap_or(true)))
+}
+
+fn single_string<'a>(c: &Collection<'a>, what: &str) -> Result<Option<Cow<'a, str>>, EvalError> {
+    match singleton(c, what)? {
+        None => Ok(None),
+        Some(i) => match i.as_str() {
+            Some(_) => Ok(Some(i.to_text())),
+            None => Err(EvalError(format!("{what} expects a string, found {}", i.kind_name()))),
+        },
+    }
+}
+
+fn bool_result<'a>(b: Option<bool>) -> Collection<'a> {
+    b.map(|b| smallvec![Item::Bool(b)]).unwrap_or_default()
+}
+
+fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<'a> {
+    use BinaryOp::*;
+    Ok(match op {
+        And | Or | Xor | Implies => {
+            let (a, b) = (to_boolean(&l, "and/or")?, to_boolean(&r, "and/or")?);
+            bool_result(match op {
+                And => match (a, b) {
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                },
+                Or => match (a, b) {
+                    (Some(true), _) | (_, Some(true)) => Some(true),
+                    (Some(false), Some(false)) => Some(false),
+                    _ => None,
+                },
+                Xor => a.zip(b).map(|(a, b)| a != b),
+                _ => match (a, b) {
+                    (Some(false), _) | (_, Some(true)) => Some(true),
+                    (Some(true), Some(false)) => Some(false),
+                    _ => None,
+                },
+            })
+        }
+        Eq | Ne => {
+            if l.is_empty() || r.is_empty() {
+                return Ok(Collection::new());
+            }
+            let equal = if l.len() != r.len() {
+                Some(false)
+            } else {
+                l.iter().zip(r.iter()).try_fold(true, |acc, (a, b)| items_equal(a, b).map(|e| acc && e))
+            };
+            bool_result(equal.map(|e| e == (op == Eq)))
+        }
+        Equiv | NotEquiv => {
+            let equivalent = l.len() == r.len() && l.iter().zip(r.iter()).all(|(a, b)| items_equivalent(a, b));
+            smallvec![Item::Bool(equivalent == (op == Equiv))]
+        }
+        Lt | Le | Gt | Ge => {
+            let (Some(a), Some(b)) = (singleton(&l, "comparison")?, singleton(&r, "comparison")?) else { return Ok(Collection::new()) };
+            let order = items_compare(a, b).map_err(EvalError)?;
+            bool_result(order.map(|o| match op {
+                Lt => o == Ordering::Less,
+                Le => o != Ordering::Greater,
+                Gt => o == Ordering::Greater,
+                _ => o != Ordering::Less,
+            }))
+        }
+        Union => {
+            let mut out = Collection::new();
+            for item in l.into_iter().chain(r) {
+                if !out.iter().any(|o| items_equal(o, &item) == Some(true)) {
+                    out.push(item);
+                }
+            }
+            out
+        }
+        In | Contains => {
+            let (needle, haystack) = if op == In { (l, r) } else { (r, l) };
+            match singleton(&needle, "in/contains")? {
+                None => Collection::new(),
+                Some(n) => smallvec![Item::Bool(haystack.iter().any(|h| items_equal(n, h) == Some(true)))],
+            }
+        }
+        Concat => {
+            let a = singleton(&l, "&")?.map(|i| i.to_text()).unwrap_or_default();
+            let b = singleton(&r, "&")?.map(|i| i.to_text()).unwrap_or_default();
+            smallvec![Item::Str(Cow::Owned(format!("{a}{b}")))]
+        }
+        Add | Sub | Mul | Div | IntDiv | Mod => {
+            let (Some(a), Some(b)) = (singleton(&l, "arithmetic")?, singleton(&r, "arithmetic")?) else { return Ok(Collection::new()) };
+            arithmetic(op, a, b)?.into_iter().collect()
+        }
+    })
+}
+
+fn arithmetic<'a>(op: BinaryOp, a: &Item<'a>, b: &Item<'a>) -> Result<Option<Item<'a>>, EvalError> {
+    use BinaryOp::*;
+    if op == Add {
+        if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
+            return Ok(Some(Item::Str(Cow::Owned(format!("{x}{y}")))));
+        }
+    }
+    let (Some(x), Some(y)) = (a.as_number(), b.as_number()) else {
+        return Err(EvalError(format!("cannot apply {op:?} to {} and {}", a.kind_name(), b.kind_name())));
+    };
+    if let (Number::Int(x), Number::Int(y), false) = (x, y, op == Div) {
+        let r = match op {
+            Add => x.checked_add(y),
+            Sub => x.checked_sub(y),
+            Mul => x.checked_mul(y),
+            // Division by zero is empty in FHIRPath, not an error.
+            IntDiv => return Ok(x.checked_div(y).map(Item::Int)),
+            _ => return Ok(x.checked_rem(y).map(Item::Int)),
+        };
+        return r.map(|v| Some(Item::Int(v))).ok_or_else(overflow);
+    }
+    let (x, y) = (x.to_decimal(), y.to_decimal());
+    let r = match op {
+        Add => x.checked_add(y),
+        Sub => x.checked_sub(y),
+        Mul => x.checked_mul(y),
+        Div => return Ok(x.checked_div(y).map(Item::Dec)),
+        IntDiv => return Ok(x.int_div(y).map(Item::Dec)),
+        _ => return Ok(x.checked_rem(y).map(Item::Dec)),
+    };
+    r.map(|v| Some(Item::Dec(v))).ok_or_else(overflow)
+}
+
+fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+    // Evaluates argument `i` against the original input, for non-iterating functions.
+    let arg = |i: usize| -> EvalResult<'a> { eval(&args[i], ctx, input) };
+    // Evaluates a criterion against one item, as `where`/`exists`/`all` do.
+    let holds = |item: &Item<'a>| -> Result<bool, EvalError> {
+        Ok(to_boolean(&eval(&args[0], ctx, std::slice::from_ref(item))?, "criteria")? == Some(true))
+    };
+    Ok(match func {
+        Func::Where => {
+            let mut out = Collection::new();
+            for item in base {
+                if holds(&item)? {
+                    out.push(item);
+                }
+            }
+            out
+        }
+        Func::Select => {
+            let mut out = Collection::new();
+            for item in base.iter() {
+                out.extend(eval(&args[0], ctx, std::slice::from_ref(item))?);
+            }
+            out
+        }
+        Func::Exists if args.is_empty() => smallvec![Item::Bool(!base.is_empty())],
+        Func::Exists => smallvec![Item::Bool(base.iter().map(holds).collect::<Result<Vec<_>, _>>()?.contains(&true))],
+        Func::All => smallvec![Item::Bool(base.iter().map(holds).collect::<Result<Vec<_>, _>>()?.iter().all(|b| *b))],
+        Func::Empty => smallvec![Item::Bool(base.is_empty())],
+        Func::First => base.into_iter().take(1).collect(),
+        Func::Last => base.into_iter().last().into_iter().collect(),
+        Func::Tail => base.into_iter().skip(1).collect(),
+        Func::Skip | Func::Take => {
+            let n = arg(0)?;
+            let n = match singleton(&n, "skip/take")?.and_then(Item::as_number) {
+                Some(Number::Int(n)) => n.max(0) as usize,
+                _ => return Err(EvalError("skip()/take() need an integer".into())),
+            };
+            if *func == Func::Skip { base.into_iter().skip(n).collect() } else { base.into_iter().take(n).collect() }
+        }
+        Func::Single => singleton(&base, "single()")?.cloned().into_iter().collect(),
+        Func::Count => smallvec![Item::Int(base.len() as i64)],
+        Func::Distinct => binary(BinaryOp::Union, base, Collection::new())?,
+        Func::Not => bool_result(to_boolean(&base, "not()")?.map(|b| !b)),
+        Func::HasValue => smallvec![Item::Bool(matches!(singleton(&base, "hasValue()"), Ok(Some(i)) if i.as_object().is_none()))],
+        Func::OfType(t) => base.into_iter().filter(|i| is_type(i, t)).collect(),
+        Func::Extension => {
+            let url = single_string(&arg(0)?, "extension()")?.ok_or_else(|| EvalError("extension() needs a url".into()))?;
+            let mut out = Collection::new();
+            for item in base.iter() {
+                let mut extensions = Collection::new();
+                push_member(item, "extension", &mut extensions);
+                out.extend(extensions.into_iter().filter(|e| {
+                    e.as_object().and_then(|o| o.get("url")).is_some_and(|u| matches!(u, Json::String(s) if *s == *url))
+                }));
+            }
+            out
+        }
+        Func::Join => {
+            if base.is_empty() {
+                return Ok(Collection::new());
+            }
+            let sep = if args.is_empty() { None } else { single_string(&arg(0)?, "join()")? };
+            let parts: Vec<Cow<'a, str>> = base.iter().map(Item::to_text).collect();
+            smallvec![Item::Str(Cow::Owned(parts.join(sep.as_deref().unwrap_or(""))))]
+        }
+        Func::LowBoundary | Func::HighBoundary => {
+            let precision = if args.is_empty() {
+                None
+            } else {
+                match singleton(&arg(0)?, "boundary precision")?.and_then(Item::as_number) {
+                    Some(Number::Int(p)) if p >= 0 => Some(p as u32),
+                    _ => return Err(EvalError("boundary precision must be a non-negative integer".into())),
+                }
+            };
+            singleton(&base, "boundary")?.and_then(|i| boundary(i, *func == Func::LowBoundary, precision)).into_iter().collect()
+        }
+        Func::GetResourceKey => base
+            .iter()
+            .filter_map(|i| i.as_object()?.get("id"))
+            .filter_map(|id| match id {
+                Json::String(s) => Some(Item::Str(Cow::Borrowed(s.as_ref()))),
+                _ => None,
+            })
+            .collect(),
+        Func::GetReferenceKey(type_name) => base
+            .iter()
+            .filter_map(|i| match i.as_object()?.get("reference")? {
+                Json::String(s) => reference_key(s, type_name.as_deref()).map(|k| Item::Str(Cow::Borrowed(k))),
+                _ => None,
+            })
+            .collect(),
+        Func::Iif => {
+            let condition = to_boolean(&eval(&args[0], ctx, &base)?, "iif()")?;
+            match (condition, args.get(2)) {
+                (Some(true), _) => eval(&args[1], ctx, &base)?,
+                (_, Some(otherwise)) => eval(otherwise, ctx, &base)?,
+                _ => Collection::new(),
+            }
+        }
+        Func::ToString => singleton(&base, "toString()")?.map(|i| Item::Str(i.to_text())).into_iter().collect(),
+        Func::ToInteger => singleton(&base, "toInteger()")?
+            .and_then(|i| match i.as_number() {
+                Some(Number::Int(n)) => Some(Item::Int(n)),
+                Some(Number::Dec(_)) => None,
+                None => i.as_str()?.trim().parse().ok().map(Item::Int),
+            })
+            .into_iter()
+            .collect(),
+        Func::ToDecimal => singleton(&base, "toDecimal()")?
+            .and_then(|i| match i.as_number() {
+                Some(n) => Some(Item::Dec(n.to_decimal())),
+                None => Decimal::parse(i.as_str()?.trim()).map(Item::Dec),
+            })
+            .into_iter()
+            .collect(),
+        Func::StartsWith | Func::EndsWith | Func::ContainsText => {
+            let (Some(text), Some(part)) = (single_string(&base, "string function")?, single_string(&arg(0)?, "string function")?) else {
+                return Ok(Collection::new());
+            };
+            smallvec![Item::Bool(match func {
+                Func::StartsWith => text.starts_with(part.as_ref()),
+                Func::EndsWith => text.ends_with(part.as_ref()),
+                _ => text.contains(part.as_ref()),
+            })]
+        }
+        Func::Lower | Func::Upper | Func::Trim | Func::Length => match single_string(&base, "string function")? {
+            None => Collection::new(),
+            Some(text) => smallvec![match func {
+                Func::Lower => Item::Str(Cow::Owned(text.to_lowercase())),
+                Func::Upper => Item::Str(Cow::Owned(text.to_uppercase())),
+                Func::Trim => Item::Str(Cow::Owned(text.trim().to_string())),
+                _ => Item::Int(text.chars().count() as i64),
+            }],
+        },
+        Func::Substring => {
+            let Some(text) = single_string(&base, "substring()")? else { return Ok(Collection::new()) };
+            let int_arg = |i: usize| -> Result<Option<i64>, EvalError> {
+                match singleton(&arg(i)?, "substring()")?.map(Item::as_number) {
+                    None => Ok(None),
+                    Some(Some(Number::Int(n))) => Ok(Some(n)),
+                    Some(_) => Err(EvalError("substring() needs integer arguments".into())),
+                }
+            };
+            let Some(start) = int_arg(0)? else { return Ok(Collection::new()) };
+            let len = if args.len() > 1 { int_arg(1)? } else { None };
+            let chars: Vec<char> = text.chars().collect();
+            if start < 0 || start as usize >= chars.len() {
+                return Ok(Collection::new());
+            }
+            let end = len.map_or(chars.len(), |l| (start as usize).saturating_add(l.max(0) as usize).min(chars.len()));
+            smallvec![Item::Str(Cow::Owned(chars[start as usize..end].iter().collect()))]
+        }
+    })
+}
+
+/// `lowBoundary()`/`highBoundary()` of one item: decimals widen by half a unit of their last
+/// digit; dates and times extend to the first or last instant their precision allows.
+fn boundary<'a>(item: &Item<'a>, low: bool, precision: Option<u32>) -> Option<Item<'a>> {
+    if let Some(n) = item.as_number() {
+        let d = n.to_decimal();
+        return (if low { d.low_boundary(precision) } else { d.high_boundary(precision) }).map(Item::Dec);
+    }
+    let text = item.as_str()?;
+    let (temporal, wrap): (Temporal, fn(Cow<'a, str>) -> Item<'a>) = match item {
+        Item::DateTime(_) => (Temporal::parse_datetime(text)?, Item::DateTime),
+        Item::Time(_) => (Temporal::parse_time(text)?, Item::Time),
+        // Untyped strings: a date-shaped value is a date, anything longer a dateTime.
+        _ => match Temporal::parse_date(text) {
+            Some(date) => (date, Item::Date),
+            None => (Temporal::parse_any(text)?, Item::DateTime),
+        },
+    };
+    let s = if low { temporal.low_boundary_string() } else { temporal.high_boundary_string() };
+    Some(wrap(Cow::Owned(s)))
+}
+
+/// The key a reference points at: the id of `Type/id`, `http://base/Type/id`,
+/// `Type/id/_history/v` or `urn:uuid:id`. With `type_name`, a reference to another type
+/// yields nothing; `urn:` references carry no type and match any.
+pub fn reference_key<'s>(reference: &'s str, type_name: Option<&str>) -> Option<&'s str> {
+    if let Some(rest) = reference.strip_prefix("urn:uuid:").or_else(|| reference.strip_prefix("urn:oid:")) {
+        return Some(rest);
+    }
+    let path = reference.split(['?', '#']).next()?;
+    let path = path.split("/_history/").next()?;
+    let mut segments = path.rsplit('/');
+    let id = segments.next().filter(|s| !s.is_empty())?;
+    let ty = segments.next()?;
+    match type_name {
+        Some(t) if t != ty => None,
+        _ => Some(id),
+    }
+}
+
+#[cfg(test)]
+#[path = "eval_tests.rs"]
+mod tests;

@@ -1,0 +1,25 @@
+//! The FHIRPath subset SQL on FHIR v2 needs, compiled once and evaluated per resource.
+//!
+//! [`parser`] turns text into an [`ast::Expr`]; [`compile`] turns that into a plan
+//! ([`Expression`]) with constants inlined and functions resolved; [`eval`] runs the plan over
+//! a simd-json document, producing [`Collection`]s of [`Item`]s that borrow from it.
+//!
+//! ```
+//! use fhirhouse::view::fhirpath::{CompileEnv, EvalContext, Expression, Item};
+//! let mut line = br#"{"resourceType":"Patient","id":"p1","name":[{"family":"Smith","given":["Ann","B"]}]}"#.to_vec();
+//! let patient = simd_json::to_borrowed_value(&mut line).unwrap();
+//! let expr = Expression::compile("name.given.join(' ')", &CompileEnv::default()).unwrap();
+//! let ctx = EvalContext { resource: &patient, row_index: 0 };
+//! let result = expr.evaluate(&ctx, &[Item::Node(&patient)]).unwrap();
+//! assert_eq!(result[0].as_str(), Some("Ann B"));
+//! ```
+
+pub mod ast;
+pub mod compile;
+pub mod eval;
+pub mod parser;
+pub mod value;
+
+pub use compile::{CompileEnv, CompileError, Expression, Kind, Lit};
+pub use eval::{EvalContext, EvalError};
+pub use value::{Collection, Item};

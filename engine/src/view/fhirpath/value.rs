@@ -1,0 +1,275 @@
+//! FHIRPath values: what an expression yields when evaluated over a parsed resource.
+//!
+//! Most items are borrowed nodes of the simd-json document ([`Item::Node`]), so navigating a
+//! resource copies nothing. Only computed values (literals, constants, arithmetic, `join`,
+//! boundaries) own or borrow text from elsewhere. Equality and ordering follow the FHIRPath
+//! rules for the types a JSON document can carry, with typed date/time values compared by
+//! instant and precision rather than as text.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use simd_json::{BorrowedValue as Json, StaticNode};
+use smallvec::SmallVec;
+
+use crate::view::decimal::Decimal;
+use crate::view::temporal::Temporal;
+
+/// A FHIRPath collection. Most results hold zero or one item, so two live inline.
+pub type Collection<'a> = SmallVec<[Item<'a>; 2]>;
+
+/// One FHIRPath value.
+#[derive(Debug, Clone)]
+pub enum Item<'a> {
+    /// A node of the resource being evaluated (object, string, number, boolean).
+    Node(&'a Json<'a>),
+    /// A computed boolean.
+    Bool(bool),
+    /// A computed integer.
+    Int(i64),
+    /// A computed decimal.
+    Dec(Decimal),
+    /// A computed string.
+    Str(Cow<'a, str>),
+    /// A date literal or constant (`@2020-01-01`, `valueDate`), kept as written.
+    Date(Cow<'a, str>),
+    /// A dateTime or instant literal or constant, kept as written.
+    DateTime(Cow<'a, str>),
+    /// A time literal or constant, kept as written.
+    Time(Cow<'a, str>),
+}
+
+/// A number extracted from an item for arithmetic and comparison.
+#[derive(Debug, Clone, Copy)]
+pub enum Number {
+    /// An integer (JSON number without fraction or exponent).
+    Int(i64),
+    /// A decimal.
+    Dec(Decimal),
+}
+
+impl Number {
+    /// The number as a decimal, for mixed integer/decimal arithmetic.
+    pub fn to_decimal(self) -> Decimal {
+        match self {
+            Number::Int(i) => Decimal::from_i64(i),
+            Number::Dec(d) => d,
+        }
+    }
+}
+
+impl<'a> Item<'a> {
+    /// The item as a string, if it is one (JSON string, computed string or date/time text).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Item::Node(Json::String(s)) => Some(s),
+            Item::Str(s) | Item::Date(s) | Item::DateTime(s) | Item::Time(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The item as a boolean, if it is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Item::Node(Json::Static(StaticNode::Bool(b))) | Item::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The item as a number, if it is one.
+    pub fn as_number(&self) -> Option<Number> {
+        match self {
+            Item::Int(i) => Some(Number::Int(*i)),
+            Item::Dec(d) => Some(Number::Dec(*d)),
+            Item::Node(Json::Static(node)) => json_number(node),
+            _ => None,
+        }
+    }
+
+    /// The item as a JSON object node, if it is one.
+    pub fn as_object(&self) -> Option<&'a simd_json::value::borrowed::Object<'a>> {
+        match self {
+            Item::Node(Json::Object(o)) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The typed temporal value of a date/time literal or constant.
+    fn as_typed_temporal(&self) -> Option<Temporal> {
+        match self {
+            Item::Date(s) => Temporal::parse_date(s),
+            Item::DateTime(s) => Temporal::parse_datetime(s),
+            Item::Time(s) => Temporal::parse_time(s),
+            _ => None,
+        }
+    }
+
+    /// A short name of the item's kind, for error messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Item::Node(Json::Object(_)) => "object",
+            Item::Node(Json::Array(_)) => "array",
+            Item::Node(Json::String(_)) | Item::Str(_) => "string",
+            Item::Node(Json::Static(StaticNode::Bool(_))) | Item::Bool(_) => "boolean",
+            Item::Node(Json::Static(StaticNode::Null)) => "null",
+            Item::Node(Json::Static(StaticNode::F64(_))) | Item::Dec(_) => "decimal",
+            Item::Node(Json::Static(_)) | Item::Int(_) => "integer",
+            Item::Date(_) => "date",
+            Item::DateTime(_) => "dateTime",
+            Item::Time(_) => "time",
+        }
+    }
+
+    /// The item rendered as text: strings as they are, numbers and booleans in their
+    /// canonical form, objects as compact JSON. Used by `join`, `&`, `toString()` and
+    /// string-typed columns fed non-string values.
+    pub fn to_text(&self) -> Cow<'a, str> {
+        match self {
+            Item::Node(Json::String(s)) => Cow::Borrowed(s.as_ref()),
+            Item::Str(s) | Item::Date(s) | Item::DateTime(s) | Item::Time(s) => s.clone(),
+            Item::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            Item::Int(i) => Cow::Owned(i.to_string()),
+            Item::Dec(d) => Cow::Owned(d.to_string()),
+            Item::Node(Json::Static(node)) => match json_number(node) {
+                Some(Number::Int(i)) => Cow::Owned(i.to_string()),
+                Some(Number::Dec(d)) => Cow::Owned(d.to_string()),
+                None => match node {
+                    StaticNode::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+                    _ => Cow::Borrowed(""),
+                },
+            },
+            Item::Node(node) => Cow::Owned(simd_json::to_string(node).unwrap_or_default()),
+        }
+    }
+}
+
+/// Converts a JSON scalar to a number. simd-json hands us an `f64` for any literal with a
+/// fraction or exponent, so such numbers are decimals with at least one fractional digit.
+pub fn json_number(node: &StaticNode) -> Option<Number> {
+    match *node {
+        StaticNode::I64(i) => Some(Number::Int(i)),
+        StaticNode::U64(u) => match i64::try_from(u) {
+            Ok(i) => Some(Number::Int(i)),
+            Err(_) => Decimal::parse(&u.to_string()).map(Number::Dec),
+        },
+        StaticNode::F64(f) => Decimal::from_f64(f, true).map(Number::Dec),
+        _ => None,
+    }
+}
+
+/// FHIRPath `=` on two single items. `None` means "empty" (incomparable date precisions).
+pub fn items_equal(left: &Item<'_>, right: &Item<'_>) -> Option<bool> {
+    if let Some(order) = temporal_order(left, right) {
+        return order.map(|o| o == Ordering::Equal);
+    }
+    if let (Some(a), Some(b)) = (left.as_number(), right.as_number()) {
+        return Some(a.to_decimal() == b.to_decimal());
+    }
+    if let (Some(a), Some(b)) = (left.as_str(), right.as_str()) {
+        return Some(a == b);
+    }
+    if let (Some(a), Some(b)) = (left.as_bool(), right.as_bool()) {
+        return Some(a == b);
+    }
+    match (left, right) {
+        (Item::Node(a), Item::Node(b)) => Some(a == b),
+        _ => Some(false),
+    }
+}
+
+/// FHIRPath `~` on two single items: strings ignore case and surrounding whitespace,
+/// otherwise as `=` with incomparable values being not equivalent.
+pub fn items_equivalent(left: &Item<'_>, right: &Item<'_>) -> bool {
+    if temporal_order(left, right).is_none() {
+        if let (Some(a), Some(b)) = (left.as_str(), right.as_str()) {
+            return a.trim().eq_ignore_ascii_case(b.trim());
+        }
+    }
+    items_equal(left, right).unwrap_or(false)
+}
+
+/// FHIRPath ordering (`<`, `>`, ...) of two single items.
+///
+/// `Ok(None)` is the empty result of comparing dates of different precision;
+/// `Err` names the kinds when the items cannot be ordered at all.
+pub fn items_compare(left: &Item<'_>, right: &Item<'_>) -> Result<Option<Ordering>, String> {
+    if let Some(order) = temporal_order(left, right) {
+        return Ok(order);
+    }
+    if let (Some(a), Some(b)) = (left.as_number(), right.as_number()) {
+        return Ok(Some(a.to_decimal().cmp(&b.to_decimal())));
+    }
+    if let (Some(a), Some(b)) = (left.as_str(), right.as_str()) {
+        return Ok(Some(a.cmp(b)));
+    }
+    Err(format!("cannot compare {} with {}", left.kind_name(), right.kind_name()))
+}
+
+/// Compares two items as dates/times when at least one is a typed date/time, or when both
+/// are strings that read as FHIR dates/times. The outer `None` means "not temporal"; the
+/// inner `None` is FHIRPath's empty result for incomparable precisions.
+fn temporal_order(left: &Item<'_>, right: &Item<'_>) -> Option<Option<Ordering>> {
+    let (l, r) = match (left.as_typed_temporal(), right.as_typed_temporal()) {
+        (Some(l), Some(r)) => (l, r),
+        (Some(l), None) => (l, parse_like(&l, right.as_str()?)?),
+        (None, Some(r)) => (parse_like(&r, left.as_str()?)?, r),
+        (None, None) => {
+            let (a, b) = (left.as_str()?, right.as_str()?);
+            if !looks_temporal(a) || !looks_temporal(b) {
+                return None;
+            }
+            (Temporal::parse_any(a)?, Temporal::parse_any(b)?)
+        }
+    };
+    Some(l.compare(&r))
+}
+
+/// Parses `text` as the same kind of temporal value as `like` (a time stays a time).
+fn parse_like(like: &Temporal, text: &str) -> Option<Temporal> {
+    use crate::view::temporal::TemporalKind;
+    match like.kind {
+        TemporalKind::Time => Temporal::parse_time(text),
+        _ => Temporal::parse_datetime(text),
+    }
+}
+
+/// A cheap pre-check so ordinary strings skip the temporal parser: `YYYY-` or `hh:mm`.
+fn looks_temporal(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    (digits(0..4) && b.get(4) == Some(&b'-')) || (digits(0..2) && b.get(2) == Some(&b':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Item<'_> {
+        Item::Str(Cow::Borrowed(text))
+    }
+
+    #[test]
+    fn numbers_compare_across_integer_and_decimal() {
+        let two = Item::Int(2);
+        let two_dec = Item::Dec(Decimal::parse("2.0").unwrap());
+        assert_eq!(items_equal(&two, &two_dec), Some(true));
+        assert_eq!(items_compare(&two, &Item::Dec(Decimal::parse("1.5").unwrap())), Ok(Some(Ordering::Greater)));
+    }
+
+    #[test]
+    fn typed_dates_compare_by_precision() {
+        let date = Item::Date(Cow::Borrowed("1978-03-12"));
+        assert_eq!(items_equal(&s("1978-03-12"), &date), Some(true));
+        assert_eq!(items_equal(&s("1978-03"), &date), None);
+        let instant = Item::DateTime(Cow::Borrowed("2015-02-07T13:28:17.239+02:00"));
+        assert_eq!(items_equal(&s("2015-02-07T11:28:17.239Z"), &instant), Some(true));
+    }
+
+    #[test]
+    fn plain_strings_compare_as_text() {
+        assert_eq!(items_equal(&s("official"), &s("official")), Some(true));
+        assert_eq!(items_compare(&s("a"), &s("b")), Ok(Some(Ordering::Less)));
+        assert!(items_equivalent(&s(" Official"), &s("official ")));
+        assert!(items_compare(&s("a"), &Item::Bool(true)).is_err());
+    }
+}

@@ -1,0 +1,429 @@
+//! A ViewDefinition compiled into a select tree, and the spec's row algorithm over it.
+//!
+//! [`CompiledView::compile`] validates everything that can be validated without data (every
+//! FHIRPath parses and compiles, constants exist, `where` paths can be boolean, `unionAll`
+//! branches agree on their columns, column names are unique, column types map to Arrow) and
+//! assigns each column a slot in the output row.
+//!
+//! [`CompiledView::rows`] is the algorithm of the SQL on FHIR specification ("Processing
+//! Algorithm"), kept in the same shape as the reference implementation: a select element
+//! produces one set of rows per focus item (`forEach`, `forEachOrNull`, `repeat` choose the
+//! items), its own columns form one partial row, nested `select`s are cross-joined with it,
+//! and `unionAll` branches are concatenated and then cross-joined.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use simd_json::BorrowedValue as Json;
+
+use super::batch::RowError;
+use super::decimal::Decimal;
+use super::definition::{ColumnDef, ConstantDef, Iteration, SelectDef, ViewDefinition};
+use super::fhirpath::{CompileEnv, EvalContext, Expression, Item, Kind, Lit};
+use super::types::{Cell, ValueType};
+
+/// A ViewDefinition that cannot be used, with the element it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if location.is_empty() { String::new() } else { format!("{location}: ") })]
+pub struct ViewError {
+    /// The element path, e.g. `select[0].column[1].path`; empty for the whole view.
+    pub location: String,
+    /// What is wrong and, where possible, how to fix it.
+    pub message: String,
+}
+
+impl ViewError {
+    /// An error about the element at `location`.
+    pub fn at(location: &str, message: impl Into<String>) -> ViewError {
+        ViewError { location: location.to_string(), message: message.into() }
+    }
+}
+
+/// One output column.
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    /// Output column name.
+    pub name: String,
+    /// Arrow representation of each value.
+    pub value_type: ValueType,
+    /// Whether the column is a list.
+    pub collection: bool,
+    /// Where the column is defined, for error messages.
+    pub location: String,
+}
+
+/// A column as evaluated inside a select element.
+#[derive(Debug, Clone)]
+struct ColumnEval {
+    slot: usize,
+    expr: Expression,
+}
+
+#[derive(Debug, Clone)]
+enum IterationPlan {
+    None,
+    ForEach(Expression),
+    ForEachOrNull(Expression),
+    Repeat(Vec<Expression>),
+}
+
+#[derive(Debug, Clone)]
+struct SelectPlan {
+    iteration: IterationPlan,
+    columns: Vec<ColumnEval>,
+    selects: Vec<SelectPlan>,
+    union_all: Vec<SelectPlan>,
+}
+
+/// A ViewDefinition ready to run: validated, with every FHIRPath compiled once.
+///
+/// ```
+/// use fhirhouse::view::CompiledView;
+/// let view = CompiledView::from_json_str(r#"{
+///   "resource": "Patient", "name": "patient",
+///   "select": [{"column": [{"name": "id", "path": "getResourceKey()"},
+///                          {"name": "family", "path": "name.family.first()", "type": "string"}]}]
+/// }"#).unwrap();
+/// let mut line = br#"{"resourceType":"Patient","id":"p1","name":[{"family":"Smith"}]}"#.to_vec();
+/// let patient = simd_json::to_borrowed_value(&mut line).unwrap();
+/// let rows = view.rows(&patient).unwrap();
+/// assert_eq!(rows.len(), 1);
+/// assert_eq!(view.schema().field(1).name(), "family");
+/// ```
+#[derive(Debug, Clone)]
+pub struct CompiledView {
+    name: String,
+    resource_type: String,
+    definition: serde_json::Value,
+    wheres: Vec<Expression>,
+    root: SelectPlan,
+    columns: Vec<ColumnPlan>,
+    schema: SchemaRef,
+}
+
+/// One output row: a cell per column, in schema order.
+pub type Row<'a> = Vec<Cell<'a>>;
+
+impl CompiledView {
+    /// Compiles a ViewDefinition given as JSON text.
+    pub fn from_json_str(text: &str) -> Result<CompiledView, ViewError> {
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| ViewError::at("", format!("not valid JSON: {e}")))?;
+        CompiledView::from_json_value(&json)
+    }
+
+    /// Compiles a ViewDefinition given as a JSON value.
+    pub fn from_json_value(json: &serde_json::Value) -> Result<CompiledView, ViewError> {
+        let definition = ViewDefinition::from_json(json)?;
+        let mut view = CompiledView::compile(&definition)?;
+        view.definition = json.clone();
+        Ok(view)
+    }
+
+    /// Compiles a loaded ViewDefinition.
+    pub fn compile(def: &ViewDefinition) -> Result<CompiledView, ViewError> {
+        let env = CompileEnv { constants: def.constants.iter().map(constant_value).collect::<Result<HashMap<_, _>, _>>()? };
+        let mut wheres = Vec::new();
+        for (i, path) in def.where_paths.iter().enumerate() {
+            let loc = format!("where[{i}].path");
+            let expr = Expression::compile(path, &env).map_err(|e| ViewError::at(&loc, e.0))?;
+            if !matches!(expr.kind, Kind::Boolean | Kind::Unknown) {
+                let kind = format!("{:?}", expr.kind).to_lowercase();
+                return Err(ViewError::at(&loc, format!("'{path}' returns {kind} values, but a where path must return a boolean")));
+            }
+            wheres.push(expr);
+        }
+        let mut compiler = TreeCompiler { env: &env, columns: Vec::new() };
+        let root_def = SelectDef { location: String::new(), column: vec![], select: def.select.clone(), iteration: Iteration::None, union_all: vec![] };
+        let root = compiler.select(&root_def, None)?;
+        let columns = compiler.columns;
+        let schema = Arc::new(Schema::new(columns.iter().map(|c| c.value_type.field(&c.name, c.collection)).collect::<Vec<_>>()));
+        let name = def.name.clone().unwrap_or_else(|| def.resource.to_ascii_lowercase());
+        Ok(CompiledView { name, resource_type: def.resource.clone(), definition: serde_json::Value::Null, wheres, root, columns, schema })
+    }
+
+    /// The table name: the view's `name`, or its resource type in lower case.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The FHIR resource type the view reads.
+    pub fn resource_type(&self) -> &str {
+        &self.resource_type
+    }
+
+    /// The Arrow schema of the rows.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The output columns, in schema order.
+    pub fn columns(&self) -> &[ColumnPlan] {
+        &self.columns
+    }
+
+    /// The ViewDefinition JSON the view was compiled from (null when built from a struct).
+    pub fn definition(&self) -> &serde_json::Value {
+        &self.definition
+    }
+
+    /// Evaluates the view over one resource. A resource of another type, or one that a
+    /// `where` path filters out, yields no rows. Any error leaves no partial rows.
+    pub fn rows<'a>(&'a self, resource: &'a Json<'a>) -> Result<Vec<Row<'a>>, RowError> {
+        let root = Item::Node(resource);
+        let is_ours = root.as_object().and_then(|o| o.get("resourceType")).is_some_and(|rt| matches!(rt, Json::String(s) if *s == *self.resource_type));
+        if !is_ours {
+            return Ok(Vec::new());
+        }
+        let ctx = EvalContext { resource, row_index: 0 };
+        for (i, expr) in self.wheres.iter().enumerate() {
+            let result = expr.evaluate(&ctx, std::slice::from_ref(&root)).map_err(|e| self.error(resource, None, e.0))?;
+            let keep = match result.as_slice() {
+                [] => false,
+                [item] => item.as_bool().ok_or_else(|| {
+                    self.error(resource, None, format!("where[{i}].path '{}' returned a {}, not a boolean", expr.source, item.kind_name()))
+                })?,
+                many => return Err(self.error(resource, None, format!("where[{i}].path '{}' returned {} values, not one boolean", expr.source, many.len()))),
+            };
+            if !keep {
+                return Ok(Vec::new());
+            }
+        }
+        self.select_rows(&self.root, resource, &root, 0)
+    }
+
+    /// Rows of one select element for one parent focus: chooses the focus items, then
+    /// builds rows at each.
+    fn select_rows<'a>(&'a self, node: &'a SelectPlan, resource: &'a Json<'a>, focus: &Item<'a>, row_index: i64) -> Result<Vec<Row<'a>>, RowError> {
+        let ctx = EvalContext { resource, row_index };
+        let focus = std::slice::from_ref(focus);
+        let items = match &node.iteration {
+            IterationPlan::None => return self.rows_at(node, resource, &focus[0], row_index),
+            IterationPlan::ForEach(e) | IterationPlan::ForEachOrNull(e) => e.evaluate(&ctx, focus).map_err(|err| self.error(resource, None, err.0))?,
+            IterationPlan::Repeat(paths) => {
+                let mut found = Vec::new();
+                self.repeat(paths, &ctx, &focus[0], &mut found)?;
+                found.into_iter().collect()
+            }
+        };
+        if items.is_empty() {
+            return match node.iteration {
+                IterationPlan::ForEachOrNull(_) => self.null_row(node, resource),
+                _ => Ok(Vec::new()),
+            };
+        }
+        let mut rows = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            rows.extend(self.rows_at(node, resource, item, i as i64)?);
+        }
+        Ok(rows)
+    }
+
+    /// The single row `forEachOrNull` emits when it finds nothing: its columns evaluated over
+    /// an empty focus (so paths are null and `%rowIndex` is 0), nested elements all null.
+    fn null_row<'a>(&'a self, node: &'a SelectPlan, resource: &'a Json<'a>) -> Result<Vec<Row<'a>>, RowError> {
+        let ctx = EvalContext { resource, row_index: 0 };
+        let mut row = self.empty_row();
+        for column in &node.columns {
+            row[column.slot] = self.cell(column, &ctx, &[])?;
+        }
+        Ok(vec![row])
+    }
+
+    /// `repeat`: every node reachable by applying the paths again and again, depth first.
+    fn repeat<'a>(&'a self, paths: &'a [Expression], ctx: &EvalContext<'a>, from: &Item<'a>, out: &mut Vec<Item<'a>>) -> Result<(), RowError> {
+        for path in paths {
+            let children = path.evaluate(ctx, std::slice::from_ref(from)).map_err(|e| self.error(ctx.resource, None, e.0))?;
+            for child in children {
+                out.push(child.clone());
+                self.repeat(paths, ctx, &child, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows of one select element at one focus item: its columns × each nested select ×
+    /// the concatenated unionAll branches.
+    fn rows_at<'a>(&'a self, node: &'a SelectPlan, resource: &'a Json<'a>, focus: &Item<'a>, row_index: i64) -> Result<Vec<Row<'a>>, RowError> {
+        let ctx = EvalContext { resource, row_index };
+        let mut row = self.empty_row();
+        for column in &node.columns {
+            row[column.slot] = self.cell(column, &ctx, std::slice::from_ref(focus))?;
+        }
+        let mut rows = vec![row];
+        for select in &node.selects {
+            let nested = self.select_rows(select, resource, focus, row_index)?;
+            rows = cross_join(&rows, nested);
+        }
+        if !node.union_all.is_empty() {
+            let mut branches = Vec::new();
+            for branch in &node.union_all {
+                branches.extend(self.select_rows(branch, resource, focus, row_index)?);
+            }
+            rows = cross_join(&rows, branches);
+        }
+        Ok(rows)
+    }
+
+    fn cell<'a>(&'a self, column: &'a ColumnEval, ctx: &EvalContext<'a>, focus: &[Item<'a>]) -> Result<Cell<'a>, RowError> {
+        let plan = &self.columns[column.slot];
+        let values = column.expr.evaluate(ctx, focus).map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;
+        let convert = |item: &Item<'a>| plan.value_type.convert(item).map_err(|e| self.error(ctx.resource, Some(plan), e));
+        if plan.collection {
+            return Ok(Cell::List(values.iter().map(convert).collect::<Result<_, _>>()?));
+        }
+        match values.as_slice() {
+            [] => Ok(Cell::Null),
+            [one] => convert(one),
+            many => Err(self.error(
+                ctx.resource,
+                Some(plan),
+                format!("'{}' returned {} values for one row; declare the column \"collection\": true or narrow the path (e.g. with first())", column.expr.source, many.len()),
+            )),
+        }
+    }
+
+    fn empty_row<'a>(&self) -> Row<'a> {
+        vec![Cell::Null; self.columns.len()]
+    }
+
+    fn error(&self, resource: &Json<'_>, column: Option<&ColumnPlan>, message: String) -> RowError {
+        let id = match Item::Node(resource).as_object().and_then(|o| o.get("id")) {
+            Some(Json::String(s)) => s.to_string(),
+            _ => "(no id)".to_string(),
+        };
+        RowError { resource: format!("{}/{id}", self.resource_type), view: self.name.clone(), column: column.map(|c| c.name.clone()), message }
+    }
+}
+
+/// Every left row combined with every right row (the slots they fill are disjoint).
+fn cross_join<'a>(left: &[Row<'a>], right: Vec<Row<'a>>) -> Vec<Row<'a>> {
+    if let [only] = left {
+        // The common case: one parent row; fill it in instead of copying.
+        return right
+            .into_iter()
+            .map(|mut r| {
+                for (cell, parent) in r.iter_mut().zip(only) {
+                    if *cell == Cell::Null {
+                        *cell = parent.clone();
+                    }
+                }
+                r
+            })
+            .collect();
+    }
+    let mut out = Vec::with_capacity(left.len() * right.len());
+    for l in left {
+        for r in &right {
+            out.push(l.iter().zip(r).map(|(a, b)| if *b == Cell::Null { a.clone() } else { b.clone() }).collect());
+        }
+    }
+    out
+}
+
+fn constant_value(c: &ConstantDef) -> Result<(String, Lit), ViewError> {
+    use serde_json::Value;
+    let loc = format!("constant %{}", c.name);
+    let bad = || ViewError::at(&loc, format!("value{} {} is not a valid {}", c.value_type, c.value, c.value_type));
+    let lit = match (c.value_type.as_str(), &c.value) {
+        ("Boolean", Value::Bool(b)) => Lit::Bool(*b),
+        ("Integer" | "PositiveInt" | "UnsignedInt" | "Integer64", Value::Number(n)) => Lit::Int(n.as_i64().ok_or_else(bad)?),
+        ("Integer64", Value::String(s)) => Lit::Int(s.parse().map_err(|_| bad())?),
+        ("Decimal", Value::Number(n)) => Lit::Dec(Decimal::parse(&n.to_string()).ok_or_else(bad)?),
+        ("Date", Value::String(s)) => Lit::Date(s.clone()),
+        ("DateTime" | "Instant", Value::String(s)) => Lit::DateTime(s.clone()),
+        ("Time", Value::String(s)) => Lit::Time(s.clone()),
+        ("Base64Binary" | "Canonical" | "Code" | "Id" | "Oid" | "String" | "Uri" | "Url" | "Uuid" | "Markdown", Value::String(s)) => Lit::Str(s.clone()),
+        ("Boolean" | "Integer" | "PositiveInt" | "UnsignedInt" | "Integer64" | "Decimal" | "Date" | "DateTime" | "Instant" | "Time", _) => return Err(bad()),
+        ("Base64Binary" | "Canonical" | "Code" | "Id" | "Oid" | "String" | "Uri" | "Url" | "Uuid" | "Markdown", _) => return Err(bad()),
+        (other, _) => return Err(ViewError::at(&loc, format!("value{other} is not a supported constant type"))),
+    };
+    Ok((c.name.clone(), lit))
+}
+
+/// Walks the select tree once, compiling paths and assigning column slots.
+struct TreeCompiler<'e> {
+    env: &'e CompileEnv,
+    columns: Vec<ColumnPlan>,
+}
+
+impl TreeCompiler<'_> {
+    /// Compiles a select element. `slots`, when given, is the list of slots a `unionAll`
+    /// branch must fill in order (the first branch's columns); otherwise new slots are made.
+    fn select(&mut self, def: &SelectDef, mut slots: Option<&mut std::slice::Iter<'_, usize>>) -> Result<SelectPlan, ViewError> {
+        let compile = |path: &str, loc: String| Expression::compile(path, self.env).map_err(|e| ViewError::at(&loc, e.0));
+        let iteration = match &def.iteration {
+            Iteration::None => IterationPlan::None,
+            Iteration::ForEach(p) => IterationPlan::ForEach(compile(p, format!("{}.forEach", def.location))?),
+            Iteration::ForEachOrNull(p) => IterationPlan::ForEachOrNull(compile(p, format!("{}.forEachOrNull", def.location))?),
+            Iteration::Repeat(ps) => IterationPlan::Repeat(ps.iter().enumerate().map(|(i, p)| compile(p, format!("{}.repeat[{i}]", def.location))).collect::<Result<_, _>>()?),
+        };
+        let mut columns = Vec::new();
+        for col in &def.column {
+            let expr = compile(&col.path, format!("{}.path", col.location))?;
+            let slot = match slots.as_mut() {
+                Some(slots) => self.reuse_slot(slots, col)?,
+                None => self.new_slot(col, &expr)?,
+            };
+            columns.push(ColumnEval { slot, expr });
+        }
+        let mut selects = Vec::new();
+        for nested in &def.select {
+            selects.push(self.select(nested, slots.as_deref_mut())?);
+        }
+        let mut union_all = Vec::new();
+        if let Some((first, rest)) = def.union_all.split_first() {
+            let first = self.select(first, slots.as_deref_mut())?;
+            let branch_slots = collect_slots(&first);
+            union_all.push(first);
+            for branch in rest {
+                let mut iter = branch_slots.iter();
+                union_all.push(self.select(branch, Some(&mut iter))?);
+                if let Some(&missing) = iter.next() {
+                    return Err(ViewError::at(
+                        &branch.location,
+                        format!("unionAll branches must have the same columns in the same order; this branch lacks '{}'", self.columns[missing].name),
+                    ));
+                }
+            }
+        }
+        Ok(SelectPlan { iteration, columns, selects, union_all })
+    }
+
+    fn new_slot(&mut self, col: &ColumnDef, expr: &Expression) -> Result<usize, ViewError> {
+        if let Some(existing) = self.columns.iter().find(|c| c.name == col.name) {
+            return Err(ViewError::at(&format!("{}.name", col.location), format!("column '{}' is already defined at {}", col.name, existing.location)));
+        }
+        let ansi = col.tags.iter().find(|(n, _)| n == "ansi/type").map(|(_, v)| v.as_str());
+        let value_type = ValueType::for_column(col.type_name.as_deref(), expr.kind, ansi).map_err(|e| ViewError::at(&col.location, e))?;
+        self.columns.push(ColumnPlan { name: col.name.clone(), value_type, collection: col.collection, location: col.location.clone() });
+        Ok(self.columns.len() - 1)
+    }
+
+    fn reuse_slot(&self, slots: &mut std::slice::Iter<'_, usize>, col: &ColumnDef) -> Result<usize, ViewError> {
+        let mismatch = |expected: &str| {
+            ViewError::at(&format!("{}.name", col.location), format!("unionAll branches must have the same columns in the same order; expected '{expected}', found '{}'", col.name))
+        };
+        match slots.next() {
+            Some(&slot) if self.columns[slot].name == col.name => Ok(slot),
+            Some(&slot) => Err(mismatch(&self.columns[slot].name)),
+            None => Err(mismatch("no further column")),
+        }
+    }
+}
+
+/// The slots a compiled select element fills, in column order (depth first).
+fn collect_slots(plan: &SelectPlan) -> Vec<usize> {
+    let mut out: Vec<usize> = plan.columns.iter().map(|c| c.slot).collect();
+    for s in &plan.selects {
+        out.extend(collect_slots(s));
+    }
+    if let Some(first) = plan.union_all.first() {
+        out.extend(collect_slots(first));
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

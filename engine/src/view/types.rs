@@ -1,0 +1,243 @@
+//! FHIR column types → Arrow types, and FHIRPath items → typed cells.
+//!
+//! | column `type`                                   | Arrow type                          |
+//! |-------------------------------------------------|-------------------------------------|
+//! | `string`, `id`, `uri`, `url`, `canonical`, `oid`, `uuid`, `markdown`, `base64Binary`, `xhtml` | `Utf8` |
+//! | `code`                                          | `Dictionary(Int32, Utf8)`           |
+//! | `boolean`                                       | `Boolean`                           |
+//! | `integer`, `positiveInt`, `unsignedInt`         | `Int32`                             |
+//! | `integer64`                                     | `Int64`                             |
+//! | `decimal`                                       | `Decimal128(38, 9)`                 |
+//! | `date`                                          | `Date32` (partial dates → first day)|
+//! | `dateTime`, `instant`                           | `Timestamp(µs, "UTC")` (low boundary; no zone → UTC) |
+//! | `time`                                          | `Time64(µs)`                        |
+//! | any complex type (`CodeableConcept`, ...)       | `Utf8` holding compact JSON         |
+//! | no `type`                                       | inferred from the path where it is certain, else `Utf8` |
+//!
+//! `collection: true` wraps the type in `List`. A column tag `ansi/type` (e.g.
+//! `DECIMAL(10,2)`, `BIGINT`, `VARCHAR`) overrides the mapping, as the spec suggests.
+
+use std::borrow::Cow;
+
+use arrow::datatypes::{DataType, Field, TimeUnit};
+
+use super::fhirpath::value::Number;
+use super::fhirpath::{Item, Kind};
+use super::temporal::Temporal;
+
+/// Default precision and scale of `decimal` columns: 38 digits, 9 after the point. FHIR
+/// decimals in practice carry at most 18 significant digits; a value with more than nine
+/// non-zero fractional digits is a row error rather than a silent rounding.
+pub const DECIMAL_PRECISION: u8 = 38;
+/// See [`DECIMAL_PRECISION`].
+pub const DECIMAL_SCALE: i8 = 9;
+
+/// The Arrow representation of one value of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// `Utf8`
+    Utf8,
+    /// `Dictionary(Int32, Utf8)`, for low-cardinality codes.
+    Code,
+    /// `Boolean`
+    Boolean,
+    /// `Int32`
+    Int32,
+    /// `Int64`
+    Int64,
+    /// `Decimal128(precision, scale)`
+    Decimal(u8, i8),
+    /// `Date32`
+    Date32,
+    /// `Timestamp(Microsecond, "UTC")`
+    Timestamp,
+    /// `Time64(Microsecond)`
+    Time64,
+}
+
+impl ValueType {
+    /// Picks the Arrow type for a column from its declared FHIR `type`, the static kind of
+    /// its path (for untyped columns) and an optional `ansi/type` tag.
+    pub fn for_column(fhir_type: Option<&str>, kind: Kind, ansi_type: Option<&str>) -> Result<ValueType, String> {
+        if let Some(ansi) = ansi_type {
+            return ValueType::from_ansi(ansi).ok_or_else(|| format!("unsupported ansi/type tag '{ansi}' (use VARCHAR, BOOLEAN, INTEGER, BIGINT, DECIMAL(p,s), DATE, TIMESTAMP or TIME)"));
+        }
+        Ok(match fhir_type {
+            Some("boolean") => ValueType::Boolean,
+            Some("integer" | "positiveInt" | "unsignedInt") => ValueType::Int32,
+            Some("integer64") => ValueType::Int64,
+            Some("decimal") => ValueType::Decimal(DECIMAL_PRECISION, DECIMAL_SCALE),
+            Some("date") => ValueType::Date32,
+            Some("dateTime" | "instant") => ValueType::Timestamp,
+            Some("time") => ValueType::Time64,
+            Some("code") => ValueType::Code,
+            Some(_) => ValueType::Utf8,
+            None => match kind {
+                Kind::Boolean => ValueType::Boolean,
+                Kind::Integer => ValueType::Int32,
+                Kind::Decimal => ValueType::Decimal(DECIMAL_PRECISION, DECIMAL_SCALE),
+                Kind::String | Kind::Unknown => ValueType::Utf8,
+            },
+        })
+    }
+
+    fn from_ansi(text: &str) -> Option<ValueType> {
+        let upper = text.trim().to_ascii_uppercase();
+        let (base, args) = match upper.split_once('(') {
+            Some((b, rest)) => (b.trim(), Some(rest.trim_end_matches(')'))),
+            None => (upper.as_str(), None),
+        };
+        Some(match base {
+            "VARCHAR" | "CHAR" | "TEXT" | "STRING" | "CHARACTER VARYING" => ValueType::Utf8,
+            "BOOLEAN" => ValueType::Boolean,
+            "INTEGER" | "INT" | "SMALLINT" => ValueType::Int32,
+            "BIGINT" => ValueType::Int64,
+            "DECIMAL" | "NUMERIC" => {
+                let (p, s) = match args {
+                    Some(a) => {
+                        let (p, s) = a.split_once(',').unwrap_or((a, "0"));
+                        (p.trim().parse().ok()?, s.trim().parse().ok()?)
+                    }
+                    None => (DECIMAL_PRECISION, DECIMAL_SCALE),
+                };
+                if !(1..=38).contains(&p) || s < 0 || s as u8 > p {
+                    return None;
+                }
+                ValueType::Decimal(p, s)
+            }
+            "DATE" => ValueType::Date32,
+            "TIMESTAMP" | "TIMESTAMP WITH TIME ZONE" | "TIMESTAMPTZ" => ValueType::Timestamp,
+            "TIME" => ValueType::Time64,
+            _ => return None,
+        })
+    }
+
+    /// The Arrow data type of one value.
+    pub fn data_type(self) -> DataType {
+        match self {
+            ValueType::Utf8 => DataType::Utf8,
+            ValueType::Code => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            ValueType::Boolean => DataType::Boolean,
+            ValueType::Int32 => DataType::Int32,
+            ValueType::Int64 => DataType::Int64,
+            ValueType::Decimal(p, s) => DataType::Decimal128(p, s),
+            ValueType::Date32 => DataType::Date32,
+            ValueType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ValueType::Time64 => DataType::Time64(TimeUnit::Microsecond),
+        }
+    }
+
+    /// The Arrow field of a column of this type, wrapped in `List` for collections.
+    pub fn field(self, name: &str, collection: bool) -> Field {
+        if collection {
+            Field::new(name, DataType::List(std::sync::Arc::new(Field::new("item", self.data_type(), true))), true)
+        } else {
+            Field::new(name, self.data_type(), true)
+        }
+    }
+
+    /// Converts one FHIRPath item into a cell of this type, or says why it cannot.
+    pub fn convert<'a>(self, item: &Item<'a>) -> Result<Cell<'a>, String> {
+        let mismatch = |expected: &str| format!("expected {expected}, found {} {}", item.kind_name(), preview(item));
+        Ok(match self {
+            ValueType::Utf8 | ValueType::Code => Cell::Str(item.to_text()),
+            ValueType::Boolean => Cell::Bool(item.as_bool().ok_or_else(|| mismatch("a boolean"))?),
+            ValueType::Int32 | ValueType::Int64 => {
+                let n = match item.as_number() {
+                    Some(Number::Int(n)) => n,
+                    // integer64 travels as a JSON string.
+                    _ => item.as_str().and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| mismatch("an integer"))?,
+                };
+                if self == ValueType::Int32 && i32::try_from(n).is_err() {
+                    return Err(format!("integer {n} does not fit a 32-bit FHIR integer"));
+                }
+                Cell::Int(n)
+            }
+            ValueType::Decimal(p, s) => {
+                let d = item.as_number().ok_or_else(|| mismatch("a decimal"))?.to_decimal();
+                Cell::Dec(d.to_decimal128(p, s).map_err(|e| e.to_string())?)
+            }
+            ValueType::Date32 => {
+                let text = item.as_str().ok_or_else(|| mismatch("a date"))?;
+                // A dateTime in a date column keeps the calendar date as written.
+                let date = Temporal::parse_date(text.get(..10).filter(|_| text.len() > 10).unwrap_or(text));
+                Cell::Date(date.and_then(|d| d.to_date32()).ok_or_else(|| mismatch("a date"))?)
+            }
+            ValueType::Timestamp => {
+                let text = item.as_str().ok_or_else(|| mismatch("a dateTime"))?;
+                Cell::Timestamp(Temporal::parse_datetime(text).and_then(|t| t.to_timestamp_micros()).ok_or_else(|| mismatch("a dateTime"))?)
+            }
+            ValueType::Time64 => {
+                let text = item.as_str().ok_or_else(|| mismatch("a time"))?;
+                Cell::Time(Temporal::parse_time(text).and_then(|t| t.to_time_micros()).ok_or_else(|| mismatch("a time"))?)
+            }
+        })
+    }
+}
+
+fn preview(item: &Item<'_>) -> String {
+    let text = item.to_text();
+    let short: String = text.chars().take(40).collect();
+    if short.len() < text.len() {
+        format!("'{short}…'")
+    } else {
+        format!("'{short}'")
+    }
+}
+
+/// One typed output value, ready to append to an Arrow builder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'a> {
+    /// SQL NULL.
+    Null,
+    /// Boolean.
+    Bool(bool),
+    /// Int32 or Int64 (range already checked).
+    Int(i64),
+    /// Decimal128 mantissa at the column's scale.
+    Dec(i128),
+    /// Utf8 or dictionary text.
+    Str(Cow<'a, str>),
+    /// Date32: days since 1970-01-01.
+    Date(i32),
+    /// Timestamp: microseconds since the epoch, UTC.
+    Timestamp(i64),
+    /// Time64: microseconds since midnight.
+    Time(i64),
+    /// A collection column's values (possibly empty, which is not NULL).
+    List(Vec<Cell<'a>>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Item<'_> {
+        Item::Str(Cow::Borrowed(text))
+    }
+
+    #[test]
+    fn maps_fhir_types_and_tags() {
+        assert_eq!(ValueType::for_column(Some("positiveInt"), Kind::Unknown, None), Ok(ValueType::Int32));
+        assert_eq!(ValueType::for_column(None, Kind::Boolean, None), Ok(ValueType::Boolean));
+        assert_eq!(ValueType::for_column(Some("decimal"), Kind::Unknown, Some("decimal(10, 2)")), Ok(ValueType::Decimal(10, 2)));
+        assert!(ValueType::for_column(None, Kind::Unknown, Some("BLOB")).is_err());
+        assert_eq!(ValueType::Timestamp.data_type(), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+    }
+
+    #[test]
+    fn converts_dates_times_and_decimals() {
+        assert_eq!(ValueType::Date32.convert(&s("1970-01-02")), Ok(Cell::Date(1)));
+        assert_eq!(ValueType::Date32.convert(&s("1970-02")), Ok(Cell::Date(31)));
+        assert_eq!(ValueType::Date32.convert(&s("1970-01-02T23:00:00-05:00")), Ok(Cell::Date(1)));
+        assert_eq!(ValueType::Timestamp.convert(&s("1970-01-01T00:00:01.5Z")), Ok(Cell::Timestamp(1_500_000)));
+        assert_eq!(ValueType::Time64.convert(&s("00:01:00")), Ok(Cell::Time(60_000_000)));
+        assert!(ValueType::Timestamp.convert(&s("yesterday")).unwrap_err().contains("expected a dateTime"));
+        let d = Item::Dec(crate::view::decimal::Decimal::parse("1.5").unwrap());
+        assert_eq!(ValueType::Decimal(38, 9).convert(&d), Ok(Cell::Dec(1_500_000_000)));
+        let d = Item::Dec(crate::view::decimal::Decimal::parse("1.25").unwrap());
+        assert!(ValueType::Decimal(10, 1).convert(&d).is_err());
+        assert!(ValueType::Int32.convert(&Item::Int(1 << 40)).is_err());
+        assert_eq!(ValueType::Int64.convert(&s("1099511627776")), Ok(Cell::Int(1 << 40)));
+    }
+}
