@@ -32,8 +32,7 @@ const OBS: &str =
     r#"{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"}}"#;
 
 const P1_ROW: &str = r#"{"id":"p1","gender":"female","birth_date":"1970-01-02","active":true,"updated":"2015-02-07T11:28:17.239Z"}"#;
-const P2_ROW: &str =
-    r#"{"id":"p2","gender":null,"birth_date":null,"active":null,"updated":null}"#;
+const P2_ROW: &str = r#"{"id":"p2","gender":null,"birth_date":null,"active":null,"updated":null}"#;
 const P3_ROW: &str =
     r#"{"id":"p3","gender":"male","birth_date":null,"active":false,"updated":null}"#;
 
@@ -136,7 +135,10 @@ fn invalid_view_fails_before_any_input_is_read() {
     let err = stderr(&out);
     assert!(err.contains(&*view.to_string_lossy()), "{err}");
     assert!(err.contains("invalid view"), "{err}");
-    assert!(!err.contains("no-such-export"), "input was looked at: {err}");
+    assert!(
+        !err.contains("no-such-export"),
+        "input was looked at: {err}"
+    );
     assert_eq!(stdout(&out), "");
 }
 
@@ -219,7 +221,13 @@ fn csv_format_follows_the_output_extension() {
     fx.export_file("Patient.ndjson", &[P1, P2]);
     let csv = fx.path("patient.csv");
 
-    let out = fhirhouse(&[Path::new("view"), &fx.view(), &fx.export(), Path::new("-o"), &csv]);
+    let out = fhirhouse(&[
+        Path::new("view"),
+        &fx.view(),
+        &fx.export(),
+        Path::new("-o"),
+        &csv,
+    ]);
 
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
@@ -249,7 +257,13 @@ fn parquet_output_reads_back_and_needs_a_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("-o FILE"), "{}", stderr(&out));
 
-    let out = fhirhouse(&[Path::new("view"), &fx.view(), &fx.export(), Path::new("-o"), &parquet]);
+    let out = fhirhouse(&[
+        Path::new("view"),
+        &fx.view(),
+        &fx.export(),
+        Path::new("-o"),
+        &parquet,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&parquet).unwrap())
@@ -257,7 +271,10 @@ fn parquet_output_reads_back_and_needs_a_file() {
         .build()
         .unwrap();
     let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
-    let rows: usize = batches.iter().map(arrow::record_batch::RecordBatch::num_rows).sum();
+    let rows: usize = batches
+        .iter()
+        .map(arrow::record_batch::RecordBatch::num_rows)
+        .sum();
     assert_eq!(rows, 3);
     let names: Vec<String> = batches[0]
         .schema()

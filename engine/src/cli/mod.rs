@@ -39,7 +39,7 @@ The same table as CSV, or as a Parquet file:
 
 Check the view compiler against the SQL on FHIR test suite:
 
-    fhirhouse conformance sql-on-fhir-v2/tests --report report.json
+    fhirhouse conformance tests/sql-on-fhir --report report.json
 
 Diagnostics go to standard error. Logging is off below warnings unless RUST_LOG says \
 otherwise, e.g. RUST_LOG=fhirhouse=debug.

@@ -287,9 +287,18 @@ mod tests {
     #[test]
     fn format_defaults_to_output_extension_then_ndjson() {
         assert_eq!(view_args(&["v.json", "in"]).format(), Format::Ndjson);
-        assert_eq!(view_args(&["v.json", "in", "-o", "t.parquet"]).format(), Format::Parquet);
-        assert_eq!(view_args(&["v.json", "in", "-o", "t.csv"]).format(), Format::Csv);
-        assert_eq!(view_args(&["v.json", "in", "-o", "t.out"]).format(), Format::Ndjson);
+        assert_eq!(
+            view_args(&["v.json", "in", "-o", "t.parquet"]).format(),
+            Format::Parquet
+        );
+        assert_eq!(
+            view_args(&["v.json", "in", "-o", "t.csv"]).format(),
+            Format::Csv
+        );
+        assert_eq!(
+            view_args(&["v.json", "in", "-o", "t.out"]).format(),
+            Format::Ndjson
+        );
         assert_eq!(
             view_args(&["v.json", "in", "-o", "t.parquet", "--format", "csv"]).format(),
             Format::Csv

@@ -25,15 +25,14 @@ use arrow::array::{
     OffsetSizeTrait, PrimitiveArray,
 };
 use arrow::buffer::NullBuffer;
-use arrow::temporal_conversions::{date32_to_datetime, date64_to_datetime};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Decimal32Type,
-    Decimal64Type, DecimalType, Float32Type, Float64Type, Int16Type, Int32Type,
-    Int64Type, Int8Type, Time32MillisecondType, Time32SecondType, Time64MicrosecondType,
-    Time64NanosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type,
-    UInt8Type,
+    DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type,
+    DecimalType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    Time32MillisecondType, Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
+use arrow::temporal_conversions::{date32_to_datetime, date64_to_datetime};
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
@@ -111,21 +110,18 @@ fn value_encoder<'a>(array: &'a dyn Array) -> Result<Box<dyn ValueEncoder + 'a>,
         DataType::Float64 => boxed(Float(array.as_primitive::<Float64Type>())),
         DataType::Decimal32(_, s) => boxed(Decimal(array.as_primitive::<Decimal32Type>(), *s)),
         DataType::Decimal64(_, s) => boxed(Decimal(array.as_primitive::<Decimal64Type>(), *s)),
-        DataType::Decimal128(_, s) => {
-            boxed(Decimal(array.as_primitive::<Decimal128Type>(), *s))
-        }
-        DataType::Decimal256(_, s) => {
-            boxed(Decimal(array.as_primitive::<Decimal256Type>(), *s))
-        }
+        DataType::Decimal128(_, s) => boxed(Decimal(array.as_primitive::<Decimal128Type>(), *s)),
+        DataType::Decimal256(_, s) => boxed(Decimal(array.as_primitive::<Decimal256Type>(), *s)),
         DataType::Utf8 => boxed(Str(array.as_string::<i32>())),
         DataType::LargeUtf8 => boxed(Str(array.as_string::<i64>())),
         DataType::Utf8View => boxed(Str(array.as_string_view())),
         DataType::Date32 => boxed(Temporal(array.as_primitive::<Date32Type>(), date32)),
         DataType::Date64 => boxed(Temporal(array.as_primitive::<Date64Type>(), date64)),
-        DataType::Time32(TimeUnit::Second) => boxed(Temporal(
-            array.as_primitive::<Time32SecondType>(),
-            |v| time(i64::from(v), NANOS_PER_SECOND),
-        )),
+        DataType::Time32(TimeUnit::Second) => {
+            boxed(Temporal(array.as_primitive::<Time32SecondType>(), |v| {
+                time(i64::from(v), NANOS_PER_SECOND)
+            }))
+        }
         DataType::Time32(TimeUnit::Millisecond) => boxed(Temporal(
             array.as_primitive::<Time32MillisecondType>(),
             |v| time(i64::from(v), 1_000_000),
@@ -437,7 +433,9 @@ fn write_quoted(out: &mut Vec<u8>, style: Style, body: impl FnOnce(&mut Vec<u8>)
 }
 
 fn out_of_range(what: &str, value: impl Display) -> ValueError {
-    ValueError(format!("{what} value {value} is out of the representable range"))
+    ValueError(format!(
+        "{what} value {value} is out of the representable range"
+    ))
 }
 
 #[cfg(test)]

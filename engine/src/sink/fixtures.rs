@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Int32Array,
-    Int64Array, ListBuilder, StringArray, StringBuilder, Time64MicrosecondArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Int32Array, Int64Array,
+    ListBuilder, StringArray, StringBuilder, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use arrow::array::{Decimal128Builder, TimestampMicrosecondBuilder};
 use arrow::datatypes::{Int32Type, Schema};
@@ -24,7 +23,9 @@ pub(super) fn all_types_batch() -> RecordBatch {
     list_s.append_null();
     list_s.append(true);
 
-    let dec_type = Decimal128Builder::new().with_precision_and_scale(38, 9).unwrap();
+    let dec_type = Decimal128Builder::new()
+        .with_precision_and_scale(38, 9)
+        .unwrap();
     let mut list_dec = ListBuilder::new(dec_type);
     list_dec.append_value([Some(ONE_AND_A_HALF), None]);
     list_dec.append(true);
@@ -57,7 +58,10 @@ pub(super) fn all_types_batch() -> RecordBatch {
             "b",
             Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
         ),
-        ("i32", Arc::new(Int32Array::from(vec![Some(1), None, Some(-7)]))),
+        (
+            "i32",
+            Arc::new(Int32Array::from(vec![Some(1), None, Some(-7)])),
+        ),
         (
             "i64",
             Arc::new(Int64Array::from(vec![

@@ -237,7 +237,10 @@ mod tests {
         for format in [Format::Ndjson, Format::Csv, Format::Parquet] {
             let mut w = new_writer(format, schema(), io::sink()).unwrap();
             let err = w.write(&batch).unwrap_err();
-            assert!(matches!(err, SinkError::SchemaMismatch { .. }), "{format}: {err}");
+            assert!(
+                matches!(err, SinkError::SchemaMismatch { .. }),
+                "{format}: {err}"
+            );
         }
     }
 

@@ -58,12 +58,13 @@ impl<W: Write> TextOutput<W> {
             .iter()
             .zip(batch.columns())
             .map(|(field, column)| {
-                let encoder = ColumnEncoder::try_new(column.as_ref()).map_err(
-                    |Unsupported(data_type)| SinkError::UnsupportedType {
-                        column: field.name().clone(),
-                        data_type,
-                    },
-                )?;
+                let encoder =
+                    ColumnEncoder::try_new(column.as_ref()).map_err(|Unsupported(data_type)| {
+                        SinkError::UnsupportedType {
+                            column: field.name().clone(),
+                            data_type,
+                        }
+                    })?;
                 Ok((field.name().as_str(), encoder))
             })
             .collect()
@@ -387,7 +388,9 @@ mod tests {
     #[test]
     fn csv_without_batches_is_just_the_header() {
         assert_eq!(
-            csv(all_types_batch().schema(), &[]).lines().collect::<Vec<_>>(),
+            csv(all_types_batch().schema(), &[])
+                .lines()
+                .collect::<Vec<_>>(),
             ["s,code,b,i32,i64,dec,date,ts,time,list_s,list_dec,list_ts"]
         );
     }
@@ -402,7 +405,11 @@ mod tests {
 
     #[test]
     fn ndjson_escapes_column_names() {
-        let schema = Arc::new(Schema::new(vec![Field::new("we\"ird", DataType::Date32, true)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "we\"ird",
+            DataType::Date32,
+            true,
+        )]));
         let col = Arc::new(Date32Array::from(vec![Some(-719_162)])) as ArrayRef;
         let batch = RecordBatch::try_new(schema, vec![col]).unwrap();
         assert_eq!(ndjson(&[batch]), "{\"we\\\"ird\":\"0001-01-01\"}\n");

@@ -181,7 +181,10 @@ mod tests {
         let missing = dir.path().join("nope.ndjson");
         let err = discover_inputs(&[&missing]).unwrap_err();
         assert!(matches!(err, SourceError::NotFound { .. }), "{err:?}");
-        assert!(err.to_string().contains(&*missing.to_string_lossy()), "{err}");
+        assert!(
+            err.to_string().contains(&*missing.to_string_lossy()),
+            "{err}"
+        );
     }
 
     #[test]

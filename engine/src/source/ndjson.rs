@@ -274,8 +274,7 @@ mod tests {
 
     #[test]
     fn byte_order_mark_is_dropped_and_invalid_utf8_passed_through() {
-        let reader =
-            LineReader::from_reader("mem", &b"\xef\xbb\xbf{}\n\xff\xfe\n"[..]).unwrap();
+        let reader = LineReader::from_reader("mem", &b"\xef\xbb\xbf{}\n\xff\xfe\n"[..]).unwrap();
         let lines: Vec<Line> = reader.collect::<Result<_, _>>().unwrap();
         assert_eq!(lines[0].bytes, b"{}");
         assert_eq!(lines[1].bytes, b"\xff\xfe");
@@ -310,7 +309,10 @@ mod tests {
         };
         let msg = err.to_string();
         assert!(msg.starts_with(&format!("{}:", path.display())), "{msg}");
-        assert!(matches!(err, SourceError::Read { line: 1..=2, .. }), "{err:?}");
+        assert!(
+            matches!(err, SourceError::Read { line: 1..=2, .. }),
+            "{err:?}"
+        );
         assert!(reader.next_line().unwrap().is_none());
     }
 
