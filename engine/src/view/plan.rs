@@ -135,7 +135,8 @@ impl CompiledView {
         }
         let mut compiler = TreeCompiler { env: &env, columns: Vec::new() };
         let root_def = SelectDef { location: String::new(), column: vec![], select: def.select.clone(), iteration: Iteration::None, union_all: vec![] };
-        let root = compiler.select(&root_def, None)?;
+        let mut root = compiler.select(&root_def, None)?;
+        root.flatten();
         let columns = compiler.columns;
         let schema = Arc::new(Schema::new(columns.iter().map(|c| c.value_type.field(&c.name, c.collection)).collect::<Vec<_>>()));
         let name = def.name.clone().unwrap_or_else(|| def.resource.to_ascii_lowercase());
@@ -409,6 +410,28 @@ impl TreeCompiler<'_> {
             Some(&slot) => Err(mismatch(&self.columns[slot].name)),
             None => Err(mismatch("no further column")),
         }
+    }
+}
+
+impl SelectPlan {
+    /// Merges nested selects that neither iterate nor union into their parent. Such a select
+    /// yields exactly one row per parent row, so cross-joining it is the same as evaluating
+    /// its columns in the parent's row; merging saves a row allocation and a join per level.
+    fn flatten(&mut self) {
+        for branch in &mut self.union_all {
+            branch.flatten();
+        }
+        let mut kept = Vec::with_capacity(self.selects.len());
+        for mut nested in std::mem::take(&mut self.selects) {
+            nested.flatten();
+            if matches!(nested.iteration, IterationPlan::None) && nested.union_all.is_empty() {
+                self.columns.append(&mut nested.columns);
+                kept.append(&mut nested.selects);
+            } else {
+                kept.push(nested);
+            }
+        }
+        self.selects = kept;
     }
 }
 

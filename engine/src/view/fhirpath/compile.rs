@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use super::ast::{BinaryOp, Expr, FunctionCall, Literal, SpecialVar, UnaryOp};
+use super::navigate::{PathOp, Step};
 use super::parser;
 use crate::view::decimal::Decimal;
 
@@ -59,21 +60,9 @@ pub enum Op {
     RowIndex,
     /// `%resource`, `%rootResource`, `%context`: the resource being evaluated.
     Resource,
-    /// Navigation to a child element; a missing name falls back to a choice element
-    /// (`value` finds `valueQuantity`).
-    Member(Option<Box<Op>>, Box<str>),
-    /// `base.ofType(T)` on a choice element: looks up `choice_key` (`valueQuantity`)
-    /// directly, falling back to `base` filtered by type for non-choice elements.
-    ChoiceOfType {
-        /// The focus of `base`, if any.
-        focus: Option<Box<Op>>,
-        /// The element name as written (`value`).
-        base: Box<str>,
-        /// The JSON key of the typed choice (`valueQuantity`).
-        choice_key: Box<str>,
-        /// The type name (`Quantity`).
-        type_name: Box<str>,
-    },
+    /// Navigation: a fused chain of member steps, `ofType` on choice elements and `[n]` /
+    /// `first()`, applied to `focus` (or to the input collection).
+    Path(Option<Box<Op>>, PathOp),
     /// `focus[index]`
     Index(Box<Op>, Box<Op>),
     /// A function applied to `focus` (or to the input collection).
@@ -101,8 +90,6 @@ pub enum Func {
     All,
     /// `empty()`
     Empty,
-    /// `first()`
-    First,
     /// `last()`
     Last,
     /// `tail()`
@@ -170,7 +157,6 @@ impl Func {
             "exists" => (Func::Exists, 0, 1),
             "all" => (Func::All, 1, 1),
             "empty" => (Func::Empty, 0, 0),
-            "first" => (Func::First, 0, 0),
             "last" => (Func::Last, 0, 0),
             "tail" => (Func::Tail, 0, 0),
             "skip" => (Func::Skip, 1, 1),
@@ -245,14 +231,17 @@ impl Expression {
 fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
     Ok(match expr {
         Expr::Literal(lit) => compile_literal(lit)?,
-        Expr::Member(name) => Op::Member(None, name.as_str().into()),
+        Expr::Member(name) => extend_path(None, Step::Member(name.as_str().into())),
         Expr::Invocation(SpecialVar::This) => Op::This,
         Expr::Invocation(other) => return Err(CompileError(format!("{other:?} is not supported outside FHIRPath iteration functions"))),
         Expr::External(name) => compile_external(name, env)?,
         Expr::Function(call) => compile_call(None, call, env)?,
-        Expr::Path(focus, name) => Op::Member(Some(Box::new(compile(focus, env)?)), name.as_str().into()),
+        Expr::Path(focus, name) => extend_path(Some(compile(focus, env)?), Step::Member(name.as_str().into())),
         Expr::Method(focus, call) => compile_call(Some(compile(focus, env)?), call, env)?,
-        Expr::Index(focus, index) => Op::Index(Box::new(compile(focus, env)?), Box::new(compile(index, env)?)),
+        Expr::Index(focus, index) => match compile(index, env)? {
+            Op::Lit(Lit::Int(n)) if n >= 0 => extend_path(Some(compile(focus, env)?), Step::Nth(n as usize)),
+            index => Op::Index(Box::new(compile(focus, env)?), Box::new(index)),
+        },
         Expr::Unary(UnaryOp::Plus, inner) => compile(inner, env)?,
         Expr::Unary(UnaryOp::Minus, inner) => match compile(inner, env)? {
             Op::Lit(Lit::Int(i)) => Op::Lit(Lit::Int(-i)),
@@ -306,13 +295,17 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
         "ofType" => {
             let type_name = type_argument(call)?;
             return Ok(match focus {
-                Some(Op::Member(inner, base)) => {
+                Some(Op::Path(inner, mut path)) if matches!(path.steps.last(), Some(Step::Member(_))) => {
+                    let Some(Step::Member(base)) = path.steps.pop() else { unreachable!("checked above") };
                     let choice_key = format!("{base}{}", capitalize(&type_name)).into();
-                    Op::ChoiceOfType { focus: inner, base, choice_key, type_name: type_name.into() }
+                    path.steps.push(Step::Choice { base, choice_key, type_name: type_name.into() });
+                    Op::Path(inner, path)
                 }
                 focus => Op::Call(focus.map(Box::new), Func::OfType(type_name.into()), vec![]),
             });
         }
+        "first" if argc > 0 => return Err(CompileError(format!("first() takes 0 argument(s), found {argc}"))),
+        "first" => return Ok(extend_path(focus, Step::Nth(0))),
         "getReferenceKey" => {
             let type_name = if argc == 0 { None } else { Some(type_argument(call)?.into()) };
             return Ok(Op::Call(focus.map(Box::new), Func::GetReferenceKey(type_name), vec![]));
@@ -331,6 +324,17 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
     }
     let args = call.args.iter().map(|a| compile(a, env)).collect::<Result<Vec<_>, _>>()?;
     Ok(Op::Call(focus.map(Box::new), func, args))
+}
+
+/// Appends a navigation step to `focus`, fusing it into `focus`'s path when it has one.
+fn extend_path(focus: Option<Op>, step: Step) -> Op {
+    match focus {
+        Some(Op::Path(inner, mut path)) => {
+            path.steps.push(step);
+            Op::Path(inner, path)
+        }
+        focus => Op::Path(focus.map(Box::new), PathOp { steps: vec![step] }),
+    }
 }
 
 /// Reads a type-specifier argument such as `Quantity`, `FHIR.Quantity` or `System.String`.
@@ -374,13 +378,17 @@ pub fn kind_of(op: &Op) -> Kind {
             Func::Count | Func::Length | Func::ToInteger => Kind::Integer,
             Func::ToDecimal => Kind::Decimal,
             Func::Join | Func::GetResourceKey | Func::GetReferenceKey(_) | Func::ToString | Func::Lower | Func::Upper | Func::Trim | Func::Substring => Kind::String,
-            Func::Where | Func::First | Func::Last | Func::Tail | Func::Skip | Func::Take | Func::Single | Func::Distinct => focus.as_deref().map(kind_of).unwrap_or(Kind::Unknown),
+            Func::Where | Func::Last | Func::Tail | Func::Skip | Func::Take | Func::Single | Func::Distinct => focus.as_deref().map(kind_of).unwrap_or(Kind::Unknown),
             Func::OfType(t) => kind_of_type_name(t),
             _ => Kind::Unknown,
         },
-        Op::ChoiceOfType { type_name, .. } => kind_of_type_name(type_name),
+        Op::Path(focus, path) => match path.steps.iter().rev().find(|s| !matches!(s, Step::Nth(_))) {
+            Some(Step::Choice { type_name, .. }) => kind_of_type_name(type_name),
+            Some(Step::Member(name)) if KNOWN_TEXT_ELEMENTS.contains(&name.as_ref()) => Kind::String,
+            Some(_) => Kind::Unknown,
+            None => focus.as_deref().map(kind_of).unwrap_or(Kind::Unknown),
+        },
         Op::Index(focus, _) => kind_of(focus),
-        Op::Member(_, name) if KNOWN_TEXT_ELEMENTS.contains(&name.as_ref()) => Kind::String,
         _ => Kind::Unknown,
     }
 }
@@ -427,11 +435,24 @@ mod tests {
     #[test]
     fn of_type_on_a_member_becomes_a_choice_lookup() {
         let e = compile_str("value.ofType(Quantity).value").unwrap();
-        let Op::Member(Some(focus), _) = e.op else { panic!() };
-        assert!(matches!(*focus, Op::ChoiceOfType { ref choice_key, .. } if choice_key.as_ref() == "valueQuantity"));
+        let Op::Path(None, path) = e.op else { panic!("{:?}", e.op) };
+        assert!(matches!(&path.steps[0], Step::Choice { choice_key, .. } if choice_key.as_ref() == "valueQuantity"));
+        assert_eq!(path.steps[1], Step::Member("value".into()));
         let e = compile_str("deceased.ofType(FHIR.boolean)").unwrap();
-        assert!(matches!(e.op, Op::ChoiceOfType { ref choice_key, .. } if choice_key.as_ref() == "deceasedBoolean"));
+        assert!(matches!(&e.op, Op::Path(None, p) if matches!(&p.steps[0], Step::Choice { choice_key, .. } if choice_key.as_ref() == "deceasedBoolean")));
         assert_eq!(e.kind, Kind::Boolean);
+    }
+
+    #[test]
+    fn navigation_chains_fuse_into_one_path() {
+        let e = compile_str("code.coding.first().system").unwrap();
+        let Op::Path(None, path) = e.op else { panic!("{:?}", e.op) };
+        let names = |s: &str| Step::Member(s.into());
+        assert_eq!(path.steps, vec![names("code"), names("coding"), Step::Nth(0), names("system")]);
+        let e = compile_str("name[1].family").unwrap();
+        assert!(matches!(&e.op, Op::Path(None, p) if p.steps[1] == Step::Nth(1)));
+        let e = compile_str("name.where(use = 'official').family").unwrap();
+        assert!(matches!(&e.op, Op::Path(Some(focus), p) if matches!(focus.as_ref(), Op::Call(_, Func::Where, _)) && p.steps.len() == 1));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use smallvec::smallvec;
 
 use super::ast::BinaryOp;
 use super::compile::{Expression, Func, Lit, Op};
+use super::navigate::{for_each_item, is_type};
 use super::value::{items_compare, items_equal, items_equivalent, Collection, Item, Number};
 use crate::view::decimal::Decimal;
 use crate::view::temporal::Temporal;
@@ -46,26 +47,11 @@ fn eval<'a>(op: &'a Op, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult
         Op::This => input.iter().cloned().collect(),
         Op::RowIndex => smallvec![Item::Int(ctx.row_index)],
         Op::Resource => smallvec![Item::Node(ctx.resource)],
-        Op::Member(focus, name) => {
-            let base = eval_focus(focus.as_deref(), ctx, input)?;
+        Op::Path(focus, path) => {
             let mut out = Collection::new();
-            for item in base.iter() {
-                push_member(item, name, &mut out);
-            }
-            out
-        }
-        Op::ChoiceOfType { focus, base, choice_key, type_name } => {
-            let items = eval_focus(focus.as_deref(), ctx, input)?;
-            let mut out = Collection::new();
-            for item in items.iter() {
-                let Some(obj) = item.as_object() else { continue };
-                if let Some(node) = obj.get(choice_key.as_ref()) {
-                    push_node(node, Some(type_name), &mut out);
-                } else if let Some(node) = obj.get(base.as_ref()) {
-                    let mut plain = Collection::new();
-                    push_node(node, None, &mut plain);
-                    out.extend(plain.into_iter().filter(|i| is_type(i, type_name)));
-                }
+            match focus {
+                Some(focus) => path.walk(&eval(focus, ctx, input)?, &mut out),
+                None => path.walk(input, &mut out),
             }
             out
         }
@@ -124,90 +110,6 @@ fn lit_item(lit: &Lit) -> Item<'_> {
 
 fn overflow() -> EvalError {
     EvalError("arithmetic overflow".into())
-}
-
-/// Navigates from `item` to its child `name`, flattening arrays and dropping JSON nulls.
-/// A missing name falls back to a choice element (`value` → `valueQuantity`), and a leading
-/// type name (`Patient.name`) matches the resource itself.
-fn push_member<'a>(item: &Item<'a>, name: &str, out: &mut Collection<'a>) {
-    let Some(obj) = item.as_object() else { return };
-    if let Some(node) = obj.get(name) {
-        return push_node(node, None, out);
-    }
-    if name.starts_with(|c: char| c.is_ascii_uppercase()) {
-        if let Some(Json::String(rt)) = obj.get("resourceType") {
-            if rt == name {
-                out.push(item.clone());
-                return;
-            }
-        }
-    }
-    for (key, node) in obj.iter() {
-        if let Some(suffix) = key.strip_prefix(name) {
-            if suffix.starts_with(|c: char| c.is_ascii_uppercase()) && CHOICE_TYPE_SUFFIXES.contains(&suffix) {
-                let mut chars = suffix.chars();
-                let first = chars.next().map(|c| c.to_ascii_lowercase().to_string()).unwrap_or_default();
-                let type_name = first + chars.as_str();
-                return push_node(node, Some(&type_name), out);
-            }
-        }
-    }
-}
-
-/// Pushes a JSON node (or the elements of a JSON array), tagging date/time strings reached
-/// through a typed choice element so boundaries and comparisons know their FHIR type.
-fn push_node<'a>(node: &'a Json<'a>, type_name: Option<&str>, out: &mut Collection<'a>) {
-    let tag = |n: &'a Json<'a>| -> Option<Item<'a>> {
-        match n {
-            Json::Static(simd_json::StaticNode::Null) => None,
-            Json::String(s) => Some(match type_name {
-                Some("dateTime" | "instant") => Item::DateTime(Cow::Borrowed(s)),
-                Some("date") => Item::Date(Cow::Borrowed(s)),
-                Some("time") => Item::Time(Cow::Borrowed(s)),
-                _ => Item::Node(n),
-            }),
-            _ => Some(Item::Node(n)),
-        }
-    };
-    match node {
-        Json::Array(items) => out.extend(items.iter().filter_map(tag)),
-        other => out.extend(tag(other)),
-    }
-}
-
-/// FHIR data types that can follow a choice element's base name (`value[x]` → `valueCoding`).
-const CHOICE_TYPE_SUFFIXES: &[&str] = &[
-    "Base64Binary", "Boolean", "Canonical", "Code", "Date", "DateTime", "Decimal", "Id", "Instant",
-    "Integer", "Integer64", "Markdown", "Oid", "PositiveInt", "String", "Time", "UnsignedInt", "Uri",
-    "Url", "Uuid", "Address", "Age", "Annotation", "Attachment", "CodeableConcept", "CodeableReference",
-    "Coding", "ContactPoint", "Count", "Distance", "Duration", "HumanName", "Identifier", "Money",
-    "Period", "Quantity", "Range", "Ratio", "RatioRange", "Reference", "SampledData", "Signature",
-    "Timing", "ContactDetail", "Contributor", "DataRequirement", "Expression", "ParameterDefinition",
-    "RelatedArtifact", "TriggerDefinition", "UsageContext", "Dosage", "Meta",
-];
-
-/// FHIRPath `is`/`ofType` against the types a JSON document can reveal. Complex types cannot
-/// be told apart in JSON, so any object matches them; resources match by `resourceType`.
-fn is_type(item: &Item<'_>, type_name: &str) -> bool {
-    match type_name {
-        "string" | "code" | "id" | "uri" | "url" | "canonical" | "oid" | "uuid" | "markdown" | "base64Binary" | "xhtml" | "String" => {
-            matches!(item, Item::Node(Json::String(_)) | Item::Str(_))
-        }
-        "boolean" | "Boolean" => item.as_bool().is_some(),
-        "integer" | "positiveInt" | "unsignedInt" | "integer64" | "Integer" => matches!(item.as_number(), Some(Number::Int(_))),
-        "decimal" | "Decimal" => item.as_number().is_some(),
-        "date" | "Date" => matches!(item, Item::Date(_)) || item.as_str().is_some_and(|s| Temporal::parse_date(s).is_some()),
-        "dateTime" | "instant" | "DateTime" => matches!(item, Item::DateTime(_)) || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_datetime(s).is_some()),
-        "time" | "Time" => matches!(item, Item::Time(_)) || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_time(s).is_some()),
-        t if t.starts_with(|c: char| c.is_ascii_uppercase()) => match item.as_object() {
-            Some(obj) => match obj.get("resourceType") {
-                Some(Json::String(rt)) => rt == t || t == "Resource" || t == "DomainResource",
-                _ => true,
-            },
-            None => false,
-        },
-        _ => false,
-    }
 }
 
 /// The single item of a collection; several items are an error naming `what` needed one.
@@ -377,7 +279,6 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
         Func::Exists => smallvec![Item::Bool(base.iter().map(holds).collect::<Result<Vec<_>, _>>()?.contains(&true))],
         Func::All => smallvec![Item::Bool(base.iter().map(holds).collect::<Result<Vec<_>, _>>()?.iter().all(|b| *b))],
         Func::Empty => smallvec![Item::Bool(base.is_empty())],
-        Func::First => base.into_iter().take(1).collect(),
         Func::Last => base.into_iter().last().into_iter().collect(),
         Func::Tail => base.into_iter().skip(1).collect(),
         Func::Skip | Func::Take => {
@@ -397,12 +298,13 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
         Func::Extension => {
             let url = single_string(&arg(0)?, "extension()")?.ok_or_else(|| EvalError("extension() needs a url".into()))?;
             let mut out = Collection::new();
-            for item in base.iter() {
-                let mut extensions = Collection::new();
-                push_member(item, "extension", &mut extensions);
-                out.extend(extensions.into_iter().filter(|e| {
-                    e.as_object().and_then(|o| o.get("url")).is_some_and(|u| matches!(u, Json::String(s) if *s == *url))
-                }));
+            for extensions in base.iter().filter_map(|item| item.as_object()?.get("extension")) {
+                let _ = for_each_item(extensions, None, |e| {
+                    if e.as_object().and_then(|o| o.get("url")).is_some_and(|u| matches!(u, Json::String(s) if *s == *url)) {
+                        out.push(e);
+                    }
+                    std::ops::ControlFlow::Continue(())
+                });
             }
             out
         }

@@ -17,6 +17,7 @@
 pub mod ast;
 pub mod compile;
 pub mod eval;
+pub mod navigate;
 pub mod parser;
 pub mod value;
 
