@@ -175,12 +175,35 @@ impl Decimal {
         if !value.is_finite() {
             return None;
         }
-        let d = Decimal::parse(&format!("{value:e}"))?;
+        let d = match Self::from_short_f64(value) {
+            Some(d) => d,
+            None => Decimal::parse(&format!("{value:e}"))?,
+        };
         if had_fraction && d.scale == 0 {
             d.mantissa.checked_mul(10).map(|m| Decimal::new(m, 1))
         } else {
             Some(d)
         }
+    }
+
+    /// The common case without formatting: a value with at most 9 fractional digits and
+    /// under 2^53 once scaled. `m / 10^k == value` proves `m·10^-k` parses back to `value`,
+    /// and trying `k` upwards finds the fewest fractional digits, which is what the
+    /// shortest round-trip text gives.
+    fn from_short_f64(value: f64) -> Option<Decimal> {
+        const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+        let mut power = 1.0f64;
+        for scale in 0..=9u32 {
+            let scaled = (value * power).round();
+            if scaled.abs() >= MAX_EXACT {
+                return None;
+            }
+            if scaled / power == value {
+                return Some(Decimal::new(scaled as i128, scale));
+            }
+            power *= 10.0;
+        }
+        None
     }
 
     /// The number of fractional digits as written (the scale): FHIRPath `precision()`.

@@ -568,3 +568,31 @@ fn random_arithmetic_never_panics_and_agrees() {
         }
     }
 }
+
+#[test]
+fn from_f64_fast_path_agrees_with_formatting() {
+    // Values as JSON numbers arrive: decimal text parsed to f64. The fast path must give the
+    // same decimal as formatting the f64 would.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..50_000 {
+        let digits = (next() % 12) as u32 + 1;
+        let scale = (next() % 10) as u32;
+        let mantissa = (next() % 10u64.pow(digits)) as i64 * if next() % 2 == 0 { 1 } else { -1 };
+        let text = Decimal::new(mantissa as i128, scale).to_string();
+        let value: f64 = text.parse().unwrap();
+        let via_format = Decimal::parse(&format!("{value:e}")).unwrap();
+        let got = Decimal::from_f64(value, false).unwrap();
+        assert_eq!((got.mantissa, got.scale), (via_format.mantissa, via_format.scale), "{text}");
+    }
+    for value in [0.1 + 0.2, 1e-12, 123456789.123456789, 1e20, -0.0, 181.2] {
+        let via_format = Decimal::parse(&format!("{value:e}")).unwrap();
+        let got = Decimal::from_f64(value, false).unwrap();
+        assert_eq!((got.mantissa, got.scale), (via_format.mantissa, via_format.scale), "{value}");
+    }
+}

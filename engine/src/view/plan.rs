@@ -20,6 +20,8 @@ use simd_json::BorrowedValue as Json;
 use super::batch::RowError;
 use super::decimal::Decimal;
 use super::definition::{ColumnDef, ConstantDef, Iteration, SelectDef, ViewDefinition};
+use super::fhirpath::compile::bind_root;
+use super::fhirpath::navigate::RootIndex;
 use super::fhirpath::{CompileEnv, EvalContext, Expression, Item, Kind, Lit};
 use super::types::{Cell, ValueType};
 
@@ -98,6 +100,9 @@ pub struct CompiledView {
     definition: serde_json::Value,
     wheres: Vec<Expression>,
     root: SelectPlan,
+    /// Root elements read by expressions evaluated on the resource itself, prefetched once
+    /// per resource.
+    root_index: RootIndex,
     columns: Vec<ColumnPlan>,
     schema: SchemaRef,
 }
@@ -137,10 +142,15 @@ impl CompiledView {
         let root_def = SelectDef { location: String::new(), column: vec![], select: def.select.clone(), iteration: Iteration::None, union_all: vec![] };
         let mut root = compiler.select(&root_def, None)?;
         root.flatten();
+        let mut root_index = RootIndex::default();
+        root.bind_root(&mut root_index);
+        for expr in &mut wheres {
+            bind_root(&mut expr.op, &mut root_index);
+        }
         let columns = compiler.columns;
         let schema = Arc::new(Schema::new(columns.iter().map(|c| c.value_type.field(&c.name, c.collection)).collect::<Vec<_>>()));
         let name = def.name.clone().unwrap_or_else(|| def.resource.to_ascii_lowercase());
-        Ok(CompiledView { name, resource_type: def.resource.clone(), definition: serde_json::Value::Null, wheres, root, columns, schema })
+        Ok(CompiledView { name, resource_type: def.resource.clone(), definition: serde_json::Value::Null, wheres, root, root_index, columns, schema })
     }
 
     /// The table name: the view's `name`, or its resource type in lower case.
@@ -176,7 +186,8 @@ impl CompiledView {
         if !is_ours {
             return Ok(Vec::new());
         }
-        let ctx = EvalContext { resource, row_index: 0 };
+        let root_slots = self.root_index.prefetch(resource);
+        let ctx = EvalContext { resource, row_index: 0, root: &root_slots };
         for (i, expr) in self.wheres.iter().enumerate() {
             let result = expr.evaluate(&ctx, std::slice::from_ref(&root)).map_err(|e| self.error(resource, None, e.0))?;
             let keep = match result.as_slice() {
@@ -190,40 +201,39 @@ impl CompiledView {
                 return Ok(Vec::new());
             }
         }
-        self.select_rows(&self.root, resource, &root, 0)
+        self.select_rows(&self.root, &ctx, &root)
     }
 
     /// Rows of one select element for one parent focus: chooses the focus items, then
     /// builds rows at each.
-    fn select_rows<'a>(&'a self, node: &'a SelectPlan, resource: &'a Json<'a>, focus: &Item<'a>, row_index: i64) -> Result<Vec<Row<'a>>, RowError> {
-        let ctx = EvalContext { resource, row_index };
+    fn select_rows<'a>(&'a self, node: &'a SelectPlan, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Vec<Row<'a>>, RowError> {
         let focus = std::slice::from_ref(focus);
         let items = match &node.iteration {
-            IterationPlan::None => return self.rows_at(node, resource, &focus[0], row_index),
-            IterationPlan::ForEach(e) | IterationPlan::ForEachOrNull(e) => e.evaluate(&ctx, focus).map_err(|err| self.error(resource, None, err.0))?,
+            IterationPlan::None => return self.rows_at(node, ctx, &focus[0]),
+            IterationPlan::ForEach(e) | IterationPlan::ForEachOrNull(e) => e.evaluate(ctx, focus).map_err(|err| self.error(ctx.resource, None, err.0))?,
             IterationPlan::Repeat(paths) => {
                 let mut found = Vec::new();
-                self.repeat(paths, &ctx, &focus[0], &mut found)?;
+                self.repeat(paths, ctx, &focus[0], &mut found)?;
                 found.into_iter().collect()
             }
         };
         if items.is_empty() {
             return match node.iteration {
-                IterationPlan::ForEachOrNull(_) => self.null_row(node, resource),
+                IterationPlan::ForEachOrNull(_) => self.null_row(node, ctx),
                 _ => Ok(Vec::new()),
             };
         }
         let mut rows = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            rows.extend(self.rows_at(node, resource, item, i as i64)?);
+            rows.extend(self.rows_at(node, &EvalContext { row_index: i as i64, ..*ctx }, item)?);
         }
         Ok(rows)
     }
 
     /// The single row `forEachOrNull` emits when it finds nothing: its columns evaluated over
     /// an empty focus (so paths are null and `%rowIndex` is 0), nested elements all null.
-    fn null_row<'a>(&'a self, node: &'a SelectPlan, resource: &'a Json<'a>) -> Result<Vec<Row<'a>>, RowError> {
-        let ctx = EvalContext { resource, row_index: 0 };
+    fn null_row<'a>(&'a self, node: &'a SelectPlan, ctx: &EvalContext<'_, 'a>) -> Result<Vec<Row<'a>>, RowError> {
+        let ctx = EvalContext { row_index: 0, ..*ctx };
         let mut row = self.empty_row();
         for column in &node.columns {
             row[column.slot] = self.cell(column, &ctx, &[])?;
@@ -232,7 +242,7 @@ impl CompiledView {
     }
 
     /// `repeat`: every node reachable by applying the paths again and again, depth first.
-    fn repeat<'a>(&'a self, paths: &'a [Expression], ctx: &EvalContext<'a>, from: &Item<'a>, out: &mut Vec<Item<'a>>) -> Result<(), RowError> {
+    fn repeat<'a>(&'a self, paths: &'a [Expression], ctx: &EvalContext<'_, 'a>, from: &Item<'a>, out: &mut Vec<Item<'a>>) -> Result<(), RowError> {
         for path in paths {
             let children = path.evaluate(ctx, std::slice::from_ref(from)).map_err(|e| self.error(ctx.resource, None, e.0))?;
             for child in children {
@@ -245,28 +255,27 @@ impl CompiledView {
 
     /// Rows of one select element at one focus item: its columns × each nested select ×
     /// the concatenated unionAll branches.
-    fn rows_at<'a>(&'a self, node: &'a SelectPlan, resource: &'a Json<'a>, focus: &Item<'a>, row_index: i64) -> Result<Vec<Row<'a>>, RowError> {
-        let ctx = EvalContext { resource, row_index };
+    fn rows_at<'a>(&'a self, node: &'a SelectPlan, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Vec<Row<'a>>, RowError> {
         let mut row = self.empty_row();
         for column in &node.columns {
-            row[column.slot] = self.cell(column, &ctx, std::slice::from_ref(focus))?;
+            row[column.slot] = self.cell(column, ctx, std::slice::from_ref(focus))?;
         }
         let mut rows = vec![row];
         for select in &node.selects {
-            let nested = self.select_rows(select, resource, focus, row_index)?;
+            let nested = self.select_rows(select, ctx, focus)?;
             rows = cross_join(&rows, nested);
         }
         if !node.union_all.is_empty() {
             let mut branches = Vec::new();
             for branch in &node.union_all {
-                branches.extend(self.select_rows(branch, resource, focus, row_index)?);
+                branches.extend(self.select_rows(branch, ctx, focus)?);
             }
             rows = cross_join(&rows, branches);
         }
         Ok(rows)
     }
 
-    fn cell<'a>(&'a self, column: &'a ColumnEval, ctx: &EvalContext<'a>, focus: &[Item<'a>]) -> Result<Cell<'a>, RowError> {
+    fn cell<'a>(&'a self, column: &'a ColumnEval, ctx: &EvalContext<'_, 'a>, focus: &[Item<'a>]) -> Result<Cell<'a>, RowError> {
         let plan = &self.columns[column.slot];
         let values = column.expr.evaluate(ctx, focus).map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;
         let convert = |item: &Item<'a>| plan.value_type.convert(item).map_err(|e| self.error(ctx.resource, Some(plan), e));
@@ -414,6 +423,20 @@ impl TreeCompiler<'_> {
 }
 
 impl SelectPlan {
+    /// Binds the expressions this (top-level) element evaluates on the resource itself to
+    /// the root prefetch: its columns and its nested elements' `forEach` paths.
+    fn bind_root(&mut self, index: &mut RootIndex) {
+        for column in &mut self.columns {
+            bind_root(&mut column.expr.op, index);
+        }
+        for nested in self.selects.iter_mut().chain(&mut self.union_all) {
+            // Not `repeat`: its paths are applied again to the nodes they find.
+            if let IterationPlan::ForEach(e) | IterationPlan::ForEachOrNull(e) = &mut nested.iteration {
+                bind_root(&mut e.op, index);
+            }
+        }
+    }
+
     /// Merges nested selects that neither iterate nor union into their parent. Such a select
     /// yields exactly one row per parent row, so cross-joining it is the same as evaluating
     /// its columns in the parent's row; merging saves a row allocation and a join per level.

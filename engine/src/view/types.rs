@@ -233,9 +233,9 @@ mod tests {
         assert_eq!(ValueType::Timestamp.convert(&s("1970-01-01T00:00:01.5Z")), Ok(Cell::Timestamp(1_500_000)));
         assert_eq!(ValueType::Time64.convert(&s("00:01:00")), Ok(Cell::Time(60_000_000)));
         assert!(ValueType::Timestamp.convert(&s("yesterday")).unwrap_err().contains("expected a dateTime"));
-        let d = Item::Dec(crate::view::decimal::Decimal::parse("1.5").unwrap());
+        let d = Item::decimal(crate::view::decimal::Decimal::parse("1.5").unwrap());
         assert_eq!(ValueType::Decimal(38, 9).convert(&d), Ok(Cell::Dec(1_500_000_000)));
-        let d = Item::Dec(crate::view::decimal::Decimal::parse("1.25").unwrap());
+        let d = Item::decimal(crate::view::decimal::Decimal::parse("1.25").unwrap());
         assert!(ValueType::Decimal(10, 1).convert(&d).is_err());
         assert!(ValueType::Int32.convert(&Item::Int(1 << 40)).is_err());
         assert_eq!(ValueType::Int64.convert(&s("1099511627776")), Ok(Cell::Int(1 << 40)));

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::ast::{BinaryOp, Expr, FunctionCall, Literal, SpecialVar, UnaryOp};
-use super::navigate::{PathOp, Step};
+use super::navigate::{PathOp, RootIndex, Step};
 use super::parser;
 use crate::view::decimal::Decimal;
 
@@ -304,6 +304,11 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
                 focus => Op::Call(focus.map(Box::new), Func::OfType(type_name.into()), vec![]),
             });
         }
+        // Whether a path has any item needs only its first: stop the walk there.
+        "exists" | "empty" if argc == 0 && matches!(focus, Some(Op::Path(..))) => {
+            let func = if name == "exists" { Func::Exists } else { Func::Empty };
+            return Ok(Op::Call(Some(Box::new(extend_path(focus, Step::Nth(0)))), func, vec![]));
+        }
         "first" if argc > 0 => return Err(CompileError(format!("first() takes 0 argument(s), found {argc}"))),
         "first" => return Ok(extend_path(focus, Step::Nth(0))),
         "getReferenceKey" => {
@@ -324,6 +329,44 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
     }
     let args = call.args.iter().map(|a| compile(a, env)).collect::<Result<Vec<_>, _>>()?;
     Ok(Op::Call(focus.map(Box::new), func, args))
+}
+
+/// Rewrites the paths of `op` that start at its input to read the root prefetch, for an
+/// expression that is always evaluated on the resource itself (columns of the top-level
+/// select, `where` paths, top-level iterations). Arguments that iterating functions
+/// evaluate per item (`where`, `select`, `exists`, `all`, `iif`) keep their own paths.
+pub fn bind_root(op: &mut Op, index: &mut RootIndex) {
+    match op {
+        Op::Path(None, path) => match path.steps.first_mut() {
+            Some(step @ Step::Member(_)) => {
+                let Step::Member(name) = &*step else { unreachable!() };
+                // `Patient.name` names the resource itself; leave such steps to the walk.
+                if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    *step = Step::Root(index.slot(name, true));
+                }
+            }
+            Some(step @ Step::Choice { .. }) => {
+                let Step::Choice { base, choice_key, type_name } = &*step else { unreachable!() };
+                *step = Step::RootChoice { choice_slot: index.slot(choice_key, false), base_slot: index.slot(base, false), type_name: type_name.clone() };
+            }
+            _ => {}
+        },
+        Op::Path(Some(focus), _) => bind_root(focus, index),
+        Op::Call(focus, func, args) => {
+            if let Some(focus) = focus {
+                bind_root(focus, index);
+            }
+            if !matches!(func, Func::Where | Func::Select | Func::Exists | Func::All | Func::Iif) {
+                args.iter_mut().for_each(|a| bind_root(a, index));
+            }
+        }
+        Op::Binary(_, l, r) | Op::Index(l, r) => {
+            bind_root(l, index);
+            bind_root(r, index);
+        }
+        Op::Negate(inner) | Op::Is(inner, _) | Op::As(inner, _) => bind_root(inner, index),
+        Op::Lit(_) | Op::Empty | Op::This | Op::RowIndex | Op::Resource => {}
+    }
 }
 
 /// Appends a navigation step to `focus`, fusing it into `focus`'s path when it has one.

@@ -12,18 +12,28 @@ use smallvec::smallvec;
 
 use super::ast::BinaryOp;
 use super::compile::{Expression, Func, Lit, Op};
-use super::navigate::{for_each_item, is_type};
+use super::navigate::{for_each_item, is_type, RootSlot};
 use super::value::{items_compare, items_equal, items_equivalent, Collection, Item, Number};
 use crate::view::decimal::Decimal;
 use crate::view::temporal::Temporal;
 
-/// What an evaluation can see besides its input: the resource and `%rowIndex`.
+/// What an evaluation can see besides its input: the resource, `%rowIndex`, and the
+/// resource's root prefetch (see [`RootIndex`](super::navigate::RootIndex)).
 #[derive(Debug, Clone, Copy)]
-pub struct EvalContext<'a> {
+pub struct EvalContext<'c, 'a> {
     /// The resource being evaluated (`%resource`).
     pub resource: &'a Json<'a>,
     /// The index of the current `forEach`/`forEachOrNull`/`repeat` item (`%rowIndex`).
     pub row_index: i64,
+    /// The prefetched root elements, one per slot of the view's root index.
+    pub root: &'c [RootSlot<'a>],
+}
+
+impl<'c, 'a> EvalContext<'c, 'a> {
+    /// A context for evaluating expressions that were not bound to a root index.
+    pub fn new(resource: &'a Json<'a>, row_index: i64) -> Self {
+        EvalContext { resource, row_index, root: &[] }
+    }
 }
 
 /// A FHIRPath run-time error, e.g. an operator applied to a collection of several items.
@@ -35,12 +45,12 @@ type EvalResult<'a> = Result<Collection<'a>, EvalError>;
 
 impl Expression {
     /// Evaluates the expression with `input` as its focus.
-    pub fn evaluate<'a>(&'a self, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+    pub fn evaluate<'a>(&'a self, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
         eval(&self.op, ctx, input).map_err(|e| EvalError(format!("{} (in '{}')", e.0, self.source)))
     }
 }
 
-fn eval<'a>(op: &'a Op, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
     Ok(match op {
         Op::Lit(lit) => smallvec![lit_item(lit)],
         Op::Empty => Collection::new(),
@@ -50,8 +60,8 @@ fn eval<'a>(op: &'a Op, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult
         Op::Path(focus, path) => {
             let mut out = Collection::new();
             match focus {
-                Some(focus) => path.walk(&eval(focus, ctx, input)?, &mut out),
-                None => path.walk(input, &mut out),
+                Some(focus) => path.walk(&eval(focus, ctx, input)?, ctx.root, &mut out),
+                None => path.walk(input, ctx.root, &mut out),
             }
             out
         }
@@ -67,17 +77,15 @@ fn eval<'a>(op: &'a Op, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult
                 },
             }
         }
-        Op::Call(focus, func, args) => {
-            let base = eval_focus(focus.as_deref(), ctx, input)?;
-            call(func, base, args, ctx, input)?
-        }
+        Op::Call(Some(focus), func, args) => call(func, &eval(focus, ctx, input)?, args, ctx, input)?,
+        Op::Call(None, func, args) => call(func, input, args, ctx, input)?,
         Op::Binary(op, l, r) => binary(*op, eval(l, ctx, input)?, eval(r, ctx, input)?)?,
         Op::Negate(inner) => {
             let v = eval(inner, ctx, input)?;
             match singleton(&v, "unary -")?.map(|i| i.as_number()) {
                 None => Collection::new(),
                 Some(Some(Number::Int(i))) => smallvec![Item::Int(i.checked_neg().ok_or_else(overflow)?)],
-                Some(Some(Number::Dec(d))) => smallvec![Item::Dec(Decimal::from_i64(0).checked_sub(d).ok_or_else(overflow)?)],
+                Some(Some(Number::Dec(d))) => smallvec![Item::decimal(Decimal::from_i64(0).checked_sub(d).ok_or_else(overflow)?)],
                 Some(None) => return Err(EvalError("unary - needs a number".into())),
             }
         }
@@ -89,18 +97,11 @@ fn eval<'a>(op: &'a Op, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult
     })
 }
 
-fn eval_focus<'a>(focus: Option<&'a Op>, ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult<'a> {
-    match focus {
-        Some(op) => eval(op, ctx, input),
-        None => Ok(input.iter().cloned().collect()),
-    }
-}
-
 fn lit_item(lit: &Lit) -> Item<'_> {
     match lit {
         Lit::Bool(b) => Item::Bool(*b),
         Lit::Int(i) => Item::Int(*i),
-        Lit::Dec(d) => Item::Dec(*d),
+        Lit::Dec(d) => Item::decimal(*d),
         Lit::Str(s) => Item::Str(Cow::Borrowed(s)),
         Lit::Date(s) => Item::Date(Cow::Borrowed(s)),
         Lit::DateTime(s) => Item::DateTime(Cow::Borrowed(s)),
@@ -113,7 +114,7 @@ fn overflow() -> EvalError {
 }
 
 /// The single item of a collection; several items are an error naming `what` needed one.
-fn singleton<'c, 'a>(c: &'c Collection<'a>, what: &str) -> Result<Option<&'c Item<'a>>, EvalError> {
+fn singleton<'c, 'a>(c: &'c [Item<'a>], what: &str) -> Result<Option<&'c Item<'a>>, EvalError> {
     match c.len() {
         0 => Ok(None),
         1 => Ok(c.first()),
@@ -123,11 +124,11 @@ fn singleton<'c, 'a>(c: &'c Collection<'a>, what: &str) -> Result<Option<&'c Ite
 
 /// FHIRPath singleton evaluation of a collection as a boolean: empty is `None`; one boolean
 /// is itself; any other single item counts as `true`; several items are an error.
-pub fn to_boolean(c: &Collection<'_>, what: &str) -> Result<Option<bool>, EvalError> {
+pub fn to_boolean(c: &[Item<'_>], what: &str) -> Result<Option<bool>, EvalError> {
     Ok(singleton(c, what)?.map(|i| i.as_bool().unwrap_or(true)))
 }
 
-fn single_string<'a>(c: &Collection<'a>, what: &str) -> Result<Option<Cow<'a, str>>, EvalError> {
+fn single_string<'a>(c: &[Item<'a>], what: &str) -> Result<Option<Cow<'a, str>>, EvalError> {
     match singleton(c, what)? {
         None => Ok(None),
         Some(i) => match i.as_str() {
@@ -207,9 +208,16 @@ fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<
             }
         }
         Concat => {
-            let a = singleton(&l, "&")?.map(|i| i.to_text()).unwrap_or_default();
+            singleton(&l, "&")?;
             let b = singleton(&r, "&")?.map(|i| i.to_text()).unwrap_or_default();
-            smallvec![Item::Str(Cow::Owned(format!("{a}{b}")))]
+            // `a & b & c` nests to the left: reuse the string the inner `&` built.
+            let mut text = match l.into_iter().next() {
+                Some(Item::Str(Cow::Owned(text))) => text,
+                Some(item) => concat(&item.to_text(), ""),
+                None => String::new(),
+            };
+            text.push_str(&b);
+            smallvec![Item::Str(Cow::Owned(text))]
         }
         Add | Sub | Mul | Div | IntDiv | Mod => {
             let (Some(a), Some(b)) = (singleton(&l, "arithmetic")?, singleton(&r, "arithmetic")?) else { return Ok(Collection::new()) };
@@ -218,11 +226,20 @@ fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<
     })
 }
 
+/// `a` followed by `b`, allocating once (no formatting machinery on this per-row path),
+/// with room for a short continuation such as the rest of `a & '|' & b`.
+fn concat(a: &str, b: &str) -> String {
+    let mut out = String::with_capacity(a.len() + b.len() + 16);
+    out.push_str(a);
+    out.push_str(b);
+    out
+}
+
 fn arithmetic<'a>(op: BinaryOp, a: &Item<'a>, b: &Item<'a>) -> Result<Option<Item<'a>>, EvalError> {
     use BinaryOp::*;
     if op == Add {
         if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
-            return Ok(Some(Item::Str(Cow::Owned(format!("{x}{y}")))));
+            return Ok(Some(Item::Str(Cow::Owned(concat(x, y)))));
         }
     }
     let (Some(x), Some(y)) = (a.as_number(), b.as_number()) else {
@@ -244,14 +261,14 @@ fn arithmetic<'a>(op: BinaryOp, a: &Item<'a>, b: &Item<'a>) -> Result<Option<Ite
         Add => x.checked_add(y),
         Sub => x.checked_sub(y),
         Mul => x.checked_mul(y),
-        Div => return Ok(x.checked_div(y).map(Item::Dec)),
-        IntDiv => return Ok(x.int_div(y).map(Item::Dec)),
-        _ => return Ok(x.checked_rem(y).map(Item::Dec)),
+        Div => return Ok(x.checked_div(y).map(Item::decimal)),
+        IntDiv => return Ok(x.int_div(y).map(Item::decimal)),
+        _ => return Ok(x.checked_rem(y).map(Item::decimal)),
     };
-    r.map(|v| Some(Item::Dec(v))).ok_or_else(overflow)
+    r.map(|v| Some(Item::decimal(v))).ok_or_else(overflow)
 }
 
-fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalContext<'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+fn call<'a>(func: &'a Func, base: &[Item<'a>], args: &'a [Op], ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
     // Evaluates argument `i` against the original input, for non-iterating functions.
     let arg = |i: usize| -> EvalResult<'a> { eval(&args[i], ctx, input) };
     // Evaluates a criterion against one item, as `where`/`exists`/`all` do.
@@ -262,8 +279,8 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
         Func::Where => {
             let mut out = Collection::new();
             for item in base {
-                if holds(&item)? {
-                    out.push(item);
+                if holds(item)? {
+                    out.push(item.clone());
                 }
             }
             out
@@ -279,22 +296,22 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
         Func::Exists => smallvec![Item::Bool(base.iter().map(holds).collect::<Result<Vec<_>, _>>()?.contains(&true))],
         Func::All => smallvec![Item::Bool(base.iter().map(holds).collect::<Result<Vec<_>, _>>()?.iter().all(|b| *b))],
         Func::Empty => smallvec![Item::Bool(base.is_empty())],
-        Func::Last => base.into_iter().last().into_iter().collect(),
-        Func::Tail => base.into_iter().skip(1).collect(),
+        Func::Last => base.last().cloned().into_iter().collect(),
+        Func::Tail => base.iter().skip(1).cloned().collect(),
         Func::Skip | Func::Take => {
             let n = arg(0)?;
             let n = match singleton(&n, "skip/take")?.and_then(Item::as_number) {
                 Some(Number::Int(n)) => n.max(0) as usize,
                 _ => return Err(EvalError("skip()/take() need an integer".into())),
             };
-            if *func == Func::Skip { base.into_iter().skip(n).collect() } else { base.into_iter().take(n).collect() }
+            if *func == Func::Skip { base.iter().skip(n).cloned().collect() } else { base.iter().take(n).cloned().collect() }
         }
-        Func::Single => singleton(&base, "single()")?.cloned().into_iter().collect(),
+        Func::Single => singleton(base, "single()")?.cloned().into_iter().collect(),
         Func::Count => smallvec![Item::Int(base.len() as i64)],
-        Func::Distinct => binary(BinaryOp::Union, base, Collection::new())?,
-        Func::Not => bool_result(to_boolean(&base, "not()")?.map(|b| !b)),
-        Func::HasValue => smallvec![Item::Bool(matches!(singleton(&base, "hasValue()"), Ok(Some(i)) if i.as_object().is_none()))],
-        Func::OfType(t) => base.into_iter().filter(|i| is_type(i, t)).collect(),
+        Func::Distinct => binary(BinaryOp::Union, base.iter().cloned().collect(), Collection::new())?,
+        Func::Not => bool_result(to_boolean(base, "not()")?.map(|b| !b)),
+        Func::HasValue => smallvec![Item::Bool(matches!(singleton(base, "hasValue()"), Ok(Some(i)) if i.as_object().is_none()))],
+        Func::OfType(t) => base.iter().filter(|i| is_type(i, t)).cloned().collect(),
         Func::Extension => {
             let url = single_string(&arg(0)?, "extension()")?.ok_or_else(|| EvalError("extension() needs a url".into()))?;
             let mut out = Collection::new();
@@ -325,7 +342,7 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
                     _ => return Err(EvalError("boundary precision must be a non-negative integer".into())),
                 }
             };
-            singleton(&base, "boundary")?.and_then(|i| boundary(i, *func == Func::LowBoundary, precision)).into_iter().collect()
+            singleton(base, "boundary")?.and_then(|i| boundary(i, *func == Func::LowBoundary, precision)).into_iter().collect()
         }
         Func::GetResourceKey => base
             .iter()
@@ -343,15 +360,15 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
             })
             .collect(),
         Func::Iif => {
-            let condition = to_boolean(&eval(&args[0], ctx, &base)?, "iif()")?;
+            let condition = to_boolean(&eval(&args[0], ctx, base)?, "iif()")?;
             match (condition, args.get(2)) {
-                (Some(true), _) => eval(&args[1], ctx, &base)?,
-                (_, Some(otherwise)) => eval(otherwise, ctx, &base)?,
+                (Some(true), _) => eval(&args[1], ctx, base)?,
+                (_, Some(otherwise)) => eval(otherwise, ctx, base)?,
                 _ => Collection::new(),
             }
         }
-        Func::ToString => singleton(&base, "toString()")?.map(|i| Item::Str(i.to_text())).into_iter().collect(),
-        Func::ToInteger => singleton(&base, "toInteger()")?
+        Func::ToString => singleton(base, "toString()")?.map(|i| Item::Str(i.to_text())).into_iter().collect(),
+        Func::ToInteger => singleton(base, "toInteger()")?
             .and_then(|i| match i.as_number() {
                 Some(Number::Int(n)) => Some(Item::Int(n)),
                 Some(Number::Dec(_)) => None,
@@ -359,15 +376,15 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
             })
             .into_iter()
             .collect(),
-        Func::ToDecimal => singleton(&base, "toDecimal()")?
+        Func::ToDecimal => singleton(base, "toDecimal()")?
             .and_then(|i| match i.as_number() {
-                Some(n) => Some(Item::Dec(n.to_decimal())),
-                None => Decimal::parse(i.as_str()?.trim()).map(Item::Dec),
+                Some(n) => Some(Item::decimal(n.to_decimal())),
+                None => Decimal::parse(i.as_str()?.trim()).map(Item::decimal),
             })
             .into_iter()
             .collect(),
         Func::StartsWith | Func::EndsWith | Func::ContainsText => {
-            let (Some(text), Some(part)) = (single_string(&base, "string function")?, single_string(&arg(0)?, "string function")?) else {
+            let (Some(text), Some(part)) = (single_string(base, "string function")?, single_string(&arg(0)?, "string function")?) else {
                 return Ok(Collection::new());
             };
             smallvec![Item::Bool(match func {
@@ -376,7 +393,7 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
                 _ => text.contains(part.as_ref()),
             })]
         }
-        Func::Lower | Func::Upper | Func::Trim | Func::Length => match single_string(&base, "string function")? {
+        Func::Lower | Func::Upper | Func::Trim | Func::Length => match single_string(base, "string function")? {
             None => Collection::new(),
             Some(text) => smallvec![match func {
                 Func::Lower => Item::Str(Cow::Owned(text.to_lowercase())),
@@ -386,7 +403,7 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
             }],
         },
         Func::Substring => {
-            let Some(text) = single_string(&base, "substring()")? else { return Ok(Collection::new()) };
+            let Some(text) = single_string(base, "substring()")? else { return Ok(Collection::new()) };
             let int_arg = |i: usize| -> Result<Option<i64>, EvalError> {
                 match singleton(&arg(i)?, "substring()")?.map(Item::as_number) {
                     None => Ok(None),
@@ -411,7 +428,7 @@ fn call<'a>(func: &'a Func, base: Collection<'a>, args: &'a [Op], ctx: &EvalCont
 fn boundary<'a>(item: &Item<'a>, low: bool, precision: Option<u32>) -> Option<Item<'a>> {
     if let Some(n) = item.as_number() {
         let d = n.to_decimal();
-        return (if low { d.low_boundary(precision) } else { d.high_boundary(precision) }).map(Item::Dec);
+        return (if low { d.low_boundary(precision) } else { d.high_boundary(precision) }).map(Item::decimal);
     }
     let text = item.as_str()?;
     let (temporal, wrap): (Temporal, fn(Cow<'a, str>) -> Item<'a>) = match item {
@@ -434,14 +451,39 @@ pub fn reference_key<'s>(reference: &'s str, type_name: Option<&str>) -> Option<
     if let Some(rest) = reference.strip_prefix("urn:uuid:").or_else(|| reference.strip_prefix("urn:oid:")) {
         return Some(rest);
     }
-    let path = reference.split(['?', '#']).next()?;
-    let path = path.split("/_history/").next()?;
-    let mut segments = path.rsplit('/');
-    let id = segments.next().filter(|s| !s.is_empty())?;
-    let ty = segments.next()?;
+    // Runs for every reference column of every row, so plain byte scans, no searchers.
+    let end = memchr::memchr2(b'?', b'#', reference.as_bytes()).unwrap_or(reference.len());
+    let mut segments = SegmentsFromEnd { text: Some(&reference[..end]) };
+    let (mut id, mut ty) = (segments.next()?, segments.next()?);
+    if ty == "_history" {
+        (id, ty) = (segments.next()?, segments.next()?);
+    }
+    if id.is_empty() {
+        return None;
+    }
     match type_name {
         Some(t) if t != ty => None,
         _ => Some(id),
+    }
+}
+
+/// `/`-separated segments of a path, last first (as `rsplit('/')`).
+struct SegmentsFromEnd<'s> {
+    text: Option<&'s str>,
+}
+
+impl<'s> Iterator for SegmentsFromEnd<'s> {
+    type Item = &'s str;
+
+    fn next(&mut self) -> Option<&'s str> {
+        let text = self.text?;
+        match memchr::memrchr(b'/', text.as_bytes()) {
+            Some(slash) => {
+                self.text = Some(&text[..slash]);
+                Some(&text[slash + 1..])
+            }
+            None => self.text.take(),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ fn run(resource: &str, expr: &str) -> Result<Vec<String>, String> {
     let mut bytes = resource.as_bytes().to_vec();
     let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
     let compiled = Expression::compile(expr, &CompileEnv::default()).map_err(|e| e.0)?;
-    let ctx = EvalContext { resource: &doc, row_index: 3 };
+    let ctx = EvalContext::new(&doc, 3);
     let out = compiled.evaluate(&ctx, &[Item::Node(&doc)]).map_err(|e| e.0)?;
     Ok(out.iter().map(|i| i.to_text().into_owned()).collect())
 }

@@ -9,7 +9,7 @@
 //! let mut line = br#"{"resourceType":"Patient","id":"p1","name":[{"family":"Smith","given":["Ann","B"]}]}"#.to_vec();
 //! let patient = simd_json::to_borrowed_value(&mut line).unwrap();
 //! let expr = Expression::compile("name.given.join(' ')", &CompileEnv::default()).unwrap();
-//! let ctx = EvalContext { resource: &patient, row_index: 0 };
+//! let ctx = EvalContext::new(&patient, 0);
 //! let result = expr.evaluate(&ctx, &[Item::Node(&patient)]).unwrap();
 //! assert_eq!(result[0].as_str(), Some("Ann B"));
 //! ```

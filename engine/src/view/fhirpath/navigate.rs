@@ -32,7 +32,88 @@ pub enum Step {
     },
     /// `[n]` on everything before it: the n-th item (so `first()` is `[0]`).
     Nth(usize),
+    /// A leading [`Step::Member`] of a path evaluated on the resource itself, resolved by
+    /// the per-resource [`RootIndex`] prefetch (slot number).
+    Root(usize),
+    /// A leading [`Step::Choice`] resolved by the prefetch: the typed key's slot, then the
+    /// plain element's.
+    RootChoice {
+        /// Slot of the typed key (`valueQuantity`).
+        choice_slot: usize,
+        /// Slot of the element as written (`value`), for non-choice elements.
+        base_slot: usize,
+        /// The type name (`Quantity`).
+        type_name: Box<str>,
+    },
 }
+
+/// What the prefetch found for one root name: the node and, for a choice element reached
+/// by its base name, the date/time type tag (see [`for_each_item`]).
+pub type RootSlot<'a> = Option<(&'a Json<'a>, Option<&'static str>)>;
+
+/// The element names a view reads straight off the resource, resolved for all columns in
+/// one pass over the resource's keys.
+///
+/// A wide view reads a dozen or more root elements; looking each up is a scan of the root
+/// object per column. The prefetch scans the keys once, finding each needed name (and
+/// choice elements `name[x]`) through a table indexed by first byte.
+#[derive(Debug, Clone, Default)]
+pub struct RootIndex {
+    /// Names by slot, and whether a choice element `name[x]` may stand in for the name.
+    names: Vec<(Box<str>, bool)>,
+    /// Slots by the first byte of their name (ASCII only; other names never match).
+    by_first_byte: Vec<Vec<usize>>,
+}
+
+impl RootIndex {
+    /// The slot for `name`, added if new. `choice` lets `name[x]` keys fill it.
+    pub fn slot(&mut self, name: &str, choice: bool) -> usize {
+        if let Some(i) = self.names.iter().position(|(n, c)| **n == *name && *c == choice) {
+            return i;
+        }
+        if self.by_first_byte.is_empty() {
+            self.by_first_byte = vec![Vec::new(); 128];
+        }
+        let slot = self.names.len();
+        self.names.push((name.into(), choice));
+        if let Some(list) = name.as_bytes().first().and_then(|&b| self.by_first_byte.get_mut(usize::from(b))) {
+            list.push(slot);
+        }
+        slot
+    }
+
+    /// Whether any path uses the index.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// One entry per slot, read from the resource's keys.
+    pub fn prefetch<'a>(&self, resource: &'a Json<'a>) -> RootSlots<'a> {
+        let mut out = RootSlots::from_elem(None, self.names.len());
+        let Json::Object(obj) = resource else { return out };
+        for (key, node) in obj.iter() {
+            let bytes = key.as_bytes();
+            let Some(candidates) = bytes.first().and_then(|&b| self.by_first_byte.get(usize::from(b))) else { continue };
+            for &slot in candidates {
+                let (name, choice) = &self.names[slot];
+                if bytes.len() == name.len() {
+                    if **key == **name {
+                        out[slot] = Some((node, None));
+                    }
+                } else if *choice && out[slot].is_none() && bytes.len() > name.len() && key.starts_with(name.as_ref()) {
+                    let suffix = &key[name.len()..];
+                    if CHOICE_TYPE_SUFFIXES.contains(&suffix) {
+                        out[slot] = Some((node, temporal_tag(suffix)));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A resource's prefetched root elements; inline for views reading up to 32 of them.
+pub type RootSlots<'a> = smallvec::SmallVec<[RootSlot<'a>; 32]>;
 
 /// A fused path: steps applied, in order, to each input item.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +124,8 @@ pub struct PathOp {
 
 impl PathOp {
     /// Walks the path from every item of `input`, pushing what the last step reaches.
-    pub fn walk<'a>(&'a self, input: &[Item<'a>], out: &mut Collection<'a>) {
+    /// `root` is the resource's prefetch, read by [`Step::Root`] steps.
+    pub fn walk<'a>(&'a self, input: &[Item<'a>], root: &[RootSlot<'a>], out: &mut Collection<'a>) {
         // Items seen so far by each `Nth` step, over the whole input in document order.
         let mut seen = [0usize; 8];
         let mut seen_heap;
@@ -54,7 +136,7 @@ impl PathOp {
             &mut seen_heap
         };
         for item in input {
-            if self.step(0, item, seen, out).is_break() {
+            if self.step(0, item, root, seen, out).is_break() {
                 break;
             }
         }
@@ -62,7 +144,7 @@ impl PathOp {
 
     /// Applies step `i` to `item`. `Break` means an `Nth` step has its item: nothing more
     /// is needed from any earlier step.
-    fn step<'a>(&'a self, i: usize, item: &Item<'a>, seen: &mut [usize], out: &mut Collection<'a>) -> ControlFlow<()> {
+    fn step<'a>(&'a self, i: usize, item: &Item<'a>, root: &[RootSlot<'a>], seen: &mut [usize], out: &mut Collection<'a>) -> ControlFlow<()> {
         let Some(step) = self.steps.get(i) else {
             out.push(item.clone());
             return ControlFlow::Continue(());
@@ -74,35 +156,42 @@ impl PathOp {
                     return ControlFlow::Continue(());
                 }
                 // The wanted item: finish the rest of the path from it, then stop.
-                let _ = self.step(i + 1, item, seen, out);
+                let _ = self.step(i + 1, item, root, seen, out);
                 ControlFlow::Break(())
+            }
+            Step::Root(slot) => match root.get(*slot).copied().flatten() {
+                Some((node, tag)) => self.each(i + 1, node, tag, root, seen, out),
+                None => ControlFlow::Continue(()),
+            },
+            Step::RootChoice { choice_slot, base_slot, type_name } => {
+                if let Some((node, _)) = root.get(*choice_slot).copied().flatten() {
+                    return self.each(i + 1, node, Some(type_name), root, seen, out);
+                }
+                let Some((node, _)) = root.get(*base_slot).copied().flatten() else { return ControlFlow::Continue(()) };
+                for_each_item(node, None, |child| if is_type(&child, type_name) { self.step(i + 1, &child, root, seen, out) } else { ControlFlow::Continue(()) })
             }
             Step::Member(name) => {
                 let Some(obj) = item.as_object() else { return ControlFlow::Continue(()) };
-                if let Some(node) = obj.get(name.as_ref()) {
-                    return self.each(i + 1, node, None, seen, out);
-                }
-                if is_resource_type_step(item, name) {
-                    return self.step(i + 1, item, seen, out);
-                }
-                match find_choice(obj, name) {
-                    Some((node, type_name)) => self.each(i + 1, node, Some(&type_name), seen, out),
-                    None => ControlFlow::Continue(()),
+                match lookup(obj, name) {
+                    Lookup::Exact(node) => self.each(i + 1, node, None, root, seen, out),
+                    Lookup::Choice(node, suffix) => self.each(i + 1, node, temporal_tag(suffix), root, seen, out),
+                    Lookup::Missing if is_resource_type_step(item, name) => self.step(i + 1, item, root, seen, out),
+                    Lookup::Missing => ControlFlow::Continue(()),
                 }
             }
             Step::Choice { base, choice_key, type_name } => {
                 let Some(obj) = item.as_object() else { return ControlFlow::Continue(()) };
                 if let Some(node) = obj.get(choice_key.as_ref()) {
-                    return self.each(i + 1, node, Some(type_name), seen, out);
+                    return self.each(i + 1, node, Some(type_name), root, seen, out);
                 }
                 let Some(node) = obj.get(base.as_ref()) else { return ControlFlow::Continue(()) };
-                for_each_item(node, None, |child| if is_type(&child, type_name) { self.step(i + 1, &child, seen, out) } else { ControlFlow::Continue(()) })
+                for_each_item(node, None, |child| if is_type(&child, type_name) { self.step(i + 1, &child, root, seen, out) } else { ControlFlow::Continue(()) })
             }
         }
     }
 
-    fn each<'a>(&'a self, i: usize, node: &'a Json<'a>, type_name: Option<&str>, seen: &mut [usize], out: &mut Collection<'a>) -> ControlFlow<()> {
-        for_each_item(node, type_name, |child| self.step(i, &child, seen, out))
+    fn each<'a>(&'a self, i: usize, node: &'a Json<'a>, type_name: Option<&str>, root: &[RootSlot<'a>], seen: &mut [usize], out: &mut Collection<'a>) -> ControlFlow<()> {
+        for_each_item(node, type_name, |child| self.step(i, &child, root, seen, out))
     }
 }
 
@@ -139,25 +228,45 @@ fn is_resource_type_step(item: &Item<'_>, name: &str) -> bool {
         && matches!(item.as_object().and_then(|o| o.get("resourceType")), Some(Json::String(rt)) if rt == name)
 }
 
-/// The choice element `name[x]` of an object, with its type (`valueQuantity` → `Quantity`,
-/// `effectiveDateTime` → `dateTime`), if present.
-fn find_choice<'a>(obj: &'a simd_json::value::borrowed::Object<'a>, name: &str) -> Option<(&'a Json<'a>, String)> {
-    obj.iter().find_map(|(key, node)| {
-        let suffix = key.strip_prefix(name)?;
-        if !suffix.starts_with(|c: char| c.is_ascii_uppercase()) || !CHOICE_TYPE_SUFFIXES.contains(&suffix) {
-            return None;
-        }
-        // Primitive type names start lower case (`dateTime`), complex ones upper (`Quantity`).
-        let primitive = suffix.len() > 1 && PRIMITIVE_SUFFIXES.contains(&suffix);
-        let type_name = if primitive { suffix[..1].to_ascii_lowercase() + &suffix[1..] } else { suffix.to_string() };
-        Some((node, type_name))
-    })
+type Object<'a> = simd_json::value::borrowed::Object<'a>;
+
+enum Lookup<'a> {
+    Exact(&'a Json<'a>),
+    /// A choice element `name[x]`, with its type suffix (`Quantity`, `DateTime`).
+    Choice(&'a Json<'a>, &'a str),
+    Missing,
 }
 
-const PRIMITIVE_SUFFIXES: &[&str] = &[
-    "Base64Binary", "Boolean", "Canonical", "Code", "Date", "DateTime", "Decimal", "Id", "Instant", "Integer", "Integer64", "Markdown",
-    "Oid", "PositiveInt", "String", "Time", "UnsignedInt", "Uri", "Url", "Uuid",
-];
+/// Finds `name`, or failing that the choice element `name[x]`.
+fn lookup<'a>(obj: &'a Object<'a>, name: &str) -> Lookup<'a> {
+    if let Some(node) = obj.get(name) {
+        return Lookup::Exact(node);
+    }
+    // Absent elements are common (most are optional), so the scan for `name[x]` checks
+    // length and first byte before comparing bytes.
+    let first = name.as_bytes().first().copied();
+    for (key, node) in obj.iter() {
+        if key.len() > name.len() && key.as_bytes().first().copied() == first && key.starts_with(name) {
+            let suffix = &key[name.len()..];
+            if suffix.starts_with(|c: char| c.is_ascii_uppercase()) && CHOICE_TYPE_SUFFIXES.contains(&suffix) {
+                return Lookup::Choice(node, suffix);
+            }
+        }
+    }
+    Lookup::Missing
+}
+
+/// The tag [`for_each_item`] needs for a choice element's type suffix: only dates and times
+/// are told apart from plain strings.
+fn temporal_tag(suffix: &str) -> Option<&'static str> {
+    match suffix {
+        "DateTime" => Some("dateTime"),
+        "Instant" => Some("instant"),
+        "Date" => Some("date"),
+        "Time" => Some("time"),
+        _ => None,
+    }
+}
 
 /// FHIR data types that can follow a choice element's base name (`value[x]` → `valueCoding`).
 const CHOICE_TYPE_SUFFIXES: &[&str] = &[
@@ -206,7 +315,7 @@ mod tests {
         let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
         let path = PathOp { steps };
         let mut out = Collection::new();
-        path.walk(&[Item::Node(&doc)], &mut out);
+        path.walk(&[Item::Node(&doc)], &[], &mut out);
         out.iter().map(|i| i.to_text().into_owned()).collect()
     }
 
