@@ -31,12 +31,13 @@ skipped and counted. A line that is not valid JSON, or that the view cannot eval
 reported on standard error as FILE:LINE: REASON and counted; the run goes on and exits \
 with status 1 at the end.
 
-With schemas/patient.json selecting id, gender and birthDate from Patient:
+With the shipped Patient view over the bundled sample export (rows shortened here):
 
     $ fhirhouse view schemas/patient.json tests/data/sample/
-    {\"id\":\"p1\",\"gender\":\"female\",\"birth_date\":\"1970-01-02\"}
-    {\"id\":\"p2\",\"gender\":null,\"birth_date\":null}
-    3 resources read, 1 skipped, 2 rows written, 0 errors
+    {\"id\":\"6c5d9ca9-54d7-42f5-bfae-a7c19cd217f2\",…,\"gender\":\"male\",\"birth_date\":\"1965-01-13\",…}
+    {\"id\":\"58c297c4-d684-4677-8024-01131d93835e\",…,\"gender\":\"female\",\"birth_date\":\"1971-04-05\",…}
+    …
+    4141 resources read, 4131 skipped, 10 rows written, 0 errors
 
 The last line is the summary, on standard error (--quiet leaves it out).
 
