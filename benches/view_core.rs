@@ -52,8 +52,17 @@ fn parse<'s>(scratch: &'s mut Vec<u8>, buffers: &mut simd_json::Buffers, line: &
 fn bench_type(c: &mut Criterion, resource_type: &str, view_file: &str) {
     let lines = lines(&export_dir().join(format!("{resource_type}.000.ndjson")));
     let bytes: usize = lines.iter().map(Vec::len).sum();
-    let view = Arc::new(CompiledView::from_json_str(&std::fs::read_to_string(repo_root().join("schemas").join(view_file)).unwrap()).unwrap());
-    eprintln!("view_core: {resource_type}: {} resources, {:.1} MB, view '{}' with {} columns", lines.len(), bytes as f64 / 1e6, view.name(), view.columns().len());
+    let view = Arc::new(
+        CompiledView::from_json_str(&std::fs::read_to_string(repo_root().join("schemas").join(view_file)).unwrap())
+            .unwrap(),
+    );
+    eprintln!(
+        "view_core: {resource_type}: {} resources, {:.1} MB, view '{}' with {} columns",
+        lines.len(),
+        bytes as f64 / 1e6,
+        view.name(),
+        view.columns().len()
+    );
 
     let mut group = c.benchmark_group(resource_type);
     group.throughput(Throughput::Elements(lines.len() as u64));
@@ -89,7 +98,8 @@ fn bench_type(c: &mut Criterion, resource_type: &str, view_file: &str) {
     });
 
     let mut owned: Vec<Vec<u8>> = lines.clone();
-    let docs: Vec<simd_json::BorrowedValue<'_>> = owned.iter_mut().map(|l| simd_json::to_borrowed_value(l).expect("valid JSON")).collect();
+    let docs: Vec<simd_json::BorrowedValue<'_>> =
+        owned.iter_mut().map(|l| simd_json::to_borrowed_value(l).expect("valid JSON")).collect();
     group.bench_function("view", |b| {
         b.iter(|| {
             let mut rows = 0usize;

@@ -28,13 +28,12 @@ const PATIENT_VIEW: &str = r#"{
 const P1: &str = r#"{"resourceType":"Patient","id":"p1","meta":{"lastUpdated":"2015-02-07T13:28:17.239+02:00"},"gender":"female","birthDate":"1970-01-02","active":true}"#;
 const P2: &str = r#"{"resourceType":"Patient","id":"p2"}"#;
 const P3: &str = r#"{"resourceType":"Patient","id":"p3","gender":"male","active":false}"#;
-const OBS: &str =
-    r#"{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"}}"#;
+const OBS: &str = r#"{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"}}"#;
 
-const P1_ROW: &str = r#"{"id":"p1","gender":"female","birth_date":"1970-01-02","active":true,"updated":"2015-02-07T11:28:17.239Z"}"#;
+const P1_ROW: &str =
+    r#"{"id":"p1","gender":"female","birth_date":"1970-01-02","active":true,"updated":"2015-02-07T11:28:17.239Z"}"#;
 const P2_ROW: &str = r#"{"id":"p2","gender":null,"birth_date":null,"active":null,"updated":null}"#;
-const P3_ROW: &str =
-    r#"{"id":"p3","gender":"male","birth_date":null,"active":false,"updated":null}"#;
+const P3_ROW: &str = r#"{"id":"p3","gender":"male","birth_date":null,"active":false,"updated":null}"#;
 
 /// A temporary folder holding a view file and an export folder.
 struct Fixture {
@@ -43,9 +42,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let fixture = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let fixture = Self { dir: tempfile::tempdir().unwrap() };
         fs::create_dir(fixture.export()).unwrap();
         fixture.file("patient.json", PATIENT_VIEW.as_bytes());
         fixture
@@ -84,11 +81,7 @@ impl Fixture {
 }
 
 fn fhirhouse(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_fhirhouse")).args(args).env_remove("RUST_LOG").output().unwrap()
 }
 
 fn stdout(output: &Output) -> &str {
@@ -113,10 +106,7 @@ fn ndjson_rows_of_the_views_type_with_every_column_and_a_summary() {
 
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{P1_ROW}\n{P2_ROW}\n"));
-    assert_eq!(
-        last_line(stderr(&out)),
-        "3 resources read, 1 skipped, 2 rows written, 0 errors"
-    );
+    assert_eq!(last_line(stderr(&out)), "3 resources read, 1 skipped, 2 rows written, 0 errors");
 }
 
 #[test]
@@ -135,10 +125,7 @@ fn invalid_view_fails_before_any_input_is_read() {
     let err = stderr(&out);
     assert!(err.contains(&*view.to_string_lossy()), "{err}");
     assert!(err.contains("invalid view"), "{err}");
-    assert!(
-        !err.contains("no-such-export"),
-        "input was looked at: {err}"
-    );
+    assert!(!err.contains("no-such-export"), "input was looked at: {err}");
     assert_eq!(stdout(&out), "");
 }
 
@@ -146,10 +133,7 @@ fn invalid_view_fails_before_any_input_is_read() {
 fn bad_json_line_is_reported_as_file_and_line_and_the_run_goes_on() {
     let fx = Fixture::new();
     // Line 2 is blank: skipped, but line numbers still count it.
-    let file = fx.export_file(
-        "Patient.ndjson",
-        &[P1, "", r#"{"resourceType":"Patient","id":"#, P3],
-    );
+    let file = fx.export_file("Patient.ndjson", &[P1, "", r#"{"resourceType":"Patient","id":"#, P3]);
 
     let out = fhirhouse(&[Path::new("view"), &fx.view(), &file]);
 
@@ -157,15 +141,8 @@ fn bad_json_line_is_reported_as_file_and_line_and_the_run_goes_on() {
     assert_eq!(stdout(&out), format!("{P1_ROW}\n{P3_ROW}\n"));
     let err = stderr(&out);
     let prefix = format!("{}:3: ", file.display());
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with(&prefix)).count(),
-        1,
-        "{err}"
-    );
-    assert_eq!(
-        last_line(err),
-        "3 resources read, 0 skipped, 2 rows written, 1 errors"
-    );
+    assert_eq!(err.lines().filter(|l| l.starts_with(&prefix)).count(), 1, "{err}");
+    assert_eq!(last_line(err), "3 resources read, 0 skipped, 2 rows written, 1 errors");
 }
 
 #[test]
@@ -197,10 +174,7 @@ fn row_error_names_file_line_and_resource() {
         .find(|l| l.starts_with(&format!("{}:2: ", file.display())))
         .unwrap_or_else(|| panic!("no file:line report in {err}"));
     assert!(line.contains("two") && line.contains("family"), "{line}");
-    assert_eq!(
-        last_line(err),
-        "2 resources read, 0 skipped, 1 rows written, 1 errors"
-    );
+    assert_eq!(last_line(err), "2 resources read, 0 skipped, 1 rows written, 1 errors");
 }
 
 #[test]
@@ -221,13 +195,7 @@ fn csv_format_follows_the_output_extension() {
     fx.export_file("Patient.ndjson", &[P1, P2]);
     let csv = fx.path("patient.csv");
 
-    let out = fhirhouse(&[
-        Path::new("view"),
-        &fx.view(),
-        &fx.export(),
-        Path::new("-o"),
-        &csv,
-    ]);
+    let out = fhirhouse(&[Path::new("view"), &fx.view(), &fx.export(), Path::new("-o"), &csv]);
 
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
@@ -247,40 +215,17 @@ fn parquet_output_reads_back_and_needs_a_file() {
     fx.export_file("Patient.ndjson", &[P1, P2, P3]);
     let parquet = fx.path("patient.parquet");
 
-    let out = fhirhouse(&[
-        Path::new("view"),
-        &fx.view(),
-        &fx.export(),
-        Path::new("--format"),
-        Path::new("parquet"),
-    ]);
+    let out = fhirhouse(&[Path::new("view"), &fx.view(), &fx.export(), Path::new("--format"), Path::new("parquet")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("-o FILE"), "{}", stderr(&out));
 
-    let out = fhirhouse(&[
-        Path::new("view"),
-        &fx.view(),
-        &fx.export(),
-        Path::new("-o"),
-        &parquet,
-    ]);
+    let out = fhirhouse(&[Path::new("view"), &fx.view(), &fx.export(), Path::new("-o"), &parquet]);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&parquet).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&parquet).unwrap()).unwrap().build().unwrap();
     let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
-    let rows: usize = batches
-        .iter()
-        .map(arrow::record_batch::RecordBatch::num_rows)
-        .sum();
+    let rows: usize = batches.iter().map(arrow::record_batch::RecordBatch::num_rows).sum();
     assert_eq!(rows, 3);
-    let names: Vec<String> = batches[0]
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(names, ["id", "gender", "birth_date", "active", "updated"]);
 }

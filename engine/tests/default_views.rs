@@ -30,7 +30,8 @@ fn run(view_file: &str) -> (usize, usize, arrow::record_batch::RecordBatch) {
 fn patient_view_has_one_row_per_patient() {
     let (resources, rows, batch) = run("patient.json");
     assert_eq!((resources, rows), (10, 10));
-    let gender = arrow::compute::cast(batch.column_by_name("gender").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+    let gender =
+        arrow::compute::cast(batch.column_by_name("gender").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
     assert_eq!(gender.null_count(), 0, "every Synthea patient has a gender");
     assert_eq!(batch.column_by_name("birth_date").unwrap().null_count(), 0);
 }

@@ -97,13 +97,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 pub fn init_tracing(quiet: bool) {
     use tracing_subscriber::EnvFilter;
 
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(if quiet { "error" } else { "warn" }));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if quiet { "error" } else { "warn" }));
     // Only fails when a subscriber is already set (tests calling twice): keep that one.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
 }
 
 /// Reports a fatal error on standard error as `error: ...` with its causes, and returns
@@ -134,18 +131,17 @@ mod tests {
 
     #[test]
     fn quiet_is_accepted_before_and_after_the_subcommand() {
-        for args in [
-            &["fhirhouse", "-q", "view", "v.json", "in/"][..],
-            &["fhirhouse", "view", "v.json", "in/", "--quiet"][..],
-        ] {
+        for args in
+            [&["fhirhouse", "-q", "view", "v.json", "in/"][..], &["fhirhouse", "view", "v.json", "in/", "--quiet"][..]]
+        {
             assert!(Cli::try_parse_from(args).unwrap().quiet);
         }
     }
 
     #[test]
     fn broken_pipe_exits_successfully_and_others_fatally() {
-        let pipe = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe))
-            .context("writing to standard output");
+        let pipe =
+            anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing to standard output");
         assert_eq!(exit_on_error(&pipe), ExitCode::SUCCESS);
         let other = anyhow::anyhow!("boom");
         assert_eq!(exit_on_error(&other), ExitCode::from(EXIT_FATAL));

@@ -95,9 +95,7 @@ pub struct ViewArgs {
 impl ViewArgs {
     /// The format asked for, implied by the output file's extension, or NDJSON.
     fn format(&self) -> Format {
-        self.format
-            .or_else(|| self.output.as_deref().and_then(Format::from_path))
-            .unwrap_or(Format::Ndjson)
+        self.format.or_else(|| self.output.as_deref().and_then(Format::from_path)).unwrap_or(Format::Ndjson)
     }
 }
 
@@ -147,27 +145,19 @@ pub(super) fn run(args: &ViewArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let writer = open_writer(format, view.schema(), args.output.as_deref())?;
     let mut run = ViewRun::new(view, writer);
     for path in &inputs {
-        run.read_file(path)
-            .with_context(|| format!("writing to {destination}"))?;
+        run.read_file(path).with_context(|| format!("writing to {destination}"))?;
     }
-    let summary = run
-        .finish()
-        .with_context(|| format!("writing to {destination}"))?;
+    let summary = run.finish().with_context(|| format!("writing to {destination}"))?;
 
     if !quiet {
         eprintln!("{summary}");
     }
-    Ok(if summary.errors > 0 {
-        ExitCode::from(EXIT_SOME_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if summary.errors > 0 { ExitCode::from(EXIT_SOME_FAILED) } else { ExitCode::SUCCESS })
 }
 
 /// Reads and compiles the view file; errors name the file.
 fn load_view(path: &Path) -> anyhow::Result<CompiledView> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read view {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read view {}", path.display()))?;
     CompiledView::from_json_str(&text).map_err(|e| anyhow!("invalid view {}: {e}", path.display()))
 }
 
@@ -238,10 +228,7 @@ impl ViewRun {
             self.summary.skipped += 1;
             return Ok(());
         }
-        self.builder
-            .append(&resource)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        self.builder.append(&resource).map(drop).map_err(|e| e.to_string())
     }
 
     /// Counts a failed line or file and prints it on standard error.
@@ -288,22 +275,10 @@ mod tests {
     #[test]
     fn format_defaults_to_output_extension_then_ndjson() {
         assert_eq!(view_args(&["v.json", "in"]).format(), Format::Ndjson);
-        assert_eq!(
-            view_args(&["v.json", "in", "-o", "t.parquet"]).format(),
-            Format::Parquet
-        );
-        assert_eq!(
-            view_args(&["v.json", "in", "-o", "t.csv"]).format(),
-            Format::Csv
-        );
-        assert_eq!(
-            view_args(&["v.json", "in", "-o", "t.out"]).format(),
-            Format::Ndjson
-        );
-        assert_eq!(
-            view_args(&["v.json", "in", "-o", "t.parquet", "--format", "csv"]).format(),
-            Format::Csv
-        );
+        assert_eq!(view_args(&["v.json", "in", "-o", "t.parquet"]).format(), Format::Parquet);
+        assert_eq!(view_args(&["v.json", "in", "-o", "t.csv"]).format(), Format::Csv);
+        assert_eq!(view_args(&["v.json", "in", "-o", "t.out"]).format(), Format::Ndjson);
+        assert_eq!(view_args(&["v.json", "in", "-o", "t.parquet", "--format", "csv"]).format(), Format::Csv);
     }
 
     #[test]
@@ -320,15 +295,7 @@ mod tests {
 
     #[test]
     fn summary_reads_as_documented() {
-        let s = Summary {
-            resources: 5,
-            skipped: 1,
-            rows: 3,
-            errors: 1,
-        };
-        assert_eq!(
-            s.to_string(),
-            "5 resources read, 1 skipped, 3 rows written, 1 errors"
-        );
+        let s = Summary { resources: 5, skipped: 1, rows: 3, errors: 1 };
+        assert_eq!(s.to_string(), "5 resources read, 1 skipped, 3 rows written, 1 errors");
     }
 }

@@ -21,16 +21,14 @@ use std::fmt::Display;
 use std::io::Write;
 
 use arrow::array::{
-    Array, ArrayAccessor, ArrowPrimitiveType, AsArray, BooleanArray, GenericListArray,
-    OffsetSizeTrait, PrimitiveArray,
+    Array, ArrayAccessor, ArrowPrimitiveType, AsArray, BooleanArray, GenericListArray, OffsetSizeTrait, PrimitiveArray,
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type,
-    DecimalType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
-    Time32MillisecondType, Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimeUnit,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type, DecimalType,
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow::temporal_conversions::{date32_to_datetime, date64_to_datetime};
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
@@ -118,60 +116,38 @@ fn value_encoder<'a>(array: &'a dyn Array) -> Result<Box<dyn ValueEncoder + 'a>,
         DataType::Date32 => boxed(Temporal(array.as_primitive::<Date32Type>(), date32)),
         DataType::Date64 => boxed(Temporal(array.as_primitive::<Date64Type>(), date64)),
         DataType::Time32(TimeUnit::Second) => {
-            boxed(Temporal(array.as_primitive::<Time32SecondType>(), |v| {
-                time(i64::from(v), NANOS_PER_SECOND)
-            }))
+            boxed(Temporal(array.as_primitive::<Time32SecondType>(), |v| time(i64::from(v), NANOS_PER_SECOND)))
         }
-        DataType::Time32(TimeUnit::Millisecond) => boxed(Temporal(
-            array.as_primitive::<Time32MillisecondType>(),
-            |v| time(i64::from(v), 1_000_000),
-        )),
-        DataType::Time64(TimeUnit::Microsecond) => boxed(Temporal(
-            array.as_primitive::<Time64MicrosecondType>(),
-            |v| time(v, 1_000),
-        )),
-        DataType::Time64(TimeUnit::Nanosecond) => boxed(Temporal(
-            array.as_primitive::<Time64NanosecondType>(),
-            |v| time(v, 1),
-        )),
+        DataType::Time32(TimeUnit::Millisecond) => {
+            boxed(Temporal(array.as_primitive::<Time32MillisecondType>(), |v| time(i64::from(v), 1_000_000)))
+        }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            boxed(Temporal(array.as_primitive::<Time64MicrosecondType>(), |v| time(v, 1_000)))
+        }
+        DataType::Time64(TimeUnit::Nanosecond) => {
+            boxed(Temporal(array.as_primitive::<Time64NanosecondType>(), |v| time(v, 1)))
+        }
         DataType::Timestamp(unit, tz) => {
             let zone = tz.is_some();
             match unit {
-                TimeUnit::Second => boxed(Timestamp(
-                    array.as_primitive::<TimestampSecondType>(),
-                    NANOS_PER_SECOND,
-                    zone,
-                )),
-                TimeUnit::Millisecond => boxed(Timestamp(
-                    array.as_primitive::<TimestampMillisecondType>(),
-                    1_000_000,
-                    zone,
-                )),
-                TimeUnit::Microsecond => boxed(Timestamp(
-                    array.as_primitive::<TimestampMicrosecondType>(),
-                    1_000,
-                    zone,
-                )),
-                TimeUnit::Nanosecond => boxed(Timestamp(
-                    array.as_primitive::<TimestampNanosecondType>(),
-                    1,
-                    zone,
-                )),
+                TimeUnit::Second => {
+                    boxed(Timestamp(array.as_primitive::<TimestampSecondType>(), NANOS_PER_SECOND, zone))
+                }
+                TimeUnit::Millisecond => {
+                    boxed(Timestamp(array.as_primitive::<TimestampMillisecondType>(), 1_000_000, zone))
+                }
+                TimeUnit::Microsecond => {
+                    boxed(Timestamp(array.as_primitive::<TimestampMicrosecondType>(), 1_000, zone))
+                }
+                TimeUnit::Nanosecond => boxed(Timestamp(array.as_primitive::<TimestampNanosecondType>(), 1, zone)),
             }
         }
         DataType::Dictionary(_, _) => {
             let dict = array.as_any_dictionary();
             // `normalized_keys` panics on an empty dictionary, which is what a column of
             // nothing but nulls has; its keys are then never looked up.
-            let keys = if dict.values().is_empty() {
-                vec![0; dict.len()]
-            } else {
-                dict.normalized_keys()
-            };
-            boxed(Dictionary {
-                keys,
-                values: ColumnEncoder::try_new(dict.values().as_ref())?,
-            })
+            let keys = if dict.values().is_empty() { vec![0; dict.len()] } else { dict.normalized_keys() };
+            boxed(Dictionary { keys, values: ColumnEncoder::try_new(dict.values().as_ref())? })
         }
         DataType::List(_) => boxed(List::try_new(array.as_list::<i32>())?),
         DataType::LargeList(_) => boxed(List::try_new(array.as_list::<i64>())?),
@@ -305,15 +281,11 @@ impl<T: ArrowPrimitiveType, D: Display> ValueEncoder for Temporal<'_, T, D> {
 }
 
 fn date32(days: i32) -> Result<NaiveDate> {
-    date32_to_datetime(days)
-        .map(|dt| dt.date())
-        .ok_or_else(|| out_of_range("Date32", days))
+    date32_to_datetime(days).map(|dt| dt.date()).ok_or_else(|| out_of_range("Date32", days))
 }
 
 fn date64(millis: i64) -> Result<NaiveDate> {
-    date64_to_datetime(millis)
-        .map(|dt| dt.date())
-        .ok_or_else(|| out_of_range("Date64", millis))
+    date64_to_datetime(millis).map(|dt| dt.date()).ok_or_else(|| out_of_range("Date64", millis))
 }
 
 /// A time of day, `nanos_per_unit` nanoseconds to the unit of `value`.
@@ -355,9 +327,8 @@ impl<T: ArrowPrimitiveType<Native = i64>> ValueEncoder for Timestamp<'_, T> {
         let units_per_second = NANOS_PER_SECOND / self.1;
         let secs = value.div_euclid(units_per_second);
         let nanos = value.rem_euclid(units_per_second) * self.1;
-        let instant = DateTime::from_timestamp(secs, nanos as u32)
-            .ok_or_else(|| out_of_range("timestamp", value))?
-            .naive_utc();
+        let instant =
+            DateTime::from_timestamp(secs, nanos as u32).ok_or_else(|| out_of_range("timestamp", value))?.naive_utc();
         write_quoted(out, style, |out| {
             write_display(out, instant.date());
             out.push(b'T');
@@ -390,10 +361,7 @@ impl<'a, O: OffsetSizeTrait> List<'a, O> {
     fn try_new(array: &'a GenericListArray<O>) -> Result<Self, Unsupported> {
         // Offsets index into the whole child array, also for a sliced list, so one encoder
         // over it serves every row.
-        Ok(Self {
-            array,
-            elements: ColumnEncoder::try_new(array.values().as_ref())?,
-        })
+        Ok(Self { array, elements: ColumnEncoder::try_new(array.values().as_ref())? })
     }
 }
 
@@ -433,9 +401,7 @@ fn write_quoted(out: &mut Vec<u8>, style: Style, body: impl FnOnce(&mut Vec<u8>)
 }
 
 fn out_of_range(what: &str, value: impl Display) -> ValueError {
-    ValueError(format!(
-        "{what} value {value} is out of the representable range"
-    ))
+    ValueError(format!("{what} value {value} is out of the representable range"))
 }
 
 #[cfg(test)]
@@ -443,8 +409,8 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{
-        DictionaryArray, Float64Array, Int32Array, NullArray, StringArray,
-        TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+        DictionaryArray, Float64Array, Int32Array, NullArray, StringArray, TimestampMillisecondArray,
+        TimestampNanosecondArray, TimestampSecondArray,
     };
 
     use super::*;
@@ -466,10 +432,7 @@ mod tests {
         assert_eq!(decimal("12345", 0), "12345");
         assert_eq!(decimal("12", -3), "12000");
         assert_eq!(decimal("0", -3), "0");
-        assert_eq!(
-            decimal("-99999999999999999999999999999999999999", 9),
-            "-99999999999999999999999999999.999999999"
-        );
+        assert_eq!(decimal("-99999999999999999999999999999999999999", 9), "-99999999999999999999999999999.999999999");
     }
 
     fn render_json(array: &dyn Array) -> Vec<String> {

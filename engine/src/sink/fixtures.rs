@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Int32Array, Int64Array,
-    ListBuilder, StringArray, StringBuilder, Time64MicrosecondArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Int32Array, Int64Array, ListBuilder,
+    StringArray, StringBuilder, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use arrow::array::{Decimal128Builder, TimestampMicrosecondBuilder};
 use arrow::datatypes::{Int32Type, Schema};
@@ -23,9 +23,7 @@ pub(super) fn all_types_batch() -> RecordBatch {
     list_s.append_null();
     list_s.append(true);
 
-    let dec_type = Decimal128Builder::new()
-        .with_precision_and_scale(38, 9)
-        .unwrap();
+    let dec_type = Decimal128Builder::new().with_precision_and_scale(38, 9).unwrap();
     let mut list_dec = ListBuilder::new(dec_type);
     list_dec.append_value([Some(ONE_AND_A_HALF), None]);
     list_dec.append(true);
@@ -38,38 +36,11 @@ pub(super) fn all_types_batch() -> RecordBatch {
     list_ts.append_null();
 
     let columns: Vec<(&str, ArrayRef)> = vec![
-        (
-            "s",
-            Arc::new(StringArray::from(vec![
-                Some("a \"quoted\", text\nline"),
-                None,
-                Some(""),
-            ])),
-        ),
-        (
-            "code",
-            Arc::new(
-                [Some("male"), None, Some("female")]
-                    .into_iter()
-                    .collect::<DictionaryArray<Int32Type>>(),
-            ),
-        ),
-        (
-            "b",
-            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
-        ),
-        (
-            "i32",
-            Arc::new(Int32Array::from(vec![Some(1), None, Some(-7)])),
-        ),
-        (
-            "i64",
-            Arc::new(Int64Array::from(vec![
-                Some(9_007_199_254_740_993),
-                None,
-                Some(-1),
-            ])),
-        ),
+        ("s", Arc::new(StringArray::from(vec![Some("a \"quoted\", text\nline"), None, Some("")]))),
+        ("code", Arc::new([Some("male"), None, Some("female")].into_iter().collect::<DictionaryArray<Int32Type>>())),
+        ("b", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)]))),
+        ("i32", Arc::new(Int32Array::from(vec![Some(1), None, Some(-7)]))),
+        ("i64", Arc::new(Int64Array::from(vec![Some(9_007_199_254_740_993), None, Some(-1)]))),
         (
             "dec",
             Arc::new(
@@ -78,10 +49,7 @@ pub(super) fn all_types_batch() -> RecordBatch {
                     .unwrap(),
             ),
         ),
-        (
-            "date",
-            Arc::new(Date32Array::from(vec![Some(0), None, Some(16_473)])),
-        ),
+        ("date", Arc::new(Date32Array::from(vec![Some(0), None, Some(16_473)]))),
         (
             "ts",
             Arc::new(
@@ -89,14 +57,7 @@ pub(super) fn all_types_batch() -> RecordBatch {
                     .with_timezone("UTC"),
             ),
         ),
-        (
-            "time",
-            Arc::new(Time64MicrosecondArray::from(vec![
-                Some(45_296_000_000),
-                None,
-                Some(45_296_500_000),
-            ])),
-        ),
+        ("time", Arc::new(Time64MicrosecondArray::from(vec![Some(45_296_000_000), None, Some(45_296_500_000)]))),
         ("list_s", Arc::new(list_s.finish())),
         ("list_dec", Arc::new(list_dec.finish())),
         ("list_ts", Arc::new(list_ts.finish())),

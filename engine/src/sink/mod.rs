@@ -151,10 +151,7 @@ pub fn open_writer(
 ) -> Result<Box<dyn BatchWriter>, SinkError> {
     match output {
         Some(path) => {
-            let file = File::create(path).map_err(|source| SinkError::Create {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            let file = File::create(path).map_err(|source| SinkError::Create { path: path.to_path_buf(), source })?;
             new_writer(format, schema, file)
         }
         None => new_writer(format, schema, io::stdout()),
@@ -192,16 +189,9 @@ fn check_schema(schema: &SchemaRef, batch: &RecordBatch) -> Result<(), SinkError
         return Ok(());
     }
     let describe = |s: &SchemaRef| {
-        s.fields()
-            .iter()
-            .map(|f| format!("{}: {}", f.name(), f.data_type()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
     };
-    Err(SinkError::SchemaMismatch {
-        expected: describe(schema),
-        actual: describe(batch.schema_ref()),
-    })
+    Err(SinkError::SchemaMismatch { expected: describe(schema), actual: describe(batch.schema_ref()) })
 }
 
 #[cfg(test)]
@@ -231,16 +221,11 @@ mod tests {
     #[test]
     fn mismatched_batch_is_rejected_by_every_format() {
         let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, true)]));
-        let batch =
-            RecordBatch::try_new(other, vec![Arc::new(Int32Array::from(vec![1])) as ArrayRef])
-                .unwrap();
+        let batch = RecordBatch::try_new(other, vec![Arc::new(Int32Array::from(vec![1])) as ArrayRef]).unwrap();
         for format in [Format::Ndjson, Format::Csv, Format::Parquet] {
             let mut w = new_writer(format, schema(), io::sink()).unwrap();
             let err = w.write(&batch).unwrap_err();
-            assert!(
-                matches!(err, SinkError::SchemaMismatch { .. }),
-                "{format}: {err}"
-            );
+            assert!(matches!(err, SinkError::SchemaMismatch { .. }), "{format}: {err}");
         }
     }
 
@@ -248,20 +233,14 @@ mod tests {
     fn open_writer_creates_the_file_and_names_it_on_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.ndjson");
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![Arc::new(StringArray::from(vec!["a"])) as ArrayRef],
-        )
-        .unwrap();
+        let batch = RecordBatch::try_new(schema(), vec![Arc::new(StringArray::from(vec!["a"])) as ArrayRef]).unwrap();
         let mut w = open_writer(Format::Ndjson, schema(), Some(&path)).unwrap();
         w.write(&batch).unwrap();
         w.finish().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":\"a\"}\n");
 
         let bad = dir.path().join("missing/out.ndjson");
-        let err = open_writer(Format::Ndjson, schema(), Some(&bad))
-            .err()
-            .unwrap();
+        let err = open_writer(Format::Ndjson, schema(), Some(&bad)).err().unwrap();
         assert!(err.to_string().contains("missing/out.ndjson"), "{err}");
     }
 }

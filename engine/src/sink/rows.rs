@@ -39,18 +39,11 @@ struct TextOutput<W: Write> {
 
 impl<W: Write> TextOutput<W> {
     fn new(out: W, schema: SchemaRef) -> Self {
-        Self {
-            out,
-            schema,
-            buf: Vec::with_capacity(FLUSH_AT),
-        }
+        Self { out, schema, buf: Vec::with_capacity(FLUSH_AT) }
     }
 
     /// Checks `batch` and builds one encoder per column.
-    fn encoders<'a>(
-        &self,
-        batch: &'a RecordBatch,
-    ) -> Result<Vec<(&'a str, ColumnEncoder<'a>)>, SinkError> {
+    fn encoders<'a>(&self, batch: &'a RecordBatch) -> Result<Vec<(&'a str, ColumnEncoder<'a>)>, SinkError> {
         check_schema(&self.schema, batch)?;
         batch
             .schema_ref()
@@ -58,13 +51,9 @@ impl<W: Write> TextOutput<W> {
             .iter()
             .zip(batch.columns())
             .map(|(field, column)| {
-                let encoder =
-                    ColumnEncoder::try_new(column.as_ref()).map_err(|Unsupported(data_type)| {
-                        SinkError::UnsupportedType {
-                            column: field.name().clone(),
-                            data_type,
-                        }
-                    })?;
+                let encoder = ColumnEncoder::try_new(column.as_ref()).map_err(|Unsupported(data_type)| {
+                    SinkError::UnsupportedType { column: field.name().clone(), data_type }
+                })?;
                 Ok((field.name().as_str(), encoder))
             })
             .collect()
@@ -77,13 +66,11 @@ impl<W: Write> TextOutput<W> {
         row: usize,
         style: Style,
     ) -> Result<(), SinkError> {
-        encoder
-            .encode(row, style, &mut self.buf)
-            .map_err(|e| SinkError::Value {
-                column: (*column).to_owned(),
-                row,
-                reason: e.0,
-            })
+        encoder.encode(row, style, &mut self.buf).map_err(|e| SinkError::Value {
+            column: (*column).to_owned(),
+            row,
+            reason: e.0,
+        })
     }
 
     /// Writes out what has been rendered once there is enough of it (or always, if `force`).
@@ -129,10 +116,7 @@ impl<W: Write> NdjsonWriter<W> {
                 key
             })
             .collect();
-        Self {
-            output: TextOutput::new(out, schema),
-            keys,
-        }
+        Self { output: TextOutput::new(out, schema), keys }
     }
 
     /// Writes one batch's rows.
@@ -201,11 +185,7 @@ impl<W: Write> CsvWriter<W> {
     /// `BufWriter`. The header is written with the first batch, or by
     /// [`CsvWriter::finish`] when there was none.
     pub fn new(out: W, schema: SchemaRef) -> Self {
-        Self {
-            output: TextOutput::new(out, schema),
-            header_written: false,
-            cell: Vec::new(),
-        }
+        Self { output: TextOutput::new(out, schema), header_written: false, cell: Vec::new() }
     }
 
     fn write_header(&mut self) {
@@ -284,10 +264,7 @@ impl<W: Write> BatchWriter for CsvWriter<W> {
 }
 
 fn needs_quotes(field: &[u8], lone: bool) -> bool {
-    (lone && field.is_empty())
-        || field
-            .iter()
-            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    (lone && field.is_empty()) || field.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
 }
 
 /// Writes `field` as a CSV field, quoted and with `"` doubled when needed.
@@ -365,10 +342,7 @@ mod tests {
         let parts = [batch.slice(0, 1), batch.slice(1, 2)];
         assert_eq!(ndjson(&parts), ALL_TYPES_NDJSON);
         // Slices whose list offsets do not start at 0 render only their own rows.
-        assert_eq!(
-            ndjson(&[batch.slice(2, 1)]),
-            ALL_TYPES_NDJSON.lines().nth(2).unwrap().to_owned() + "\n"
-        );
+        assert_eq!(ndjson(&[batch.slice(2, 1)]), ALL_TYPES_NDJSON.lines().nth(2).unwrap().to_owned() + "\n");
     }
 
     #[test]
@@ -388,9 +362,7 @@ mod tests {
     #[test]
     fn csv_without_batches_is_just_the_header() {
         assert_eq!(
-            csv(all_types_batch().schema(), &[])
-                .lines()
-                .collect::<Vec<_>>(),
+            csv(all_types_batch().schema(), &[]).lines().collect::<Vec<_>>(),
             ["s,code,b,i32,i64,dec,date,ts,time,list_s,list_dec,list_ts"]
         );
     }
@@ -405,11 +377,7 @@ mod tests {
 
     #[test]
     fn ndjson_escapes_column_names() {
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "we\"ird",
-            DataType::Date32,
-            true,
-        )]));
+        let schema = Arc::new(Schema::new(vec![Field::new("we\"ird", DataType::Date32, true)]));
         let col = Arc::new(Date32Array::from(vec![Some(-719_162)])) as ArrayRef;
         let batch = RecordBatch::try_new(schema, vec![col]).unwrap();
         assert_eq!(ndjson(&[batch]), "{\"we\\\"ird\":\"0001-01-01\"}\n");
@@ -420,15 +388,9 @@ mod tests {
         let inner = Arc::new(StringArray::from(vec!["x"])) as ArrayRef;
         let field = Arc::new(Field::new("f", DataType::Utf8, true));
         let st = StructArray::new(Fields::from(vec![field]), vec![inner], None);
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "nested",
-            st.data_type().clone(),
-            true,
-        )]));
+        let schema = Arc::new(Schema::new(vec![Field::new("nested", st.data_type().clone(), true)]));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(st)]).unwrap();
-        let err = NdjsonWriter::new(Vec::new(), schema)
-            .write(&batch)
-            .unwrap_err();
+        let err = NdjsonWriter::new(Vec::new(), schema).write(&batch).unwrap_err();
         assert!(matches!(err, SinkError::UnsupportedType { ref column, .. } if column == "nested"));
     }
 
@@ -437,12 +399,7 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
         let col = Arc::new(Date32Array::from(vec![Some(0), Some(i32::MAX)])) as ArrayRef;
         let batch = RecordBatch::try_new(schema.clone(), vec![col]).unwrap();
-        let err = CsvWriter::new(Vec::new(), schema)
-            .write(&batch)
-            .unwrap_err();
-        assert!(
-            matches!(err, SinkError::Value { ref column, row: 1, .. } if column == "d"),
-            "{err}"
-        );
+        let err = CsvWriter::new(Vec::new(), schema).write(&batch).unwrap_err();
+        assert!(matches!(err, SinkError::Value { ref column, row: 1, .. } if column == "d"), "{err}");
     }
 }

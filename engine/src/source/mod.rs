@@ -86,10 +86,7 @@ pub fn discover_inputs<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>, Sour
     let mut files = Vec::new();
     for path in paths {
         let path = path.as_ref();
-        let meta = fs::metadata(path).map_err(|source| SourceError::NotFound {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let meta = fs::metadata(path).map_err(|source| SourceError::NotFound { path: path.to_path_buf(), source })?;
         if meta.is_dir() {
             files.extend(list_folder(path)?);
         } else {
@@ -101,10 +98,7 @@ pub fn discover_inputs<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>, Sour
 
 /// The matching files directly inside `dir`, sorted by file name.
 fn list_folder(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
-    let read_dir_error = |source| SourceError::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let read_dir_error = |source| SourceError::ReadDir { path: dir.to_path_buf(), source };
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(read_dir_error)? {
         let entry = entry.map_err(read_dir_error)?;
@@ -118,9 +112,7 @@ fn list_folder(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
         }
     }
     if files.is_empty() {
-        return Err(SourceError::NoInputFiles {
-            path: dir.to_path_buf(),
-        });
+        return Err(SourceError::NoInputFiles { path: dir.to_path_buf() });
     }
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     Ok(files)
@@ -168,10 +160,7 @@ mod tests {
         fs::create_dir(&sub).unwrap();
         let inner = touch(&sub, "A.ndjson");
 
-        assert_eq!(
-            discover_inputs(&[odd.clone(), sub.clone()]).unwrap(),
-            [odd.clone(), inner.clone()]
-        );
+        assert_eq!(discover_inputs(&[odd.clone(), sub.clone()]).unwrap(), [odd.clone(), inner.clone()]);
         assert_eq!(discover_inputs(&[sub, odd.clone()]).unwrap(), [inner, odd]);
     }
 
@@ -181,10 +170,7 @@ mod tests {
         let missing = dir.path().join("nope.ndjson");
         let err = discover_inputs(&[&missing]).unwrap_err();
         assert!(matches!(err, SourceError::NotFound { .. }), "{err:?}");
-        assert!(
-            err.to_string().contains(&*missing.to_string_lossy()),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&*missing.to_string_lossy()), "{err}");
     }
 
     #[test]
@@ -193,9 +179,6 @@ mod tests {
         touch(dir.path(), "notes.txt");
         let err = discover_inputs(&[dir.path()]).unwrap_err();
         assert!(matches!(err, SourceError::NoInputFiles { .. }), "{err:?}");
-        assert!(
-            err.to_string().contains(&*dir.path().to_string_lossy()),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&*dir.path().to_string_lossy()), "{err}");
     }
 }

@@ -73,10 +73,7 @@ impl LineReader {
     /// [`SourceError::Open`] when the file cannot be opened or its first bytes read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SourceError> {
         let path = path.as_ref();
-        let open_error = |source| SourceError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
+        let open_error = |source| SourceError::Open { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(open_error)?;
         let gz_suffix = path.extension().is_some_and(|ext| ext == "gz");
         Self::with_compression_hint(path, file, gz_suffix).map_err(open_error)
@@ -89,40 +86,23 @@ impl LineReader {
     /// # Errors
     ///
     /// [`SourceError::Open`] when the first bytes cannot be read.
-    pub fn from_reader(
-        path: impl Into<PathBuf>,
-        reader: impl Read + Send + 'static,
-    ) -> Result<Self, SourceError> {
+    pub fn from_reader(path: impl Into<PathBuf>, reader: impl Read + Send + 'static) -> Result<Self, SourceError> {
         let path = path.into();
-        Self::with_compression_hint(&path, reader, false)
-            .map_err(|source| SourceError::Open { path, source })
+        Self::with_compression_hint(&path, reader, false).map_err(|source| SourceError::Open { path, source })
     }
 
-    fn with_compression_hint(
-        path: &Path,
-        reader: impl Read + Send + 'static,
-        gz_suffix: bool,
-    ) -> io::Result<Self> {
+    fn with_compression_hint(path: &Path, reader: impl Read + Send + 'static, gz_suffix: bool) -> io::Result<Self> {
         let mut raw = BufReader::with_capacity(BUFFER_SIZE, reader);
         let head = raw.fill_buf()?;
         // An empty file is an empty export whatever its name; the gzip decoder would call it
         // truncated.
         let gzip = !head.is_empty() && (gz_suffix || head.starts_with(&GZIP_MAGIC));
         let reader: Box<dyn BufRead + Send> = if gzip {
-            Box::new(BufReader::with_capacity(
-                BUFFER_SIZE,
-                MultiGzDecoder::new(raw),
-            ))
+            Box::new(BufReader::with_capacity(BUFFER_SIZE, MultiGzDecoder::new(raw)))
         } else {
             Box::new(raw)
         };
-        Ok(Self {
-            path: path.to_path_buf(),
-            reader,
-            buf: Vec::new(),
-            line: 0,
-            done: false,
-        })
+        Ok(Self { path: path.to_path_buf(), reader, buf: Vec::new(), line: 0, done: false })
     }
 
     /// The file this reader reads, as given to [`LineReader::open`].
@@ -145,11 +125,7 @@ impl LineReader {
                 Ok(0) => self.done = true,
                 Ok(_) => {
                     self.line += 1;
-                    let start = if self.line == 1 && self.buf.starts_with(UTF8_BOM) {
-                        UTF8_BOM.len()
-                    } else {
-                        0
-                    };
+                    let start = if self.line == 1 && self.buf.starts_with(UTF8_BOM) { UTF8_BOM.len() } else { 0 };
                     let end = content_end(&self.buf).max(start);
                     // Borrow mutably only on the returning path: a loan held across the loop's
                     // next `clear` would not pass the borrow checker.
@@ -159,11 +135,7 @@ impl LineReader {
                 }
                 Err(source) => {
                     self.done = true;
-                    return Err(SourceError::Read {
-                        path: self.path.clone(),
-                        line: self.line + 1,
-                        source,
-                    });
+                    return Err(SourceError::Read { path: self.path.clone(), line: self.line + 1, source });
                 }
             }
         }
@@ -188,10 +160,7 @@ impl Iterator for LineReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.next_line() {
-            Ok(Some((number, bytes))) => Some(Ok(Line {
-                number,
-                bytes: bytes.to_vec(),
-            })),
+            Ok(Some((number, bytes))) => Some(Ok(Line { number, bytes: bytes.to_vec() })),
             Ok(None) => None,
             Err(e) => Some(Err(e)),
         }
@@ -212,10 +181,7 @@ mod tests {
     fn expected() -> Vec<Line> {
         [(1, "{\"a\":1}"), (3, "{\"b\":2}"), (5, "{\"c\":3}")]
             .into_iter()
-            .map(|(number, s)| Line {
-                number,
-                bytes: s.as_bytes().to_vec(),
-            })
+            .map(|(number, s)| Line { number, bytes: s.as_bytes().to_vec() })
             .collect()
     }
 
@@ -226,10 +192,7 @@ mod tests {
     }
 
     fn read_all(path: &Path) -> Vec<Line> {
-        LineReader::open(path)
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        LineReader::open(path).unwrap().collect::<Result<_, _>>().unwrap()
     }
 
     #[test]
@@ -309,10 +272,7 @@ mod tests {
         };
         let msg = err.to_string();
         assert!(msg.starts_with(&format!("{}:", path.display())), "{msg}");
-        assert!(
-            matches!(err, SourceError::Read { line: 1..=2, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, SourceError::Read { line: 1..=2, .. }), "{err:?}");
         assert!(reader.next_line().unwrap().is_none());
     }
 

@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, DictionaryArray, Int32Builder, Int64Builder, ListArray, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
-};
 use arrow::array::builder::NullBufferBuilder;
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, DictionaryArray, Int32Builder, Int64Builder, ListArray,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{FieldRef, Int32Type};
 use arrow::record_batch::RecordBatch;
@@ -60,7 +60,12 @@ impl ViewBatchBuilder {
     /// A builder with no rows yet.
     pub fn new(view: Arc<CompiledView>) -> Self {
         let schema = view.schema();
-        let columns = view.columns().iter().zip(schema.fields()).map(|(c, f)| ColumnBuilder::new(c.value_type, c.collection.then(|| list_item_field(f)))).collect();
+        let columns = view
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| ColumnBuilder::new(c.value_type, c.collection.then(|| list_item_field(f))))
+            .collect();
         ViewBatchBuilder { view, columns, rows: 0 }
     }
 
@@ -91,8 +96,12 @@ impl ViewBatchBuilder {
     pub fn finish(&mut self) -> RecordBatch {
         let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
         let rows = std::mem::take(&mut self.rows);
-        RecordBatch::try_new_with_options(self.view.schema(), arrays, &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)))
-            .expect("builders follow the view schema")
+        RecordBatch::try_new_with_options(
+            self.view.schema(),
+            arrays,
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .expect("builders follow the view schema")
     }
 }
 
@@ -186,7 +195,9 @@ impl ScalarBuilder {
             ValueType::Boolean => ScalarBuilder::Bool(BooleanBuilder::new()),
             ValueType::Int32 => ScalarBuilder::Int32(Int32Builder::new()),
             ValueType::Int64 => ScalarBuilder::Int64(Int64Builder::new()),
-            ValueType::Decimal(p, s) => ScalarBuilder::Dec(Decimal128Builder::new().with_precision_and_scale(p, s).expect("precision checked at compile")),
+            ValueType::Decimal(p, s) => ScalarBuilder::Dec(
+                Decimal128Builder::new().with_precision_and_scale(p, s).expect("precision checked at compile"),
+            ),
             ValueType::Date32 => ScalarBuilder::Date(Date32Builder::new()),
             ValueType::Timestamp => ScalarBuilder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
             ValueType::Time64 => ScalarBuilder::Time(Time64MicrosecondBuilder::new()),
@@ -292,7 +303,10 @@ impl CodeBuilder {
         self.index.clear();
         self.last = None;
         let values = ArrayBuilder::finish(&mut self.values);
-        Arc::new(DictionaryArray::<Int32Type>::try_new(self.keys.finish(), values).expect("keys index the values built with them"))
+        Arc::new(
+            DictionaryArray::<Int32Type>::try_new(self.keys.finish(), values)
+                .expect("keys index the values built with them"),
+        )
     }
 }
 
@@ -329,7 +343,11 @@ struct ListState {
 
 impl ColumnBuilder {
     fn new(value_type: ValueType, item_field: Option<FieldRef>) -> Self {
-        let list = item_field.map(|item_field| ListState { item_field, offsets: vec![0], validity: NullBufferBuilder::new(0) });
+        let list = item_field.map(|item_field| ListState {
+            item_field,
+            offsets: vec![0],
+            validity: NullBufferBuilder::new(0),
+        });
         ColumnBuilder { values: ScalarBuilder::new(value_type), list }
     }
 

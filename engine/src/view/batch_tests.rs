@@ -1,5 +1,5 @@
 use super::*;
-use arrow::array::{AsArray, Array};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int32Type};
 
 fn view(json: &str) -> Arc<CompiledView> {
@@ -12,14 +12,19 @@ fn parse(line: &str) -> Vec<u8> {
 
 #[test]
 fn typed_columns_and_lists() {
-    let v = view(r#"{"resource": "Patient", "select": [{"column": [
+    let v = view(
+        r#"{"resource": "Patient", "select": [{"column": [
         {"name": "id", "path": "id", "type": "id"},
         {"name": "gender", "path": "gender", "type": "code"},
         {"name": "born", "path": "birthDate", "type": "date"},
         {"name": "given", "path": "name.given", "type": "string", "collection": true},
-        {"name": "n", "path": "name.count()"}]}]}"#);
+        {"name": "n", "path": "name.count()"}]}]}"#,
+    );
     let mut b = ViewBatchBuilder::new(v);
-    for line in [r#"{"resourceType":"Patient","id":"a","gender":"female","birthDate":"1970-01-02","name":[{"given":["X","Y"]}]}"#, r#"{"resourceType":"Patient","id":"b"}"#] {
+    for line in [
+        r#"{"resourceType":"Patient","id":"a","gender":"female","birthDate":"1970-01-02","name":[{"given":["X","Y"]}]}"#,
+        r#"{"resourceType":"Patient","id":"b"}"#,
+    ] {
         let mut bytes = parse(line);
         b.append(&simd_json::to_borrowed_value(&mut bytes).unwrap()).unwrap();
     }
@@ -38,7 +43,9 @@ fn typed_columns_and_lists() {
 #[test]
 fn view_set_is_all_or_nothing_across_views() {
     let ok = view(r#"{"resource": "Patient", "name": "ok", "select": [{"column": [{"name": "id", "path": "id"}]}]}"#);
-    let strict = view(r#"{"resource": "Patient", "name": "strict", "select": [{"column": [{"name": "g", "path": "name.given"}]}]}"#);
+    let strict = view(
+        r#"{"resource": "Patient", "name": "strict", "select": [{"column": [{"name": "g", "path": "name.given"}]}]}"#,
+    );
     let mut set = ViewSet::new([ok, strict]);
     assert!(set.reads("Patient") && !set.reads("Observation"));
     let mut bad = parse(r#"{"resourceType":"Patient","id":"a","name":[{"given":["X","Y"]}]}"#);

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType,
+};
 use serde_json::{json, Map, Value};
 
 use super::fhirpath::Item;
@@ -64,7 +67,9 @@ impl SuiteReport {
 
     /// Failed tests as (file, test name, reason).
     pub fn failures(&self) -> impl Iterator<Item = (String, String, String)> + '_ {
-        self.outcomes().filter(|(_, t)| !t.passed).map(|(f, t)| (f.to_string(), t.name.clone(), t.reason.clone().unwrap_or_default()))
+        self.outcomes()
+            .filter(|(_, t)| !t.passed)
+            .map(|(f, t)| (f.to_string(), t.name.clone(), t.reason.clone().unwrap_or_default()))
     }
 
     /// The report in the suite's test-report JSON format.
@@ -112,7 +117,8 @@ pub fn run_suite(dir: &Path) -> io::Result<SuiteReport> {
 /// Runs one test file; `None` when the JSON is not a test suite (no `tests` array).
 pub fn run_file(path: &Path) -> io::Result<Option<FileReport>> {
     let text = std::fs::read_to_string(path)?;
-    let suite: Value = serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+    let suite: Value = serde_json::from_str(&text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
     let Some(tests) = suite.get("tests").and_then(Value::as_array) else { return Ok(None) };
     let resources = suite.get("resources").and_then(Value::as_array).cloned().unwrap_or_default();
     let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -137,7 +143,10 @@ fn run_test(test: &Value, resources: &[Value]) -> TestOutcome {
 }
 
 /// Compiles the view and runs it over the resources, as the engine would over an export.
-fn evaluate(view: &Value, resources: &[Value]) -> Result<(Arc<CompiledView>, arrow::record_batch::RecordBatch), String> {
+fn evaluate(
+    view: &Value,
+    resources: &[Value],
+) -> Result<(Arc<CompiledView>, arrow::record_batch::RecordBatch), String> {
     let view = Arc::new(CompiledView::from_json_value(view).map_err(|e| e.to_string())?);
     let mut builder = ViewBatchBuilder::new(view.clone());
     for resource in resources {
@@ -157,19 +166,30 @@ fn check(test: &Value, view: &CompiledView, batch: &arrow::record_batch::RecordB
         }
     }
     if let Some(count) = test.get("expectCount").and_then(Value::as_u64) {
-        return if batch.num_rows() as u64 == count { Ok(()) } else { Err(format!("{} rows, expected {count}", batch.num_rows())) };
+        return if batch.num_rows() as u64 == count {
+            Ok(())
+        } else {
+            Err(format!("{} rows, expected {count}", batch.num_rows()))
+        };
     }
-    let expected = test.get("expect").and_then(Value::as_array).ok_or("test has no expect, expectCount or expectError")?;
+    let expected =
+        test.get("expect").and_then(Value::as_array).ok_or("test has no expect, expectCount or expectError")?;
     let mut want = Vec::with_capacity(expected.len());
     for row in expected {
         let row = row.as_object().ok_or("an expected row is not an object")?;
         if let Some(extra) = row.keys().find(|k| !names.contains(&k.as_str())) {
             return Err(format!("expected column '{extra}' is not produced (columns: {names:?})"));
         }
-        let cells = view.columns().iter().map(|c| expected_cell(row.get(&c.name).unwrap_or(&Value::Null), c)).collect::<Result<Vec<_>, _>>()?;
+        let cells = view
+            .columns()
+            .iter()
+            .map(|c| expected_cell(row.get(&c.name).unwrap_or(&Value::Null), c))
+            .collect::<Result<Vec<_>, _>>()?;
         want.push(format!("{cells:?}"));
     }
-    let mut got: Vec<String> = (0..batch.num_rows()).map(|r| format!("{:?}", batch.columns().iter().map(|a| actual_cell(a, r)).collect::<Vec<_>>())).collect();
+    let mut got: Vec<String> = (0..batch.num_rows())
+        .map(|r| format!("{:?}", batch.columns().iter().map(|a| actual_cell(a, r)).collect::<Vec<_>>()))
+        .collect();
     want.sort();
     got.sort();
     if want == got {
@@ -187,7 +207,10 @@ fn expected_cell(value: &Value, column: &super::plan::ColumnPlan) -> Result<Cell
         }
         let mut bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
         let parsed = simd_json::to_borrowed_value(&mut bytes).map_err(|e| e.to_string())?;
-        let cell = column.value_type.convert(&Item::Node(&parsed)).map_err(|e| format!("expected value {v} for column '{}': {e}", column.name))?;
+        let cell = column
+            .value_type
+            .convert(&Item::Node(&parsed))
+            .map_err(|e| format!("expected value {v} for column '{}': {e}", column.name))?;
         Ok(into_owned(cell))
     };
     match (value, column.collection) {
@@ -228,7 +251,9 @@ fn actual_cell(array: &ArrayRef, row: usize) -> Cell<'static> {
         DataType::Int64 => Cell::Int(array.as_primitive::<Int64Type>().value(row)),
         DataType::Decimal128(_, _) => Cell::Dec(array.as_primitive::<Decimal128Type>().value(row)),
         DataType::Date32 => Cell::Date(array.as_primitive::<Date32Type>().value(row)),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => Cell::Timestamp(array.as_primitive::<TimestampMicrosecondType>().value(row)),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Cell::Timestamp(array.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
         DataType::Time64(TimeUnit::Microsecond) => Cell::Time(array.as_primitive::<Time64MicrosecondType>().value(row)),
         DataType::List(_) => {
             let values = array.as_list::<i32>().value(row);

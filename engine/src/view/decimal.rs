@@ -142,9 +142,7 @@ impl Decimal {
                 return None;
             }
             // Saturate: any exponent this large is out of range anyway.
-            let magnitude = digits
-                .iter()
-                .fold(0i64, |e, &c| (e * 10 + i64::from(c - b'0')).min(1_000_000));
+            let magnitude = digits.iter().fold(0i64, |e, &c| (e * 10 + i64::from(c - b'0')).min(1_000_000));
             exponent = if exp_negative { -magnitude } else { magnitude };
         }
         if int.is_empty() || !rest.is_empty() {
@@ -271,9 +269,8 @@ impl Decimal {
     /// same limit division has. `None` when the product needs more than 128 bits.
     pub fn checked_mul(self, other: Decimal) -> Option<Decimal> {
         let (a, b) = (self.valid()?, other.valid()?);
-        let product = |x: Decimal, y: Decimal| {
-            (x.mantissa.checked_mul(y.mantissa)).map(|m| Decimal::new(m, x.scale + y.scale))
-        };
+        let product =
+            |x: Decimal, y: Decimal| (x.mantissa.checked_mul(y.mantissa)).map(|m| Decimal::new(m, x.scale + y.scale));
         let p = product(a, b).or_else(|| product(a.normalized(), b.normalized()))?;
         p.limit_scale(MAX_RESULT_SCALE)
     }
@@ -356,8 +353,7 @@ impl Decimal {
     /// ("value 123.45 does not fit DECIMAL(4,2)"), and when `(precision, scale)` is not a
     /// valid Arrow type.
     pub fn to_decimal128(&self, precision: u8, scale: i8) -> Result<i128, RescaleError> {
-        if precision == 0 || precision > 38 || scale > 38 || i16::from(scale) > i16::from(precision)
-        {
+        if precision == 0 || precision > 38 || scale > 38 || i16::from(scale) > i16::from(precision) {
             return Err(RescaleError(format!(
                 "DECIMAL({precision},{scale}) is not a valid Decimal128 type \
                  (precision 1..=38, scale at most 38 and at most the precision)"
@@ -365,9 +361,7 @@ impl Decimal {
         }
         let v = self.shift_to(i64::from(scale), Some(precision))?;
         match pow10(u32::from(precision)) {
-            Some(limit) if v.unsigned_abs() >= limit => {
-                Err(self.overflow(i64::from(scale), Some(precision)))
-            }
+            Some(limit) if v.unsigned_abs() >= limit => Err(self.overflow(i64::from(scale), Some(precision))),
             _ => Ok(v),
         }
     }
@@ -417,10 +411,7 @@ impl Decimal {
             return None;
         }
         // v ± half a unit in the last written digit, exactly: (10·m ± 5) × 10^-(s+1).
-        let m = v
-            .mantissa
-            .checked_mul(10)?
-            .checked_add(if high { 5 } else { -5 })?;
+        let m = v.mantissa.checked_mul(10)?.checked_add(if high { 5 } else { -5 })?;
         let s = v.scale + 1;
         if target >= s {
             let factor = i128::try_from(pow10(target - s)?).ok()?;
@@ -473,24 +464,14 @@ impl Decimal {
     /// `precision` only names the column in the overflow message.
     fn shift_to(&self, target: i64, precision: Option<u8>) -> Result<i128, RescaleError> {
         let diff = target - i64::from(self.scale);
-        let factor = u32::try_from(diff.unsigned_abs())
-            .ok()
-            .and_then(pow10)
-            .and_then(|p| i128::try_from(p).ok());
+        let factor = u32::try_from(diff.unsigned_abs()).ok().and_then(pow10).and_then(|p| i128::try_from(p).ok());
         match factor {
             _ if self.mantissa == 0 => Ok(0),
-            Some(f) if diff >= 0 => {
-                (self.mantissa.checked_mul(f)).ok_or_else(|| self.overflow(target, precision))
-            }
+            Some(f) if diff >= 0 => (self.mantissa.checked_mul(f)).ok_or_else(|| self.overflow(target, precision)),
             None if diff >= 0 => Err(self.overflow(target, precision)),
             Some(f) if self.mantissa % f == 0 => Ok(self.mantissa / f),
-            _ if target >= 0 => Err(RescaleError(format!(
-                "value {self} has more than {target} fractional digits"
-            ))),
-            _ => Err(RescaleError(format!(
-                "value {self} is not a multiple of 10^{}",
-                -target
-            ))),
+            _ if target >= 0 => Err(RescaleError(format!("value {self} has more than {target} fractional digits"))),
+            _ => Err(RescaleError(format!("value {self} is not a multiple of 10^{}", -target))),
         }
     }
 
@@ -567,8 +548,7 @@ fn aligned(a: Decimal, b: Decimal, op: fn(i128, i128) -> Option<i128>) -> Option
             if d.mantissa == 0 {
                 return Some(0);
             }
-            d.mantissa
-                .checked_mul(i128::try_from(pow10(scale - d.scale)?).ok()?)
+            d.mantissa.checked_mul(i128::try_from(pow10(scale - d.scale)?).ok()?)
         };
         op(up(x)?, up(y)?).map(|m| Decimal::new(m, scale))
     };

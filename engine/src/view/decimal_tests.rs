@@ -45,8 +45,8 @@ fn parse_exponents() {
 #[test]
 fn parse_rejects_malformed_and_out_of_range() {
     for bad in [
-        "", "-", "+", ".5", "5.", "1.2.3", "1e", "1e+", "e3", " 1", "1 ", "1,5", "--1", "0x10",
-        "NaN", "inf", "1_000", "1.5f", "١",
+        "", "-", "+", ".5", "5.", "1.2.3", "1e", "1e+", "e3", " 1", "1 ", "1,5", "--1", "0x10", "NaN", "inf", "1_000",
+        "1.5f", "١",
     ] {
         assert_eq!(Decimal::parse(bad), None, "{bad:?}");
     }
@@ -55,18 +55,9 @@ fn parse_rejects_malformed_and_out_of_range() {
     assert_eq!(Decimal::parse("1e-39"), None);
     assert_eq!(Decimal::parse(&"9".repeat(40)), None);
     // i128 extremes.
-    assert_eq!(
-        d("170141183460469231731687303715884105727").mantissa,
-        i128::MAX
-    );
-    assert_eq!(
-        d("-170141183460469231731687303715884105728").mantissa,
-        i128::MIN
-    );
-    assert_eq!(
-        Decimal::parse("170141183460469231731687303715884105728"),
-        None
-    );
+    assert_eq!(d("170141183460469231731687303715884105727").mantissa, i128::MAX);
+    assert_eq!(d("-170141183460469231731687303715884105728").mantissa, i128::MIN);
+    assert_eq!(Decimal::parse("170141183460469231731687303715884105728"), None);
 }
 
 #[test]
@@ -103,16 +94,10 @@ fn display_is_plain_text_at_own_scale() {
     }
     assert_eq!(d("1e3").to_string(), "1000");
     assert_eq!(d("1.5E-2").to_string(), "0.015");
-    assert_eq!(
-        Decimal::new(i128::MIN, 38).to_string(),
-        "-1.70141183460469231731687303715884105728"
-    );
+    assert_eq!(Decimal::new(i128::MIN, 38).to_string(), "-1.70141183460469231731687303715884105728");
     assert_eq!(format!("{:>6}", d("1.5")), "   1.5");
     // Out-of-contract scale: exponent form instead of a huge run of zeros.
-    assert_eq!(
-        Decimal::new(-123, 4_000_000_000).to_string(),
-        "-123e-4000000000"
-    );
+    assert_eq!(Decimal::new(-123, 4_000_000_000).to_string(), "-123e-4000000000");
 }
 
 #[test]
@@ -154,23 +139,14 @@ fn add_sub_are_exact() {
     // Alignment overflows at scale 38 but not once trailing zeros go.
     let big = Decimal::new(10i128.pow(30), 0);
     let small = Decimal::new(5 * 10i128.pow(37), 38); // 0.5 written to 38 digits
-    assert_eq!(
-        big.checked_add(small).unwrap().to_string(),
-        format!("1{}.5", "0".repeat(30))
-    );
+    assert_eq!(big.checked_add(small).unwrap().to_string(), format!("1{}.5", "0".repeat(30)));
 }
 
 #[test]
 fn mul_is_exact_and_limited_to_28_digits() {
-    assert_eq!(
-        d("1.5").checked_mul(d("1.50")).unwrap().to_string(),
-        "2.250"
-    );
+    assert_eq!(d("1.5").checked_mul(d("1.50")).unwrap().to_string(), "2.250");
     assert_eq!(d("2").checked_mul(d("3")).unwrap().to_string(), "6");
-    assert_eq!(
-        d("-0.1").checked_mul(d("0.1")).unwrap().to_string(),
-        "-0.01"
-    );
+    assert_eq!(d("-0.1").checked_mul(d("0.1")).unwrap().to_string(), "-0.01");
     // 30 digits of trailing zeros: trimmed back to 28.
     let a = Decimal::new(10i128.pow(15), 15); // 1.000000000000000
     assert_eq!(parts(a.checked_mul(a).unwrap()), (10i128.pow(28), 28));
@@ -178,15 +154,9 @@ fn mul_is_exact_and_limited_to_28_digits() {
     let e = d("0.000000000000001"); // 1e-15
     assert_eq!(parts(e.checked_mul(e).unwrap()), (0, 28));
     let x = d("0.000000000000015"); // 1.5e-14 × 1e-14 = 1.5e-28 → 2e-28 (half to even)
-    assert_eq!(
-        parts(x.checked_mul(d("0.00000000000001")).unwrap()),
-        (2, 28)
-    );
+    assert_eq!(parts(x.checked_mul(d("0.00000000000001")).unwrap()), (2, 28));
     let y = d("0.000000000000025"); // 2.5e-28 → 2e-28
-    assert_eq!(
-        parts(y.checked_mul(d("0.00000000000001")).unwrap()),
-        (2, 28)
-    );
+    assert_eq!(parts(y.checked_mul(d("0.00000000000001")).unwrap()), (2, 28));
     assert_eq!(Decimal::new(i128::MAX, 0).checked_mul(d("2")), None);
     // Overflows as written, fits once trailing zeros are dropped.
     let wide = Decimal::new(10i128.pow(37), 37);
@@ -200,43 +170,25 @@ fn div_follows_fhirpath() {
     assert_eq!(d("6").checked_div(d("2")).unwrap().to_string(), "3");
     // FHIRPath spec: 5.5 / 0.5 → 11.
     assert_eq!(d("5.5").checked_div(d("0.5")).unwrap().to_string(), "11");
-    assert_eq!(
-        d("1").checked_div(d("3")).unwrap().to_string(),
-        "0.3333333333333333333333333333"
-    );
-    assert_eq!(
-        d("2").checked_div(d("3")).unwrap().to_string(),
-        "0.6666666666666666666666666667"
-    );
-    assert_eq!(
-        d("-2").checked_div(d("3")).unwrap().to_string(),
-        "-0.6666666666666666666666666667"
-    );
+    assert_eq!(d("1").checked_div(d("3")).unwrap().to_string(), "0.3333333333333333333333333333");
+    assert_eq!(d("2").checked_div(d("3")).unwrap().to_string(), "0.6666666666666666666666666667");
+    assert_eq!(d("-2").checked_div(d("3")).unwrap().to_string(), "-0.6666666666666666666666666667");
     assert_eq!(d("1.000").checked_div(d("8")).unwrap().to_string(), "0.125");
-    assert_eq!(
-        d("0.0001").checked_div(d("0.01")).unwrap().to_string(),
-        "0.01"
-    );
+    assert_eq!(d("0.0001").checked_div(d("0.01")).unwrap().to_string(), "0.01");
     assert_eq!(d("0").checked_div(d("7")).unwrap().to_string(), "0");
     assert_eq!(d("1").checked_div(d("0")), None);
     assert_eq!(d("1").checked_div(d("0.000")), None);
     // Half to even at digit 28: 1e-28 / 2 = 0.5e-28 → 0; 3e-28 / 2 = 1.5e-28 → 2e-28.
     let unit = Decimal::new(1, 28);
     assert_eq!(unit.checked_div(d("2")).unwrap(), d("0"));
-    assert_eq!(
-        Decimal::new(3, 28).checked_div(d("2")).unwrap(),
-        Decimal::new(2, 28)
-    );
+    assert_eq!(Decimal::new(3, 28).checked_div(d("2")).unwrap(), Decimal::new(2, 28));
 }
 
 #[test]
 fn div_uses_fewer_digits_for_large_quotients() {
     // 10^25 / 3 has 25 integer digits: 13 fractional digits still fit in 128 bits.
     let q = Decimal::new(10i128.pow(25), 0).checked_div(d("3")).unwrap();
-    assert!(
-        (MIN_DIVISION_SCALE..MAX_RESULT_SCALE).contains(&q.scale),
-        "{q}"
-    );
+    assert!((MIN_DIVISION_SCALE..MAX_RESULT_SCALE).contains(&q.scale), "{q}");
     assert!(q.to_string().starts_with("3333333333333333333333333.33333"));
     // 10^35 / 3 would leave fewer than 8 fractional digits.
     assert_eq!(Decimal::new(10i128.pow(35), 0).checked_div(d("3")), None);
@@ -245,19 +197,10 @@ fn div_uses_fewer_digits_for_large_quotients() {
     let huge = Decimal::new(i128::MAX, 0);
     assert_eq!(tiny.checked_div(huge).unwrap(), d("0"));
     assert_eq!(huge.checked_div(huge).unwrap(), d("1"));
-    assert_eq!(
-        Decimal::new(i128::MIN, 0)
-            .checked_div(Decimal::new(i128::MIN, 0))
-            .unwrap(),
-        d("1")
-    );
-    let q = Decimal::new(i128::MAX - 1, 0)
-        .checked_div(Decimal::new(i128::MAX, 0))
-        .unwrap();
+    assert_eq!(Decimal::new(i128::MIN, 0).checked_div(Decimal::new(i128::MIN, 0)).unwrap(), d("1"));
+    let q = Decimal::new(i128::MAX - 1, 0).checked_div(Decimal::new(i128::MAX, 0)).unwrap();
     assert_eq!(q.to_string(), "1");
-    let q = Decimal::new(i128::MAX / 2, 0)
-        .checked_div(Decimal::new(i128::MAX, 0))
-        .unwrap();
+    let q = Decimal::new(i128::MAX / 2, 0).checked_div(Decimal::new(i128::MAX, 0)).unwrap();
     assert_eq!(q.to_string(), "0.5");
 }
 
@@ -276,14 +219,8 @@ fn rem_and_int_div_truncate() {
     assert_eq!(d("7").int_div(d("-0.25")).unwrap().to_string(), "-28");
     assert_eq!(d("0.001").int_div(d("1000")).unwrap().to_string(), "0");
     assert_eq!(Decimal::new(i128::MIN, 0).int_div(d("-1")), None);
-    assert_eq!(
-        Decimal::new(i128::MIN, 0).int_div(d("1")).unwrap().mantissa,
-        i128::MIN
-    );
-    assert_eq!(
-        Decimal::new(1, 0).int_div(Decimal::new(1, 38)).unwrap(),
-        d("1e38")
-    );
+    assert_eq!(Decimal::new(i128::MIN, 0).int_div(d("1")).unwrap().mantissa, i128::MIN);
+    assert_eq!(Decimal::new(1, 0).int_div(Decimal::new(1, 38)).unwrap(), d("1e38"));
     assert_eq!(Decimal::new(2, 0).int_div(Decimal::new(1, 38)), None);
 }
 
@@ -318,10 +255,7 @@ fn eq_ord_hash_by_value() {
     assert_eq!(huge.cmp(&tiny), Ordering::Greater);
     assert_eq!(tiny.cmp(&huge), Ordering::Less);
     assert!(Decimal::new(-i128::MAX, 0) < Decimal::new(-1, 38));
-    assert_eq!(
-        Decimal::new(5, 0).cmp(&Decimal::new(5, 200)),
-        Ordering::Greater
-    );
+    assert_eq!(Decimal::new(5, 0).cmp(&Decimal::new(5, 200)), Ordering::Greater);
     let mut v = [d("1.10"), d("-2"), d("1.1"), d("0.5"), d("1e1")];
     v.sort();
     let sorted: Vec<String> = v.iter().map(|x| x.to_string()).collect();
@@ -335,18 +269,9 @@ fn rescale_never_rounds() {
     assert_eq!(d("-2").rescale(0), Ok(-2));
     assert_eq!(d("0.000000").rescale(0), Ok(0));
     let err = d("1.2345").rescale(2).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "value 1.2345 has more than 2 fractional digits"
-    );
+    assert_eq!(err.to_string(), "value 1.2345 has more than 2 fractional digits");
     let err = Decimal::new(i128::MAX, 0).rescale(1).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "value {} does not fit a 128-bit decimal at scale 1",
-            i128::MAX
-        )
-    );
+    assert_eq!(err.to_string(), format!("value {} does not fit a 128-bit decimal at scale 1", i128::MAX));
     assert!(d("1").rescale(39).is_err());
     assert_eq!(d("0").rescale(400), Ok(0));
 }
@@ -359,10 +284,7 @@ fn to_decimal128_checks_precision_and_type() {
     let err = d("1000").to_decimal128(5, 2).unwrap_err();
     assert_eq!(err.to_string(), "value 1000 does not fit DECIMAL(5,2)");
     let err = d("1.2345").to_decimal128(10, 2).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "value 1.2345 has more than 2 fractional digits"
-    );
+    assert_eq!(err.to_string(), "value 1.2345 has more than 2 fractional digits");
     let big = d("1e30");
     assert_eq!(
         big.to_decimal128(38, 9).unwrap_err().to_string(),
@@ -371,16 +293,10 @@ fn to_decimal128_checks_precision_and_type() {
     assert_eq!(d("1e28").to_decimal128(38, 9), Ok(10i128.pow(37)));
     // Negative scale: multiples of 100.
     assert_eq!(d("1500").to_decimal128(5, -2), Ok(15));
-    assert_eq!(
-        d("150").to_decimal128(5, -2).unwrap_err().to_string(),
-        "value 150 is not a multiple of 10^2"
-    );
+    assert_eq!(d("150").to_decimal128(5, -2).unwrap_err().to_string(), "value 150 is not a multiple of 10^2");
     for (p, s) in [(0u8, 0i8), (39, 2), (5, 6), (38, 39)] {
         let err = d("1").to_decimal128(p, s).unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!("DECIMAL({p},{s}) is not a valid")),
-            "{err}"
-        );
+        assert!(err.starts_with(&format!("DECIMAL({p},{s}) is not a valid")), "{err}");
     }
 }
 
@@ -431,23 +347,11 @@ fn boundaries_match_the_fhirpath_examples() {
 /// `fn_boundary.json` in the SQL-on-FHIR v2 suite: valueQuantity 1.0 → 0.95 / 1.05.
 #[test]
 fn boundaries_match_the_sql_on_fhir_suite() {
-    assert_eq!(
-        d("1.0").low_boundary(None).unwrap().to_string(),
-        "0.95000000"
-    );
-    assert_eq!(
-        d("1.0").high_boundary(None).unwrap().to_string(),
-        "1.05000000"
-    );
+    assert_eq!(d("1.0").low_boundary(None).unwrap().to_string(), "0.95000000");
+    assert_eq!(d("1.0").high_boundary(None).unwrap().to_string(), "1.05000000");
     assert_eq!(d("1.0").low_boundary(None).unwrap(), d("0.95"));
-    assert_eq!(
-        d("-1.0").low_boundary(None).unwrap().to_string(),
-        "-1.05000000"
-    );
-    assert_eq!(
-        d("-1.0").high_boundary(None).unwrap().to_string(),
-        "-0.95000000"
-    );
+    assert_eq!(d("-1.0").low_boundary(None).unwrap().to_string(), "-1.05000000");
+    assert_eq!(d("-1.0").high_boundary(None).unwrap().to_string(), "-0.95000000");
 }
 
 #[test]
@@ -463,14 +367,7 @@ fn boundary_default_precision_grows_with_scale() {
     let far = Decimal::new(1, 38);
     assert_eq!(far.low_boundary(Some(0)).unwrap().to_string(), "0");
     assert_eq!(far.high_boundary(Some(0)).unwrap().to_string(), "1");
-    assert_eq!(
-        far.checked_neg()
-            .unwrap()
-            .low_boundary(Some(0))
-            .unwrap()
-            .to_string(),
-        "-1"
-    );
+    assert_eq!(far.checked_neg().unwrap().low_boundary(Some(0)).unwrap().to_string(), "-1");
     assert_eq!(Decimal::new(i128::MAX, 0).low_boundary(None), None);
 }
 
@@ -504,25 +401,22 @@ fn random_text_never_panics() {
     let alphabet = b"0123456789+-.eE \x00\xff9";
     for _ in 0..20_000 {
         let len = rng.below(24) as usize;
-        let bytes: Vec<u8> = (0..len)
-            .map(|_| {
-                if rng.below(4) == 0 {
-                    rng.next() as u8
-                } else {
-                    alphabet[rng.below(alphabet.len() as u64) as usize]
-                }
-            })
-            .collect();
+        let bytes: Vec<u8> =
+            (0..len)
+                .map(|_| {
+                    if rng.below(4) == 0 {
+                        rng.next() as u8
+                    } else {
+                        alphabet[rng.below(alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
         let text = String::from_utf8_lossy(&bytes);
         if let Some(x) = Decimal::parse(&text) {
             // Whatever parses writes back as a number that parses to the same value.
             let back = Decimal::parse(&x.to_string()).expect("display re-parses");
             assert_eq!(back, x, "{text:?}");
-            assert_eq!(
-                (back.mantissa, back.scale),
-                (x.mantissa, x.scale),
-                "{text:?}"
-            );
+            assert_eq!((back.mantissa, back.scale), (x.mantissa, x.scale), "{text:?}");
         }
     }
 }
@@ -542,13 +436,7 @@ fn random_arithmetic_never_panics_and_agrees() {
         let _ = a.high_boundary(None);
         let _ = a.rescale(rng.below(40) as u32);
         let _ = a.to_decimal128(rng.below(40) as u8, rng.below(80) as i8 - 40);
-        let _ = (
-            a.to_string(),
-            a.as_f64(),
-            a.normalized(),
-            a.to_i64(),
-            a.cmp(&b),
-        );
+        let _ = (a.to_string(), a.as_f64(), a.normalized(), a.to_i64(), a.cmp(&b));
         // (a + b) - b == a whenever it fits; a - b has the sign of a.cmp(b).
         if let Some(back) = sum.and_then(|s| s.checked_sub(b)) {
             assert_eq!(back, a, "{a:?} + {b:?}");
@@ -590,7 +478,7 @@ fn from_f64_fast_path_agrees_with_formatting() {
         let got = Decimal::from_f64(value, false).unwrap();
         assert_eq!((got.mantissa, got.scale), (via_format.mantissa, via_format.scale), "{text}");
     }
-    for value in [0.1 + 0.2, 1e-12, 123456789.123456789, 1e20, -0.0, 181.2] {
+    for value in [0.1 + 0.2, 1e-12, 123_456_789.123_456_79, 1e20, -0.0, 181.2] {
         let via_format = Decimal::parse(&format!("{value:e}")).unwrap();
         let got = Decimal::from_f64(value, false).unwrap();
         assert_eq!((got.mantissa, got.scale), (via_format.mantissa, via_format.scale), "{value}");

@@ -102,14 +102,24 @@ impl ViewDefinition {
             }
         }
         let resource = match root.get("resource") {
-            None => return Err(err("resource", "is required: name the FHIR resource type the view reads, e.g. \"Patient\"")),
+            None => {
+                return Err(err(
+                    "resource",
+                    "is required: name the FHIR resource type the view reads, e.g. \"Patient\"",
+                ))
+            }
             Some(Value::String(s)) if is_resource_type(s) => s.clone(),
-            Some(other) => return Err(err("resource", format!("must be a FHIR resource type such as \"Patient\", found {other}"))),
+            Some(other) => {
+                return Err(err("resource", format!("must be a FHIR resource type such as \"Patient\", found {other}")))
+            }
         };
         let name = optional_string(root, "name", "name")?;
         if let Some(n) = &name {
             if !is_column_name(n) {
-                return Err(err("name", format!("'{n}' is not a valid table name (letters, digits and _, starting with a letter)")));
+                return Err(err(
+                    "name",
+                    format!("'{n}' is not a valid table name (letters, digits and _, starting with a letter)"),
+                ));
             }
         }
         let constants = array(root, "constant", "constant")?
@@ -121,7 +131,11 @@ impl ViewDefinition {
         if select.is_empty() {
             return Err(err("select", "is required and must hold at least one select element"));
         }
-        let select = select.iter().enumerate().map(|(i, s)| select_def(s, &format!("select[{i}]"))).collect::<Result<Vec<_>, _>>()?;
+        let select = select
+            .iter()
+            .enumerate()
+            .map(|(i, s)| select_def(s, &format!("select[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
         let where_paths = array(root, "where", "where")?
             .iter()
             .enumerate()
@@ -174,7 +188,10 @@ fn required_string(obj: &Map<String, Value>, key: &str, loc: &str, what: &str) -
 
 fn check_keys(obj: &Map<String, Value>, allowed: &[&str], loc: &str) -> Result<(), ViewError> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(err(&format!("{loc}.{k}"), format!("is not a ViewDefinition element here (expected one of: {})", allowed.join(", ")))),
+        Some(k) => Err(err(
+            &format!("{loc}.{k}"),
+            format!("is not a ViewDefinition element here (expected one of: {})", allowed.join(", ")),
+        )),
         None => Ok(()),
     }
 }
@@ -211,10 +228,19 @@ fn select_def(value: &Value, loc: &str) -> Result<SelectDef, ViewError> {
             paths
                 .iter()
                 .enumerate()
-                .map(|(i, p)| p.as_str().map(str::to_string).ok_or_else(|| err(&format!("{loc}.repeat[{i}]"), format!("must be a FHIRPath string, found {p}"))))
+                .map(|(i, p)| {
+                    p.as_str().map(str::to_string).ok_or_else(|| {
+                        err(&format!("{loc}.repeat[{i}]"), format!("must be a FHIRPath string, found {p}"))
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
-        Some(other) => return Err(err(&format!("{loc}.repeat"), format!("must be a non-empty array of FHIRPath strings, found {other}"))),
+        Some(other) => {
+            return Err(err(
+                &format!("{loc}.repeat"),
+                format!("must be a non-empty array of FHIRPath strings, found {other}"),
+            ))
+        }
     };
     let iteration = match (for_each, for_each_or_null, repeat) {
         (None, None, None) => Iteration::None,
@@ -246,7 +272,10 @@ fn column_def(value: &Value, loc: &str) -> Result<ColumnDef, ViewError> {
     check_keys(obj, COLUMN_KEYS, loc)?;
     let name = required_string(obj, "name", &format!("{loc}.name"), "a column name string")?;
     if !is_column_name(&name) {
-        return Err(err(&format!("{loc}.name"), format!("'{name}' is not a valid column name (letters, digits and _, starting with a letter)")));
+        return Err(err(
+            &format!("{loc}.name"),
+            format!("'{name}' is not a valid column name (letters, digits and _, starting with a letter)"),
+        ));
     }
     let path = required_string(obj, "path", &format!("{loc}.path"), "a FHIRPath string")?;
     let type_name = optional_string(obj, "type", &format!("{loc}.type"))?;
@@ -262,7 +291,10 @@ fn column_def(value: &Value, loc: &str) -> Result<ColumnDef, ViewError> {
         .map(|(i, t)| {
             let tloc = format!("{loc}.tag[{i}]");
             let t = t.as_object().ok_or_else(|| err(&tloc, "must be an object with name and value"))?;
-            Ok((required_string(t, "name", &format!("{tloc}.name"), "a string")?, required_string(t, "value", &format!("{tloc}.value"), "a string")?))
+            Ok((
+                required_string(t, "name", &format!("{tloc}.name"), "a string")?,
+                required_string(t, "value", &format!("{tloc}.value"), "a string")?,
+            ))
         })
         .collect::<Result<Vec<_>, ViewError>>()?;
     Ok(ColumnDef { location: loc.to_string(), name, path, type_name, collection, description, tags })
@@ -279,11 +311,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_offending_element() {
-        assert_eq!(load(json!({})).unwrap_err(), "resource: is required: name the FHIR resource type the view reads, e.g. \"Patient\"");
+        assert_eq!(
+            load(json!({})).unwrap_err(),
+            "resource: is required: name the FHIR resource type the view reads, e.g. \"Patient\""
+        );
         assert!(load(json!({"resource": "Patient"})).unwrap_err().starts_with("select:"));
         let e = load(json!({"resource": "Patient", "select": [{"column": [{"name": "id"}]}]})).unwrap_err();
         assert_eq!(e, "select[0].column[0].path: is required (a FHIRPath string)");
-        let e = load(json!({"resource": "Patient", "select": [{"column": [{"name": "id", "path": "id", "colection": true}]}]})).unwrap_err();
+        let e = load(
+            json!({"resource": "Patient", "select": [{"column": [{"name": "id", "path": "id", "colection": true}]}]}),
+        )
+        .unwrap_err();
         assert!(e.starts_with("select[0].column[0].colection: is not a ViewDefinition element"), "{e}");
         let e = load(json!({"resource": "Patient", "constant": [{"name": "x"}], "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
         assert_eq!(e, "constant[0]: constant %x has no value[x] (e.g. \"valueString\")");

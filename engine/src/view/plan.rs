@@ -113,7 +113,8 @@ pub type Row<'a> = Vec<Cell<'a>>;
 impl CompiledView {
     /// Compiles a ViewDefinition given as JSON text.
     pub fn from_json_str(text: &str) -> Result<CompiledView, ViewError> {
-        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| ViewError::at("", format!("not valid JSON: {e}")))?;
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ViewError::at("", format!("not valid JSON: {e}")))?;
         CompiledView::from_json_value(&json)
     }
 
@@ -127,19 +128,29 @@ impl CompiledView {
 
     /// Compiles a loaded ViewDefinition.
     pub fn compile(def: &ViewDefinition) -> Result<CompiledView, ViewError> {
-        let env = CompileEnv { constants: def.constants.iter().map(constant_value).collect::<Result<HashMap<_, _>, _>>()? };
+        let env =
+            CompileEnv { constants: def.constants.iter().map(constant_value).collect::<Result<HashMap<_, _>, _>>()? };
         let mut wheres = Vec::new();
         for (i, path) in def.where_paths.iter().enumerate() {
             let loc = format!("where[{i}].path");
             let expr = Expression::compile(path, &env).map_err(|e| ViewError::at(&loc, e.0))?;
             if !matches!(expr.kind, Kind::Boolean | Kind::Unknown) {
                 let kind = format!("{:?}", expr.kind).to_lowercase();
-                return Err(ViewError::at(&loc, format!("'{path}' returns {kind} values, but a where path must return a boolean")));
+                return Err(ViewError::at(
+                    &loc,
+                    format!("'{path}' returns {kind} values, but a where path must return a boolean"),
+                ));
             }
             wheres.push(expr);
         }
         let mut compiler = TreeCompiler { env: &env, columns: Vec::new() };
-        let root_def = SelectDef { location: String::new(), column: vec![], select: def.select.clone(), iteration: Iteration::None, union_all: vec![] };
+        let root_def = SelectDef {
+            location: String::new(),
+            column: vec![],
+            select: def.select.clone(),
+            iteration: Iteration::None,
+            union_all: vec![],
+        };
         let mut root = compiler.select(&root_def, None)?;
         root.flatten();
         let mut root_index = RootIndex::default();
@@ -148,9 +159,20 @@ impl CompiledView {
             bind_root(&mut expr.op, &mut root_index);
         }
         let columns = compiler.columns;
-        let schema = Arc::new(Schema::new(columns.iter().map(|c| c.value_type.field(&c.name, c.collection)).collect::<Vec<_>>()));
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(|c| c.value_type.field(&c.name, c.collection)).collect::<Vec<_>>(),
+        ));
         let name = def.name.clone().unwrap_or_else(|| def.resource.to_ascii_lowercase());
-        Ok(CompiledView { name, resource_type: def.resource.clone(), definition: serde_json::Value::Null, wheres, root, root_index, columns, schema })
+        Ok(CompiledView {
+            name,
+            resource_type: def.resource.clone(),
+            definition: serde_json::Value::Null,
+            wheres,
+            root,
+            root_index,
+            columns,
+            schema,
+        })
     }
 
     /// The table name: the view's `name`, or its resource type in lower case.
@@ -182,20 +204,34 @@ impl CompiledView {
     /// `where` path filters out, yields no rows. Any error leaves no partial rows.
     pub fn rows<'a>(&'a self, resource: &'a Json<'a>) -> Result<Vec<Row<'a>>, RowError> {
         let root = Item::Node(resource);
-        let is_ours = root.as_object().and_then(|o| o.get("resourceType")).is_some_and(|rt| matches!(rt, Json::String(s) if *s == *self.resource_type));
+        let is_ours = root
+            .as_object()
+            .and_then(|o| o.get("resourceType"))
+            .is_some_and(|rt| matches!(rt, Json::String(s) if *s == *self.resource_type));
         if !is_ours {
             return Ok(Vec::new());
         }
         let root_slots = self.root_index.prefetch(resource);
         let ctx = EvalContext { resource, row_index: 0, root: &root_slots };
         for (i, expr) in self.wheres.iter().enumerate() {
-            let result = expr.evaluate(&ctx, std::slice::from_ref(&root)).map_err(|e| self.error(resource, None, e.0))?;
+            let result =
+                expr.evaluate(&ctx, std::slice::from_ref(&root)).map_err(|e| self.error(resource, None, e.0))?;
             let keep = match result.as_slice() {
                 [] => false,
                 [item] => item.as_bool().ok_or_else(|| {
-                    self.error(resource, None, format!("where[{i}].path '{}' returned a {}, not a boolean", expr.source, item.kind_name()))
+                    self.error(
+                        resource,
+                        None,
+                        format!("where[{i}].path '{}' returned a {}, not a boolean", expr.source, item.kind_name()),
+                    )
                 })?,
-                many => return Err(self.error(resource, None, format!("where[{i}].path '{}' returned {} values, not one boolean", expr.source, many.len()))),
+                many => {
+                    return Err(self.error(
+                        resource,
+                        None,
+                        format!("where[{i}].path '{}' returned {} values, not one boolean", expr.source, many.len()),
+                    ))
+                }
             };
             if !keep {
                 return Ok(Vec::new());
@@ -206,11 +242,18 @@ impl CompiledView {
 
     /// Rows of one select element for one parent focus: chooses the focus items, then
     /// builds rows at each.
-    fn select_rows<'a>(&'a self, node: &'a SelectPlan, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Vec<Row<'a>>, RowError> {
+    fn select_rows<'a>(
+        &'a self,
+        node: &'a SelectPlan,
+        ctx: &EvalContext<'_, 'a>,
+        focus: &Item<'a>,
+    ) -> Result<Vec<Row<'a>>, RowError> {
         let focus = std::slice::from_ref(focus);
         let items = match &node.iteration {
             IterationPlan::None => return self.rows_at(node, ctx, &focus[0]),
-            IterationPlan::ForEach(e) | IterationPlan::ForEachOrNull(e) => e.evaluate(ctx, focus).map_err(|err| self.error(ctx.resource, None, err.0))?,
+            IterationPlan::ForEach(e) | IterationPlan::ForEachOrNull(e) => {
+                e.evaluate(ctx, focus).map_err(|err| self.error(ctx.resource, None, err.0))?
+            }
             IterationPlan::Repeat(paths) => {
                 let mut found = Vec::new();
                 self.repeat(paths, ctx, &focus[0], &mut found)?;
@@ -242,9 +285,16 @@ impl CompiledView {
     }
 
     /// `repeat`: every node reachable by applying the paths again and again, depth first.
-    fn repeat<'a>(&'a self, paths: &'a [Expression], ctx: &EvalContext<'_, 'a>, from: &Item<'a>, out: &mut Vec<Item<'a>>) -> Result<(), RowError> {
+    fn repeat<'a>(
+        &'a self,
+        paths: &'a [Expression],
+        ctx: &EvalContext<'_, 'a>,
+        from: &Item<'a>,
+        out: &mut Vec<Item<'a>>,
+    ) -> Result<(), RowError> {
         for path in paths {
-            let children = path.evaluate(ctx, std::slice::from_ref(from)).map_err(|e| self.error(ctx.resource, None, e.0))?;
+            let children =
+                path.evaluate(ctx, std::slice::from_ref(from)).map_err(|e| self.error(ctx.resource, None, e.0))?;
             for child in children {
                 out.push(child.clone());
                 self.repeat(paths, ctx, &child, out)?;
@@ -255,7 +305,12 @@ impl CompiledView {
 
     /// Rows of one select element at one focus item: its columns × each nested select ×
     /// the concatenated unionAll branches.
-    fn rows_at<'a>(&'a self, node: &'a SelectPlan, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Vec<Row<'a>>, RowError> {
+    fn rows_at<'a>(
+        &'a self,
+        node: &'a SelectPlan,
+        ctx: &EvalContext<'_, 'a>,
+        focus: &Item<'a>,
+    ) -> Result<Vec<Row<'a>>, RowError> {
         let mut row = self.empty_row();
         for column in &node.columns {
             row[column.slot] = self.cell(column, ctx, std::slice::from_ref(focus))?;
@@ -275,10 +330,16 @@ impl CompiledView {
         Ok(rows)
     }
 
-    fn cell<'a>(&'a self, column: &'a ColumnEval, ctx: &EvalContext<'_, 'a>, focus: &[Item<'a>]) -> Result<Cell<'a>, RowError> {
+    fn cell<'a>(
+        &'a self,
+        column: &'a ColumnEval,
+        ctx: &EvalContext<'_, 'a>,
+        focus: &[Item<'a>],
+    ) -> Result<Cell<'a>, RowError> {
         let plan = &self.columns[column.slot];
         let values = column.expr.evaluate(ctx, focus).map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;
-        let convert = |item: &Item<'a>| plan.value_type.convert(item).map_err(|e| self.error(ctx.resource, Some(plan), e));
+        let convert =
+            |item: &Item<'a>| plan.value_type.convert(item).map_err(|e| self.error(ctx.resource, Some(plan), e));
         if plan.collection {
             return Ok(Cell::List(values.iter().map(convert).collect::<Result<_, _>>()?));
         }
@@ -302,7 +363,12 @@ impl CompiledView {
             Some(Json::String(s)) => s.to_string(),
             _ => "(no id)".to_string(),
         };
-        RowError { resource: format!("{}/{id}", self.resource_type), view: self.name.clone(), column: column.map(|c| c.name.clone()), message }
+        RowError {
+            resource: format!("{}/{id}", self.resource_type),
+            view: self.name.clone(),
+            column: column.map(|c| c.name.clone()),
+            message,
+        }
     }
 }
 
@@ -337,15 +403,26 @@ fn constant_value(c: &ConstantDef) -> Result<(String, Lit), ViewError> {
     let bad = || ViewError::at(&loc, format!("value{} {} is not a valid {}", c.value_type, c.value, c.value_type));
     let lit = match (c.value_type.as_str(), &c.value) {
         ("Boolean", Value::Bool(b)) => Lit::Bool(*b),
-        ("Integer" | "PositiveInt" | "UnsignedInt" | "Integer64", Value::Number(n)) => Lit::Int(n.as_i64().ok_or_else(bad)?),
+        ("Integer" | "PositiveInt" | "UnsignedInt" | "Integer64", Value::Number(n)) => {
+            Lit::Int(n.as_i64().ok_or_else(bad)?)
+        }
         ("Integer64", Value::String(s)) => Lit::Int(s.parse().map_err(|_| bad())?),
         ("Decimal", Value::Number(n)) => Lit::Dec(Decimal::parse(&n.to_string()).ok_or_else(bad)?),
         ("Date", Value::String(s)) => Lit::Date(s.clone()),
         ("DateTime" | "Instant", Value::String(s)) => Lit::DateTime(s.clone()),
         ("Time", Value::String(s)) => Lit::Time(s.clone()),
-        ("Base64Binary" | "Canonical" | "Code" | "Id" | "Oid" | "String" | "Uri" | "Url" | "Uuid" | "Markdown", Value::String(s)) => Lit::Str(s.clone()),
-        ("Boolean" | "Integer" | "PositiveInt" | "UnsignedInt" | "Integer64" | "Decimal" | "Date" | "DateTime" | "Instant" | "Time", _) => return Err(bad()),
-        ("Base64Binary" | "Canonical" | "Code" | "Id" | "Oid" | "String" | "Uri" | "Url" | "Uuid" | "Markdown", _) => return Err(bad()),
+        (
+            "Base64Binary" | "Canonical" | "Code" | "Id" | "Oid" | "String" | "Uri" | "Url" | "Uuid" | "Markdown",
+            Value::String(s),
+        ) => Lit::Str(s.clone()),
+        (
+            "Boolean" | "Integer" | "PositiveInt" | "UnsignedInt" | "Integer64" | "Decimal" | "Date" | "DateTime"
+            | "Instant" | "Time",
+            _,
+        ) => return Err(bad()),
+        ("Base64Binary" | "Canonical" | "Code" | "Id" | "Oid" | "String" | "Uri" | "Url" | "Uuid" | "Markdown", _) => {
+            return Err(bad())
+        }
         (other, _) => return Err(ViewError::at(&loc, format!("value{other} is not a supported constant type"))),
     };
     Ok((c.name.clone(), lit))
@@ -360,13 +437,25 @@ struct TreeCompiler<'e> {
 impl TreeCompiler<'_> {
     /// Compiles a select element. `slots`, when given, is the list of slots a `unionAll`
     /// branch must fill in order (the first branch's columns); otherwise new slots are made.
-    fn select(&mut self, def: &SelectDef, mut slots: Option<&mut std::slice::Iter<'_, usize>>) -> Result<SelectPlan, ViewError> {
-        let compile = |path: &str, loc: String| Expression::compile(path, self.env).map_err(|e| ViewError::at(&loc, e.0));
+    fn select(
+        &mut self,
+        def: &SelectDef,
+        mut slots: Option<&mut std::slice::Iter<'_, usize>>,
+    ) -> Result<SelectPlan, ViewError> {
+        let compile =
+            |path: &str, loc: String| Expression::compile(path, self.env).map_err(|e| ViewError::at(&loc, e.0));
         let iteration = match &def.iteration {
             Iteration::None => IterationPlan::None,
             Iteration::ForEach(p) => IterationPlan::ForEach(compile(p, format!("{}.forEach", def.location))?),
-            Iteration::ForEachOrNull(p) => IterationPlan::ForEachOrNull(compile(p, format!("{}.forEachOrNull", def.location))?),
-            Iteration::Repeat(ps) => IterationPlan::Repeat(ps.iter().enumerate().map(|(i, p)| compile(p, format!("{}.repeat[{i}]", def.location))).collect::<Result<_, _>>()?),
+            Iteration::ForEachOrNull(p) => {
+                IterationPlan::ForEachOrNull(compile(p, format!("{}.forEachOrNull", def.location))?)
+            }
+            Iteration::Repeat(ps) => IterationPlan::Repeat(
+                ps.iter()
+                    .enumerate()
+                    .map(|(i, p)| compile(p, format!("{}.repeat[{i}]", def.location)))
+                    .collect::<Result<_, _>>()?,
+            ),
         };
         let mut columns = Vec::new();
         for col in &def.column {
@@ -383,7 +472,7 @@ impl TreeCompiler<'_> {
         }
         let mut union_all = Vec::new();
         if let Some((first, rest)) = def.union_all.split_first() {
-            let first = self.select(first, slots.as_deref_mut())?;
+            let first = self.select(first, slots)?;
             let branch_slots = collect_slots(&first);
             union_all.push(first);
             for branch in rest {
@@ -392,7 +481,10 @@ impl TreeCompiler<'_> {
                 if let Some(&missing) = iter.next() {
                     return Err(ViewError::at(
                         &branch.location,
-                        format!("unionAll branches must have the same columns in the same order; this branch lacks '{}'", self.columns[missing].name),
+                        format!(
+                            "unionAll branches must have the same columns in the same order; this branch lacks '{}'",
+                            self.columns[missing].name
+                        ),
                     ));
                 }
             }
@@ -402,17 +494,32 @@ impl TreeCompiler<'_> {
 
     fn new_slot(&mut self, col: &ColumnDef, expr: &Expression) -> Result<usize, ViewError> {
         if let Some(existing) = self.columns.iter().find(|c| c.name == col.name) {
-            return Err(ViewError::at(&format!("{}.name", col.location), format!("column '{}' is already defined at {}", col.name, existing.location)));
+            return Err(ViewError::at(
+                &format!("{}.name", col.location),
+                format!("column '{}' is already defined at {}", col.name, existing.location),
+            ));
         }
         let ansi = col.tags.iter().find(|(n, _)| n == "ansi/type").map(|(_, v)| v.as_str());
-        let value_type = ValueType::for_column(col.type_name.as_deref(), expr.kind, ansi).map_err(|e| ViewError::at(&col.location, e))?;
-        self.columns.push(ColumnPlan { name: col.name.clone(), value_type, collection: col.collection, location: col.location.clone() });
+        let value_type = ValueType::for_column(col.type_name.as_deref(), expr.kind, ansi)
+            .map_err(|e| ViewError::at(&col.location, e))?;
+        self.columns.push(ColumnPlan {
+            name: col.name.clone(),
+            value_type,
+            collection: col.collection,
+            location: col.location.clone(),
+        });
         Ok(self.columns.len() - 1)
     }
 
     fn reuse_slot(&self, slots: &mut std::slice::Iter<'_, usize>, col: &ColumnDef) -> Result<usize, ViewError> {
         let mismatch = |expected: &str| {
-            ViewError::at(&format!("{}.name", col.location), format!("unionAll branches must have the same columns in the same order; expected '{expected}', found '{}'", col.name))
+            ViewError::at(
+                &format!("{}.name", col.location),
+                format!(
+                    "unionAll branches must have the same columns in the same order; expected '{expected}', found '{}'",
+                    col.name
+                ),
+            )
         };
         match slots.next() {
             Some(&slot) if self.columns[slot].name == col.name => Ok(slot),

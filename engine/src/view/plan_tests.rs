@@ -9,7 +9,10 @@ fn rows(view: &CompiledView, resource: &str) -> Result<Vec<Vec<Cell<'static>>>, 
     let mut bytes = resource.as_bytes().to_vec();
     let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
     let rows = view.rows(&doc).map_err(|e| e.to_string())?;
-    Ok(rows.into_iter().map(|r| r.into_iter().map(|c| format!("{c:?}")).map(|s| Cell::Str(s.into())).collect()).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| r.into_iter().map(|c| format!("{c:?}")).map(|s| Cell::Str(s.into())).collect())
+        .collect())
 }
 
 #[test]
@@ -42,7 +45,10 @@ fn invalid_views_are_rejected_with_the_element() {
     assert!(e.contains("already defined"), "{e}");
     let e = compile(json!({"resource": "Patient", "where": [{"path": "name.family"}], "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
     assert!(e.starts_with("where[0].path:"), "{e}");
-    let e = compile(json!({"resource": "Patient", "select": [{"forEach": "@@", "column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
+    let e = compile(
+        json!({"resource": "Patient", "select": [{"forEach": "@@", "column": [{"name": "id", "path": "id"}]}]}),
+    )
+    .unwrap_err();
     assert!(e.starts_with("select[0].forEach: invalid FHIRPath"), "{e}");
     let e = compile(json!({"resource": "Patient", "constant": [{"name": "n", "valueInteger": "x"}], "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
     assert!(e.contains("not a valid Integer"), "{e}");
@@ -56,7 +62,10 @@ fn row_errors_name_resource_view_and_column() {
     let view = compile(json!({"resource": "Patient", "where": [{"path": "identifier.value.first()"}], "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap();
     let e = rows(&view, r#"{"resourceType":"Patient","id":"x2","identifier":[{"value":"v"}]}"#).unwrap_err();
     assert!(e.contains("returned a string, not a boolean"), "{e}");
-    let view = compile(json!({"resource": "Patient", "select": [{"column": [{"name": "b", "path": "birthDate", "type": "date"}]}]})).unwrap();
+    let view = compile(
+        json!({"resource": "Patient", "select": [{"column": [{"name": "b", "path": "birthDate", "type": "date"}]}]}),
+    )
+    .unwrap();
     let e = rows(&view, r#"{"resourceType":"Patient","id":"x3","birthDate":"1970-13"}"#).unwrap_err();
     assert!(e.contains("column 'b'") && e.contains("expected a date"), "{e}");
 }

@@ -207,10 +207,7 @@ impl Temporal {
     /// Parses a FHIR `date`: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`, year 0001–9999. Kind
     /// [`TemporalKind::Date`]. `None` for anything else, including impossible dates.
     pub fn parse_date(text: &str) -> Option<Temporal> {
-        let mut c = Cursor {
-            bytes: text.as_bytes(),
-            pos: 0,
-        };
+        let mut c = Cursor { bytes: text.as_bytes(), pos: 0 };
         let t = Self::date_fields(&mut c, TemporalKind::Date)?;
         c.at_end().then_some(t)
     }
@@ -221,10 +218,7 @@ impl Temporal {
     /// offset, so both are accepted. Kind [`TemporalKind::DateTime`] even for date-only text.
     /// Offsets range over FHIR's `-14:00..=+14:00` (minutes 00–59, `±14` only with `:00`).
     pub fn parse_datetime(text: &str) -> Option<Temporal> {
-        let mut c = Cursor {
-            bytes: text.as_bytes(),
-            pos: 0,
-        };
+        let mut c = Cursor { bytes: text.as_bytes(), pos: 0 };
         let mut t = Self::date_fields(&mut c, TemporalKind::DateTime)?;
         if c.at_end() {
             return Some(t);
@@ -240,10 +234,7 @@ impl Temporal {
     /// Parses a FHIR `time` (`hh:mm:ss[.f+]`) or a FHIRPath Time, which may stop at `hh` or
     /// `hh:mm`. No offset. Kind [`TemporalKind::Time`].
     pub fn parse_time(text: &str) -> Option<Temporal> {
-        let mut c = Cursor {
-            bytes: text.as_bytes(),
-            pos: 0,
-        };
+        let mut c = Cursor { bytes: text.as_bytes(), pos: 0 };
         let mut t = Self::empty(TemporalKind::Time);
         Self::time_fields(&mut c, &mut t)?;
         c.at_end().then_some(t)
@@ -354,12 +345,7 @@ impl Temporal {
         let date_ok = self.kind == TemporalKind::Time
             || days_in_month(self.year, self.month).is_some_and(|n| (1..=n).contains(&self.day));
         let tz_ok = self.tz_offset_minutes.is_none_or(|o| o.abs() <= 14 * 60);
-        (date_ok
-            && tz_ok
-            && self.hour <= 23
-            && self.minute <= 59
-            && self.second <= 60
-            && self.nanos < NANOS_PER_SECOND)
+        (date_ok && tz_ok && self.hour <= 23 && self.minute <= 59 && self.second <= 60 && self.nanos < NANOS_PER_SECOND)
             .then_some(())
     }
 
@@ -424,9 +410,7 @@ impl Temporal {
         let seconds = days
             .checked_mul(SECONDS_PER_DAY)?
             .checked_add(i64::from(t.hour * 3600 + t.minute * 60 + t.second) - offset)?;
-        seconds
-            .checked_mul(MICROS_PER_SECOND)?
-            .checked_add(i64::from(t.nanos / 1000))
+        seconds.checked_mul(MICROS_PER_SECOND)?.checked_add(i64::from(t.nanos / 1000))
     }
 
     /// Microseconds since midnight of a time, for Arrow `Time64(Microsecond)`; partial
@@ -512,9 +496,7 @@ impl Temporal {
     /// `2015-02-07T13:28:17+02:00` → `2015-02-07T13:28:17.000+02:00`. Empty only for an
     /// invalid hand-built value.
     pub fn low_boundary_string(&self) -> String {
-        self.low_boundary(None)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
+        self.low_boundary(None).map(|t| t.to_string()).unwrap_or_default()
     }
 
     /// [`high_boundary`](Temporal::high_boundary) at the default precision, as text:
@@ -522,9 +504,7 @@ impl Temporal {
     /// `2010-10-10` → `2010-10-10T23:59:59.999-12:00`. Empty only for an invalid hand-built
     /// value.
     pub fn high_boundary_string(&self) -> String {
-        self.high_boundary(None)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
+        self.high_boundary(None).map(|t| t.to_string()).unwrap_or_default()
     }
 
     fn boundary(&self, precision: Option<u32>, high: bool) -> Option<Temporal> {
@@ -553,11 +533,7 @@ impl Temporal {
         if self.precision < Precision::Second {
             full.second = pick(0, 59);
         }
-        let written = if self.precision == Precision::Millisecond {
-            self.shown_digits()
-        } else {
-            0
-        };
+        let written = if self.precision == Precision::Millisecond { self.shown_digits() } else { 0 };
         let shown = written.max(3);
         if high {
             // The written digits allow anything up to 9 in each digit shown beyond them.
@@ -566,11 +542,8 @@ impl Temporal {
         full.frac_digits = shown as u8;
         full.precision = Precision::Millisecond;
         if self.kind == TemporalKind::DateTime && full.tz_offset_minutes.is_none() {
-            full.tz_offset_minutes = Some(if high {
-                HIGH_BOUNDARY_OFFSET_MINUTES
-            } else {
-                LOW_BOUNDARY_OFFSET_MINUTES
-            });
+            full.tz_offset_minutes =
+                Some(if high { HIGH_BOUNDARY_OFFSET_MINUTES } else { LOW_BOUNDARY_OFFSET_MINUTES });
         }
         Some(full.truncated(target))
     }
@@ -624,22 +597,14 @@ impl Temporal {
         let (mut year, mut month, mut day) = (i64::from(t.year), t.month, t.day);
         let (mut hour, mut minute) = (t.hour, t.minute);
         if let Some(offset) = t.tz_offset_minutes.filter(|&o| o != 0) {
-            let local = days_from_civil(year, month, day) * SECONDS_PER_DAY
-                + i64::from(hour * 3600 + minute * 60);
+            let local = days_from_civil(year, month, day) * SECONDS_PER_DAY + i64::from(hour * 3600 + minute * 60);
             let utc = local - i64::from(offset) * 60;
             (year, month, day) = civil_from_days(utc.div_euclid(SECONDS_PER_DAY));
             let in_day = utc.rem_euclid(SECONDS_PER_DAY);
             hour = (in_day / 3600) as u32;
             minute = (in_day % 3600 / 60) as u32;
         }
-        let key = [
-            year,
-            i64::from(month),
-            i64::from(day),
-            i64::from(hour),
-            i64::from(minute),
-            fine_second,
-        ];
+        let key = [year, i64::from(month), i64::from(day), i64::from(hour), i64::from(minute), fine_second];
         Some((key, date_len + time_len))
     }
 }

@@ -165,11 +165,17 @@ impl ValueType {
             }
             ValueType::Timestamp => {
                 let text = item.as_str().ok_or_else(|| mismatch("a dateTime"))?;
-                Cell::Timestamp(Temporal::parse_datetime(text).and_then(|t| t.to_timestamp_micros()).ok_or_else(|| mismatch("a dateTime"))?)
+                Cell::Timestamp(
+                    Temporal::parse_datetime(text)
+                        .and_then(|t| t.to_timestamp_micros())
+                        .ok_or_else(|| mismatch("a dateTime"))?,
+                )
             }
             ValueType::Time64 => {
                 let text = item.as_str().ok_or_else(|| mismatch("a time"))?;
-                Cell::Time(Temporal::parse_time(text).and_then(|t| t.to_time_micros()).ok_or_else(|| mismatch("a time"))?)
+                Cell::Time(
+                    Temporal::parse_time(text).and_then(|t| t.to_time_micros()).ok_or_else(|| mismatch("a time"))?,
+                )
             }
         })
     }
@@ -220,7 +226,10 @@ mod tests {
     fn maps_fhir_types_and_tags() {
         assert_eq!(ValueType::for_column(Some("positiveInt"), Kind::Unknown, None), Ok(ValueType::Int32));
         assert_eq!(ValueType::for_column(None, Kind::Boolean, None), Ok(ValueType::Boolean));
-        assert_eq!(ValueType::for_column(Some("decimal"), Kind::Unknown, Some("decimal(10, 2)")), Ok(ValueType::Decimal(10, 2)));
+        assert_eq!(
+            ValueType::for_column(Some("decimal"), Kind::Unknown, Some("decimal(10, 2)")),
+            Ok(ValueType::Decimal(10, 2))
+        );
         assert!(ValueType::for_column(None, Kind::Unknown, Some("BLOB")).is_err());
         assert_eq!(ValueType::Timestamp.data_type(), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
     }

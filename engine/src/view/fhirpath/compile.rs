@@ -233,7 +233,9 @@ fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
         Expr::Literal(lit) => compile_literal(lit)?,
         Expr::Member(name) => extend_path(None, Step::Member(name.as_str().into())),
         Expr::Invocation(SpecialVar::This) => Op::This,
-        Expr::Invocation(other) => return Err(CompileError(format!("{other:?} is not supported outside FHIRPath iteration functions"))),
+        Expr::Invocation(other) => {
+            return Err(CompileError(format!("{other:?} is not supported outside FHIRPath iteration functions")))
+        }
         Expr::External(name) => compile_external(name, env)?,
         Expr::Function(call) => compile_call(None, call, env)?,
         Expr::Path(focus, name) => extend_path(Some(compile(focus, env)?), Step::Member(name.as_str().into())),
@@ -245,7 +247,9 @@ fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
         Expr::Unary(UnaryOp::Plus, inner) => compile(inner, env)?,
         Expr::Unary(UnaryOp::Minus, inner) => match compile(inner, env)? {
             Op::Lit(Lit::Int(i)) => Op::Lit(Lit::Int(-i)),
-            Op::Lit(Lit::Dec(d)) => Op::Lit(Lit::Dec(Decimal::from_i64(0).checked_sub(d).ok_or_else(|| CompileError("decimal overflow".into()))?)),
+            Op::Lit(Lit::Dec(d)) => Op::Lit(Lit::Dec(
+                Decimal::from_i64(0).checked_sub(d).ok_or_else(|| CompileError("decimal overflow".into()))?,
+            )),
             op => Op::Negate(Box::new(op)),
         },
         Expr::Binary(op, l, r) => Op::Binary(*op, Box::new(compile(l, env)?), Box::new(compile(r, env)?)),
@@ -260,11 +264,15 @@ fn compile_literal(lit: &Literal) -> Result<Op, CompileError> {
         Literal::Boolean(b) => Op::Lit(Lit::Bool(*b)),
         Literal::String(s) => Op::Lit(Lit::Str(s.clone())),
         Literal::Integer(i) => Op::Lit(Lit::Int(*i)),
-        Literal::Decimal(text) => Op::Lit(Lit::Dec(Decimal::parse(text).ok_or_else(|| CompileError(format!("invalid decimal {text}")))?)),
+        Literal::Decimal(text) => {
+            Op::Lit(Lit::Dec(Decimal::parse(text).ok_or_else(|| CompileError(format!("invalid decimal {text}")))?))
+        }
         Literal::Date(s) => Op::Lit(Lit::Date(s.clone())),
         Literal::DateTime(s) => Op::Lit(Lit::DateTime(s.clone())),
         Literal::Time(s) => Op::Lit(Lit::Time(s.clone())),
-        Literal::Quantity(n, unit) => return Err(CompileError(format!("quantity literals ({n} '{unit}') are not supported"))),
+        Literal::Quantity(n, unit) => {
+            return Err(CompileError(format!("quantity literals ({n} '{unit}') are not supported")))
+        }
     })
 }
 
@@ -281,7 +289,11 @@ fn compile_external(name: &str, env: &CompileEnv) -> Result<Op, CompileError> {
         _ => {
             let mut known: Vec<&str> = env.constants.keys().map(String::as_str).collect();
             known.sort_unstable();
-            let hint = if known.is_empty() { "the view defines no constants".to_string() } else { format!("defined constants: {}", known.join(", ")) };
+            let hint = if known.is_empty() {
+                "the view defines no constants".to_string()
+            } else {
+                format!("defined constants: {}", known.join(", "))
+            };
             return Err(CompileError(format!("undefined constant %{name} ({hint})")));
         }
     })
@@ -322,7 +334,8 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
         }
         _ => {}
     }
-    let (func, min, max) = Func::resolve(name).ok_or_else(|| CompileError(format!("unknown or unsupported function {name}()")))?;
+    let (func, min, max) =
+        Func::resolve(name).ok_or_else(|| CompileError(format!("unknown or unsupported function {name}()")))?;
     if argc < min || argc > max {
         let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
         return Err(CompileError(format!("{name}() takes {expected} argument(s), found {argc}")));
@@ -347,7 +360,11 @@ pub fn bind_root(op: &mut Op, index: &mut RootIndex) {
             }
             Some(step @ Step::Choice { .. }) => {
                 let Step::Choice { base, choice_key, type_name } = &*step else { unreachable!() };
-                *step = Step::RootChoice { choice_slot: index.slot(choice_key, false), base_slot: index.slot(base, false), type_name: type_name.clone() };
+                *step = Step::RootChoice {
+                    choice_slot: index.slot(choice_key, false),
+                    base_slot: index.slot(base, false),
+                    type_name: type_name.clone(),
+                };
             }
             _ => {}
         },
@@ -407,7 +424,8 @@ pub fn kind_of(op: &Op) -> Kind {
         Op::Lit(Lit::Int(_)) | Op::RowIndex => Kind::Integer,
         Op::Lit(Lit::Dec(_)) => Kind::Decimal,
         Op::Lit(_) => Kind::String,
-        Op::Binary(Eq | Ne | Equiv | NotEquiv | Lt | Le | Gt | Ge | And | Or | Xor | Implies | In | Contains, _, _) | Op::Is(..) => Kind::Boolean,
+        Op::Binary(Eq | Ne | Equiv | NotEquiv | Lt | Le | Gt | Ge | And | Or | Xor | Implies | In | Contains, _, _)
+        | Op::Is(..) => Kind::Boolean,
         Op::Binary(Concat, _, _) => Kind::String,
         Op::Binary(Div, _, _) => Kind::Decimal,
         Op::Binary(Add | Sub | Mul | IntDiv | Mod, l, r) => match (kind_of(l), kind_of(r)) {
@@ -417,11 +435,27 @@ pub fn kind_of(op: &Op) -> Kind {
             _ => Kind::Unknown,
         },
         Op::Call(focus, func, _) => match func {
-            Func::Exists | Func::All | Func::Empty | Func::Not | Func::HasValue | Func::StartsWith | Func::EndsWith | Func::ContainsText => Kind::Boolean,
+            Func::Exists
+            | Func::All
+            | Func::Empty
+            | Func::Not
+            | Func::HasValue
+            | Func::StartsWith
+            | Func::EndsWith
+            | Func::ContainsText => Kind::Boolean,
             Func::Count | Func::Length | Func::ToInteger => Kind::Integer,
             Func::ToDecimal => Kind::Decimal,
-            Func::Join | Func::GetResourceKey | Func::GetReferenceKey(_) | Func::ToString | Func::Lower | Func::Upper | Func::Trim | Func::Substring => Kind::String,
-            Func::Where | Func::Last | Func::Tail | Func::Skip | Func::Take | Func::Single | Func::Distinct => focus.as_deref().map(kind_of).unwrap_or(Kind::Unknown),
+            Func::Join
+            | Func::GetResourceKey
+            | Func::GetReferenceKey(_)
+            | Func::ToString
+            | Func::Lower
+            | Func::Upper
+            | Func::Trim
+            | Func::Substring => Kind::String,
+            Func::Where | Func::Last | Func::Tail | Func::Skip | Func::Take | Func::Single | Func::Distinct => {
+                focus.as_deref().map(kind_of).unwrap_or(Kind::Unknown)
+            }
             Func::OfType(t) => kind_of_type_name(t),
             _ => Kind::Unknown,
         },
@@ -441,7 +475,9 @@ fn kind_of_type_name(t: &str) -> Kind {
         "boolean" => Kind::Boolean,
         "integer" | "positiveInt" | "unsignedInt" => Kind::Integer,
         "decimal" => Kind::Decimal,
-        "string" | "code" | "id" | "uri" | "url" | "canonical" | "oid" | "uuid" | "markdown" | "base64Binary" => Kind::String,
+        "string" | "code" | "id" | "uri" | "url" | "canonical" | "oid" | "uuid" | "markdown" | "base64Binary" => {
+            Kind::String
+        }
         _ => Kind::Unknown,
     }
 }
@@ -450,9 +486,32 @@ fn kind_of_type_name(t: &str) -> Kind {
 /// Lets validation reject `where: name.family` before any data is read; anything not listed
 /// is still checked per row at run time.
 const KNOWN_TEXT_ELEMENTS: &[&str] = &[
-    "family", "given", "prefix", "suffix", "text", "display", "system", "code", "reference",
-    "id", "linkId", "line", "city", "state", "postalCode", "country", "district", "unit",
-    "url", "status", "gender", "birthDate", "div", "version", "title", "description",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "text",
+    "display",
+    "system",
+    "code",
+    "reference",
+    "id",
+    "linkId",
+    "line",
+    "city",
+    "state",
+    "postalCode",
+    "country",
+    "district",
+    "unit",
+    "url",
+    "status",
+    "gender",
+    "birthDate",
+    "div",
+    "version",
+    "title",
+    "description",
 ];
 
 #[cfg(test)]
@@ -469,7 +528,9 @@ mod tests {
     fn constants_are_inlined_and_unknown_ones_rejected() {
         let e = compile_str("name.where(use = %name_use)").unwrap();
         let Op::Call(_, Func::Where, args) = e.op else { panic!("{:?}", e.op) };
-        assert!(matches!(&args[0], Op::Binary(BinaryOp::Eq, _, r) if matches!(r.as_ref(), Op::Lit(Lit::Str(s)) if s == "official")));
+        assert!(
+            matches!(&args[0], Op::Binary(BinaryOp::Eq, _, r) if matches!(r.as_ref(), Op::Lit(Lit::Str(s)) if s == "official"))
+        );
         let err = compile_str("name.where(use = %wrong)").unwrap_err();
         assert!(err.0.contains("undefined constant %wrong"), "{err}");
         assert!(err.0.contains("name_use"), "{err}");
@@ -482,7 +543,9 @@ mod tests {
         assert!(matches!(&path.steps[0], Step::Choice { choice_key, .. } if choice_key.as_ref() == "valueQuantity"));
         assert_eq!(path.steps[1], Step::Member("value".into()));
         let e = compile_str("deceased.ofType(FHIR.boolean)").unwrap();
-        assert!(matches!(&e.op, Op::Path(None, p) if matches!(&p.steps[0], Step::Choice { choice_key, .. } if choice_key.as_ref() == "deceasedBoolean")));
+        assert!(
+            matches!(&e.op, Op::Path(None, p) if matches!(&p.steps[0], Step::Choice { choice_key, .. } if choice_key.as_ref() == "deceasedBoolean"))
+        );
         assert_eq!(e.kind, Kind::Boolean);
     }
 
@@ -495,7 +558,9 @@ mod tests {
         let e = compile_str("name[1].family").unwrap();
         assert!(matches!(&e.op, Op::Path(None, p) if p.steps[1] == Step::Nth(1)));
         let e = compile_str("name.where(use = 'official').family").unwrap();
-        assert!(matches!(&e.op, Op::Path(Some(focus), p) if matches!(focus.as_ref(), Op::Call(_, Func::Where, _)) && p.steps.len() == 1));
+        assert!(
+            matches!(&e.op, Op::Path(Some(focus), p) if matches!(focus.as_ref(), Op::Call(_, Func::Where, _)) && p.steps.len() == 1)
+        );
     }
 
     #[test]

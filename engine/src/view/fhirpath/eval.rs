@@ -85,7 +85,9 @@ fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalRe
             match singleton(&v, "unary -")?.map(|i| i.as_number()) {
                 None => Collection::new(),
                 Some(Some(Number::Int(i))) => smallvec![Item::Int(i.checked_neg().ok_or_else(overflow)?)],
-                Some(Some(Number::Dec(d))) => smallvec![Item::decimal(Decimal::from_i64(0).checked_sub(d).ok_or_else(overflow)?)],
+                Some(Some(Number::Dec(d))) => {
+                    smallvec![Item::decimal(Decimal::from_i64(0).checked_sub(d).ok_or_else(overflow)?)]
+                }
                 Some(None) => return Err(EvalError("unary - needs a number".into())),
             }
         }
@@ -182,7 +184,9 @@ fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<
             smallvec![Item::Bool(equivalent == (op == Equiv))]
         }
         Lt | Le | Gt | Ge => {
-            let (Some(a), Some(b)) = (singleton(&l, "comparison")?, singleton(&r, "comparison")?) else { return Ok(Collection::new()) };
+            let (Some(a), Some(b)) = (singleton(&l, "comparison")?, singleton(&r, "comparison")?) else {
+                return Ok(Collection::new());
+            };
             let order = items_compare(a, b).map_err(EvalError)?;
             bool_result(order.map(|o| match op {
                 Lt => o == Ordering::Less,
@@ -220,7 +224,9 @@ fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<
             smallvec![Item::Str(Cow::Owned(text))]
         }
         Add | Sub | Mul | Div | IntDiv | Mod => {
-            let (Some(a), Some(b)) = (singleton(&l, "arithmetic")?, singleton(&r, "arithmetic")?) else { return Ok(Collection::new()) };
+            let (Some(a), Some(b)) = (singleton(&l, "arithmetic")?, singleton(&r, "arithmetic")?) else {
+                return Ok(Collection::new());
+            };
             arithmetic(op, a, b)?.into_iter().collect()
         }
     })
@@ -268,7 +274,13 @@ fn arithmetic<'a>(op: BinaryOp, a: &Item<'a>, b: &Item<'a>) -> Result<Option<Ite
     r.map(|v| Some(Item::decimal(v))).ok_or_else(overflow)
 }
 
-fn call<'a>(func: &'a Func, base: &[Item<'a>], args: &'a [Op], ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+fn call<'a>(
+    func: &'a Func,
+    base: &[Item<'a>],
+    args: &'a [Op],
+    ctx: &EvalContext<'_, 'a>,
+    input: &[Item<'a>],
+) -> EvalResult<'a> {
     // Evaluates argument `i` against the original input, for non-iterating functions.
     let arg = |i: usize| -> EvalResult<'a> { eval(&args[i], ctx, input) };
     // Evaluates a criterion against one item, as `where`/`exists`/`all` do.
@@ -304,20 +316,30 @@ fn call<'a>(func: &'a Func, base: &[Item<'a>], args: &'a [Op], ctx: &EvalContext
                 Some(Number::Int(n)) => n.max(0) as usize,
                 _ => return Err(EvalError("skip()/take() need an integer".into())),
             };
-            if *func == Func::Skip { base.iter().skip(n).cloned().collect() } else { base.iter().take(n).cloned().collect() }
+            if *func == Func::Skip {
+                base.iter().skip(n).cloned().collect()
+            } else {
+                base.iter().take(n).cloned().collect()
+            }
         }
         Func::Single => singleton(base, "single()")?.cloned().into_iter().collect(),
         Func::Count => smallvec![Item::Int(base.len() as i64)],
         Func::Distinct => binary(BinaryOp::Union, base.iter().cloned().collect(), Collection::new())?,
         Func::Not => bool_result(to_boolean(base, "not()")?.map(|b| !b)),
-        Func::HasValue => smallvec![Item::Bool(matches!(singleton(base, "hasValue()"), Ok(Some(i)) if i.as_object().is_none()))],
+        Func::HasValue => {
+            smallvec![Item::Bool(matches!(singleton(base, "hasValue()"), Ok(Some(i)) if i.as_object().is_none()))]
+        }
         Func::OfType(t) => base.iter().filter(|i| is_type(i, t)).cloned().collect(),
         Func::Extension => {
-            let url = single_string(&arg(0)?, "extension()")?.ok_or_else(|| EvalError("extension() needs a url".into()))?;
+            let url =
+                single_string(&arg(0)?, "extension()")?.ok_or_else(|| EvalError("extension() needs a url".into()))?;
             let mut out = Collection::new();
             for extensions in base.iter().filter_map(|item| item.as_object()?.get("extension")) {
                 let _ = for_each_item(extensions, None, |e| {
-                    if e.as_object().and_then(|o| o.get("url")).is_some_and(|u| matches!(u, Json::String(s) if *s == *url)) {
+                    if e.as_object()
+                        .and_then(|o| o.get("url"))
+                        .is_some_and(|u| matches!(u, Json::String(s) if *s == *url))
+                    {
                         out.push(e);
                     }
                     std::ops::ControlFlow::Continue(())
@@ -342,7 +364,10 @@ fn call<'a>(func: &'a Func, base: &[Item<'a>], args: &'a [Op], ctx: &EvalContext
                     _ => return Err(EvalError("boundary precision must be a non-negative integer".into())),
                 }
             };
-            singleton(base, "boundary")?.and_then(|i| boundary(i, *func == Func::LowBoundary, precision)).into_iter().collect()
+            singleton(base, "boundary")?
+                .and_then(|i| boundary(i, *func == Func::LowBoundary, precision))
+                .into_iter()
+                .collect()
         }
         Func::GetResourceKey => base
             .iter()
@@ -384,7 +409,9 @@ fn call<'a>(func: &'a Func, base: &[Item<'a>], args: &'a [Op], ctx: &EvalContext
             .into_iter()
             .collect(),
         Func::StartsWith | Func::EndsWith | Func::ContainsText => {
-            let (Some(text), Some(part)) = (single_string(base, "string function")?, single_string(&arg(0)?, "string function")?) else {
+            let (Some(text), Some(part)) =
+                (single_string(base, "string function")?, single_string(&arg(0)?, "string function")?)
+            else {
                 return Ok(Collection::new());
             };
             smallvec![Item::Bool(match func {

@@ -34,7 +34,10 @@ fn choice_elements_and_of_type() {
     assert_eq!(run(PATIENT, "deceased.ofType(boolean)").unwrap(), ["false"]);
     assert!(run(PATIENT, "deceased.ofType(dateTime)").unwrap().is_empty());
     assert_eq!(run(PATIENT, "name.given.ofType(string).count()").unwrap(), ["2"]);
-    assert_eq!(run(PATIENT, "extension('http://x/race').extension('ombCategory').value.ofType(Coding).code").unwrap(), ["2106-3"]);
+    assert_eq!(
+        run(PATIENT, "extension('http://x/race').extension('ombCategory').value.ofType(Coding).code").unwrap(),
+        ["2106-3"]
+    );
 }
 
 #[test]

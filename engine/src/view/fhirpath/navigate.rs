@@ -93,7 +93,9 @@ impl RootIndex {
         let Json::Object(obj) = resource else { return out };
         for (key, node) in obj.iter() {
             let bytes = key.as_bytes();
-            let Some(candidates) = bytes.first().and_then(|&b| self.by_first_byte.get(usize::from(b))) else { continue };
+            let Some(candidates) = bytes.first().and_then(|&b| self.by_first_byte.get(usize::from(b))) else {
+                continue;
+            };
             for &slot in candidates {
                 let (name, choice) = &self.names[slot];
                 if bytes.len() == name.len() {
@@ -144,7 +146,14 @@ impl PathOp {
 
     /// Applies step `i` to `item`. `Break` means an `Nth` step has its item: nothing more
     /// is needed from any earlier step.
-    fn step<'a>(&'a self, i: usize, item: &Item<'a>, root: &[RootSlot<'a>], seen: &mut [usize], out: &mut Collection<'a>) -> ControlFlow<()> {
+    fn step<'a>(
+        &'a self,
+        i: usize,
+        item: &Item<'a>,
+        root: &[RootSlot<'a>],
+        seen: &mut [usize],
+        out: &mut Collection<'a>,
+    ) -> ControlFlow<()> {
         let Some(step) = self.steps.get(i) else {
             out.push(item.clone());
             return ControlFlow::Continue(());
@@ -168,7 +177,13 @@ impl PathOp {
                     return self.each(i + 1, node, Some(type_name), root, seen, out);
                 }
                 let Some((node, _)) = root.get(*base_slot).copied().flatten() else { return ControlFlow::Continue(()) };
-                for_each_item(node, None, |child| if is_type(&child, type_name) { self.step(i + 1, &child, root, seen, out) } else { ControlFlow::Continue(()) })
+                for_each_item(node, None, |child| {
+                    if is_type(&child, type_name) {
+                        self.step(i + 1, &child, root, seen, out)
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
             }
             Step::Member(name) => {
                 let Some(obj) = item.as_object() else { return ControlFlow::Continue(()) };
@@ -185,12 +200,26 @@ impl PathOp {
                     return self.each(i + 1, node, Some(type_name), root, seen, out);
                 }
                 let Some(node) = obj.get(base.as_ref()) else { return ControlFlow::Continue(()) };
-                for_each_item(node, None, |child| if is_type(&child, type_name) { self.step(i + 1, &child, root, seen, out) } else { ControlFlow::Continue(()) })
+                for_each_item(node, None, |child| {
+                    if is_type(&child, type_name) {
+                        self.step(i + 1, &child, root, seen, out)
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
             }
         }
     }
 
-    fn each<'a>(&'a self, i: usize, node: &'a Json<'a>, type_name: Option<&str>, root: &[RootSlot<'a>], seen: &mut [usize], out: &mut Collection<'a>) -> ControlFlow<()> {
+    fn each<'a>(
+        &'a self,
+        i: usize,
+        node: &'a Json<'a>,
+        type_name: Option<&str>,
+        root: &[RootSlot<'a>],
+        seen: &mut [usize],
+        out: &mut Collection<'a>,
+    ) -> ControlFlow<()> {
         for_each_item(node, type_name, |child| self.step(i, &child, root, seen, out))
     }
 }
@@ -198,7 +227,11 @@ impl PathOp {
 /// Calls `f` with each FHIRPath item of a JSON element: the elements of an array, or the
 /// node itself; JSON nulls are no item. Date/time strings reached through a typed choice
 /// element are tagged so boundaries and comparisons know their FHIR type.
-pub fn for_each_item<'a>(node: &'a Json<'a>, type_name: Option<&str>, mut f: impl FnMut(Item<'a>) -> ControlFlow<()>) -> ControlFlow<()> {
+pub fn for_each_item<'a>(
+    node: &'a Json<'a>,
+    type_name: Option<&str>,
+    mut f: impl FnMut(Item<'a>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
     let tag = |n: &'a Json<'a>| -> Option<Item<'a>> {
         match n {
             Json::Static(StaticNode::Null) => None,
@@ -270,12 +303,59 @@ fn temporal_tag(suffix: &str) -> Option<&'static str> {
 
 /// FHIR data types that can follow a choice element's base name (`value[x]` → `valueCoding`).
 const CHOICE_TYPE_SUFFIXES: &[&str] = &[
-    "Base64Binary", "Boolean", "Canonical", "Code", "Date", "DateTime", "Decimal", "Id", "Instant", "Integer", "Integer64", "Markdown",
-    "Oid", "PositiveInt", "String", "Time", "UnsignedInt", "Uri", "Url", "Uuid", "Address", "Age", "Annotation", "Attachment",
-    "CodeableConcept", "CodeableReference", "Coding", "ContactPoint", "Count", "Distance", "Duration", "HumanName", "Identifier",
-    "Money", "Period", "Quantity", "Range", "Ratio", "RatioRange", "Reference", "SampledData", "Signature", "Timing",
-    "ContactDetail", "Contributor", "DataRequirement", "Expression", "ParameterDefinition", "RelatedArtifact",
-    "TriggerDefinition", "UsageContext", "Dosage", "Meta",
+    "Base64Binary",
+    "Boolean",
+    "Canonical",
+    "Code",
+    "Date",
+    "DateTime",
+    "Decimal",
+    "Id",
+    "Instant",
+    "Integer",
+    "Integer64",
+    "Markdown",
+    "Oid",
+    "PositiveInt",
+    "String",
+    "Time",
+    "UnsignedInt",
+    "Uri",
+    "Url",
+    "Uuid",
+    "Address",
+    "Age",
+    "Annotation",
+    "Attachment",
+    "CodeableConcept",
+    "CodeableReference",
+    "Coding",
+    "ContactPoint",
+    "Count",
+    "Distance",
+    "Duration",
+    "HumanName",
+    "Identifier",
+    "Money",
+    "Period",
+    "Quantity",
+    "Range",
+    "Ratio",
+    "RatioRange",
+    "Reference",
+    "SampledData",
+    "Signature",
+    "Timing",
+    "ContactDetail",
+    "Contributor",
+    "DataRequirement",
+    "Expression",
+    "ParameterDefinition",
+    "RelatedArtifact",
+    "TriggerDefinition",
+    "UsageContext",
+    "Dosage",
+    "Meta",
 ];
 
 /// FHIRPath `is`/`ofType` against the types a JSON document can reveal. Complex types cannot
@@ -284,17 +364,26 @@ pub fn is_type(item: &Item<'_>, type_name: &str) -> bool {
     use super::value::Number;
     use crate::view::temporal::Temporal;
     match type_name {
-        "string" | "code" | "id" | "uri" | "url" | "canonical" | "oid" | "uuid" | "markdown" | "base64Binary" | "xhtml" | "String" => {
+        "string" | "code" | "id" | "uri" | "url" | "canonical" | "oid" | "uuid" | "markdown" | "base64Binary"
+        | "xhtml" | "String" => {
             matches!(item, Item::Node(Json::String(_)) | Item::Str(_))
         }
         "boolean" | "Boolean" => item.as_bool().is_some(),
-        "integer" | "positiveInt" | "unsignedInt" | "integer64" | "Integer" => matches!(item.as_number(), Some(Number::Int(_))),
-        "decimal" | "Decimal" => item.as_number().is_some(),
-        "date" | "Date" => matches!(item, Item::Date(_)) || item.as_str().is_some_and(|s| Temporal::parse_date(s).is_some()),
-        "dateTime" | "instant" | "DateTime" => {
-            matches!(item, Item::DateTime(_)) || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_datetime(s).is_some())
+        "integer" | "positiveInt" | "unsignedInt" | "integer64" | "Integer" => {
+            matches!(item.as_number(), Some(Number::Int(_)))
         }
-        "time" | "Time" => matches!(item, Item::Time(_)) || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_time(s).is_some()),
+        "decimal" | "Decimal" => item.as_number().is_some(),
+        "date" | "Date" => {
+            matches!(item, Item::Date(_)) || item.as_str().is_some_and(|s| Temporal::parse_date(s).is_some())
+        }
+        "dateTime" | "instant" | "DateTime" => {
+            matches!(item, Item::DateTime(_))
+                || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_datetime(s).is_some())
+        }
+        "time" | "Time" => {
+            matches!(item, Item::Time(_))
+                || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_time(s).is_some())
+        }
         t if t.starts_with(|c: char| c.is_ascii_uppercase()) => match item.as_object() {
             Some(obj) => match obj.get("resourceType") {
                 Some(Json::String(rt)) => rt == t || t == "Resource" || t == "DomainResource",
@@ -339,7 +428,11 @@ mod tests {
     fn choices_and_type_names() {
         assert_eq!(walk(DOC, vec![member("deceased")]), ["2020-01-01"]);
         assert_eq!(walk(DOC, vec![member("Patient"), member("name"), member("family")]), ["f"]);
-        let choice = |t: &str| Step::Choice { base: "deceased".into(), choice_key: format!("deceased{}", &(t[..1].to_uppercase() + &t[1..])).into(), type_name: t.into() };
+        let choice = |t: &str| Step::Choice {
+            base: "deceased".into(),
+            choice_key: format!("deceased{}", &(t[..1].to_uppercase() + &t[1..])).into(),
+            type_name: t.into(),
+        };
         assert_eq!(walk(DOC, vec![choice("dateTime")]), ["2020-01-01"]);
         assert!(walk(DOC, vec![choice("boolean")]).is_empty());
     }

@@ -67,12 +67,7 @@ fn fail<T>(offset: usize, message: impl Into<String>) -> Result<T, ParseError> {
 pub fn parse(input: &str) -> Result<Expr, ParseError> {
     let toks = Lexer::tokenize(input)?;
     let (src, pos, depth) = (input, 0, 0);
-    let mut parser = Parser {
-        src,
-        toks,
-        pos,
-        depth,
-    };
+    let mut parser = Parser { src, toks, pos, depth };
     let (expr, _) = parser.expr(0)?;
     let t = parser.peek();
     match &t.tok {
@@ -111,10 +106,8 @@ struct Token {
 }
 
 /// Longest first, so `<=` wins over `<`.
-const PUNCT: [&str; 22] = [
-    "!=", "!~", "<=", ">=", ".", "[", "]", "(", ")", ",", "{", "}", "+", "-", "*", "/", "&", "|",
-    "=", "~", "<", ">",
-];
+const PUNCT: [&str; 22] =
+    ["!=", "!~", "<=", ">=", ".", "[", "]", "(", ")", ",", "{", "}", "+", "-", "*", "/", "&", "|", "=", "~", "<", ">"];
 
 const DATE_TIME_FORMS: &str =
     "expected @YYYY[-MM[-DD]], @YYYY-MM-DDThh[:mm[:ss[.fff]]][Z|+hh:mm] or @Thh[:mm[:ss[.fff]]]";
@@ -220,11 +213,7 @@ impl<'a> Lexer<'a> {
         let mut out = String::new();
         loop {
             let Some(c) = self.src[self.pos..].chars().next() else {
-                let what = if delim == b'`' {
-                    "identifier"
-                } else {
-                    "string"
-                };
+                let what = if delim == b'`' { "identifier" } else { "string" };
                 let msg = format!("unterminated {what}: expected a closing {}", delim as char);
                 return fail(start, msg);
             };
@@ -360,11 +349,7 @@ fn time_format(b: &[u8], at: usize) -> Option<usize> {
 fn timezone(b: &[u8], at: usize) -> usize {
     match &b[at..] {
         [b'Z', ..] => at + 1,
-        [b'+' | b'-', h1, h2, b':', m1, m2, ..]
-            if [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()) =>
-        {
-            at + 6
-        }
+        [b'+' | b'-', h1, h2, b':', m1, m2, ..] if [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()) => at + 6,
         _ => at,
     }
 }
@@ -375,22 +360,12 @@ fn timezone(b: &[u8], at: usize) -> usize {
 /// while building rather than by walking the tree afterwards.
 type Parsed = Result<(Expr, usize), ParseError>;
 
-const KEYWORDS: [&str; 12] = [
-    "and", "or", "xor", "implies", "div", "mod", "in", "contains", "is", "as", "true", "false",
-];
+const KEYWORDS: [&str; 12] =
+    ["and", "or", "xor", "implies", "div", "mod", "in", "contains", "is", "as", "true", "false"];
 
 /// Calendar-duration units, in the singular or the plural.
 fn is_calendar_unit(word: &str) -> bool {
-    let units = [
-        "year",
-        "month",
-        "week",
-        "day",
-        "hour",
-        "minute",
-        "second",
-        "millisecond",
-    ];
+    let units = ["year", "month", "week", "day", "hour", "minute", "second", "millisecond"];
     units.contains(&word.strip_suffix('s').unwrap_or(word))
 }
 
@@ -522,8 +497,7 @@ impl Parser<'_> {
     /// Precedence climbing: parses operators binding at least as tightly as `min_prec`.
     fn expr(&mut self, min_prec: u8) -> Parsed {
         if self.depth >= MAX_NESTING {
-            let why =
-                format!("more than {MAX_NESTING} levels of brackets, arguments and operators");
+            let why = format!("more than {MAX_NESTING} levels of brackets, arguments and operators");
             return self.too_deep(&why);
         }
         self.depth += 1;
@@ -677,8 +651,7 @@ impl Parser<'_> {
                 } else if let Ok(i) = text.parse() {
                     lit(Literal::Integer(i))
                 } else {
-                    let msg =
-                        format!("integer {text} is out of range; write {text}.0 for a decimal");
+                    let msg = format!("integer {text} is out of range; write {text}.0 for a decimal");
                     fail(tok.start, msg)
                 }
             }

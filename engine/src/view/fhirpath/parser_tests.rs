@@ -37,10 +37,7 @@ fn s(v: &str) -> Expr {
 }
 
 fn call(name: &str, args: Vec<Expr>) -> FunctionCall {
-    FunctionCall {
-        name: name.into(),
-        args,
-    }
+    FunctionCall { name: name.into(), args }
 }
 
 fn func(name: &str, args: Vec<Expr>) -> Expr {
@@ -72,17 +69,9 @@ fn precedence_each_adjacent_pair() {
             continue; // same level
         }
         let e = p(&format!("a {lo} b {hi} c"));
-        assert_eq!(
-            e,
-            bin(lo_op, m("a"), bin(hi_op, m("b"), m("c"))),
-            "{lo} vs {hi}"
-        );
+        assert_eq!(e, bin(lo_op, m("a"), bin(hi_op, m("b"), m("c"))), "{lo} vs {hi}");
         let e = p(&format!("a {hi} b {lo} c"));
-        assert_eq!(
-            e,
-            bin(lo_op, bin(hi_op, m("a"), m("b")), m("c")),
-            "{hi} vs {lo}"
-        );
+        assert_eq!(e, bin(lo_op, bin(hi_op, m("a"), m("b")), m("c")), "{hi} vs {lo}");
     }
 }
 
@@ -90,28 +79,13 @@ fn precedence_each_adjacent_pair() {
 fn precedence_type_operators() {
     // Type operators sit between union and additive.
     let e = p("a | b is Quantity");
-    assert_eq!(
-        e,
-        bin(Union, m("a"), Expr::Is(Box::new(m("b")), "Quantity".into()))
-    );
+    assert_eq!(e, bin(Union, m("a"), Expr::Is(Box::new(m("b")), "Quantity".into())));
     let e = p("a + b as FHIR.Quantity");
-    assert_eq!(
-        e,
-        Expr::As(Box::new(bin(Add, m("a"), m("b"))), "FHIR.Quantity".into())
-    );
-    assert_eq!(
-        p("x is System.String"),
-        Expr::Is(Box::new(m("x")), "System.String".into())
-    );
-    assert_eq!(
-        p("x is `FHIR`.code"),
-        Expr::Is(Box::new(m("x")), "FHIR.code".into())
-    );
+    assert_eq!(e, Expr::As(Box::new(bin(Add, m("a"), m("b"))), "FHIR.Quantity".into()));
+    assert_eq!(p("x is System.String"), Expr::Is(Box::new(m("x")), "System.String".into()));
+    assert_eq!(p("x is `FHIR`.code"), Expr::Is(Box::new(m("x")), "FHIR.code".into()));
     let e = p("(x as Quantity).value");
-    assert_eq!(
-        e,
-        path(Expr::As(Box::new(m("x")), "Quantity".into()), "value")
-    );
+    assert_eq!(e, path(Expr::As(Box::new(m("x")), "Quantity".into()), "value"));
 }
 
 #[test]
@@ -147,29 +121,17 @@ fn every_operator_maps() {
     assert_eq!(p("a or b xor c"), bin(Xor, bin(Or, m("a"), m("b")), m("c")));
     assert_eq!(p("a = b != c"), bin(Ne, bin(Eq, m("a"), m("b")), m("c")));
     assert_eq!(p("a * b mod c"), bin(Mod, bin(Mul, m("a"), m("b")), m("c")));
-    assert_eq!(
-        p("a & b - c"),
-        bin(Sub, bin(Concat, m("a"), m("b")), m("c"))
-    );
+    assert_eq!(p("a & b - c"), bin(Sub, bin(Concat, m("a"), m("b")), m("c")));
 }
 
 #[test]
 fn left_associative() {
     assert_eq!(p("1 - 2 - 3"), bin(Sub, bin(Sub, int(1), int(2)), int(3)));
     assert_eq!(p("8 / 4 / 2"), bin(Div, bin(Div, int(8), int(4)), int(2)));
-    assert_eq!(
-        p("a implies b implies c"),
-        bin(Implies, bin(Implies, m("a"), m("b")), m("c"))
-    );
-    assert_eq!(
-        p("a | b | c"),
-        bin(Union, bin(Union, m("a"), m("b")), m("c"))
-    );
+    assert_eq!(p("a implies b implies c"), bin(Implies, bin(Implies, m("a"), m("b")), m("c")));
+    assert_eq!(p("a | b | c"), bin(Union, bin(Union, m("a"), m("b")), m("c")));
     let e = p("x as A as B");
-    assert_eq!(
-        e,
-        Expr::As(Box::new(Expr::As(Box::new(m("x")), "A".into())), "B".into())
-    );
+    assert_eq!(e, Expr::As(Box::new(Expr::As(Box::new(m("x")), "A".into())), "B".into()));
 }
 
 #[test]
@@ -206,49 +168,25 @@ fn literals() {
     assert_eq!(p("@2020-01"), lit(Literal::Date("2020-01".into())));
     assert_eq!(p("@2020"), lit(Literal::Date("2020".into())));
     let dt = |v: &str| lit(Literal::DateTime(v.into()));
-    assert_eq!(
-        p("@2015-02-07T13:28:17.239+02:00"),
-        dt("2015-02-07T13:28:17.239+02:00")
-    );
-    assert_eq!(
-        p("@2020-01-01T10:00:00.000+02:00"),
-        dt("2020-01-01T10:00:00.000+02:00")
-    );
+    assert_eq!(p("@2015-02-07T13:28:17.239+02:00"), dt("2015-02-07T13:28:17.239+02:00"));
+    assert_eq!(p("@2020-01-01T10:00:00.000+02:00"), dt("2020-01-01T10:00:00.000+02:00"));
     assert_eq!(p("@2020-01-01T10:00:00Z"), dt("2020-01-01T10:00:00Z"));
     assert_eq!(p("@2020-01-01T10:00-05:00"), dt("2020-01-01T10:00-05:00"));
     assert_eq!(p("@2020-01-01T10"), dt("2020-01-01T10"));
     assert_eq!(p("@2020-01T"), dt("2020-01"));
     assert_eq!(p("@2015T"), dt("2015"));
-    assert_eq!(
-        p("@T12:30:00.123"),
-        lit(Literal::Time("12:30:00.123".into()))
-    );
+    assert_eq!(p("@T12:30:00.123"), lit(Literal::Time("12:30:00.123".into())));
     assert_eq!(p("@T12"), lit(Literal::Time("12".into())));
     let q = |n: &str, u: &str| lit(Literal::Quantity(n.into(), u.into()));
     assert_eq!(p("4 'mg'"), q("4", "mg"));
     assert_eq!(p("1.5 'kg/m2'"), q("1.5", "kg/m2"));
     assert_eq!(p("3 days"), q("3", "days"));
-    let units = [
-        "year",
-        "month",
-        "week",
-        "day",
-        "hour",
-        "minute",
-        "second",
-        "millisecond",
-    ];
+    let units = ["year", "month", "week", "day", "hour", "minute", "second", "millisecond"];
     for unit in units.iter().flat_map(|u| [u.to_string(), format!("{u}s")]) {
         assert_eq!(p(&format!("2 {unit}")), q("2", &unit));
     }
-    assert_eq!(
-        p("@2020-01-01 + 1 day"),
-        bin(Add, lit(Literal::Date("2020-01-01".into())), q("1", "day"))
-    );
-    assert_eq!(
-        p("-5 'mg'"),
-        Expr::Unary(UnaryOp::Minus, Box::new(q("5", "mg")))
-    );
+    assert_eq!(p("@2020-01-01 + 1 day"), bin(Add, lit(Literal::Date("2020-01-01".into())), q("1", "day")));
+    assert_eq!(p("-5 'mg'"), Expr::Unary(UnaryOp::Minus, Box::new(q("5", "mg"))));
 }
 
 #[test]
@@ -276,39 +214,24 @@ fn identifiers_and_specials() {
     assert_eq!(p("$this"), Expr::Invocation(SpecialVar::This));
     assert_eq!(p("$index"), Expr::Invocation(SpecialVar::Index));
     assert_eq!(p("$total"), Expr::Invocation(SpecialVar::Total));
-    assert_eq!(
-        p("$this.given"),
-        path(Expr::Invocation(SpecialVar::This), "given")
-    );
+    assert_eq!(p("$this.given"), path(Expr::Invocation(SpecialVar::This), "given"));
     assert_eq!(p("getResourceKey()"), func("getResourceKey", vec![]));
     assert_eq!(p("`where`(x)"), func("where", vec![m("x")]));
 }
 
 #[test]
 fn keywords_as_names() {
-    assert_eq!(
-        p("name.contains('x')"),
-        method(m("name"), "contains", vec![s("x")])
-    );
+    assert_eq!(p("name.contains('x')"), method(m("name"), "contains", vec![s("x")]));
     assert_eq!(p("name contains 'x'"), bin(Contains, m("name"), s("x")));
     assert_eq!(p("contains('x')"), func("contains", vec![s("x")]));
     assert_eq!(p("a.div"), path(m("a"), "div"));
     assert_eq!(p("a.and.or"), path(path(m("a"), "and"), "or"));
-    assert_eq!(
-        p("x.is(Quantity)"),
-        method(m("x"), "is", vec![m("Quantity")])
-    );
-    assert_eq!(
-        p("x.as(Quantity)"),
-        method(m("x"), "as", vec![m("Quantity")])
-    );
+    assert_eq!(p("x.is(Quantity)"), method(m("x"), "is", vec![m("Quantity")]));
+    assert_eq!(p("x.as(Quantity)"), method(m("x"), "as", vec![m("Quantity")]));
     assert_eq!(p("contains"), m("contains"));
     assert_eq!(p("`and` and `or`"), bin(And, m("and"), m("or")));
     assert_eq!(p("a contains (b)"), bin(Contains, m("a"), m("b")));
-    assert_eq!(
-        err("and").message,
-        "expected an expression but found keyword 'and'"
-    );
+    assert_eq!(err("and").message, "expected an expression but found keyword 'and'");
 }
 
 #[test]
@@ -318,57 +241,31 @@ fn view_definition_expressions() {
     assert_eq!(e, path(method(m("name"), "where", vec![cond]), "family"));
 
     let e = p("name[%name_index].family");
-    let idx = Expr::Index(
-        Box::new(m("name")),
-        Box::new(Expr::External("name_index".into())),
-    );
+    let idx = Expr::Index(Box::new(m("name")), Box::new(Expr::External("name_index".into())));
     assert_eq!(e, path(idx, "family"));
 
     let e = p("extension('http://x').extension('ombCategory').value.ofType(Coding).code.first()");
-    let ext = method(
-        func("extension", vec![s("http://x")]),
-        "extension",
-        vec![s("ombCategory")],
-    );
+    let ext = method(func("extension", vec![s("http://x")]), "extension", vec![s("ombCategory")]);
     let coding = method(path(ext, "value"), "ofType", vec![m("Coding")]);
     assert_eq!(e, method(path(coding, "code"), "first", vec![]));
 
     let e = p("getResourceKey() = link.other.getReferenceKey(Patient)");
-    let rhs = method(
-        path(m("link"), "other"),
-        "getReferenceKey",
-        vec![m("Patient")],
-    );
+    let rhs = method(path(m("link"), "other"), "getReferenceKey", vec![m("Patient")]);
     assert_eq!(e, bin(Eq, func("getResourceKey", vec![]), rhs));
 
     let e = p("(gender = 'male').not()");
     assert_eq!(e, method(bin(Eq, m("gender"), s("male")), "not", vec![]));
 
     let e = p("where(value.ofType(integer) > 11).exists()");
-    let cond = bin(
-        Gt,
-        method(m("value"), "ofType", vec![m("integer")]),
-        int(11),
-    );
+    let cond = bin(Gt, method(m("value"), "ofType", vec![m("integer")]), int(11));
     assert_eq!(e, method(func("where", vec![cond]), "exists", vec![]));
 
     let e = p("value.ofType(Range).low.value + value.ofType(Range).high.value");
-    let side = |bound| {
-        path(
-            path(method(m("value"), "ofType", vec![m("Range")]), bound),
-            "value",
-        )
-    };
+    let side = |bound| path(path(method(m("value"), "ofType", vec![m("Range")]), bound), "value");
     assert_eq!(e, bin(Add, side("low"), side("high")));
 
-    assert_eq!(
-        p("telecom.where(false)"),
-        method(m("telecom"), "where", vec![lit(Literal::Boolean(false))])
-    );
-    assert_eq!(
-        p("name.given.join(',')"),
-        method(path(m("name"), "given"), "join", vec![s(",")])
-    );
+    assert_eq!(p("telecom.where(false)"), method(m("telecom"), "where", vec![lit(Literal::Boolean(false))]));
+    assert_eq!(p("name.given.join(',')"), method(path(m("name"), "given"), "join", vec![s(",")]));
     let e = p("iif(a, 'x', 'y')");
     assert_eq!(e, func("iif", vec![m("a"), s("x"), s("y")]));
 }
@@ -387,72 +284,39 @@ fn whitespace_and_comments() {
 #[test]
 fn errors_carry_offsets_and_messages() {
     let e = err("name.family )");
-    assert_eq!(
-        (e.offset, e.message.as_str()),
-        (12, "unexpected ')' without a matching '('")
-    );
-    assert_eq!(
-        e.to_string(),
-        "at position 12: unexpected ')' without a matching '('"
-    );
+    assert_eq!((e.offset, e.message.as_str()), (12, "unexpected ')' without a matching '('"));
+    assert_eq!(e.to_string(), "at position 12: unexpected ')' without a matching '('");
     let e = err("(name.family");
     assert_eq!(e.offset, 12);
-    assert_eq!(
-        e.message,
-        "expected ')' to close the one at position 0 but found end of expression"
-    );
+    assert_eq!(e.message, "expected ')' to close the one at position 0 but found end of expression");
     let e = err("");
-    assert_eq!(
-        (e.offset, e.message.as_str()),
-        (0, "expected an expression but found end of expression")
-    );
+    assert_eq!((e.offset, e.message.as_str()), (0, "expected an expression but found end of expression"));
     assert_eq!(err("   ").offset, 3);
     let e = err("@@");
     assert_eq!(e.offset, 0);
     assert!(e.message.contains("date/time"), "{}", e.message);
     let e = err("name..family");
     assert_eq!(e.offset, 5);
-    assert_eq!(
-        e.message,
-        "expected a member or function name after '.' but found '.'"
-    );
+    assert_eq!(e.message, "expected a member or function name after '.' but found '.'");
     let e = err("1 +");
-    assert_eq!(
-        (e.offset, e.message.as_str()),
-        (3, "expected an expression but found end of expression")
-    );
+    assert_eq!((e.offset, e.message.as_str()), (3, "expected an expression but found end of expression"));
     let e = err("9223372036854775808");
     assert_eq!(e.offset, 0);
     assert!(e.message.contains("out of range"));
     let e = err("a b");
-    assert_eq!(
-        e.message,
-        "expected an operator or end of expression but found identifier 'b'"
-    );
-    assert_eq!(
-        err("a[0").message,
-        "expected ']' to close the one at position 1 but found end of expression"
-    );
+    assert_eq!(e.message, "expected an operator or end of expression but found identifier 'b'");
+    assert_eq!(err("a[0").message, "expected ']' to close the one at position 1 but found end of expression");
     assert_eq!(err("a]").offset, 1);
     assert_eq!(
         err("f(a b)").message,
         "expected ',' or ')' after an argument of f( at position 1 but found identifier 'b'"
     );
     assert_eq!(err("f(a,)").offset, 4);
-    assert_eq!(
-        err("x is").message,
-        "expected a type name after 'is' but found end of expression"
-    );
+    assert_eq!(err("x is").message, "expected a type name after 'is' but found end of expression");
     assert_eq!(err("x is A.").offset, 7);
     assert_eq!(err("{1}").offset, 1);
-    assert_eq!(
-        err("'open").message,
-        "unterminated string: expected a closing '"
-    );
-    assert_eq!(
-        err("`open").message,
-        "unterminated identifier: expected a closing `"
-    );
+    assert_eq!(err("'open").message, "unterminated string: expected a closing '");
+    assert_eq!(err("`open").message, "unterminated identifier: expected a closing `");
     assert_eq!(err("a ! b").offset, 2);
     assert_eq!(err("a # b").message, "unexpected character '#'");
     assert_eq!(err("é").message, "unexpected character 'é'");
@@ -460,13 +324,8 @@ fn errors_carry_offsets_and_messages() {
     assert_eq!(err("%").offset, 0);
     assert_eq!(err("%1").offset, 0);
     assert_eq!(err("a.$this").offset, 2);
-    assert_eq!(
-        err("x 'mg'").message,
-        "expected an operator or end of expression but found string 'mg'"
-    );
-    assert!(err("@2020-01-0")
-        .message
-        .contains("invalid date/time literal '@2020-01-0'"));
+    assert_eq!(err("x 'mg'").message, "expected an operator or end of expression but found string 'mg'");
+    assert!(err("@2020-01-0").message.contains("invalid date/time literal '@2020-01-0'"));
     assert_eq!(err("@2020-01-01T10:00+02").offset, 0);
     assert_eq!(err("@2020x").offset, 0);
     assert_eq!(err("@T").offset, 0);
@@ -480,9 +339,7 @@ fn errors_carry_offsets_and_messages() {
 fn nesting_limits_are_errors_not_crashes() {
     let parens = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
     assert_eq!(p(&parens(MAX_NESTING - 1)), m("a"));
-    assert!(err(&parens(MAX_NESTING))
-        .message
-        .contains("more than 64 levels"));
+    assert!(err(&parens(MAX_NESTING)).message.contains("more than 64 levels"));
     assert!(err(&parens(100_000)).message.contains("nested too deeply"));
     assert!(parse(&format!("a{}", ".b".repeat(MAX_HEIGHT - 1))).is_ok());
     let e = err(&format!("a{}", ".b".repeat(MAX_HEIGHT)));
@@ -534,13 +391,7 @@ fn fuzz_never_panics() {
     for _ in 0..20_000 {
         let len = rng.below(40);
         let bytes: Vec<u8> = (0..len)
-            .map(|_| {
-                if rng.below(8) == 0 {
-                    rng.next() as u8
-                } else {
-                    ALPHABET[rng.below(ALPHABET.len())]
-                }
-            })
+            .map(|_| if rng.below(8) == 0 { rng.next() as u8 } else { ALPHABET[rng.below(ALPHABET.len())] })
             .collect();
         let _ = parse(&String::from_utf8_lossy(&bytes));
     }
@@ -559,11 +410,7 @@ fn fuzz_never_panics() {
         }
         let text = String::from_utf8_lossy(&bytes);
         if let Err(e) = parse(&text) {
-            assert!(
-                e.offset <= text.len(),
-                "{text:?}: offset {} out of range",
-                e.offset
-            );
+            assert!(e.offset <= text.len(), "{text:?}: offset {} out of range", e.offset);
         }
     }
 }
