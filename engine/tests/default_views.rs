@@ -45,3 +45,23 @@ fn observation_view_has_one_row_per_observation() {
     let quantities = batch.column_by_name("value_quantity").unwrap();
     assert!(quantities.null_count() < rows, "vitals and labs carry quantities");
 }
+
+#[test]
+fn patient_deceased_reads_either_choice_type() {
+    let text = std::fs::read_to_string(root().join("schemas/patient.json")).unwrap();
+    let view = Arc::new(CompiledView::from_json_str(&text).unwrap());
+    let mut builder = ViewBatchBuilder::new(view);
+    for line in [
+        r#"{"resourceType":"Patient","id":"a","deceasedBoolean":true}"#,
+        r#"{"resourceType":"Patient","id":"b","deceasedBoolean":false}"#,
+        r#"{"resourceType":"Patient","id":"c","deceasedDateTime":"2020-01-01"}"#,
+        r#"{"resourceType":"Patient","id":"d"}"#,
+    ] {
+        let mut bytes = line.as_bytes().to_vec();
+        builder.append(&simd_json::to_borrowed_value(&mut bytes).unwrap()).unwrap();
+    }
+    let batch = builder.finish();
+    let deceased = batch.column_by_name("deceased").unwrap();
+    let deceased = deceased.as_any().downcast_ref::<arrow::array::BooleanArray>().unwrap();
+    assert_eq!(deceased.iter().collect::<Vec<_>>(), [Some(true), Some(false), Some(true), Some(false)]);
+}
