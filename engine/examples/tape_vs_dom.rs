@@ -28,6 +28,11 @@ fn main() {
             nodes += tape.0.len();
         }
         let tape = start.elapsed();
-        println!("round {round}: dom {:?} ({objects} objects), tape {:?} ({nodes} nodes), tape/dom {:.2}", dom, tape, tape.as_secs_f64() / dom.as_secs_f64());
+        println!(
+            "round {round}: dom {:?} ({objects} objects), tape {:?} ({nodes} nodes), tape/dom {:.2}",
+            dom,
+            tape,
+            tape.as_secs_f64() / dom.as_secs_f64()
+        );
     }
 }

@@ -11,11 +11,49 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 const KEYS: &[&str] = &[
-    "id", "status", "code", "coding", "system", "display", "text", "value", "valueQuantity", "valueString",
-    "valueBoolean", "valueCodeableConcept", "effectiveDateTime", "effectivePeriod", "start", "issued", "subject",
-    "reference", "encounter", "category", "component", "interpretation", "name", "use", "family", "given",
-    "birthDate", "gender", "extension", "url", "valueCoding", "valueCode", "address", "line", "meta", "lastUpdated",
-    "deceasedBoolean", "deceasedDateTime", "identifier", "type", "communication", "language", "maritalStatus",
+    "id",
+    "status",
+    "code",
+    "coding",
+    "system",
+    "display",
+    "text",
+    "value",
+    "valueQuantity",
+    "valueString",
+    "valueBoolean",
+    "valueCodeableConcept",
+    "effectiveDateTime",
+    "effectivePeriod",
+    "start",
+    "issued",
+    "subject",
+    "reference",
+    "encounter",
+    "category",
+    "component",
+    "interpretation",
+    "name",
+    "use",
+    "family",
+    "given",
+    "birthDate",
+    "gender",
+    "extension",
+    "url",
+    "valueCoding",
+    "valueCode",
+    "address",
+    "line",
+    "meta",
+    "lastUpdated",
+    "deceasedBoolean",
+    "deceasedDateTime",
+    "identifier",
+    "type",
+    "communication",
+    "language",
+    "maritalStatus",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -25,8 +63,22 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         (-1e12f64..1e12).prop_map(Value::from),
         prop::sample::select(vec![
-            "", "final", "official", "http://loinc.org", "Patient/p1", "urn:uuid:x", "Encounter/", "/", "2020",
-            "2020-02-30", "2015-02-07T13:28:17.239+02:00", "2020-01-01T25:00:00Z", "1970-06", "MR", "é✓", "1e400",
+            "",
+            "final",
+            "official",
+            "http://loinc.org",
+            "Patient/p1",
+            "urn:uuid:x",
+            "Encounter/",
+            "/",
+            "2020",
+            "2020-02-30",
+            "2015-02-07T13:28:17.239+02:00",
+            "2020-01-01T25:00:00Z",
+            "1970-06",
+            "MR",
+            "é✓",
+            "1e400",
         ])
         .prop_map(Value::from),
     ]
@@ -43,7 +95,10 @@ fn json() -> impl Strategy<Value = Value> {
 }
 
 fn resource() -> impl Strategy<Value = Value> {
-    (prop::sample::select(vec!["Patient", "Observation"]), prop::collection::vec((prop::sample::select(KEYS), json()), 0..12))
+    (
+        prop::sample::select(vec!["Patient", "Observation"]),
+        prop::collection::vec((prop::sample::select(KEYS), json()), 0..12),
+    )
         .prop_map(|(resource_type, entries)| {
             let mut obj: Map<String, Value> = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             obj.insert("resourceType".into(), Value::from(resource_type));

@@ -15,12 +15,14 @@ pub(super) const LONG_ABOUT: &str = "\
 Run the SQL on FHIR v2 conformance tests in a folder and report the results.
 
 DIR holds the specification's test files (one JSON file per feature, each with resources, \
-views and expected rows), such as the tests/ folder of the sql-on-fhir-v2 repository. Every \
-failing test is printed as FILE: TEST: REASON, then a last line with the counts:
+views and expected rows). The official suite ships in this repository as tests/sql-on-fhir. \
+Every failing test is printed as FILE: TEST: REASON, then a last line with the counts:
 
-    $ fhirhouse conformance sql-on-fhir-v2/tests
-    fn_reference_keys.json: getReferenceKey result: expected 2 rows, got 0
-    120 passed, 1 failed
+    $ fhirhouse conformance tests/sql-on-fhir --report report.json
+    144 passed, 0 failed
+
+Rows are compared as multisets, as the reference runner does; an expectError test passes \
+only if the view is rejected or a resource fails, and the report records why.
 
 Exit status: 0 when all tests pass, 1 when some fail, 2 when the suite cannot be read.";
 
