@@ -87,7 +87,7 @@ pub struct ViewArgs {
     #[arg(short, long, value_enum, long_help = FORMAT_HELP)]
     pub format: Option<Format>,
 
-    /// Write to FILE (created or truncated) instead of standard output.
+    /// Write to FILE instead of standard output (moved into place only once complete).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

@@ -19,7 +19,6 @@ mod fixtures;
 pub mod parquet;
 pub mod rows;
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -134,8 +133,12 @@ pub trait BatchWriter {
     fn finish(self: Box<Self>) -> Result<(), SinkError>;
 }
 
-/// Opens a writer of `format` for batches of `schema`, writing to the file `output`
-/// (created or truncated) or, when `output` is `None`, to standard output.
+/// Opens a writer of `format` for batches of `schema`, writing to the file `output` or,
+/// when `output` is `None`, to standard output.
+///
+/// A file is written under a temporary name in its folder and renamed over `output` only
+/// by [`BatchWriter::finish`], so a run that fails or is killed never leaves a truncated
+/// file where a complete one is expected (and never clobbers the previous one).
 ///
 /// Standard output is accepted for every format; refusing binary Parquet on a terminal is
 /// the caller's policy.
@@ -149,12 +152,42 @@ pub fn open_writer(
     schema: SchemaRef,
     output: Option<&Path>,
 ) -> Result<Box<dyn BatchWriter>, SinkError> {
-    match output {
-        Some(path) => {
-            let file = File::create(path).map_err(|source| SinkError::Create { path: path.to_path_buf(), source })?;
-            new_writer(format, schema, file)
-        }
-        None => new_writer(format, schema, io::stdout()),
+    let Some(path) = output else { return new_writer(format, schema, io::stdout()) };
+    let create_error = |source| SinkError::Create { path: path.to_path_buf(), source };
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".fhirhouse-").suffix(".partial");
+    // Temporary files are private by default; the published file is an ordinary output.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let temp = builder.tempfile_in(folder).map_err(create_error)?;
+    let file = temp.as_file().try_clone().map_err(create_error)?;
+    let inner = new_writer(format, schema, file)?;
+    Ok(Box::new(PublishOnFinish { inner, temp, path: path.to_path_buf() }))
+}
+
+/// Writes into a temporary file and renames it into place when the output is complete;
+/// dropped unfinished, the temporary file is removed.
+struct PublishOnFinish {
+    inner: Box<dyn BatchWriter>,
+    temp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl BatchWriter for PublishOnFinish {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.inner.write(batch)
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), SinkError> {
+        let PublishOnFinish { inner, temp, path } = *self;
+        inner.finish()?;
+        temp.as_file().sync_all()?;
+        temp.persist(&path).map_err(|e| SinkError::Create { path, source: e.error })?;
+        Ok(())
     }
 }
 
@@ -242,5 +275,19 @@ mod tests {
         let bad = dir.path().join("missing/out.ndjson");
         let err = open_writer(Format::Ndjson, schema(), Some(&bad)).err().unwrap();
         assert!(err.to_string().contains("missing/out.ndjson"), "{err}");
+    }
+
+    #[test]
+    fn an_unfinished_file_never_replaces_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        std::fs::write(&path, "previous\n").unwrap();
+        let batch = RecordBatch::try_new(schema(), vec![Arc::new(StringArray::from(vec!["a"])) as ArrayRef]).unwrap();
+        let mut w = open_writer(Format::Ndjson, schema(), Some(&path)).unwrap();
+        w.write(&batch).unwrap();
+        drop(w);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "previous\n");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, [std::ffi::OsString::from("out.ndjson")], "the temporary file is removed");
     }
 }
