@@ -209,7 +209,7 @@ fn expected_cell(value: &Value, column: &super::plan::ColumnPlan) -> Result<Cell
         let parsed = simd_json::to_borrowed_value(&mut bytes).map_err(|e| e.to_string())?;
         let cell = column
             .value_type
-            .convert(&Item::Node(&parsed))
+            .convert(Item::Node(&parsed))
             .map_err(|e| format!("expected value {v} for column '{}': {e}", column.name))?;
         Ok(into_owned(cell))
     };

@@ -21,7 +21,7 @@ use super::batch::RowError;
 use super::decimal::Decimal;
 use super::definition::{ColumnDef, ConstantDef, Iteration, SelectDef, ViewDefinition};
 use super::fhirpath::compile::bind_root;
-use super::fhirpath::navigate::RootIndex;
+use super::fhirpath::navigate::{RootIndex, RootSlots};
 use super::fhirpath::{CompileEnv, EvalContext, Expression, Item, Kind, Lit};
 use super::types::{Cell, ValueType};
 
@@ -211,7 +211,8 @@ impl CompiledView {
         if !is_ours {
             return Ok(Vec::new());
         }
-        let root_slots = self.root_index.prefetch(resource);
+        let mut root_slots = RootSlots::new();
+        self.root_index.prefetch(resource, &mut root_slots);
         let ctx = EvalContext { resource, row_index: 0, root: &root_slots };
         for (i, expr) in self.wheres.iter().enumerate() {
             let result =
@@ -337,19 +338,19 @@ impl CompiledView {
         focus: &[Item<'a>],
     ) -> Result<Cell<'a>, RowError> {
         let plan = &self.columns[column.slot];
-        let values = column.expr.evaluate(ctx, focus).map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;
+        let mut values = column.expr.evaluate(ctx, focus).map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;
         let convert =
-            |item: &Item<'a>| plan.value_type.convert(item).map_err(|e| self.error(ctx.resource, Some(plan), e));
+            |item: Item<'a>| plan.value_type.convert(item).map_err(|e| self.error(ctx.resource, Some(plan), e));
         if plan.collection {
-            return Ok(Cell::List(values.iter().map(convert).collect::<Result<_, _>>()?));
+            return Ok(Cell::List(values.into_iter().map(convert).collect::<Result<_, _>>()?));
         }
-        match values.as_slice() {
-            [] => Ok(Cell::Null),
-            [one] => convert(one),
+        match values.len() {
+            0 => Ok(Cell::Null),
+            1 => convert(values.swap_remove(0)),
             many => Err(self.error(
                 ctx.resource,
                 Some(plan),
-                format!("'{}' returned {} values for one row; declare the column \"collection\": true or narrow the path (e.g. with first())", column.expr.source, many.len()),
+                format!("'{}' returned {many} values for one row; declare the column \"collection\": true or narrow the path (e.g. with first())", column.expr.source),
             )),
         }
     }

@@ -137,10 +137,15 @@ impl ValueType {
     }
 
     /// Converts one FHIRPath item into a cell of this type, or says why it cannot.
-    pub fn convert<'a>(self, item: &Item<'a>) -> Result<Cell<'a>, String> {
+    pub fn convert<'a>(self, item: Item<'a>) -> Result<Cell<'a>, String> {
+        if let ValueType::Utf8 | ValueType::Code = self {
+            // By value, so a computed string (`join`, `&`) moves into the cell uncopied.
+            return Ok(Cell::Str(item.into_text()));
+        }
+        let item = &item;
         let mismatch = |expected: &str| format!("expected {expected}, found {} {}", item.kind_name(), preview(item));
         Ok(match self {
-            ValueType::Utf8 | ValueType::Code => Cell::Str(item.to_text()),
+            ValueType::Utf8 | ValueType::Code => unreachable!("handled above"),
             ValueType::Boolean => Cell::Bool(item.as_bool().ok_or_else(|| mismatch("a boolean"))?),
             ValueType::Int32 | ValueType::Int64 => {
                 let n = match item.as_number() {
@@ -236,17 +241,17 @@ mod tests {
 
     #[test]
     fn converts_dates_times_and_decimals() {
-        assert_eq!(ValueType::Date32.convert(&s("1970-01-02")), Ok(Cell::Date(1)));
-        assert_eq!(ValueType::Date32.convert(&s("1970-02")), Ok(Cell::Date(31)));
-        assert_eq!(ValueType::Date32.convert(&s("1970-01-02T23:00:00-05:00")), Ok(Cell::Date(1)));
-        assert_eq!(ValueType::Timestamp.convert(&s("1970-01-01T00:00:01.5Z")), Ok(Cell::Timestamp(1_500_000)));
-        assert_eq!(ValueType::Time64.convert(&s("00:01:00")), Ok(Cell::Time(60_000_000)));
-        assert!(ValueType::Timestamp.convert(&s("yesterday")).unwrap_err().contains("expected a dateTime"));
+        assert_eq!(ValueType::Date32.convert(s("1970-01-02")), Ok(Cell::Date(1)));
+        assert_eq!(ValueType::Date32.convert(s("1970-02")), Ok(Cell::Date(31)));
+        assert_eq!(ValueType::Date32.convert(s("1970-01-02T23:00:00-05:00")), Ok(Cell::Date(1)));
+        assert_eq!(ValueType::Timestamp.convert(s("1970-01-01T00:00:01.5Z")), Ok(Cell::Timestamp(1_500_000)));
+        assert_eq!(ValueType::Time64.convert(s("00:01:00")), Ok(Cell::Time(60_000_000)));
+        assert!(ValueType::Timestamp.convert(s("yesterday")).unwrap_err().contains("expected a dateTime"));
         let d = Item::decimal(crate::view::decimal::Decimal::parse("1.5").unwrap());
-        assert_eq!(ValueType::Decimal(38, 9).convert(&d), Ok(Cell::Dec(1_500_000_000)));
+        assert_eq!(ValueType::Decimal(38, 9).convert(d.clone()), Ok(Cell::Dec(1_500_000_000)));
         let d = Item::decimal(crate::view::decimal::Decimal::parse("1.25").unwrap());
-        assert!(ValueType::Decimal(10, 1).convert(&d).is_err());
-        assert!(ValueType::Int32.convert(&Item::Int(1 << 40)).is_err());
-        assert_eq!(ValueType::Int64.convert(&s("1099511627776")), Ok(Cell::Int(1 << 40)));
+        assert!(ValueType::Decimal(10, 1).convert(d).is_err());
+        assert!(ValueType::Int32.convert(Item::Int(1 << 40)).is_err());
+        assert_eq!(ValueType::Int64.convert(s("1099511627776")), Ok(Cell::Int(1 << 40)));
     }
 }

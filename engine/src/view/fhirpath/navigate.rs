@@ -87,10 +87,12 @@ impl RootIndex {
         self.names.is_empty()
     }
 
-    /// One entry per slot, read from the resource's keys.
-    pub fn prefetch<'a>(&self, resource: &'a Json<'a>) -> RootSlots<'a> {
-        let mut out = RootSlots::from_elem(None, self.names.len());
-        let Json::Object(obj) = resource else { return out };
+    /// Fills `out` with one entry per slot, read from the resource's keys. (Filled in place:
+    /// returning the inline array would copy it.)
+    pub fn prefetch<'a>(&self, resource: &'a Json<'a>, out: &mut RootSlots<'a>) {
+        out.clear();
+        out.resize(self.names.len(), None);
+        let Json::Object(obj) = resource else { return };
         for (key, node) in obj.iter() {
             let bytes = key.as_bytes();
             let Some(candidates) = bytes.first().and_then(|&b| self.by_first_byte.get(usize::from(b))) else {
@@ -98,11 +100,19 @@ impl RootIndex {
             };
             for &slot in candidates {
                 let (name, choice) = &self.names[slot];
+                let name = name.as_bytes();
                 if bytes.len() == name.len() {
-                    if **key == **name {
+                    if bytes == name {
                         out[slot] = Some((node, None));
                     }
-                } else if *choice && out[slot].is_none() && bytes.len() > name.len() && key.starts_with(name.as_ref()) {
+                } else if *choice
+                    && bytes.len() > name.len()
+                    // A choice key continues with an upper-case type name: test that byte
+                    // first, it rules out nearly every other key without comparing.
+                    && bytes[name.len()].is_ascii_uppercase()
+                    && out[slot].is_none()
+                    && &bytes[..name.len()] == name
+                {
                     let suffix = &key[name.len()..];
                     if CHOICE_TYPE_SUFFIXES.contains(&suffix) {
                         out[slot] = Some((node, temporal_tag(suffix)));
@@ -110,7 +120,6 @@ impl RootIndex {
                 }
             }
         }
-        out
     }
 }
 

@@ -126,6 +126,14 @@ impl<'a> Item<'a> {
         }
     }
 
+    /// [`Item::to_text`], moving a computed string out instead of copying it.
+    pub fn into_text(self) -> Cow<'a, str> {
+        match self {
+            Item::Str(s) | Item::Date(s) | Item::DateTime(s) | Item::Time(s) => s,
+            other => other.to_text(),
+        }
+    }
+
     /// The item rendered as text: strings as they are, numbers and booleans in their
     /// canonical form, objects as compact JSON. Used by `join`, `&`, `toString()` and
     /// string-typed columns fed non-string values.
