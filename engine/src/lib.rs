@@ -1,8 +1,37 @@
-//! fhirhouse
-/// The `fhirhouse` command line: argument definitions and subcommands.
+//! fhirhouse turns FHIR Bulk Data exports into analytics tables.
+//!
+//! A Bulk Data export is a folder of NDJSON files, one FHIR R4 resource per line. Each
+//! output table is defined by an HL7 SQL on FHIR v2 ViewDefinition. Data flows one way
+//! through the stages, one module each:
+//!
+//! - [`source`]: finds input files and yields raw lines with file and line number;
+//! - [`view`]: compiles ViewDefinitions and evaluates them over parsed resources into
+//!   Arrow record batches;
+//! - [`sink`]: writes record batches out (NDJSON, CSV, Parquet);
+//! - [`cli`]: the `fhirhouse` command line over the stages.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use fhirhouse::view::{CompiledView, ViewBatchBuilder};
+//!
+//! let view = CompiledView::from_json_str(r#"{
+//!   "resource": "Observation",
+//!   "select": [{"column": [
+//!     {"name": "id", "path": "getResourceKey()"},
+//!     {"name": "patient_id", "path": "subject.getReferenceKey(Patient)"},
+//!     {"name": "value", "path": "value.ofType(Quantity).value", "type": "decimal"}]}]
+//! }"#).unwrap();
+//! let mut rows = ViewBatchBuilder::new(Arc::new(view));
+//! let mut line = br#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},
+//!                     "valueQuantity":{"value":7.25,"unit":"%"}}"#.to_vec();
+//! rows.append(&simd_json::to_borrowed_value(&mut line).unwrap()).unwrap();
+//! let batch = rows.finish();
+//! assert_eq!(batch.num_rows(), 1);
+//! assert_eq!(batch.schema().field(2).data_type(), &arrow::datatypes::DataType::Decimal128(38, 9));
+//! ```
+#![warn(missing_docs)]
+
 pub mod cli;
-/// Record batch output: NDJSON, CSV and Parquet writers.
 pub mod sink;
-/// Input discovery and NDJSON line reading.
 pub mod source;
 pub mod view;

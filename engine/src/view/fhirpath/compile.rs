@@ -350,24 +350,22 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
 /// evaluate per item (`where`, `select`, `exists`, `all`, `iif`) keep their own paths.
 pub fn bind_root(op: &mut Op, index: &mut RootIndex) {
     match op {
-        Op::Path(None, path) => match path.steps.first_mut() {
-            Some(step @ Step::Member(_)) => {
-                let Step::Member(name) = &*step else { unreachable!() };
+        Op::Path(None, path) => {
+            let Some(first) = path.steps.first_mut() else { return };
+            let bound = match &*first {
                 // `Patient.name` names the resource itself; leave such steps to the walk.
-                if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
-                    *step = Step::Root(index.slot(name, true));
+                Step::Member(name) if !name.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                    Step::Root(index.slot(name, true))
                 }
-            }
-            Some(step @ Step::Choice { .. }) => {
-                let Step::Choice { base, choice_key, type_name } = &*step else { unreachable!() };
-                *step = Step::RootChoice {
+                Step::Choice { base, choice_key, type_name } => Step::RootChoice {
                     choice_slot: index.slot(choice_key, false),
                     base_slot: index.slot(base, false),
                     type_name: type_name.clone(),
-                };
-            }
-            _ => {}
-        },
+                },
+                _ => return,
+            };
+            *first = bound;
+        }
         Op::Path(Some(focus), _) => bind_root(focus, index),
         Op::Call(focus, func, args) => {
             if let Some(focus) = focus {
