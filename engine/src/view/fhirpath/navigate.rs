@@ -137,6 +137,17 @@ impl PathOp {
     /// Walks the path from every item of `input`, pushing what the last step reaches.
     /// `root` is the resource's prefetch, read by [`Step::Root`] steps.
     pub fn walk<'a>(&'a self, input: &[Item<'a>], root: &[RootSlot<'a>], out: &mut Collection<'a>) {
+        if let [item] = input {
+            if let Some(found) = self.walk_one(item, root) {
+                out.extend(found);
+                return;
+            }
+        }
+        self.walk_all(input, root, out);
+    }
+
+    /// The general walk: depth first over every item, with `Nth` bookkeeping.
+    fn walk_all<'a>(&'a self, input: &[Item<'a>], root: &[RootSlot<'a>], out: &mut Collection<'a>) {
         // Items seen so far by each `Nth` step, over the whole input in document order.
         let mut seen = [0usize; 8];
         let mut seen_heap;
@@ -151,6 +162,65 @@ impl PathOp {
                 break;
             }
         }
+    }
+
+    /// The common case, without recursion or bookkeeping: every step meets at most one item
+    /// (a single element, or an array followed by `first()`). `None` when that does not hold
+    /// and the general walk must run; `Some(None)` when the path reaches nothing.
+    fn walk_one<'a>(&'a self, item: &Item<'a>, root: &[RootSlot<'a>]) -> Option<Option<Item<'a>>> {
+        let mut current = item.clone();
+        let mut steps = self.steps.iter().peekable();
+        while let Some(step) = steps.next() {
+            let (node, tag): (&'a Json<'a>, Option<&str>) = match step {
+                Step::Nth(0) => continue,
+                Step::Nth(_) => return None,
+                Step::Root(slot) => match root.get(*slot).copied().flatten() {
+                    Some(found) => found,
+                    None => return Some(None),
+                },
+                Step::Member(name) => {
+                    let Some(obj) = current.as_object() else { return Some(None) };
+                    match lookup(obj, name) {
+                        Lookup::Exact(node) => (node, None),
+                        Lookup::Choice(node, suffix) => (node, temporal_tag(suffix)),
+                        Lookup::Missing if is_resource_type_step(&current, name) => continue,
+                        Lookup::Missing => return Some(None),
+                    }
+                }
+                Step::Choice { base, choice_key, type_name } => {
+                    let Some(obj) = current.as_object() else { return Some(None) };
+                    match obj.get(choice_key.as_ref()) {
+                        Some(node) => (node, Some(type_name.as_ref())),
+                        // A plain element filtered by type: the general walk does that.
+                        None if obj.contains_key(base.as_ref()) => return None,
+                        None => return Some(None),
+                    }
+                }
+                Step::RootChoice { choice_slot, base_slot, type_name } => {
+                    match (root.get(*choice_slot).copied().flatten(), root.get(*base_slot).copied().flatten()) {
+                        (Some((node, _)), _) => (node, Some(type_name.as_ref())),
+                        (None, Some(_)) => return None,
+                        (None, None) => return Some(None),
+                    }
+                }
+            };
+            let single = match node {
+                Json::Array(elements) => {
+                    let mut present = elements.iter().filter(|e| !matches!(e, Json::Static(StaticNode::Null)));
+                    let first = present.next();
+                    if first.is_some() && !matches!(steps.peek(), Some(Step::Nth(0))) && present.next().is_some() {
+                        return None;
+                    }
+                    first
+                }
+                other => Some(other),
+            };
+            current = match single.and_then(|n| item_of(n, tag)) {
+                Some(item) => item,
+                None => return Some(None),
+            };
+        }
+        Some(Some(current))
     }
 
     /// Applies step `i` to `item`. `Break` means an `Nth` step has its item: nothing more
@@ -241,26 +311,29 @@ pub fn for_each_item<'a>(
     type_name: Option<&str>,
     mut f: impl FnMut(Item<'a>) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
-    let tag = |n: &'a Json<'a>| -> Option<Item<'a>> {
-        match n {
-            Json::Static(StaticNode::Null) => None,
-            Json::String(s) => Some(match type_name {
-                Some("dateTime" | "instant") => Item::DateTime(Cow::Borrowed(s)),
-                Some("date") => Item::Date(Cow::Borrowed(s)),
-                Some("time") => Item::Time(Cow::Borrowed(s)),
-                _ => Item::Node(n),
-            }),
-            _ => Some(Item::Node(n)),
-        }
-    };
     match node {
         Json::Array(items) => {
-            for item in items.iter().filter_map(tag) {
+            for item in items.iter().filter_map(|n| item_of(n, type_name)) {
                 f(item)?;
             }
             ControlFlow::Continue(())
         }
-        other => tag(other).map_or(ControlFlow::Continue(()), f),
+        other => item_of(other, type_name).map_or(ControlFlow::Continue(()), f),
+    }
+}
+
+/// The item of one JSON element that is not an array: none for JSON null, a tagged
+/// date/time for a string of a date/time choice type, else the node.
+fn item_of<'a>(node: &'a Json<'a>, type_name: Option<&str>) -> Option<Item<'a>> {
+    match node {
+        Json::Static(StaticNode::Null) => None,
+        Json::String(s) => Some(match type_name {
+            Some("dateTime" | "instant") => Item::DateTime(Cow::Borrowed(s)),
+            Some("date") => Item::Date(Cow::Borrowed(s)),
+            Some("time") => Item::Time(Cow::Borrowed(s)),
+            _ => Item::Node(node),
+        }),
+        _ => Some(Item::Node(node)),
     }
 }
 
@@ -431,6 +504,48 @@ mod tests {
         assert_eq!(walk(DOC, vec![member("name"), Step::Nth(1), member("given")]), ["c"]);
         assert!(walk(DOC, vec![member("name"), Step::Nth(7)]).is_empty());
         assert_eq!(walk(DOC, vec![member("name"), Step::Nth(0), member("given"), Step::Nth(1)]), ["b"]);
+    }
+
+    #[test]
+    fn the_single_item_walk_agrees_with_the_general_one() {
+        let docs = [
+            DOC,
+            r#"{"code":{"coding":[{"system":"s1","code":"a"},{"system":"s2","code":"b"}],"text":"t"},"valueQuantity":{"value":1.5}}"#,
+            r#"{"code":{"coding":[null,{"code":"c"}]},"value":"plain","category":[{"coding":[{"code":"x"}]},{"coding":[{"code":"y"}]}]}"#,
+            r#"{"code":{"coding":{"code":"not-an-array"}},"name":[]}"#,
+        ];
+        let m = |n: &str| Step::Member(n.into());
+        let choice = |base: &str, t: &str| Step::Choice {
+            base: base.into(),
+            choice_key: format!("{base}{}{}", t[..1].to_uppercase(), &t[1..]).into(),
+            type_name: t.into(),
+        };
+        let paths = [
+            vec![m("code"), m("coding"), Step::Nth(0), m("system")],
+            vec![m("code"), m("coding"), m("code")],
+            vec![m("code"), m("coding"), Step::Nth(1), m("code")],
+            vec![m("code"), m("text")],
+            vec![m("category"), m("coding"), m("code"), Step::Nth(0)],
+            vec![m("category"), Step::Nth(0), m("coding"), m("code")],
+            vec![choice("value", "Quantity"), m("value")],
+            vec![choice("value", "string")],
+            vec![m("name"), m("given")],
+            vec![m("name"), Step::Nth(0), m("given"), Step::Nth(1)],
+            vec![m("deceased")],
+            vec![m("Patient"), m("name"), m("family")],
+        ];
+        for doc in docs {
+            let mut bytes = doc.as_bytes().to_vec();
+            let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
+            for steps in &paths {
+                let path = PathOp { steps: steps.clone() };
+                let (mut fast, mut general) = (Collection::new(), Collection::new());
+                path.walk(&[Item::Node(&doc)], &[], &mut fast);
+                path.walk_all(&[Item::Node(&doc)], &[], &mut general);
+                let text = |c: &Collection<'_>| c.iter().map(|i| i.to_text().into_owned()).collect::<Vec<_>>();
+                assert_eq!(text(&fast), text(&general), "{steps:?}");
+            }
+        }
     }
 
     #[test]
