@@ -138,20 +138,21 @@ impl ValueType {
 
     /// Converts one FHIRPath item into a cell of this type, or says why it cannot.
     pub fn convert<'a>(self, item: Item<'a>) -> Result<Cell<'a>, String> {
-        if let ValueType::Utf8 | ValueType::Code = self {
-            // By value, so a computed string (`join`, `&`) moves into the cell uncopied.
-            return Ok(Cell::Str(item.into_text()));
-        }
-        let item = &item;
-        let mismatch = |expected: &str| format!("expected {expected}, found {} {}", item.kind_name(), preview(item));
+        let mismatch = |item: &Item<'_>, expected: &str| {
+            format!("expected {expected}, found {} {}", item.kind_name(), preview(item))
+        };
         Ok(match self {
-            ValueType::Utf8 | ValueType::Code => unreachable!("handled above"),
-            ValueType::Boolean => Cell::Bool(item.as_bool().ok_or_else(|| mismatch("a boolean"))?),
+            // By value, so a computed string (`join`, `&`) moves into the cell uncopied.
+            ValueType::Utf8 | ValueType::Code => Cell::Str(item.into_text()),
+            ValueType::Boolean => Cell::Bool(item.as_bool().ok_or_else(|| mismatch(&item, "a boolean"))?),
             ValueType::Int32 | ValueType::Int64 => {
                 let n = match item.as_number() {
                     Some(Number::Int(n)) => n,
                     // integer64 travels as a JSON string.
-                    _ => item.as_str().and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| mismatch("an integer"))?,
+                    _ => item
+                        .as_str()
+                        .and_then(|s| s.parse::<i64>().ok())
+                        .ok_or_else(|| mismatch(&item, "an integer"))?,
                 };
                 if self == ValueType::Int32 && i32::try_from(n).is_err() {
                     return Err(format!("integer {n} does not fit a 32-bit FHIR integer"));
@@ -159,27 +160,29 @@ impl ValueType {
                 Cell::Int(n)
             }
             ValueType::Decimal(p, s) => {
-                let d = item.as_number().ok_or_else(|| mismatch("a decimal"))?.to_decimal();
+                let d = item.as_number().ok_or_else(|| mismatch(&item, "a decimal"))?.to_decimal();
                 Cell::Dec(d.to_decimal128(p, s).map_err(|e| e.to_string())?)
             }
             ValueType::Date32 => {
-                let text = item.as_str().ok_or_else(|| mismatch("a date"))?;
+                let text = item.as_str().ok_or_else(|| mismatch(&item, "a date"))?;
                 // A dateTime in a date column keeps the calendar date as written.
                 let date = Temporal::parse_date(text.get(..10).filter(|_| text.len() > 10).unwrap_or(text));
-                Cell::Date(date.and_then(|d| d.to_date32()).ok_or_else(|| mismatch("a date"))?)
+                Cell::Date(date.and_then(|d| d.to_date32()).ok_or_else(|| mismatch(&item, "a date"))?)
             }
             ValueType::Timestamp => {
-                let text = item.as_str().ok_or_else(|| mismatch("a dateTime"))?;
+                let text = item.as_str().ok_or_else(|| mismatch(&item, "a dateTime"))?;
                 Cell::Timestamp(
                     Temporal::parse_datetime(text)
                         .and_then(|t| t.to_timestamp_micros())
-                        .ok_or_else(|| mismatch("a dateTime"))?,
+                        .ok_or_else(|| mismatch(&item, "a dateTime"))?,
                 )
             }
             ValueType::Time64 => {
-                let text = item.as_str().ok_or_else(|| mismatch("a time"))?;
+                let text = item.as_str().ok_or_else(|| mismatch(&item, "a time"))?;
                 Cell::Time(
-                    Temporal::parse_time(text).and_then(|t| t.to_time_micros()).ok_or_else(|| mismatch("a time"))?,
+                    Temporal::parse_time(text)
+                        .and_then(|t| t.to_time_micros())
+                        .ok_or_else(|| mismatch(&item, "a time"))?,
                 )
             }
         })

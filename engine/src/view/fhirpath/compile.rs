@@ -247,9 +247,9 @@ fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
         Expr::Unary(UnaryOp::Plus, inner) => compile(inner, env)?,
         Expr::Unary(UnaryOp::Minus, inner) => match compile(inner, env)? {
             Op::Lit(Lit::Int(i)) => Op::Lit(Lit::Int(-i)),
-            Op::Lit(Lit::Dec(d)) => Op::Lit(Lit::Dec(
-                Decimal::from_i64(0).checked_sub(d).ok_or_else(|| CompileError("decimal overflow".into()))?,
-            )),
+            Op::Lit(Lit::Dec(d)) => {
+                Op::Lit(Lit::Dec(d.checked_neg().ok_or_else(|| CompileError("decimal overflow".into()))?))
+            }
             op => Op::Negate(Box::new(op)),
         },
         Expr::Binary(op, l, r) => Op::Binary(*op, Box::new(compile(l, env)?), Box::new(compile(r, env)?)),

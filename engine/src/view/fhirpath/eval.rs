@@ -86,7 +86,7 @@ fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalRe
                 None => Collection::new(),
                 Some(Some(Number::Int(i))) => smallvec![Item::Int(i.checked_neg().ok_or_else(overflow)?)],
                 Some(Some(Number::Dec(d))) => {
-                    smallvec![Item::decimal(Decimal::from_i64(0).checked_sub(d).ok_or_else(overflow)?)]
+                    smallvec![Item::decimal(d.checked_neg().ok_or_else(overflow)?)]
                 }
                 Some(None) => return Err(EvalError("unary - needs a number".into())),
             }
@@ -494,7 +494,9 @@ pub fn reference_key<'s>(reference: &'s str, type_name: Option<&str>) -> Option<
     }
 }
 
-/// `/`-separated segments of a path, last first (as `rsplit('/')`).
+/// `/`-separated segments of a path, last first, as `rsplit('/')` yields them. Written out
+/// because `rsplit`'s general pattern searcher measured ~10 M instructions slower over the
+/// benchmark's 32,000 references (callgrind).
 struct SegmentsFromEnd<'s> {
     text: Option<&'s str>,
 }

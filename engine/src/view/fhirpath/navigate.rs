@@ -252,17 +252,9 @@ impl PathOp {
                 None => ControlFlow::Continue(()),
             },
             Step::RootChoice { choice_slot, base_slot, type_name } => {
-                if let Some((node, _)) = root.get(*choice_slot).copied().flatten() {
-                    return self.each(i + 1, node, Some(type_name), root, seen, out);
-                }
-                let Some((node, _)) = root.get(*base_slot).copied().flatten() else { return ControlFlow::Continue(()) };
-                for_each_item(node, None, |child| {
-                    if is_type(&child, type_name) {
-                        self.step(i + 1, &child, root, seen, out)
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                })
+                let typed = root.get(*choice_slot).copied().flatten().map(|(node, _)| node);
+                let plain = || root.get(*base_slot).copied().flatten().map(|(node, _)| node);
+                self.of_type(i, typed, plain, type_name, root, seen, out)
             }
             Step::Member(name) => {
                 let Some(obj) = item.as_object() else { return ControlFlow::Continue(()) };
@@ -275,19 +267,35 @@ impl PathOp {
             }
             Step::Choice { base, choice_key, type_name } => {
                 let Some(obj) = item.as_object() else { return ControlFlow::Continue(()) };
-                if let Some(node) = obj.get(choice_key.as_ref()) {
-                    return self.each(i + 1, node, Some(type_name), root, seen, out);
-                }
-                let Some(node) = obj.get(base.as_ref()) else { return ControlFlow::Continue(()) };
-                for_each_item(node, None, |child| {
-                    if is_type(&child, type_name) {
-                        self.step(i + 1, &child, root, seen, out)
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                })
+                self.of_type(i, obj.get(choice_key.as_ref()), || obj.get(base.as_ref()), type_name, root, seen, out)
             }
         }
+    }
+
+    /// `base.ofType(T)` at step `i`: the typed choice key's node when present, else the
+    /// plain element's items of type `T` (looked up only when needed).
+    #[allow(clippy::too_many_arguments)]
+    fn of_type<'a>(
+        &'a self,
+        i: usize,
+        typed: Option<&'a Json<'a>>,
+        plain: impl FnOnce() -> Option<&'a Json<'a>>,
+        type_name: &str,
+        root: &[RootSlot<'a>],
+        seen: &mut [usize],
+        out: &mut Collection<'a>,
+    ) -> ControlFlow<()> {
+        if let Some(node) = typed {
+            return self.each(i + 1, node, Some(type_name), root, seen, out);
+        }
+        let Some(node) = plain() else { return ControlFlow::Continue(()) };
+        for_each_item(node, None, |child| {
+            if is_type(&child, type_name) {
+                self.step(i + 1, &child, root, seen, out)
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
     }
 
     fn each<'a>(
