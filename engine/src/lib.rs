@@ -7,7 +7,11 @@
 //! - [`source`]: finds input files and yields raw lines with file and line number;
 //! - [`view`]: compiles ViewDefinitions and evaluates them over parsed resources into
 //!   Arrow record batches;
-//! - [`sink`]: writes record batches out (NDJSON, CSV, Parquet);
+//! - [`sink`]: writes record batches out (NDJSON, CSV, Parquet), and warehouses: Hive
+//!   partitioned Parquet published atomically;
+//! - [`load`]: a whole export through every view into a warehouse, in parallel, with dead
+//!   letters and a run report;
+//! - [`sql`]: the warehouse's tables registered in Apache DataFusion;
 //! - [`cli`]: the `fhirhouse` command line over the stages.
 //!
 //! ```
@@ -32,6 +36,8 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod load;
 pub mod sink;
+pub mod sql;
 pub mod source;
 pub mod view;

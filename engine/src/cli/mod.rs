@@ -9,6 +9,8 @@
 //! [`ExitCode`]: std::process::ExitCode
 
 mod conformance_cmd;
+mod demo_cmd;
+mod load_cmd;
 mod view_cmd;
 
 use std::io;
@@ -17,6 +19,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use conformance_cmd::ConformanceArgs;
+pub use demo_cmd::{DemoArgs, DEMO_QUERY};
+pub use load_cmd::LoadArgs;
 pub use view_cmd::ViewArgs;
 
 /// Exit status of a run that finished but had failing lines or tests.
@@ -27,6 +31,14 @@ pub const EXIT_FATAL: u8 = 2;
 const LONG_ABOUT: &str = "\
 fhirhouse turns FHIR Bulk Data exports (folders of NDJSON files, one FHIR R4 resource \
 per line) into tables, through SQL on FHIR v2 ViewDefinitions.
+
+Load the bundled sample into ./warehouse and run an example query:
+
+    fhirhouse demo
+
+Load an export (a folder or its manifest.json) into a Parquet warehouse:
+
+    fhirhouse load export/manifest.json --out warehouse
 
 Run a view over an export folder and print its rows as NDJSON:
 
@@ -71,6 +83,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Load a Bulk Data export (folder or manifest) into a partitioned Parquet warehouse.
+    #[command(long_about = load_cmd::LONG_ABOUT)]
+    Load(LoadArgs),
+    /// Load the bundled sample export into ./warehouse and run an example query.
+    #[command(long_about = demo_cmd::LONG_ABOUT)]
+    Demo(DemoArgs),
     /// Run one ViewDefinition over NDJSON input and write its rows (NDJSON, CSV, Parquet).
     // The long text sits here: a variant's doc comment would override one set on the struct.
     #[command(long_about = view_cmd::LONG_ABOUT)]
@@ -87,6 +105,8 @@ pub enum Command {
 /// A fatal error, with context for the user; see [`exit_on_error`].
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
+        Command::Load(args) => load_cmd::run(args, cli.quiet),
+        Command::Demo(args) => demo_cmd::run(args, cli.quiet),
         Command::View(args) => view_cmd::run(args, cli.quiet),
         Command::Conformance(args) => conformance_cmd::run(args),
     }

@@ -5,6 +5,10 @@
 //! are listed in [`rows`]), [`ParquetWriter`] writes a zstd-compressed Parquet file. Each
 //! implements [`BatchWriter`], and [`open_writer`] picks one for a format and a destination.
 //!
+//! For a warehouse, [`partition`] splits a table's rows by its declared Hive partition,
+//! [`parts`] writes them as Parquet part files under a memory budget into a staging area,
+//! and [`commit`] publishes a finished staging area in one atomic step.
+//!
 //! [`Format`]: crate::sink::Format
 //! [`NdjsonWriter`]: crate::sink::NdjsonWriter
 //! [`CsvWriter`]: crate::sink::CsvWriter
@@ -13,10 +17,13 @@
 //! [`open_writer`]: crate::sink::open_writer
 //! [`rows`]: crate::sink::rows
 
+pub mod commit;
 mod encode;
 #[cfg(test)]
 mod fixtures;
 pub mod parquet;
+pub mod partition;
+pub mod parts;
 pub mod rows;
 
 use std::io::{self, Write};
@@ -71,6 +78,14 @@ pub enum SinkError {
     #[error("{}: cannot create: {source}", path.display())]
     Create {
         /// The output file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Writing a named file of a warehouse failed.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file or folder.
         path: PathBuf,
         /// The underlying error.
         source: io::Error,

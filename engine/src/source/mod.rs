@@ -1,20 +1,30 @@
 //! The source stage: finds input files and yields raw NDJSON lines with their file and line number.
 //!
 //! A FHIR Bulk Data export is a folder of NDJSON files, one resource per line, often one
-//! file per resource type and sometimes gzip-compressed. [`discover_inputs`] turns the paths
-//! a user named into the ordered list of files to read, and [`LineReader`] reads one file as
-//! numbered byte lines. Nothing here parses JSON: a line is bytes, and what to do with
+//! file per resource type and sometimes gzip-compressed, described by a `manifest.json`.
+//! [`open_export`] resolves a folder or manifest into an [`Export`], [`discover_inputs`] turns
+//! the paths a user named into the ordered list of files to read, [`LineReader`] reads one
+//! file as numbered byte lines, and [`ChunkLines`] reads the lines of one byte range of a
+//! file (see [`plan_ranges`]) so that a large file can be read by many threads at once. Nothing here parses JSON: a line is bytes, and what to do with
 //! invalid UTF-8 or invalid JSON is the caller's decision.
 //!
 //! [`discover_inputs`]: crate::source::discover_inputs
 //! [`LineReader`]: crate::source::LineReader
+//! [`open_export`]: crate::source::open_export
+//! [`Export`]: crate::source::Export
+//! [`ChunkLines`]: crate::source::ChunkLines
+//! [`plan_ranges`]: crate::source::plan_ranges
 
+mod chunk;
+mod export;
 mod ndjson;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use chunk::{plan_ranges, ChunkLine, ChunkLines, OVERSIZED_HEAD_BYTES};
+pub use export::{open_export, Export, ExportFile};
 pub use ndjson::{Line, LineReader};
 
 /// File name suffixes taken from a folder by [`discover_inputs`].
@@ -57,6 +67,14 @@ pub enum SourceError {
         path: PathBuf,
         /// The underlying error.
         source: io::Error,
+    },
+    /// A Bulk Data manifest could not be read or used.
+    #[error("{}: {reason}", path.display())]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong, naming the manifest entry where there is one.
+        reason: String,
     },
     /// Reading (or decompressing) an input file failed part-way.
     #[error("{}:{line}: read error: {source}", path.display())]

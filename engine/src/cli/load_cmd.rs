@@ -1,0 +1,146 @@
+//! `fhirhouse load`: a whole export into a Parquet warehouse.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{EXIT_FATAL, EXIT_SOME_FAILED};
+use crate::load::{load, LoadOptions, LoadOutcome};
+
+pub(super) const LONG_ABOUT: &str = "\
+Load a whole FHIR Bulk Data export into a Parquet warehouse that DataFusion, DuckDB, Spark \
+or Trino can query.
+
+The export is a folder of *.ndjson / *.ndjson.gz files or its manifest.json. Every line is \
+parsed once and run through every ViewDefinition of its resource type (the shipped views in \
+schemas/, or your own with --views). Each view becomes a table:
+
+    <out>/<table>/[<column>_year=<year>/]part-*.parquet
+
+Large event tables are partitioned by year (declared in the view with the column tag \
+fhirhouse/partition). Files are zstd-compressed, with statistics.
+
+Examples:
+
+    fhirhouse load tests/data/sample --out warehouse
+    fhirhouse load export/manifest.json --out warehouse --max-errors 100
+    fhirhouse load export/ --out warehouse --views my-views/ --threads 8
+
+Nothing is lost: a line that cannot be loaded (invalid JSON or UTF-8, not a resource, a view \
+error, longer than --max-line-bytes) goes to <out>/_dead_letter/<load id>/ with its file, \
+line number, reason and original bytes. The run report (<out>/_fhirhouse/loads/<load id>.json, \
+summarised on standard error) gives lines, resources, rows, dead letters, bytes and seconds per \
+file and per table, and they reconcile.
+
+A load is atomic: it writes into a staging area and publishes with one rename. Until then, \
+and if it fails or is killed, readers see the previous load, complete. Re-running a load \
+replaces the tables; it never appends duplicates.
+
+Exit status: 0 when every line loaded, 1 when the load was published but some lines were \
+dead-lettered, 2 when nothing was published (a fatal error, or more dead letters than \
+--max-errors).";
+
+/// Arguments of `fhirhouse load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The export: a folder of NDJSON files, a Bulk Data manifest.json, or data files.
+    #[arg(required = true, value_name = "EXPORT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// The warehouse folder (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// A folder of ViewDefinitions to use instead of the shipped ones (one table per file).
+    #[arg(long, value_name = "DIR")]
+    pub views: Option<PathBuf>,
+
+    /// Worker threads [default: one per core].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Rough ceiling on memory use, e.g. 512MiB or 2GiB.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub memory_limit: u64,
+
+    /// Lines longer than this are dead-lettered without being read into memory.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_line_bytes: u64,
+
+    /// Fail the load, publishing nothing, when more than N lines are dead-lettered.
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<u64>,
+
+    /// Let logs quote resource content (dead-letter details). Off by default: logs may
+    /// leave the machine, patient data must not.
+    #[arg(long)]
+    pub log_phi: bool,
+}
+
+impl LoadArgs {
+    fn options(&self, quiet: bool) -> LoadOptions {
+        let mut options = LoadOptions::new(self.inputs.clone(), self.out.clone());
+        options.views_dir.clone_from(&self.views);
+        options.threads = self.threads.unwrap_or(0);
+        options.memory_limit = self.memory_limit;
+        options.max_line_bytes = usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX);
+        options.max_errors = self.max_errors;
+        options.log_phi = self.log_phi;
+        options.progress = !quiet;
+        options
+    }
+}
+
+/// Runs `fhirhouse load`.
+pub(super) fn run(args: &LoadArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let outcome = load(&args.options(quiet))?;
+    Ok(finish(&outcome, quiet))
+}
+
+/// Prints the summary and picks the exit status of a finished load.
+pub(super) fn finish(outcome: &LoadOutcome, quiet: bool) -> ExitCode {
+    let report = &outcome.report;
+    if !quiet || !outcome.committed() {
+        eprint!("{}", report.summary());
+        eprintln!("  report: {}", outcome.report_path.display());
+    }
+    if !outcome.committed() {
+        ExitCode::from(EXIT_FATAL)
+    } else if report.totals.dead_letters > 0 {
+        ExitCode::from(EXIT_SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Parses a byte size: a number with an optional unit (B, K/KB/KiB, M/MB/MiB, G/GB/GiB;
+/// all powers of 1024).
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size like 512MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    number.checked_shl(shift).filter(|v| v >> shift == number).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("10TB").is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! The collector: puts chunk results back in file order, so that dead letters get their
+//! file line numbers, and adds up the per-file counts.
+//!
+//! A chunk knows its lines only relative to its own start; the line number of its first
+//! line is the sum of the line counts of the chunks before it in the same file. Chunks are
+//! started in file order and finish roughly in order, so only a few wait here at a time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::dead_letter::DeadLetterWriter;
+use super::report::FileReport;
+use super::worker::ChunkDone;
+use crate::source::ExportFile;
+
+/// Per-file progress of the collector.
+#[derive(Default)]
+struct FileState {
+    next_chunk: u32,
+    line_base: u64,
+    waiting: BTreeMap<u32, ChunkDone>,
+}
+
+/// What the collector hands back once every chunk is in.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    pub files: Vec<FileReport>,
+    pub loaded_by_type: Vec<BTreeMap<String, u64>>,
+    pub without_view: BTreeMap<String, u64>,
+}
+
+/// Orders chunk results and writes dead letters.
+pub(crate) struct Collector<'a> {
+    files: &'a [ExportFile],
+    state: HashMap<usize, FileState>,
+    dead_letters: DeadLetterWriter,
+    collected: Collected,
+}
+
+impl<'a> Collector<'a> {
+    pub fn new(files: &'a [ExportFile], dead_letters: DeadLetterWriter) -> Self {
+        let collected = Collected {
+            files: files
+                .iter()
+                .map(|f| FileReport {
+                    path: f.path.display().to_string(),
+                    declared_type: f.declared_type.clone(),
+                    ..FileReport::default()
+                })
+                .collect(),
+            loaded_by_type: vec![BTreeMap::new(); files.len()],
+            without_view: BTreeMap::new(),
+        };
+        Collector { files, state: HashMap::new(), dead_letters, collected }
+    }
+
+    /// Takes one chunk's result and finalises every chunk now in order.
+    ///
+    /// # Errors
+    ///
+    /// Writing a dead letter failed.
+    pub fn accept(&mut self, done: ChunkDone) -> anyhow::Result<()> {
+        let file_id = done.file;
+        let state = self.state.entry(file_id).or_default();
+        state.waiting.insert(done.index, done);
+        while let Some(done) = state.waiting.remove(&state.next_chunk) {
+            let file = &self.files[file_id];
+            for dead in &done.dead {
+                let line = state.line_base + dead.index + 1;
+                self.dead_letters.write(file_id, &file.name(), &file.path, line, dead)?;
+            }
+            state.line_base += done.report.lines;
+            state.next_chunk += 1;
+            self.collected.files[file_id].add(&done.report);
+            for (t, n) in done.loaded_by_type {
+                *self.collected.loaded_by_type[file_id].entry(t).or_default() += n;
+            }
+            for (t, n) in done.without_view {
+                *self.collected.without_view.entry(t).or_default() += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the dead letters and returns the counts; `dead_letters` says how many were
+    /// written (the folder exists only when there were some).
+    ///
+    /// # Errors
+    ///
+    /// Flushing the dead-letter files failed.
+    pub fn finish(self) -> anyhow::Result<(Collected, u64)> {
+        let written = self.dead_letters.written;
+        self.dead_letters.finish()?;
+        Ok((self.collected, written))
+    }
+}

@@ -1,0 +1,188 @@
+//! Why a line was not loaded, and the dead-letter files that keep it.
+//!
+//! Every line that does not become rows is written to
+//! `<warehouse>/_dead_letter/<load id>/<input number>-<input file name>` (`.gz` dropped), one JSON object per line:
+//!
+//! ```json
+//! {"file": "export/Observation.000.ndjson", "line": 17, "offset": 40213,
+//!  "reason": "invalid_json", "detail": "...", "raw": "{\"resourceType\": ..."}
+//! ```
+//!
+//! `raw` holds the original line when it is valid UTF-8, otherwise `raw_base64` holds its
+//! bytes; an oversized line keeps only its first bytes (`raw_truncated: true`).
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+/// Why a line was not loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The line is not valid UTF-8.
+    InvalidUtf8,
+    /// The line is not valid JSON; the parser's message.
+    InvalidJson(String),
+    /// The line is JSON but not an object.
+    NotAnObject,
+    /// The object has no `resourceType` string.
+    MissingResourceType,
+    /// `resourceType` names no FHIR R4 resource (and no view reads it).
+    UnknownResourceType(String),
+    /// A view failed on the resource; the message names view and column.
+    View(String),
+    /// The line is longer than `--max-line-bytes`.
+    Oversized {
+        /// Its length in bytes.
+        len: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// The file could not be read past this point (e.g. corrupt gzip); the rest is lost.
+    Read(String),
+}
+
+impl Reason {
+    /// A stable, content-free code: safe for logs and for grouping in reports.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::InvalidJson(_) => "invalid_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::MissingResourceType => "missing_resource_type",
+            Reason::UnknownResourceType(_) => "unknown_resource_type",
+            Reason::View(_) => "view_error",
+            Reason::Oversized { .. } => "oversized_line",
+            Reason::Read(_) => "read_error",
+        }
+    }
+
+    /// The full explanation. View errors and parser messages can quote resource content,
+    /// so this goes to the dead-letter file, and to logs only with `--log-phi`.
+    #[must_use]
+    pub fn detail(&self) -> String {
+        match self {
+            Reason::InvalidUtf8 => "line is not valid UTF-8".to_owned(),
+            Reason::InvalidJson(e) => format!("invalid JSON: {e}"),
+            Reason::NotAnObject => "JSON value is not an object".to_owned(),
+            Reason::MissingResourceType => "no \"resourceType\" string".to_owned(),
+            Reason::UnknownResourceType(t) => format!("unknown resourceType {t:?}"),
+            Reason::View(e) => e.clone(),
+            Reason::Oversized { len, limit } => format!("line of {len} bytes is over --max-line-bytes {limit}"),
+            Reason::Read(e) => format!("read error, rest of file unreadable: {e}"),
+        }
+    }
+}
+
+/// One dead line, as found by a worker (line index still relative to its chunk).
+#[derive(Debug, Clone)]
+pub struct DeadLine {
+    /// 0-based line index within the chunk.
+    pub index: u64,
+    /// Byte offset of the line in the (decompressed) file.
+    pub offset: u64,
+    /// Why it was not loaded.
+    pub reason: Reason,
+    /// The line's bytes (only the head of an oversized line).
+    pub bytes: Vec<u8>,
+}
+
+/// Writes dead lines, one file per input file, created on first use.
+pub struct DeadLetterWriter {
+    dir: PathBuf,
+    files: HashMap<usize, BufWriter<File>>,
+    log_phi: bool,
+    /// Dead lines written so far.
+    pub written: u64,
+}
+
+impl DeadLetterWriter {
+    /// Writes into `dir` (created on the first dead line).
+    #[must_use]
+    pub fn new(dir: PathBuf, log_phi: bool) -> Self {
+        DeadLetterWriter { dir, files: HashMap::new(), log_phi, written: 0 }
+    }
+
+    /// The folder dead letters go to.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records one dead line of input file `file_id` (named `file_name`, shown as `path`)
+    /// at 1-based `line`, and logs it without content unless `--log-phi` was given.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error creating or writing the dead-letter file.
+    pub fn write(&mut self, file_id: usize, file_name: &str, path: &Path, line: u64, dead: &DeadLine) -> anyhow::Result<()> {
+        if self.log_phi {
+            tracing::warn!(file = %path.display(), line, reason = dead.reason.code(), detail = %dead.reason.detail(), "dead letter");
+        } else {
+            tracing::warn!(file = %path.display(), line, reason = dead.reason.code(), "dead letter");
+        }
+        let out = match self.files.entry(file_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                fs::create_dir_all(&self.dir)?;
+                // Numbered so that two inputs of the same name (in different folders) stay apart.
+                let name = format!("{file_id:03}-{}", file_name.trim_end_matches(".gz"));
+                e.insert(BufWriter::new(File::create(self.dir.join(name))?))
+            }
+        };
+        let mut record = serde_json::json!({
+            "file": path.display().to_string(),
+            "line": line,
+            "offset": dead.offset,
+            "reason": dead.reason.code(),
+            "detail": dead.reason.detail(),
+        });
+        match std::str::from_utf8(&dead.bytes) {
+            Ok(text) => record["raw"] = text.into(),
+            Err(_) => record["raw_base64"] = base64::engine::general_purpose::STANDARD.encode(&dead.bytes).into(),
+        }
+        if matches!(dead.reason, Reason::Oversized { .. }) {
+            record["raw_truncated"] = true.into();
+        }
+        serde_json::to_writer(&mut *out, &record)?;
+        out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Flushes and syncs every file.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error.
+    pub fn finish(self) -> anyhow::Result<()> {
+        for (_, out) in self.files {
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_bytes_and_reason_without_content_in_the_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = DeadLetterWriter::new(dir.path().join("dl"), false);
+        let dead = |reason, bytes: &[u8]| DeadLine { index: 0, offset: 7, reason, bytes: bytes.to_vec() };
+        w.write(0, "a.ndjson", Path::new("in/a.ndjson"), 3, &dead(Reason::InvalidJson("x".into()), b"{oops")).unwrap();
+        w.write(0, "a.ndjson", Path::new("in/a.ndjson"), 4, &dead(Reason::InvalidUtf8, b"\xff")).unwrap();
+        w.finish().unwrap();
+        let text = fs::read_to_string(dir.path().join("dl/000-a.ndjson")).unwrap();
+        let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(records[0]["line"], 3);
+        assert_eq!(records[0]["reason"], "invalid_json");
+        assert_eq!(records[0]["raw"], "{oops");
+        assert_eq!(records[1]["raw_base64"], "/w==");
+    }
+}

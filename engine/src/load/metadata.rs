@@ -1,0 +1,136 @@
+//! Warehouse metadata of a load: one `_tables/<table>.json` per table in the snapshot, the
+//! per-table report lines, and the manifest's server error files.
+//!
+//! A table's metadata file holds its schema (Arrow types as text, the partition key), the
+//! ViewDefinition it came from, its row count and part files, the input files that fed it,
+//! and the load it belongs to: enough to re-register the table in any engine and to trace
+//! every row back to its export.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::report::{ServerErrors, TableReport};
+use super::{Catalog, PipelineOutput};
+use crate::source::{Export, LineReader};
+
+/// The folder in a snapshot that holds the table metadata files.
+pub const TABLES_DIR: &str = "_tables";
+
+/// How many diagnostics of a server error file the report quotes.
+const ERROR_EXAMPLES: usize = 5;
+
+pub(crate) fn table_reports(catalog: &Catalog, outputs: &[crate::sink::parts::TableOutput]) -> Vec<TableReport> {
+    catalog
+        .layouts
+        .iter()
+        .zip(outputs)
+        .zip(catalog.views.iter().zip(&catalog.files))
+        .map(|((layout, output), (view, file))| TableReport {
+            table: layout.name.clone(),
+            view: file.display().to_string(),
+            resource_type: view.resource_type().to_owned(),
+            partition_key: layout.partition.as_ref().map(|p| p.key_name()),
+            rows: output.rows,
+            files: output.files.len() as u64,
+            bytes: output.bytes,
+        })
+        .collect()
+}
+
+pub(crate) fn write_table_metadata(
+    staging: &Path,
+    catalog: &Catalog,
+    pipeline: &PipelineOutput,
+    export: &Export,
+    load_id: &str,
+    started_at: &chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let dir = staging.join(TABLES_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (i, layout) in catalog.layouts.iter().enumerate() {
+        let view = &catalog.views[i];
+        let output = &pipeline.outputs[i];
+        // Tables without rows still get their folder, so readers find an empty table.
+        let table_dir = staging.join(&layout.name);
+        std::fs::create_dir_all(&table_dir).with_context(|| format!("cannot create {}", table_dir.display()))?;
+        let sources: Vec<String> = export
+            .files
+            .iter()
+            .zip(&pipeline.collected.loaded_by_type)
+            .filter(|(_, by_type)| by_type.get(view.resource_type()).is_some_and(|n| *n > 0))
+            .map(|(f, _)| f.path.display().to_string())
+            .collect();
+        let columns: Vec<serde_json::Value> = layout
+            .schema
+            .fields()
+            .iter()
+            .map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+            .collect();
+        let mut files = output.files.clone();
+        files.sort();
+        let meta = json!({
+            "table": layout.name,
+            "resource_type": view.resource_type(),
+            "view_file": catalog.files[i].display().to_string(),
+            "view": view.definition(),
+            "columns": columns,
+            "partition_key": layout.partition.as_ref().map(|p| p.key_name()),
+            "rows": output.rows,
+            "bytes": output.bytes,
+            "files": files,
+            "source_files": sources,
+            "load_id": load_id,
+            "loaded_at": started_at.to_rfc3339(),
+        });
+        let path = dir.join(format!("{}.json", layout.name));
+        std::fs::write(&path, serde_json::to_vec_pretty(&meta)?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Counts the OperationOutcomes of the manifest's error files and quotes a few diagnostics.
+/// An unreadable file is reported as such rather than failing the load.
+pub(crate) fn read_server_errors(files: &[PathBuf]) -> Vec<ServerErrors> {
+    files
+        .iter()
+        .map(|path| {
+            let mut report = ServerErrors { path: path.display().to_string(), ..ServerErrors::default() };
+            let lines = match LineReader::open(path) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    report.examples.push(format!("unreadable: {e}"));
+                    return report;
+                }
+            };
+            for line in lines {
+                let Ok(line) = line else { break };
+                report.outcomes += 1;
+                if report.examples.len() < ERROR_EXAMPLES {
+                    report.examples.push(diagnostics_of(&line.bytes));
+                }
+            }
+            report
+        })
+        .collect()
+}
+
+fn diagnostics_of(line: &[u8]) -> String {
+    let Ok(outcome) = serde_json::from_slice::<serde_json::Value>(line) else {
+        return "not valid JSON".to_owned();
+    };
+    let issues = outcome["issue"].as_array().cloned().unwrap_or_default();
+    let texts: Vec<String> = issues
+        .iter()
+        .map(|i| {
+            let text = i["diagnostics"].as_str().or_else(|| i["details"]["text"].as_str()).unwrap_or("(no diagnostics)");
+            format!("{}: {text}", i["severity"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    if texts.is_empty() {
+        "OperationOutcome without issues".to_owned()
+    } else {
+        texts.join("; ")
+    }
+}

@@ -1,0 +1,320 @@
+//! The load: a whole Bulk Data export through every view into a warehouse, in parallel.
+//!
+//! This module wires the stages together and owns nothing else: the [`source`] cuts files
+//! into line-aligned chunks, workers on a rayon pool parse each line once and run every
+//! [`view`] of its type ([`worker`]), writer threads turn the batches into partitioned
+//! Parquet part files in a staging folder ([`sink::parts`]), a collector orders the results
+//! and writes dead letters, and [`sink::commit`] publishes the staging folder atomically.
+//!
+//! Data flows one way, through bounded channels: when writers fall behind, workers block
+//! (back-pressure), so memory stays flat however large the export.
+//!
+//! [`source`]: crate::source
+//! [`view`]: crate::view
+//! [`sink::parts`]: crate::sink::parts
+//! [`sink::commit`]: crate::sink::commit
+
+mod catalog;
+mod collect;
+pub mod dead_letter;
+mod metadata;
+pub mod report;
+mod resource_types;
+mod worker;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+
+pub use catalog::Catalog;
+pub use report::LoadReport;
+pub use resource_types::{is_r4_resource_type, R4_RESOURCE_TYPES};
+
+use crate::sink::commit::Warehouse;
+use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
+use crate::source::{open_export, plan_ranges, Export};
+use collect::Collector;
+use dead_letter::DeadLetterWriter;
+use worker::{Chunk, ChunkDone, Shared, WorkerState, WriteMsg};
+
+/// Settings of one load. [`LoadOptions::new`] gives the defaults of `fhirhouse load`.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The export: a folder, a `manifest.json`, or data files.
+    pub inputs: Vec<PathBuf>,
+    /// The warehouse folder.
+    pub out: PathBuf,
+    /// A folder of ViewDefinitions, one table each; `None` for the shipped views.
+    pub views_dir: Option<PathBuf>,
+    /// Worker threads; 0 for one per core.
+    pub threads: usize,
+    /// Rough ceiling on the memory the load uses, in bytes.
+    pub memory_limit: u64,
+    /// Lines longer than this are dead-lettered unread.
+    pub max_line_bytes: usize,
+    /// Fail the load (publishing nothing) when more lines than this are dead-lettered.
+    pub max_errors: Option<u64>,
+    /// Size of the pieces plain files are cut into for the workers.
+    pub chunk_bytes: u64,
+    /// Whether logs may quote resource content (dead-letter details).
+    pub log_phi: bool,
+    /// Whether to draw a progress bar (only ever drawn on a terminal).
+    pub progress: bool,
+}
+
+impl LoadOptions {
+    /// The defaults: all cores, 1 GiB, 64 MiB lines, no error limit, 16 MiB chunks.
+    #[must_use]
+    pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
+        LoadOptions {
+            inputs,
+            out,
+            views_dir: None,
+            threads: 0,
+            memory_limit: 1 << 30,
+            max_line_bytes: 64 << 20,
+            max_errors: None,
+            chunk_bytes: 16 << 20,
+            log_phi: false,
+            progress: false,
+        }
+    }
+}
+
+/// The result of a load that ran to the end (committed or failed by `--max-errors`).
+#[derive(Debug)]
+pub struct LoadOutcome {
+    /// The run report, also saved in the warehouse.
+    pub report: LoadReport,
+    /// Where the report was saved.
+    pub report_path: PathBuf,
+}
+
+impl LoadOutcome {
+    /// Whether the load was published.
+    #[must_use]
+    pub fn committed(&self) -> bool {
+        self.report.status == "committed"
+    }
+}
+
+/// Runs a load. See the module docs for how it works.
+///
+/// # Errors
+///
+/// Problems that stop the load before or while writing: invalid views, an export that
+/// cannot be listed, a warehouse that cannot be written. Bad *lines* are never errors: they
+/// are dead-lettered, and only `max_errors` turns them into a failed (unpublished) load.
+pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let catalog = match &options.views_dir {
+        Some(dir) => Catalog::from_dir(dir)?,
+        None => Catalog::shipped()?,
+    };
+    let export = open_export(&options.inputs)?;
+    let warehouse = Warehouse::open(&options.out).context("cannot open the warehouse")?;
+    let load_id = new_load_id(started_at);
+    let staging = warehouse.begin(&load_id)?;
+    let threads = if options.threads == 0 { num_cpus() } else { options.threads };
+    tracing::info!(load_id, files = export.files.len(), views = catalog.views.len(), threads, "load starting");
+
+    let run = run_pipeline(options, &catalog, &export, &staging, &warehouse.dead_letter_dir(&load_id), threads);
+    let mut report = LoadReport {
+        load_id: load_id.clone(),
+        started: started_at.to_rfc3339(),
+        threads,
+        manifest: export.manifest.as_ref().map(|m| m.display().to_string()),
+        transaction_time: export.transaction_time.clone(),
+        server_errors: metadata::read_server_errors(&export.error_files),
+        ..LoadReport::default()
+    };
+    let result = run.and_then(|pipeline| {
+        report.files = pipeline.collected.files.clone();
+        report.without_view_by_type = pipeline.collected.without_view.clone();
+        report.total_up();
+        if pipeline.dead_letters > 0 {
+            report.dead_letter_dir = Some(warehouse.dead_letter_dir(&load_id).display().to_string());
+        }
+        if let Some(max) = options.max_errors.filter(|max| report.totals.dead_letters > *max) {
+            return Err(anyhow!("{} lines dead-lettered, over --max-errors {max}", report.totals.dead_letters));
+        }
+        report.tables = metadata::table_reports(&catalog, &pipeline.outputs);
+        report.status = "committed".into();
+        report.check().map_err(|e| anyhow!("counts do not reconcile: {e}"))?;
+        metadata::write_table_metadata(&staging, &catalog, &pipeline, &export, &load_id, &started_at)?;
+        let tables: Vec<String> = catalog.layouts.iter().map(|l| l.name.clone()).collect();
+        warehouse.publish(&load_id, &tables)?;
+        Ok(())
+    });
+    if let Err(e) = result {
+        warehouse.abandon(&load_id);
+        report.status = "failed".into();
+        report.failure = Some(format!("{e:#}"));
+        report.tables.clear();
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    let report_path = warehouse.report_path(&load_id);
+    let json = serde_json::to_vec_pretty(&report).expect("reports serialise");
+    std::fs::write(&report_path, json).with_context(|| format!("cannot write {}", report_path.display()))?;
+    Ok(LoadOutcome { report, report_path })
+}
+
+/// What the pipeline produced before publishing.
+pub(crate) struct PipelineOutput {
+    pub collected: collect::Collected,
+    pub outputs: Vec<TableOutput>,
+    pub dead_letters: u64,
+}
+
+fn run_pipeline(
+    options: &LoadOptions,
+    catalog: &Catalog,
+    export: &Export,
+    staging: &Path,
+    dead_letter_dir: &Path,
+    threads: usize,
+) -> anyhow::Result<PipelineOutput> {
+    let chunks = plan_chunks(export, options.chunk_bytes);
+    let shards = (threads / 4).max(1);
+    let limits = PartLimits {
+        memory_budget: (options.memory_limit / 2 / shards as u64) as usize,
+        ..PartLimits::default()
+    };
+    let abort = AtomicBool::new(false);
+    let dead_count = AtomicU64::new(0);
+    let total_bytes = export.files.iter().map(|f| f.size).sum();
+    let progress = progress_bar(options.progress, total_bytes);
+
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(shards);
+        let mut writer_handles = Vec::with_capacity(shards);
+        for shard in 0..shards {
+            // Two batches in flight per worker and shard: enough to keep writers busy,
+            // little enough that a slow disk stops the workers rather than filling memory.
+            let (tx, rx) = mpsc::sync_channel::<WriteMsg>(2 * threads);
+            senders.push(tx);
+            let writers = PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), shard, limits);
+            let abort = &abort;
+            writer_handles.push(scope.spawn(move || write_batches(writers, rx, abort)));
+        }
+        let (done_tx, done_rx) = mpsc::channel::<ChunkDone>();
+        let mut collector = Collector::new(&export.files, DeadLetterWriter::new(dead_letter_dir.to_path_buf(), options.log_phi));
+        let collector_handle = scope.spawn(move || -> anyhow::Result<_> {
+            for done in done_rx {
+                collector.accept(done)?;
+            }
+            collector.finish()
+        });
+
+        let shared = Shared {
+            catalog,
+            files: &export.files,
+            writers: senders,
+            collector: done_tx,
+            abort: &abort,
+            dead_count: &dead_count,
+            max_errors: options.max_errors,
+            max_line_bytes: options.max_line_bytes,
+            progress: &progress,
+        };
+        run_workers(&shared, &chunks, threads)?;
+        drop(shared);
+        progress.finish_and_clear();
+
+        let mut outputs = vec![TableOutput::default(); catalog.layouts.len()];
+        for handle in writer_handles {
+            let shard_outputs = handle.join().map_err(|_| anyhow!("a writer thread panicked"))??;
+            for (total, part) in outputs.iter_mut().zip(shard_outputs) {
+                total.rows += part.rows;
+                total.bytes += part.bytes;
+                total.files.extend(part.files);
+            }
+        }
+        let (collected, dead_letters) = collector_handle.join().map_err(|_| anyhow!("the collector panicked"))??;
+        if abort.load(Ordering::Relaxed) && options.max_errors.is_none() {
+            return Err(anyhow!("the load was stopped"));
+        }
+        Ok(PipelineOutput { collected, outputs, dead_letters })
+    })
+}
+
+/// Runs every chunk on a pool of `threads`, in file order (FIFO), each worker thread
+/// reusing one [`WorkerState`].
+fn run_workers(shared: &Shared<'_>, chunks: &[Chunk], threads: usize) -> anyhow::Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("fhirhouse-worker-{i}"))
+        .build()
+        .context("cannot start worker threads")?;
+    let states: std::sync::Mutex<Vec<WorkerState>> = std::sync::Mutex::new(Vec::new());
+    pool.scope_fifo(|scope| {
+        for chunk in chunks {
+            let states = &states;
+            scope.spawn_fifo(move |_| {
+                let state = states.lock().expect("no worker panics holding it").pop();
+                let mut state = state.unwrap_or_else(|| WorkerState::new(shared.catalog));
+                worker::process_chunk(shared, &mut state, chunk);
+                states.lock().expect("no worker panics holding it").push(state);
+            });
+        }
+    });
+    Ok(())
+}
+
+fn write_batches(
+    mut writers: PartWriters,
+    batches: mpsc::Receiver<WriteMsg>,
+    abort: &AtomicBool,
+) -> anyhow::Result<Vec<TableOutput>> {
+    let mut failure = None;
+    for msg in batches {
+        if failure.is_some() {
+            continue; // keep draining so that workers never block on a dead writer
+        }
+        if let Err(e) = writers.write(msg.table, msg.partition, &msg.batch) {
+            abort.store(true, Ordering::Relaxed);
+            failure = Some(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(anyhow!(e).context("writing the tables")),
+        None => Ok(writers.finish().context("writing the tables")?),
+    }
+}
+
+/// Plain files are cut into ranges; compressed files are one chunk each.
+fn plan_chunks(export: &Export, chunk_bytes: u64) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    for (file, f) in export.files.iter().enumerate() {
+        let ranges = if f.compressed { vec![0..u64::MAX] } else { plan_ranges(f.size, chunk_bytes) };
+        chunks.extend(ranges.into_iter().enumerate().map(|(index, range)| Chunk { file, index: index as u32, range }));
+    }
+    chunks
+}
+
+/// A sortable, unique load id: the UTC start time and a random suffix.
+fn new_load_id(at: chrono::DateTime<chrono::Utc>) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}-{:04x}", at.format("%Y%m%dT%H%M%SZ"), (nanos ^ std::process::id()) & 0xffff)
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+fn progress_bar(enabled: bool, total: u64) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    // indicatif draws nothing when standard error is not a terminal.
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    bar
+}

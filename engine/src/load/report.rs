@@ -1,0 +1,255 @@
+//! The run report: what was read, written and dead-lettered, per file and per table.
+//!
+//! Saved as `_fhirhouse/loads/<load id>.json` and summarised on standard error. The counts
+//! reconcile by construction and [`LoadReport::check`] verifies it:
+//!
+//! - per file: `lines = blank_lines + loaded + without_view + dead_letters`;
+//! - across the load: rows counted while reading = rows written to the tables.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// Counts for one input file.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FileReport {
+    /// The file as named in the export.
+    pub path: String,
+    /// The resource type the manifest declares for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_type: Option<String>,
+    /// Bytes read (decompressed).
+    pub bytes: u64,
+    /// Lines, blank ones included.
+    pub lines: u64,
+    /// Blank lines (counted, not dead-lettered).
+    pub blank_lines: u64,
+    /// Resources that went through their views.
+    pub loaded: u64,
+    /// Valid resources of a type no view reads (kept nowhere unless `--keep-raw`).
+    pub without_view: u64,
+    /// Lines written to the dead-letter output.
+    pub dead_letters: u64,
+    /// Dead letters by reason code.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dead_by_reason: BTreeMap<String, u64>,
+    /// Rows the file's resources produced, all tables together.
+    pub rows: u64,
+    /// Resources whose `resourceType` differs from the manifest's `type` for the file.
+    pub type_mismatches: u64,
+    /// Worker time spent on the file, summed over threads.
+    pub seconds: f64,
+}
+
+impl FileReport {
+    /// Adds the counts of a later chunk of the same file.
+    pub fn add(&mut self, other: &FileReport) {
+        self.bytes += other.bytes;
+        self.lines += other.lines;
+        self.blank_lines += other.blank_lines;
+        self.loaded += other.loaded;
+        self.without_view += other.without_view;
+        self.dead_letters += other.dead_letters;
+        for (reason, n) in &other.dead_by_reason {
+            *self.dead_by_reason.entry(reason.clone()).or_default() += n;
+        }
+        self.rows += other.rows;
+        self.type_mismatches += other.type_mismatches;
+        self.seconds += other.seconds;
+    }
+}
+
+/// Counts for one output table.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TableReport {
+    /// Table name.
+    pub table: String,
+    /// The ViewDefinition file.
+    pub view: String,
+    /// The resource type the view reads.
+    pub resource_type: String,
+    /// The Hive partition key, if partitioned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
+    /// Rows written.
+    pub rows: u64,
+    /// Part files written.
+    pub files: u64,
+    /// Bytes of the part files.
+    pub bytes: u64,
+}
+
+/// A manifest `error[]` file: the server's OperationOutcomes for the export.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ServerErrors {
+    /// The file.
+    pub path: String,
+    /// OperationOutcome resources in it.
+    pub outcomes: u64,
+    /// The first few diagnostics, for a quick look.
+    pub examples: Vec<String>,
+}
+
+/// The report of one load.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    /// The load id (also the snapshot and dead-letter folder names).
+    pub load_id: String,
+    /// `committed`, or `failed` (nothing published).
+    pub status: String,
+    /// Why the load failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Start time (UTC, RFC 3339).
+    pub started: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// The export's manifest, when it was named by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// The manifest's `transactionTime`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_time: Option<String>,
+    /// Sums over all files.
+    pub totals: FileReport,
+    /// Per input file.
+    pub files: Vec<FileReport>,
+    /// Per table.
+    pub tables: Vec<TableReport>,
+    /// Resources without a view, by type.
+    pub without_view_by_type: BTreeMap<String, u64>,
+    /// The manifest's error files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_errors: Vec<ServerErrors>,
+    /// Where the dead letters are, when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_dir: Option<String>,
+}
+
+impl LoadReport {
+    /// Recomputes the totals from the files.
+    pub fn total_up(&mut self) {
+        let mut totals = FileReport { path: "(all files)".into(), ..FileReport::default() };
+        for file in &self.files {
+            totals.add(file);
+        }
+        self.totals = totals;
+    }
+
+    /// Checks that the counts reconcile; the message says which do not.
+    ///
+    /// # Errors
+    ///
+    /// A description of the first count that does not add up.
+    pub fn check(&self) -> Result<(), String> {
+        for f in self.files.iter().chain(std::iter::once(&self.totals)) {
+            let accounted = f.blank_lines + f.loaded + f.without_view + f.dead_letters;
+            if f.lines != accounted {
+                return Err(format!(
+                    "{}: {} lines but {} blank + {} loaded + {} without a view + {} dead letters = {accounted}",
+                    f.path, f.lines, f.blank_lines, f.loaded, f.without_view, f.dead_letters
+                ));
+            }
+            let by_reason: u64 = f.dead_by_reason.values().sum();
+            if by_reason != f.dead_letters {
+                return Err(format!("{}: dead letters by reason sum to {by_reason}, not {}", f.path, f.dead_letters));
+            }
+        }
+        let table_rows: u64 = self.tables.iter().map(|t| t.rows).sum();
+        if self.status == "committed" && table_rows != self.totals.rows {
+            return Err(format!("tables hold {table_rows} rows but the views produced {}", self.totals.rows));
+        }
+        Ok(())
+    }
+
+    /// The human summary printed on standard error.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let t = &self.totals;
+        let mut s = String::new();
+        let mb = t.bytes as f64 / 1e6;
+        let _ = writeln!(
+            s,
+            "load {} {}: {} files, {:.1} MB in {:.1} s ({:.1} MB/s, {} threads)",
+            self.load_id,
+            self.status,
+            self.files.len(),
+            mb,
+            self.seconds,
+            mb / self.seconds.max(1e-9),
+            self.threads
+        );
+        let _ = writeln!(
+            s,
+            "  {} lines: {} loaded, {} without a view, {} dead letters, {} blank",
+            t.lines, t.loaded, t.without_view, t.dead_letters, t.blank_lines
+        );
+        if let Some(why) = &self.failure {
+            let _ = writeln!(s, "  failed: {why}");
+        }
+        if !t.dead_by_reason.is_empty() {
+            let reasons: Vec<String> = t.dead_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let dir = self.dead_letter_dir.as_deref().unwrap_or("-");
+            let _ = writeln!(s, "  dead letters by reason: {} (in {dir})", reasons.join(", "));
+        }
+        if !self.without_view_by_type.is_empty() {
+            let types: Vec<String> = self.without_view_by_type.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let _ = writeln!(s, "  no view for: {}", types.join(", "));
+        }
+        let mismatches: u64 = self.files.iter().map(|f| f.type_mismatches).sum();
+        if mismatches > 0 {
+            let _ = writeln!(s, "  {mismatches} resources differ from their file's manifest type (see the report)");
+        }
+        for e in &self.server_errors {
+            let _ = writeln!(s, "  server reported {} OperationOutcomes in {}", e.outcomes, e.path);
+        }
+        if self.status == "committed" {
+            let width = self.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).max(5);
+            let _ = writeln!(s, "  {:<width$} {:>10} {:>6} {:>10}", "table", "rows", "files", "MB");
+            for table in &self.tables {
+                let _ = writeln!(
+                    s,
+                    "  {:<width$} {:>10} {:>6} {:>10.2}",
+                    table.table,
+                    table.rows,
+                    table.files,
+                    table.bytes as f64 / 1e6
+                );
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(lines: u64, loaded: u64, dead: u64) -> FileReport {
+        let mut f = FileReport { path: "f".into(), lines, loaded, dead_letters: dead, rows: loaded, ..Default::default() };
+        if dead > 0 {
+            f.dead_by_reason.insert("invalid_json".into(), dead);
+        }
+        f
+    }
+
+    #[test]
+    fn check_accepts_reconciled_counts_and_names_what_does_not_add_up() {
+        let mut report = LoadReport { status: "committed".into(), files: vec![file(5, 4, 1)], ..Default::default() };
+        report.tables.push(TableReport { table: "t".into(), rows: 4, ..Default::default() });
+        report.total_up();
+        report.check().unwrap();
+
+        report.files[0].lines = 6;
+        report.total_up();
+        assert!(report.check().unwrap_err().contains("6 lines"));
+
+        report.files[0].lines = 5;
+        report.total_up();
+        report.tables[0].rows = 3;
+        assert!(report.check().unwrap_err().contains("3 rows"));
+    }
+}

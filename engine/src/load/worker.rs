@@ -1,0 +1,241 @@
+//! One worker's job: read the lines of one chunk, parse each once, run every view of its
+//! type, and hand full batches to the writers. Everything that goes wrong with a line ends
+//! as a [`DeadLine`]; nothing here can fail the load except the writers going away.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, SyncSender};
+use std::time::Instant;
+
+use arrow::record_batch::RecordBatch;
+use simd_json::prelude::*;
+
+use super::catalog::Catalog;
+use super::dead_letter::{DeadLine, Reason};
+use super::report::FileReport;
+use super::resource_types::is_r4_resource_type;
+use crate::sink::partition::PartitionValue;
+use crate::source::{ChunkLine, ChunkLines, ExportFile};
+use crate::view::ViewSet;
+
+/// Rows buffered by a worker, all views together, before it hands batches to the writers.
+const FLUSH_ROWS: usize = 16 * 1024;
+
+/// A line-aligned piece of one input file.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    /// Index of the file in the export.
+    pub file: usize,
+    /// Position of the chunk within its file, from 0.
+    pub index: u32,
+    /// The bytes whose lines it owns (`0..u64::MAX` for a compressed file).
+    pub range: Range<u64>,
+}
+
+/// Rows of one partition of one table, on their way to a writer.
+pub(crate) struct WriteMsg {
+    pub table: usize,
+    pub partition: PartitionValue,
+    pub batch: RecordBatch,
+}
+
+/// What a worker found in one chunk, for the collector.
+pub(crate) struct ChunkDone {
+    pub file: usize,
+    pub index: u32,
+    pub report: FileReport,
+    pub dead: Vec<DeadLine>,
+    pub loaded_by_type: BTreeMap<String, u64>,
+    pub without_view: BTreeMap<String, u64>,
+}
+
+/// What every worker shares.
+pub(crate) struct Shared<'a> {
+    pub catalog: &'a Catalog,
+    pub files: &'a [ExportFile],
+    pub writers: Vec<SyncSender<WriteMsg>>,
+    pub collector: Sender<ChunkDone>,
+    pub abort: &'a AtomicBool,
+    pub dead_count: &'a AtomicU64,
+    pub max_errors: Option<u64>,
+    pub max_line_bytes: usize,
+    pub progress: &'a indicatif::ProgressBar,
+}
+
+/// A worker's reusable state: builders for every view and the parser's scratch space.
+pub(crate) struct WorkerState {
+    views: ViewSet,
+    parse_buffers: simd_json::Buffers,
+    /// A copy of the line before parsing: simd-json rewrites its input in place, and a dead
+    /// letter must keep the original bytes.
+    original: Vec<u8>,
+    pending_rows: usize,
+}
+
+impl WorkerState {
+    pub fn new(catalog: &Catalog) -> Self {
+        WorkerState {
+            views: ViewSet::new(catalog.views.iter().cloned()),
+            parse_buffers: simd_json::Buffers::default(),
+            original: Vec::new(),
+            pending_rows: 0,
+        }
+    }
+}
+
+/// Processes one chunk and sends its [`ChunkDone`] to the collector.
+pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk: &Chunk) {
+    let started = Instant::now();
+    let file = &shared.files[chunk.file];
+    let mut done = ChunkDone {
+        file: chunk.file,
+        index: chunk.index,
+        report: FileReport::default(),
+        dead: Vec::new(),
+        loaded_by_type: BTreeMap::new(),
+        without_view: BTreeMap::new(),
+    };
+    let from = chunk.range.start.saturating_sub(1);
+    let mut consumed = 0;
+    match file.open_at(from) {
+        Err(e) => {
+            done.report.lines += 1;
+            push_dead(shared, &mut done, DeadLine { index: 0, offset: from, reason: Reason::Read(e.to_string()), bytes: Vec::new() });
+        }
+        Ok(reader) => {
+            let mut lines = ChunkLines::new(reader, chunk.range.clone(), shared.max_line_bytes);
+            let mut non_blank = 0;
+            while !shared.abort.load(Ordering::Relaxed) {
+                match lines.next_line() {
+                    Ok(None) => break,
+                    Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
+                        non_blank += 1;
+                        if let Err(reason) = process_line(shared, state, &mut done, file, bytes) {
+                            let bytes = std::mem::take(&mut state.original);
+                            push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes });
+                        }
+                    }
+                    Ok(Some(ChunkLine::Oversized { index, offset, len, head })) => {
+                        non_blank += 1;
+                        let reason = Reason::Oversized { len, limit: shared.max_line_bytes };
+                        push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes: head.to_vec() });
+                    }
+                    Err(e) => {
+                        // The line being read counts as one line, dead; the rest is unreadable.
+                        let (index, offset) = (lines.lines_read(), lines.position());
+                        let reason = Reason::Read(e.to_string());
+                        push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes: Vec::new() });
+                        done.report.lines += 1;
+                        break;
+                    }
+                }
+                if state.pending_rows >= FLUSH_ROWS {
+                    flush(shared, state, false);
+                }
+                let position = lines.position();
+                if !file.compressed && position - from - consumed >= 1 << 20 {
+                    shared.progress.inc(position - from - consumed);
+                    consumed = position - from;
+                }
+            }
+            done.report.lines += lines.lines_read();
+            done.report.blank_lines = lines.lines_read() - non_blank;
+            let read = lines.position() - from;
+            done.report.bytes = read;
+            shared.progress.inc(if file.compressed { file.size } else { read.saturating_sub(consumed) });
+        }
+    }
+    flush(shared, state, true);
+    done.report.seconds = started.elapsed().as_secs_f64();
+    // The collector only goes away when the load is already failing.
+    let _ = shared.collector.send(done);
+}
+
+fn push_dead(shared: &Shared<'_>, done: &mut ChunkDone, dead: DeadLine) {
+    done.report.dead_letters += 1;
+    *done.report.dead_by_reason.entry(dead.reason.code().to_owned()).or_default() += 1;
+    done.dead.push(dead);
+    let total = shared.dead_count.fetch_add(1, Ordering::Relaxed) + 1;
+    if shared.max_errors.is_some_and(|max| total > max) {
+        shared.abort.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Parses one line and runs the views of its type. On `Err`, `state.original` holds the
+/// line's original bytes.
+fn process_line(
+    shared: &Shared<'_>,
+    state: &mut WorkerState,
+    done: &mut ChunkDone,
+    file: &ExportFile,
+    bytes: &mut [u8],
+) -> Result<(), Reason> {
+    state.original.clear();
+    state.original.extend_from_slice(bytes);
+    let resource = simd_json::to_borrowed_value_with_buffers(bytes, &mut state.parse_buffers).map_err(|e| {
+        if *e.error() == simd_json::ErrorType::InvalidUtf8 {
+            Reason::InvalidUtf8
+        } else {
+            Reason::InvalidJson(e.to_string())
+        }
+    })?;
+    if resource.as_object().is_none() {
+        return Err(Reason::NotAnObject);
+    }
+    let resource_type = resource.get_str("resourceType").ok_or(Reason::MissingResourceType)?;
+    if file.declared_type.as_deref().is_some_and(|t| t != resource_type) {
+        done.report.type_mismatches += 1;
+    }
+    if !state.views.reads(resource_type) {
+        if !is_r4_resource_type(resource_type) {
+            return Err(Reason::UnknownResourceType(resource_type.to_owned()));
+        }
+        done.report.without_view += 1;
+        *done.without_view.entry(resource_type.to_owned()).or_default() += 1;
+        return Ok(());
+    }
+    let rows = state.views.append(resource_type, &resource).map_err(|e| Reason::View(e.to_string()))?;
+    done.report.loaded += 1;
+    done.report.rows += rows as u64;
+    state.pending_rows += rows;
+    if let Some(n) = done.loaded_by_type.get_mut(resource_type) {
+        *n += 1;
+    } else {
+        done.loaded_by_type.insert(resource_type.to_owned(), 1);
+    }
+    Ok(())
+}
+
+/// Hands buffered rows to the writers: every non-empty builder when `all`, else the ones
+/// holding at least a quarter of the flush size (small tables wait for the chunk's end).
+fn flush(shared: &Shared<'_>, state: &mut WorkerState, all: bool) {
+    let threshold = if all { 1 } else { FLUSH_ROWS / 4 };
+    for (table, builder) in state.views.builders_mut().iter_mut().enumerate() {
+        if builder.len() < threshold {
+            continue;
+        }
+        let batch = builder.finish();
+        let parts = match &shared.catalog.layouts[table].partition {
+            Some(spec) => spec.split(&batch),
+            None => vec![(None, batch)],
+        };
+        for (partition, batch) in parts {
+            let shard = shard_of(table, partition, shared.writers.len());
+            if shared.writers[shard].send(WriteMsg { table, partition, batch }).is_err() {
+                // A writer failed and stopped; the load is failing, stop reading too.
+                shared.abort.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    state.pending_rows = state.views.builders_mut().iter().map(|b| b.len()).sum();
+}
+
+/// The writer thread that owns a (table, partition): always the same one, so each
+/// partition's rows go to as few files as possible.
+pub(crate) fn shard_of(table: usize, partition: PartitionValue, shards: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (table, partition).hash(&mut hasher);
+    (hasher.finish() % shards as u64) as usize
+}

@@ -1,0 +1,307 @@
+//! A warehouse folder and its atomic publish step.
+//!
+//! Layout of a warehouse `W`:
+//!
+//! ```text
+//! W/observation -> _fhirhouse/current/observation     one link per table
+//! W/_fhirhouse/current -> snapshots/<load id>          the commit point
+//! W/_fhirhouse/snapshots/<load id>/<table>/...         the tables of one load
+//! W/_fhirhouse/snapshots/<load id>/_tables/<table>.json  per-table metadata
+//! W/_fhirhouse/staging/<load id>/                      a load in progress
+//! W/_fhirhouse/loads/<load id>.json                    run reports
+//! W/_dead_letter/<load id>/*.ndjson                    lines that could not be loaded
+//! ```
+//!
+//! A load writes only into its staging folder, which no reader looks at. [`Warehouse::publish`]
+//! renames it into `snapshots/` and then replaces the `current` link with one `rename`, which
+//! POSIX makes atomic: readers resolve `W/observation` either through the old snapshot or
+//! through the new one, never a mix and never a partial file. A crash before that rename
+//! leaves the previous state as it was (the next load removes the orphaned staging folder);
+//! a crash after it leaves the new state. The previous snapshot is kept until the next load,
+//! so a query that listed its files before the switch can still read them.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::SinkError;
+
+const META_DIR: &str = "_fhirhouse";
+const DEAD_LETTER_DIR: &str = "_dead_letter";
+
+/// A warehouse folder, locked for one load at a time.
+#[derive(Debug)]
+pub struct Warehouse {
+    root: PathBuf,
+    /// Held open for its lock; released when the warehouse is dropped.
+    _lock: File,
+}
+
+impl Warehouse {
+    /// Opens (creating if needed) the warehouse at `root`, takes its load lock, and removes
+    /// what crashed loads left in the staging area.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::File`] when the folder cannot be created, another load holds the lock, or
+    /// `root` exists and is not a folder.
+    pub fn open(root: &Path) -> Result<Warehouse, SinkError> {
+        let file_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SinkError::File { path, source }
+        };
+        let meta = root.join(META_DIR);
+        for dir in ["staging", "snapshots", "loads"] {
+            fs::create_dir_all(meta.join(dir)).map_err(file_error(&meta.join(dir)))?;
+        }
+        let lock_path = meta.join("lock");
+        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(file_error(&lock_path))?;
+        lock.try_lock().map_err(|e| SinkError::File {
+            path: lock_path.clone(),
+            source: io::Error::new(io::ErrorKind::WouldBlock, format!("another load is writing this warehouse ({e})")),
+        })?;
+        let staging = meta.join("staging");
+        for entry in fs::read_dir(&staging).map_err(file_error(&staging))? {
+            let path = entry.map_err(file_error(&staging))?.path();
+            tracing::info!(path = %path.display(), "removing the staging folder of an interrupted load");
+            fs::remove_dir_all(&path).map_err(file_error(&path))?;
+        }
+        Ok(Warehouse { root: root.to_path_buf(), _lock: lock })
+    }
+
+    /// The warehouse folder.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates and returns the staging folder of a new load.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::File`] when it cannot be created.
+    pub fn begin(&self, load_id: &str) -> Result<PathBuf, SinkError> {
+        let dir = self.meta().join("staging").join(load_id);
+        fs::create_dir_all(&dir).map_err(|source| SinkError::File { path: dir.clone(), source })?;
+        Ok(dir)
+    }
+
+    /// Where the dead letters of a load go (created by the caller when there are any).
+    #[must_use]
+    pub fn dead_letter_dir(&self, load_id: &str) -> PathBuf {
+        self.root.join(DEAD_LETTER_DIR).join(load_id)
+    }
+
+    /// Where the run report of a load goes.
+    #[must_use]
+    pub fn report_path(&self, load_id: &str) -> PathBuf {
+        self.meta().join("loads").join(format!("{load_id}.json"))
+    }
+
+    /// The load id of the published snapshot, if any.
+    #[must_use]
+    pub fn current(&self) -> Option<String> {
+        let target = fs::read_link(self.meta().join("current")).ok()?;
+        Some(target.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// Drops a staged load without publishing it (a failed load).
+    pub fn abandon(&self, load_id: &str) {
+        let dir = self.meta().join("staging").join(load_id);
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            tracing::warn!(path = %dir.display(), error = %e, "could not remove the staging folder");
+        }
+    }
+
+    /// Publishes the staged load `load_id`, whose folder holds one folder per table in
+    /// `tables`, as the warehouse's current state; see the module docs for the protocol.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::File`] for any file-system failure. Before the commit point the previous
+    /// state is untouched; after it, only cleanup can fail, which is logged, not returned.
+    pub fn publish(&self, load_id: &str, tables: &[String]) -> Result<(), SinkError> {
+        let meta = self.meta();
+        let staged = meta.join("staging").join(load_id);
+        let snapshot = meta.join("snapshots").join(load_id);
+        sync_tree(&staged).map_err(|source| SinkError::File { path: staged.clone(), source })?;
+        rename(&staged, &snapshot)?;
+        sync_dir(&meta.join("snapshots")).map_err(|source| SinkError::File { path: snapshot.clone(), source })?;
+
+        // Table links resolve through `current`, so they can be made before the switch: a
+        // link for a table new in this load dangles (the table is absent) until then.
+        for table in tables {
+            self.ensure_table_link(table)?;
+        }
+        let previous = self.current();
+        let link_tmp = meta.join(format!("current.{load_id}.tmp"));
+        let _ = fs::remove_file(&link_tmp);
+        symlink(Path::new("snapshots").join(load_id), &link_tmp)?;
+        // The commit point.
+        rename(&link_tmp, &meta.join("current"))?;
+        sync_dir(&meta).map_err(|source| SinkError::File { path: meta.clone(), source })?;
+
+        self.remove_stale_links(tables);
+        self.remove_old_snapshots(load_id, previous.as_deref());
+        Ok(())
+    }
+
+    fn meta(&self) -> PathBuf {
+        self.root.join(META_DIR)
+    }
+
+    fn ensure_table_link(&self, table: &str) -> Result<(), SinkError> {
+        let link = self.root.join(table);
+        let target = Path::new(META_DIR).join("current").join(table);
+        match fs::symlink_metadata(&link) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if fs::read_link(&link).is_ok_and(|t| t == target) {
+                    return Ok(());
+                }
+                fs::remove_file(&link).map_err(|source| SinkError::File { path: link.clone(), source })?;
+            }
+            Ok(_) => {
+                return Err(SinkError::File {
+                    path: link,
+                    source: io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "exists and is not a table link of this warehouse; refusing to replace it",
+                    ),
+                })
+            }
+            Err(_) => {}
+        }
+        symlink(target, &link)
+    }
+
+    /// Removes links of tables the current snapshot no longer has (a changed `--views`).
+    fn remove_stale_links(&self, tables: &[String]) {
+        let Ok(entries) = fs::read_dir(&self.root) else { return };
+        let ours = Path::new(META_DIR).join("current");
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_our_link = fs::read_link(entry.path()).is_ok_and(|t| t.starts_with(&ours));
+            if is_our_link && !tables.contains(&name) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Keeps the new snapshot and the one before it; removes the rest.
+    fn remove_old_snapshots(&self, current: &str, previous: Option<&str>) {
+        let Ok(entries) = fs::read_dir(self.meta().join("snapshots")) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != current && Some(name.as_str()) != previous {
+                if let Err(e) = fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "could not remove an old snapshot");
+                }
+            }
+        }
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), SinkError> {
+    fs::rename(from, to).map_err(|source| SinkError::File {
+        path: to.to_path_buf(),
+        source: io::Error::new(source.kind(), format!("cannot rename {} here: {source}", from.display())),
+    })
+}
+
+#[cfg(unix)]
+fn symlink(target: impl AsRef<Path>, link: &Path) -> Result<(), SinkError> {
+    std::os::unix::fs::symlink(target, link).map_err(|source| SinkError::File { path: link.to_path_buf(), source })
+}
+
+#[cfg(not(unix))]
+fn symlink(_target: impl AsRef<Path>, link: &Path) -> Result<(), SinkError> {
+    Err(SinkError::File {
+        path: link.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::Unsupported, "warehouses need symbolic links (Unix)"),
+    })
+}
+
+/// Makes a folder's entries durable (file contents are synced by their writers).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn sync_tree(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        }
+    }
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(w: &Warehouse, id: &str, table: &str, content: &str) {
+        let dir = w.begin(id).unwrap().join(table);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("part.txt"), content).unwrap();
+    }
+
+    #[test]
+    fn publish_switches_tables_and_keeps_one_previous_snapshot() {
+        let root = tempfile::tempdir().unwrap();
+        let w = Warehouse::open(root.path()).unwrap();
+        for (id, content) in [("L1", "one"), ("L2", "two"), ("L3", "three")] {
+            stage(&w, id, "patient", content);
+            w.publish(id, &["patient".into()]).unwrap();
+            assert_eq!(fs::read_to_string(root.path().join("patient/part.txt")).unwrap(), content);
+            assert_eq!(w.current().as_deref(), Some(id));
+        }
+        let snapshots: Vec<_> = fs::read_dir(root.path().join("_fhirhouse/snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let mut snapshots = snapshots;
+        snapshots.sort();
+        assert_eq!(snapshots, ["L2", "L3"]);
+    }
+
+    #[test]
+    fn staging_of_an_interrupted_load_is_removed_and_state_kept() {
+        let root = tempfile::tempdir().unwrap();
+        {
+            let w = Warehouse::open(root.path()).unwrap();
+            stage(&w, "L1", "patient", "one");
+            w.publish("L1", &["patient".into()]).unwrap();
+            stage(&w, "L2", "patient", "partial");
+        }
+        let w = Warehouse::open(root.path()).unwrap();
+        assert!(!root.path().join("_fhirhouse/staging/L2").exists());
+        assert_eq!(fs::read_to_string(root.path().join("patient/part.txt")).unwrap(), "one");
+    }
+
+    #[test]
+    fn second_writer_is_refused_and_foreign_folders_are_not_replaced() {
+        let root = tempfile::tempdir().unwrap();
+        let w = Warehouse::open(root.path()).unwrap();
+        let err = Warehouse::open(root.path()).unwrap_err().to_string();
+        assert!(err.contains("another load"), "{err}");
+
+        fs::create_dir(root.path().join("patient")).unwrap();
+        stage(&w, "L1", "patient", "x");
+        let err = w.publish("L1", &["patient".into()]).unwrap_err().to_string();
+        assert!(err.contains("refusing"), "{err}");
+    }
+
+    #[test]
+    fn tables_dropped_from_the_views_lose_their_links() {
+        let root = tempfile::tempdir().unwrap();
+        let w = Warehouse::open(root.path()).unwrap();
+        stage(&w, "L1", "a", "x");
+        stage(&w, "L1", "b", "x");
+        w.publish("L1", &["a".into(), "b".into()]).unwrap();
+        stage(&w, "L2", "a", "y");
+        w.publish("L2", &["a".into()]).unwrap();
+        assert!(root.path().join("a").exists());
+        assert!(fs::symlink_metadata(root.path().join("b")).is_err());
+    }
+}

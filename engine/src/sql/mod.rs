@@ -1,0 +1,77 @@
+//! The SQL stage: a warehouse's tables registered in Apache DataFusion.
+//!
+//! [`register_warehouse`] reads the table metadata of the warehouse's current snapshot
+//! (`_fhirhouse/current/_tables/*.json`) and registers each table as a DataFusion listing
+//! table over its Parquet files, with its exact Arrow schema (recompiled from the
+//! ViewDefinition stored in the metadata) and its Hive partition key as an `Int32` column,
+//! so that filters on the key skip whole partitions.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let ctx = datafusion::prelude::SessionContext::new();
+//! let tables = fhirhouse::sql::register_warehouse(&ctx, std::path::Path::new("warehouse"))?;
+//! let df = ctx.sql("SELECT gender, count(*) FROM patient GROUP BY gender").await?;
+//! df.show().await?;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+
+use crate::sink::partition::PartitionSpec;
+use crate::view::CompiledView;
+
+/// Registers every table of the warehouse at `root` in `ctx`; returns their names, sorted.
+///
+/// # Errors
+///
+/// When the folder is not a warehouse with a published load, or a table's metadata is
+/// unreadable.
+pub fn register_warehouse(ctx: &SessionContext, root: &Path) -> anyhow::Result<Vec<String>> {
+    let tables_dir = root.join("_fhirhouse/current/_tables");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&tables_dir)
+        .with_context(|| format!("{}: not a warehouse with a published load", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut names = Vec::with_capacity(files.len());
+    for file in files {
+        let name = register_table(ctx, root, &file).with_context(|| format!("cannot register {}", file.display()))?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+fn register_table(ctx: &SessionContext, root: &Path, metadata_file: &Path) -> anyhow::Result<String> {
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(metadata_file)?)?;
+    let name = meta["table"].as_str().ok_or_else(|| anyhow!("no \"table\" name"))?.to_owned();
+    let view = CompiledView::from_json_value(&meta["view"]).map_err(|e| anyhow!("stored view: {e}"))?;
+    let partition = PartitionSpec::of_view(&view).map_err(|e| anyhow!("stored view: {e}"))?;
+    let mut options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    if let Some(spec) = &partition {
+        options = options.with_table_partition_cols(vec![spec.key_field()]);
+    }
+    // Resolved through the table link now: the session keeps reading the snapshot that was
+    // current when it started, even if a load publishes a new one meanwhile.
+    let dir = std::fs::canonicalize(root.join(&name)).with_context(|| format!("table folder of {name}"))?;
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(view.schema());
+    ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
+    Ok(name)
+}
+
+/// Runs one SQL statement on a fresh multi-threaded runtime and returns its batches.
+///
+/// # Errors
+///
+/// Any DataFusion planning or execution error.
+pub fn query_blocking(ctx: &SessionContext, sql: &str) -> anyhow::Result<Vec<arrow::record_batch::RecordBatch>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async { Ok(ctx.sql(sql).await?.collect().await?) })
+}

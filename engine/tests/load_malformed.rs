@@ -1,0 +1,126 @@
+//! Bad input never crashes a load and never disappears: every kind of bad line ends in the
+//! dead-letter output with file, line, reason and original bytes, and the counts reconcile.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const GOOD_PATIENT: &str = r#"{"resourceType":"Patient","id":"ok","gender":"female","birthDate":"1970-01-01"}"#;
+
+/// (line content, expected reason code or None for a good/blank line).
+fn corpus(long_line: &str) -> Vec<(String, Option<&'static str>)> {
+    vec![
+        (GOOD_PATIENT.to_owned(), None),
+        (r#"{"resourceType":"Patient","id":"trunc""#.to_owned(), Some("invalid_json")),
+        (String::new(), None),
+        (r#"[1, 2, 3]"#.to_owned(), Some("not_an_object")),
+        (r#"{"id":"no-type"}"#.to_owned(), Some("missing_resource_type")),
+        (r#"{"resourceType":"Patinet","id":"typo"}"#.to_owned(), Some("unknown_resource_type")),
+        (r#"{"resourceType":"Patient","id":"bad-date","birthDate":"yesterday"}"#.to_owned(), Some("view_error")),
+        ("   ".to_owned(), None),
+        (long_line.to_owned(), Some("oversized_line")),
+        (r#"{"resourceType":"Basic","id":"no-view"}"#.to_owned(), None),
+        (GOOD_PATIENT.replace("\"ok\"", "\"ok2\""), None),
+    ]
+}
+
+fn write_export(dir: &Path) -> (std::path::PathBuf, Vec<(String, Option<&'static str>)>) {
+    let long_line = format!(r#"{{"resourceType":"Patient","id":"big","text":"{}"}}"#, "x".repeat(10_000));
+    let lines = corpus(&long_line);
+    let mut bytes = Vec::new();
+    for (line, _) in &lines {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    // Invalid UTF-8 as the last line, without a final newline.
+    bytes.extend_from_slice(b"{\"resourceType\":\"Patient\",\"id\":\"\xff\xfe\"}");
+    let export = dir.join("export");
+    std::fs::create_dir(&export).unwrap();
+    std::fs::write(export.join("Patient.ndjson"), bytes).unwrap();
+    (export, lines)
+}
+
+#[test]
+fn every_bad_line_is_dead_lettered_with_its_line_number_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (export, lines) = write_export(dir.path());
+    for chunk_bytes in [64, 1 << 20] {
+        let out = dir.path().join(format!("wh-{chunk_bytes}"));
+        let outcome = load_with(&[export.clone()], &out, |o| {
+            o.max_line_bytes = 4096;
+            o.chunk_bytes = chunk_bytes;
+        });
+        let report = &outcome.report;
+        assert!(outcome.committed(), "dead letters alone do not fail a load");
+        report.check().unwrap();
+        let file = &report.files[0];
+        assert_eq!(file.lines, lines.len() as u64 + 1);
+        assert_eq!(file.blank_lines, 2);
+        assert_eq!(file.loaded, 2);
+        assert_eq!(file.without_view, 1);
+        assert_eq!(report.without_view_by_type.get("Basic"), Some(&1));
+
+        let mut want: Vec<(u64, &str)> =
+            lines.iter().enumerate().filter_map(|(i, (_, r))| r.map(|r| (i as u64 + 1, r))).collect();
+        want.push((lines.len() as u64 + 1, "invalid_utf8"));
+        let records = dead_letters(&out, &report.load_id);
+        let got: Vec<(u64, &str)> =
+            records.iter().map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap())).collect();
+        assert_eq!(got, want, "chunk size {chunk_bytes}");
+        for record in &records {
+            let line = record["line"].as_u64().unwrap() as usize;
+            match record["reason"].as_str().unwrap() {
+                "invalid_utf8" => assert!(record["raw_base64"].is_string()),
+                "oversized_line" => assert_eq!(record["raw_truncated"], true),
+                _ => assert_eq!(record["raw"].as_str().unwrap(), lines[line - 1].0, "original bytes kept"),
+            }
+            assert!(record["file"].as_str().unwrap().ends_with("Patient.ndjson"));
+        }
+        let view_error = records.iter().find(|r| r["reason"] == "view_error").unwrap();
+        assert!(view_error["detail"].as_str().unwrap().contains("birth_date"), "{view_error}");
+        assert_eq!(table_counts(&out).into_iter().find(|(t, _)| t == "patient").unwrap().1, 2);
+    }
+}
+
+#[test]
+fn max_errors_fails_the_load_and_keeps_the_previous_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wh");
+    let first = load_with(&[sample()], &out, |_| {});
+    assert!(first.committed());
+    let before = table_counts(&out);
+
+    let (export, _) = write_export(dir.path());
+    let failed = load_with(&[export], &out, |o| {
+        o.max_errors = Some(2);
+        o.max_line_bytes = 4096;
+    });
+    assert!(!failed.committed());
+    assert!(failed.report.failure.as_deref().unwrap().contains("--max-errors 2"), "{:?}", failed.report.failure);
+    assert_eq!(table_counts(&out), before, "the previous load is still what readers see");
+    assert!(std::fs::read_dir(out.join("_fhirhouse/staging")).unwrap().next().is_none(), "staging cleaned up");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&failed.report_path).unwrap()).unwrap();
+    assert_eq!(saved["status"], "failed");
+}
+
+#[test]
+fn manifest_type_mismatches_are_counted_and_rows_follow_resource_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    std::fs::write(export.join("p.ndjson"), format!("{GOOD_PATIENT}\n")).unwrap();
+    let manifest = serde_json::json!({"output": [{"type": "Observation", "url": "p.ndjson"}],
+                                      "error": [{"type": "OperationOutcome", "url": "err.ndjson"}]});
+    std::fs::write(export.join("manifest.json"), manifest.to_string()).unwrap();
+    let outcome_line = r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"processing","diagnostics":"Patient/9 could not be exported"}]}"#;
+    std::fs::write(export.join("err.ndjson"), format!("{outcome_line}\n")).unwrap();
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[export.join("manifest.json")], &out, |_| {});
+    assert_eq!(outcome.report.files[0].type_mismatches, 1);
+    assert_eq!(outcome.report.server_errors[0].outcomes, 1);
+    assert!(outcome.report.server_errors[0].examples[0].contains("could not be exported"));
+    assert!(outcome.report.summary().contains("differ from their file's manifest type"));
+    assert_eq!(table_counts(&out).into_iter().find(|(t, _)| t == "patient").unwrap().1, 1);
+}
