@@ -14,7 +14,9 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    let mut code = String::from("/// The shipped views: (file name, ViewDefinition JSON).\npub const EMBEDDED_VIEWS: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// The shipped views: (file name, ViewDefinition JSON).\npub const EMBEDDED_VIEWS: &[(&str, &str)] = &[\n",
+    );
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let name = file.file_name().expect("a file").to_string_lossy();

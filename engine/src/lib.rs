@@ -38,6 +38,6 @@
 pub mod cli;
 pub mod load;
 pub mod sink;
-pub mod sql;
 pub mod source;
+pub mod sql;
 pub mod view;

@@ -29,7 +29,8 @@ fn assert_no_stray_files(out: &Path) {
     for entry in std::fs::read_dir(tables).unwrap() {
         let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
         let table = meta["table"].as_str().unwrap();
-        let listed: BTreeSet<String> = meta["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
+        let listed: BTreeSet<String> =
+            meta["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
         let mut present = BTreeSet::new();
         files_under(&out.join(table), "", &mut present);
         assert_eq!(present, listed, "{table}: files on disk are exactly the published ones");

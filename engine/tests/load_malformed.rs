@@ -48,7 +48,7 @@ fn every_bad_line_is_dead_lettered_with_its_line_number_and_reason() {
     let (export, lines) = write_export(dir.path());
     for chunk_bytes in [64, 1 << 20] {
         let out = dir.path().join(format!("wh-{chunk_bytes}"));
-        let outcome = load_with(&[export.clone()], &out, |o| {
+        let outcome = load_with(std::slice::from_ref(&export), &out, |o| {
             o.max_line_bytes = 4096;
             o.chunk_bytes = chunk_bytes;
         });

@@ -118,7 +118,14 @@ impl DeadLetterWriter {
     /// # Errors
     ///
     /// An I/O error creating or writing the dead-letter file.
-    pub fn write(&mut self, file_id: usize, file_name: &str, path: &Path, line: u64, dead: &DeadLine) -> anyhow::Result<()> {
+    pub fn write(
+        &mut self,
+        file_id: usize,
+        file_name: &str,
+        path: &Path,
+        line: u64,
+        dead: &DeadLine,
+    ) -> anyhow::Result<()> {
         if self.log_phi {
             tracing::warn!(file = %path.display(), line, reason = dead.reason.code(), detail = %dead.reason.detail(), "dead letter");
         } else {

@@ -85,7 +85,8 @@ pub(crate) fn write_table_metadata(
             "loaded_at": started_at.to_rfc3339(),
         });
         let path = dir.join(format!("{}.json", layout.name));
-        std::fs::write(&path, serde_json::to_vec_pretty(&meta)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
@@ -124,7 +125,8 @@ fn diagnostics_of(line: &[u8]) -> String {
     let texts: Vec<String> = issues
         .iter()
         .map(|i| {
-            let text = i["diagnostics"].as_str().or_else(|| i["details"]["text"].as_str()).unwrap_or("(no diagnostics)");
+            let text =
+                i["diagnostics"].as_str().or_else(|| i["details"]["text"].as_str()).unwrap_or("(no diagnostics)");
             format!("{}: {text}", i["severity"].as_str().unwrap_or("?"))
         })
         .collect();

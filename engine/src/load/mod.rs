@@ -24,7 +24,7 @@ mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
@@ -180,10 +180,8 @@ fn run_pipeline(
 ) -> anyhow::Result<PipelineOutput> {
     let chunks = plan_chunks(export, options.chunk_bytes);
     let shards = (threads / 4).max(1);
-    let limits = PartLimits {
-        memory_budget: (options.memory_limit / 2 / shards as u64) as usize,
-        ..PartLimits::default()
-    };
+    let limits =
+        PartLimits { memory_budget: (options.memory_limit / 2 / shards as u64) as usize, ..PartLimits::default() };
     let abort = AtomicBool::new(false);
     let dead_count = AtomicU64::new(0);
     let total_bytes = export.files.iter().map(|f| f.size).sum();
@@ -202,7 +200,8 @@ fn run_pipeline(
             writer_handles.push(scope.spawn(move || write_batches(writers, rx, abort)));
         }
         let (done_tx, done_rx) = mpsc::channel::<ChunkDone>();
-        let mut collector = Collector::new(&export.files, DeadLetterWriter::new(dead_letter_dir.to_path_buf(), options.log_phi));
+        let mut collector =
+            Collector::new(&export.files, DeadLetterWriter::new(dead_letter_dir.to_path_buf(), options.log_phi));
         let collector_handle = scope.spawn(move || -> anyhow::Result<_> {
             for done in done_rx {
                 collector.accept(done)?;
@@ -290,7 +289,8 @@ fn write_batches(
 fn plan_chunks(export: &Export, chunk_bytes: u64) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     for (file, f) in export.files.iter().enumerate() {
-        let ranges = if f.compressed { vec![0..u64::MAX] } else { plan_ranges(f.size, chunk_bytes) };
+        let ranges =
+            if f.compressed { std::iter::once(0..u64::MAX).collect() } else { plan_ranges(f.size, chunk_bytes) };
         chunks.extend(ranges.into_iter().enumerate().map(|(index, range)| Chunk { file, index: index as u32, range }));
     }
     chunks
@@ -313,8 +313,10 @@ fn progress_bar(enabled: bool, total: u64) -> indicatif::ProgressBar {
     // indicatif draws nothing when standard error is not a terminal.
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template"),
     );
     bar
 }

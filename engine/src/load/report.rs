@@ -229,7 +229,8 @@ mod tests {
     use super::*;
 
     fn file(lines: u64, loaded: u64, dead: u64) -> FileReport {
-        let mut f = FileReport { path: "f".into(), lines, loaded, dead_letters: dead, rows: loaded, ..Default::default() };
+        let mut f =
+            FileReport { path: "f".into(), lines, loaded, dead_letters: dead, rows: loaded, ..Default::default() };
         if dead > 0 {
             f.dead_by_reason.insert("invalid_json".into(), dead);
         }

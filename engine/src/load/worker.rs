@@ -102,7 +102,11 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
     match file.open_at(from) {
         Err(e) => {
             done.report.lines += 1;
-            push_dead(shared, &mut done, DeadLine { index: 0, offset: from, reason: Reason::Read(e.to_string()), bytes: Vec::new() });
+            push_dead(
+                shared,
+                &mut done,
+                DeadLine { index: 0, offset: from, reason: Reason::Read(e.to_string()), bytes: Vec::new() },
+            );
         }
         Ok(reader) => {
             let mut lines = ChunkLines::new(reader, chunk.range.clone(), shared.max_line_bytes);
@@ -112,7 +116,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
                     Ok(None) => break,
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
                         non_blank += 1;
-                        if let Err(reason) = process_line(shared, state, &mut done, file, bytes) {
+                        if let Err(reason) = process_line(state, &mut done, file, bytes) {
                             let bytes = std::mem::take(&mut state.original);
                             push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes });
                         }
@@ -166,7 +170,6 @@ fn push_dead(shared: &Shared<'_>, done: &mut ChunkDone, dead: DeadLine) {
 /// Parses one line and runs the views of its type. On `Err`, `state.original` holds the
 /// line's original bytes.
 fn process_line(
-    shared: &Shared<'_>,
     state: &mut WorkerState,
     done: &mut ChunkDone,
     file: &ExportFile,

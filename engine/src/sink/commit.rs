@@ -55,7 +55,12 @@ impl Warehouse {
             fs::create_dir_all(meta.join(dir)).map_err(file_error(&meta.join(dir)))?;
         }
         let lock_path = meta.join("lock");
-        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(file_error(&lock_path))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(file_error(&lock_path))?;
         lock.try_lock().map_err(|e| SinkError::File {
             path: lock_path.clone(),
             source: io::Error::new(io::ErrorKind::WouldBlock, format!("another load is writing this warehouse ({e})")),
@@ -274,7 +279,7 @@ mod tests {
             w.publish("L1", &["patient".into()]).unwrap();
             stage(&w, "L2", "patient", "partial");
         }
-        let w = Warehouse::open(root.path()).unwrap();
+        let _w = Warehouse::open(root.path()).unwrap();
         assert!(!root.path().join("_fhirhouse/staging/L2").exists());
         assert_eq!(fs::read_to_string(root.path().join("patient/part.txt")).unwrap(), "one");
     }

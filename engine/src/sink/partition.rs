@@ -57,7 +57,9 @@ impl PartitionSpec {
             _ => return Err(format!("{PARTITION_TAG} tags on several columns; a table has one partition column")),
         };
         if granularity != "year" {
-            return Err(format!("column {column}: {PARTITION_TAG} value {granularity:?} is not supported (use \"year\")"));
+            return Err(format!(
+                "column {column}: {PARTITION_TAG} value {granularity:?} is not supported (use \"year\")"
+            ));
         }
         let schema = view.schema();
         let (column_index, field) =
@@ -130,7 +132,9 @@ fn years_of(column: &ArrayRef) -> Vec<Option<i32>> {
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
         return dates
             .iter()
-            .map(|d| d.and_then(|days| epoch.checked_add_signed(chrono::TimeDelta::days(days.into()))).map(|d| d.year()))
+            .map(|d| {
+                d.and_then(|days| epoch.checked_add_signed(chrono::TimeDelta::days(days.into()))).map(|d| d.year())
+            })
             .collect();
     }
     if let Some(times) = column.as_any().downcast_ref::<TimestampMicrosecondArray>() {

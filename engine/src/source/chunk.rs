@@ -30,7 +30,7 @@ pub const OVERSIZED_HEAD_BYTES: usize = 1024;
 pub fn plan_ranges(size: u64, target: u64) -> Vec<Range<u64>> {
     let target = target.max(1);
     if size == 0 {
-        return vec![0..0];
+        return std::iter::once(0..0).collect();
     }
     (0..size.div_ceil(target)).map(|i| i * target..((i + 1) * target).min(size)).collect()
 }
@@ -141,7 +141,11 @@ impl<R: BufRead> ChunkLines<R> {
             }
             let content = &self.buf[start..];
             if !content.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Some(ChunkLine::Line { index, offset: offset + start as u64, bytes: &mut self.buf[start..] }));
+                return Ok(Some(ChunkLine::Line {
+                    index,
+                    offset: offset + start as u64,
+                    bytes: &mut self.buf[start..],
+                }));
             }
         }
     }
@@ -155,6 +159,7 @@ impl<R: BufRead> ChunkLines<R> {
         let mut len: u64 = 0;
         let mut consumed_any = false;
         let mut oversized = false;
+        let mut last_byte = None;
         loop {
             let available = match self.reader.fill_buf() {
                 Ok(b) => b,
@@ -170,6 +175,9 @@ impl<R: BufRead> ChunkLines<R> {
                 None => (available, false),
             };
             len += piece.len() as u64;
+            if let Some(&b) = piece.last() {
+                last_byte = Some(b);
+            }
             if !oversized && len > keep as u64 {
                 oversized = true;
                 let room = OVERSIZED_HEAD_BYTES.saturating_sub(self.buf.len());
@@ -188,9 +196,11 @@ impl<R: BufRead> ChunkLines<R> {
         if !consumed_any {
             return Ok(None);
         }
-        if !oversized && self.buf.last() == Some(&b'\r') {
-            self.buf.pop();
+        if last_byte == Some(b'\r') {
             len -= 1;
+            if !oversized {
+                self.buf.pop();
+            }
         }
         Ok(Some(len))
     }
@@ -223,8 +233,12 @@ mod tests {
     #[test]
     fn every_line_is_read_once_whatever_the_range_size() {
         let data = b"{\"a\":1}\n\n{\"bb\":22}\r\n   \n{\"c\":3}\n{\"d\":4}";
-        let want: Vec<(u64, String)> =
-            vec![(0, "{\"a\":1}".into()), (9, "{\"bb\":22}".into()), (25, "{\"c\":3}".into()), (33, "{\"d\":4}".into())];
+        let want: Vec<(u64, String)> = vec![
+            (0, "{\"a\":1}".into()),
+            (9, "{\"bb\":22}".into()),
+            (24, "{\"c\":3}".into()),
+            (32, "{\"d\":4}".into()),
+        ];
         for target in 1..=data.len() as u64 + 1 {
             let got: Vec<(u64, String)> = read_all(data, target, 1 << 20).into_iter().map(|(_, o, s)| (o, s)).collect();
             assert_eq!(got, want, "target {target}");

@@ -42,7 +42,8 @@ impl ExportFile {
         let size = file.metadata().map_err(open_error)?.len();
         let mut magic = [0u8; 2];
         let read = file.read(&mut magic).map_err(open_error)?;
-        let compressed = size > 0 && (path.extension().is_some_and(|e| e == "gz") || (read == 2 && magic == GZIP_MAGIC));
+        let compressed =
+            size > 0 && (path.extension().is_some_and(|e| e == "gz") || (read == 2 && magic == GZIP_MAGIC));
         Ok(ExportFile { path, declared_type, size, compressed })
     }
 
@@ -191,7 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("manifest.json");
         fs::write(&path, r#"{"output": [{"type": "Patient", "url": "https://x/y.ndjson"}]}"#).unwrap();
-        let err = open_export(&[path.clone()]).unwrap_err().to_string();
+        let err = open_export(std::slice::from_ref(&path)).unwrap_err().to_string();
         assert!(err.contains("output[0].url") && err.contains("https"), "{err}");
 
         fs::write(&path, r#"{"output": 3}"#).unwrap();
