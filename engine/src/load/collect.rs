@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::dead_letter::DeadLetterWriter;
+use super::dedup::IdSpill;
 use super::report::FileReport;
 use super::worker::ChunkDone;
 use crate::source::ExportFile;
@@ -33,11 +34,12 @@ pub(crate) struct Collector<'a> {
     files: &'a [ExportFile],
     state: HashMap<usize, FileState>,
     dead_letters: DeadLetterWriter,
+    ids: IdSpill,
     collected: Collected,
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(files: &'a [ExportFile], dead_letters: DeadLetterWriter) -> Self {
+    pub fn new(files: &'a [ExportFile], dead_letters: DeadLetterWriter, ids: IdSpill) -> Self {
         let collected = Collected {
             files: files
                 .iter()
@@ -50,7 +52,7 @@ impl<'a> Collector<'a> {
             loaded_by_type: vec![BTreeMap::new(); files.len()],
             without_view: BTreeMap::new(),
         };
-        Collector { files, state: HashMap::new(), dead_letters, collected }
+        Collector { files, state: HashMap::new(), dead_letters, ids, collected }
     }
 
     /// Takes one chunk's result and finalises every chunk now in order.
@@ -68,6 +70,9 @@ impl<'a> Collector<'a> {
                 let line = state.line_base + dead.index + 1;
                 self.dead_letters.write(file_id, &file.name(), &file.path, line, dead)?;
             }
+            for record in &done.ids {
+                self.ids.push(file_id, state.line_base + record.index + 1, record)?;
+            }
             state.line_base += done.report.lines;
             state.next_chunk += 1;
             self.collected.files[file_id].add(&done.report);
@@ -81,15 +86,14 @@ impl<'a> Collector<'a> {
         Ok(())
     }
 
-    /// Flushes the dead letters and returns the counts; `dead_letters` says how many were
-    /// written (the folder exists only when there were some).
+    /// Flushes the key spill and returns the counts with the dead-letter writer, which
+    /// duplicate resolution goes on writing to.
     ///
     /// # Errors
     ///
-    /// Flushing the dead-letter files failed.
-    pub fn finish(self) -> anyhow::Result<(Collected, u64)> {
-        let written = self.dead_letters.written;
-        self.dead_letters.finish()?;
-        Ok((self.collected, written))
+    /// Flushing the key spill failed.
+    pub fn finish(self) -> anyhow::Result<(Collected, DeadLetterWriter, std::path::PathBuf)> {
+        let ids = self.ids.finish()?;
+        Ok((self.collected, self.dead_letters, ids))
     }
 }

@@ -42,6 +42,13 @@ pub enum Reason {
     },
     /// The file could not be read past this point (e.g. corrupt gzip); the rest is lost.
     Read(String),
+    /// The same resource occurs again in the load, newer; that occurrence is in the tables.
+    SupersededDuplicate {
+        /// `Type/id`.
+        key: String,
+        /// `file:line` of the occurrence that won.
+        winner: String,
+    },
 }
 
 impl Reason {
@@ -57,6 +64,7 @@ impl Reason {
             Reason::View(_) => "view_error",
             Reason::Oversized { .. } => "oversized_line",
             Reason::Read(_) => "read_error",
+            Reason::SupersededDuplicate { .. } => "superseded_duplicate",
         }
     }
 
@@ -73,6 +81,9 @@ impl Reason {
             Reason::View(e) => e.clone(),
             Reason::Oversized { len, limit } => format!("line of {len} bytes is over --max-line-bytes {limit}"),
             Reason::Read(e) => format!("read error, rest of file unreadable: {e}"),
+            Reason::SupersededDuplicate { key, winner } => {
+                format!("{key} occurs again in this load, newer ({winner}); that one is loaded")
+            }
         }
     }
 }
@@ -127,9 +138,9 @@ impl DeadLetterWriter {
         dead: &DeadLine,
     ) -> anyhow::Result<()> {
         if self.log_phi {
-            tracing::warn!(file = %path.display(), line, reason = dead.reason.code(), detail = %dead.reason.detail(), "dead letter");
+            tracing::debug!(file = %path.display(), line, reason = dead.reason.code(), detail = %dead.reason.detail(), "dead letter");
         } else {
-            tracing::warn!(file = %path.display(), line, reason = dead.reason.code(), "dead letter");
+            tracing::debug!(file = %path.display(), line, reason = dead.reason.code(), "dead letter");
         }
         let out = match self.files.entry(file_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -137,7 +148,9 @@ impl DeadLetterWriter {
                 fs::create_dir_all(&self.dir)?;
                 // Numbered so that two inputs of the same name (in different folders) stay apart.
                 let name = format!("{file_id:03}-{}", file_name.trim_end_matches(".gz"));
-                e.insert(BufWriter::new(File::create(self.dir.join(name))?))
+                // Appending: duplicates found after the load add to the same file.
+                let file = File::options().create(true).append(true).open(self.dir.join(name))?;
+                e.insert(BufWriter::new(file))
             }
         };
         let mut record = serde_json::json!({

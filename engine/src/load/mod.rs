@@ -17,9 +17,11 @@
 mod catalog;
 mod collect;
 pub mod dead_letter;
+mod dedup;
 mod metadata;
 pub mod report;
 mod resource_types;
+mod supersede;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ use anyhow::{anyhow, Context};
 pub use catalog::Catalog;
 pub use report::LoadReport;
 pub use resource_types::{is_r4_resource_type, R4_RESOURCE_TYPES};
+pub use supersede::DuplicateReport;
 
 use crate::sink::commit::Warehouse;
 use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
@@ -132,13 +135,16 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         server_errors: metadata::read_server_errors(&export.error_files),
         ..LoadReport::default()
     };
-    let result = run.and_then(|pipeline| {
+    let result = run.and_then(|mut pipeline| {
+        let mut dead_letters = pipeline.dead_letters.take().expect("set by the pipeline");
+        report.duplicates = resolve_duplicates(&catalog, &export, &staging, &mut pipeline, &mut dead_letters)?;
+        if dead_letters.written > 0 {
+            report.dead_letter_dir = Some(dead_letters.dir().display().to_string());
+        }
+        dead_letters.finish()?;
         report.files = pipeline.collected.files.clone();
         report.without_view_by_type = pipeline.collected.without_view.clone();
         report.total_up();
-        if pipeline.dead_letters > 0 {
-            report.dead_letter_dir = Some(warehouse.dead_letter_dir(&load_id).display().to_string());
-        }
         if let Some(max) = options.max_errors.filter(|max| report.totals.dead_letters > *max) {
             return Err(anyhow!("{} lines dead-lettered, over --max-errors {max}", report.totals.dead_letters));
         }
@@ -150,6 +156,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         warehouse.publish(&load_id, &tables)?;
         Ok(())
     });
+    let _ = std::fs::remove_dir_all(ids_dir(&staging));
     if let Err(e) = result {
         warehouse.abandon(&load_id);
         report.status = "failed".into();
@@ -167,7 +174,40 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
 pub(crate) struct PipelineOutput {
     pub collected: collect::Collected,
     pub outputs: Vec<TableOutput>,
-    pub dead_letters: u64,
+    /// Taken by the duplicate resolution, which may add dead letters.
+    pub dead_letters: Option<DeadLetterWriter>,
+    /// The spilled resource keys.
+    pub ids_dir: PathBuf,
+}
+
+/// Where a load spills resource keys: beside its staging folder, never published, and
+/// removed with the staging area if the load is interrupted.
+fn ids_dir(staging: &Path) -> PathBuf {
+    staging.with_extension("ids")
+}
+
+/// Finds repeated resources and, when there are any, applies them to the staged tables.
+fn resolve_duplicates(
+    catalog: &Catalog,
+    export: &Export,
+    staging: &Path,
+    pipeline: &mut PipelineOutput,
+    dead_letters: &mut DeadLetterWriter,
+) -> anyhow::Result<Option<DuplicateReport>> {
+    let groups = dedup::repeated_keys(&pipeline.ids_dir).context("reading the spilled resource keys")?;
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let read_line = |o: &dedup::Occurrence| {
+        let file = &export.files[o.file];
+        dedup::read_line_at(file.open_at(o.offset)?, o.offset, file.compressed)
+    };
+    let duplicates = dedup::confirm(groups, &read_line).context("re-reading duplicate resources")?;
+    if duplicates.is_empty() {
+        return Ok(None);
+    }
+    let report = supersede::apply(&duplicates, catalog, &export.files, staging, pipeline, dead_letters)?;
+    Ok(Some(report))
 }
 
 fn run_pipeline(
@@ -200,8 +240,9 @@ fn run_pipeline(
             writer_handles.push(scope.spawn(move || write_batches(writers, rx, abort)));
         }
         let (done_tx, done_rx) = mpsc::channel::<ChunkDone>();
+        let ids = dedup::IdSpill::create(ids_dir(staging)).context("cannot create the resource key spill")?;
         let mut collector =
-            Collector::new(&export.files, DeadLetterWriter::new(dead_letter_dir.to_path_buf(), options.log_phi));
+            Collector::new(&export.files, DeadLetterWriter::new(dead_letter_dir.to_path_buf(), options.log_phi), ids);
         let collector_handle = scope.spawn(move || -> anyhow::Result<_> {
             for done in done_rx {
                 collector.accept(done)?;
@@ -233,11 +274,12 @@ fn run_pipeline(
                 total.files.extend(part.files);
             }
         }
-        let (collected, dead_letters) = collector_handle.join().map_err(|_| anyhow!("the collector panicked"))??;
+        let (collected, dead_letters, ids_dir) =
+            collector_handle.join().map_err(|_| anyhow!("the collector panicked"))??;
         if abort.load(Ordering::Relaxed) && options.max_errors.is_none() {
             return Err(anyhow!("the load was stopped"));
         }
-        Ok(PipelineOutput { collected, outputs, dead_letters })
+        Ok(PipelineOutput { collected, outputs, dead_letters: Some(dead_letters), ids_dir })
     })
 }
 

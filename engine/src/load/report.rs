@@ -124,6 +124,9 @@ pub struct LoadReport {
     /// The manifest's error files.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub server_errors: Vec<ServerErrors>,
+    /// Resources that occurred more than once, when some did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<super::DuplicateReport>,
     /// Where the dead letters are, when there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_dir: Option<String>,
@@ -202,6 +205,20 @@ impl LoadReport {
         let mismatches: u64 = self.files.iter().map(|f| f.type_mismatches).sum();
         if mismatches > 0 {
             let _ = writeln!(s, "  {mismatches} resources differ from their file's manifest type (see the report)");
+        }
+        if let Some(d) = &self.duplicates {
+            let _ = writeln!(
+                s,
+                "  {} resources occurred more than once: {} older copies dead-lettered, the newest loaded",
+                d.keys, d.superseded
+            );
+            if !d.kept_in_types.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  duplicates kept in {} (a view has no getResourceKey() column)",
+                    d.kept_in_types.join(", ")
+                );
+            }
         }
         for e in &self.server_errors {
             let _ = writeln!(s, "  server reported {} OperationOutcomes in {}", e.outcomes, e.path);

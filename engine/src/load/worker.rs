@@ -14,6 +14,7 @@ use simd_json::prelude::*;
 
 use super::catalog::Catalog;
 use super::dead_letter::{DeadLine, Reason};
+use super::dedup::IdRecord;
 use super::report::FileReport;
 use super::resource_types::is_r4_resource_type;
 use crate::sink::partition::PartitionValue;
@@ -49,6 +50,8 @@ pub(crate) struct ChunkDone {
     pub dead: Vec<DeadLine>,
     pub loaded_by_type: BTreeMap<String, u64>,
     pub without_view: BTreeMap<String, u64>,
+    /// Key and version of every loaded resource with an id, for duplicate detection.
+    pub ids: Vec<IdRecord>,
 }
 
 /// What every worker shares.
@@ -96,6 +99,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
         dead: Vec::new(),
         loaded_by_type: BTreeMap::new(),
         without_view: BTreeMap::new(),
+        ids: Vec::new(),
     };
     let from = chunk.range.start.saturating_sub(1);
     let mut consumed = 0;
@@ -116,7 +120,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
                     Ok(None) => break,
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
                         non_blank += 1;
-                        if let Err(reason) = process_line(state, &mut done, file, bytes) {
+                        if let Err(reason) = process_line(state, &mut done, file, bytes, (index, offset)) {
                             let bytes = std::mem::take(&mut state.original);
                             push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes });
                         }
@@ -174,6 +178,7 @@ fn process_line(
     done: &mut ChunkDone,
     file: &ExportFile,
     bytes: &mut [u8],
+    (index, offset): (u64, u64),
 ) -> Result<(), Reason> {
     state.original.clear();
     state.original.extend_from_slice(bytes);
@@ -203,6 +208,9 @@ fn process_line(
     done.report.loaded += 1;
     done.report.rows += rows as u64;
     state.pending_rows += rows;
+    if let Some(id) = resource.get_str("id") {
+        done.ids.push(IdRecord::of(resource_type, id, &resource, index, offset));
+    }
     if let Some(n) = done.loaded_by_type.get_mut(resource_type) {
         *n += 1;
     } else {

@@ -1,0 +1,262 @@
+//! Duplicate resources within one load: the newest wins, the others are dead-lettered.
+//!
+//! Bulk exports can repeat a resource (overlapping files, a re-downloaded part). While
+//! loading, every resource's key (type and id) is hashed and spilled with its version and
+//! position to one of [`SHARDS`] files on disk, so memory stays flat whatever the export's
+//! size. After the load, each shard is sorted on its own to find repeated keys. Only when
+//! there are some does anything else happen: the repeated lines are read again to confirm
+//! the keys, the winner is chosen (highest numeric `meta.versionId`, then latest
+//! `meta.lastUpdated`, then the later position in the export), every table of that type
+//! drops the key's rows and gets the winner's rows back, and the losers go to the dead
+//! letters as `superseded_duplicate`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use simd_json::prelude::*;
+
+/// Number of spill files; each is sorted in memory on its own (1/64 of the keys).
+pub const SHARDS: usize = 64;
+const RECORD_BYTES: usize = 44;
+
+/// A loaded resource's key and version, as a worker records it (line relative to its chunk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdRecord {
+    pub key: u64,
+    pub version: u64,
+    pub updated: i64,
+    pub index: u64,
+    pub offset: u64,
+}
+
+impl IdRecord {
+    /// The record of a resource with `resource_type` and `id`, read from its `meta`.
+    pub fn of(resource_type: &str, id: &str, resource: &simd_json::BorrowedValue<'_>, index: u64, offset: u64) -> Self {
+        let meta = resource.get("meta");
+        // 0 = no usable version; numeric versions rank above it in their order.
+        let version = meta
+            .and_then(|m| m.get_str("versionId"))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |v| v.saturating_add(1));
+        let updated = meta
+            .and_then(|m| m.get_str("lastUpdated"))
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(i64::MIN, |t| t.timestamp_micros());
+        IdRecord { key: key_hash(resource_type, id), version, updated, index, offset }
+    }
+}
+
+fn key_hash(resource_type: &str, id: &str) -> u64 {
+    // SipHash with fixed keys: the same key hashes alike in every worker and every run.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    resource_type.hash(&mut hasher);
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// One occurrence of a key in the export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Occurrence {
+    pub file: usize,
+    pub line: u64,
+    pub offset: u64,
+    pub version: u64,
+    pub updated: i64,
+}
+
+impl Occurrence {
+    /// The ordering that decides the winner: newest version, then newest update, then the
+    /// later position in the export.
+    fn rank(&self) -> (u64, i64, usize, u64) {
+        (self.version, self.updated, self.file, self.line)
+    }
+}
+
+/// The spill files the collector appends key records to.
+pub(crate) struct IdSpill {
+    dir: PathBuf,
+    files: Vec<BufWriter<File>>,
+}
+
+impl IdSpill {
+    /// Creates the shard files in `dir`.
+    pub fn create(dir: PathBuf) -> io::Result<Self> {
+        fs::create_dir_all(&dir)?;
+        let files = (0..SHARDS)
+            .map(|i| File::create(dir.join(format!("{i:02}.bin"))).map(|f| BufWriter::with_capacity(64 * 1024, f)))
+            .collect::<io::Result<_>>()?;
+        Ok(IdSpill { dir, files })
+    }
+
+    /// Appends one record, now with its file and absolute line number.
+    pub fn push(&mut self, file: usize, line: u64, record: &IdRecord) -> io::Result<()> {
+        let mut bytes = [0u8; RECORD_BYTES];
+        bytes[0..8].copy_from_slice(&record.key.to_le_bytes());
+        bytes[8..16].copy_from_slice(&record.version.to_le_bytes());
+        bytes[16..24].copy_from_slice(&record.updated.to_le_bytes());
+        bytes[24..28].copy_from_slice(&(file as u32).to_le_bytes());
+        bytes[28..36].copy_from_slice(&line.to_le_bytes());
+        bytes[36..44].copy_from_slice(&record.offset.to_le_bytes());
+        self.files[(record.key >> 58) as usize % SHARDS].write_all(&bytes)
+    }
+
+    /// Flushes the shards; returns their folder.
+    pub fn finish(self) -> io::Result<PathBuf> {
+        for file in self.files {
+            file.into_inner().map_err(io::IntoInnerError::into_error)?;
+        }
+        Ok(self.dir)
+    }
+}
+
+/// Every group of occurrences sharing a key hash, read shard by shard.
+pub(crate) fn repeated_keys(dir: &Path) -> io::Result<Vec<Vec<Occurrence>>> {
+    let mut groups = Vec::new();
+    for shard in 0..SHARDS {
+        let bytes = fs::read(dir.join(format!("{shard:02}.bin")))?;
+        let mut records: Vec<(u64, Occurrence)> = bytes
+            .chunks_exact(RECORD_BYTES)
+            .map(|r| {
+                let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8 bytes"));
+                let file = u32::from_le_bytes(r[24..28].try_into().expect("4 bytes")) as usize;
+                let occurrence = Occurrence {
+                    file,
+                    line: u64_at(28),
+                    offset: u64_at(36),
+                    version: u64_at(8),
+                    updated: u64_at(16) as i64,
+                };
+                (u64_at(0), occurrence)
+            })
+            .collect();
+        records.sort_unstable_by_key(|(key, o)| (*key, o.file, o.line));
+        for group in records.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            groups.push(group.iter().map(|(_, o)| *o).collect());
+        }
+    }
+    Ok(groups)
+}
+
+/// An occurrence with the bytes of its line.
+type OccurrenceLine = (Occurrence, Vec<u8>);
+
+/// A confirmed duplicate: one key, its winner and the occurrences it supersedes.
+#[derive(Debug, Clone)]
+pub(crate) struct Duplicate {
+    pub resource_type: String,
+    pub id: String,
+    pub winner: Occurrence,
+    pub winner_bytes: Vec<u8>,
+    pub losers: Vec<OccurrenceLine>,
+}
+
+/// Reads the lines of each hash group again, splits them by their real key (a hash can
+/// collide) and picks each key's winner.
+pub(crate) fn confirm(
+    groups: Vec<Vec<Occurrence>>,
+    read_line: &dyn Fn(&Occurrence) -> io::Result<Vec<u8>>,
+) -> io::Result<Vec<Duplicate>> {
+    let mut duplicates = Vec::new();
+    for group in groups {
+        let mut by_key: BTreeMap<(String, String), Vec<OccurrenceLine>> = BTreeMap::new();
+        for occurrence in group {
+            let bytes = read_line(&occurrence)?;
+            let mut scratch = bytes.clone();
+            let Ok(resource) = simd_json::to_borrowed_value(&mut scratch) else { continue };
+            let (Some(t), Some(id)) = (resource.get_str("resourceType"), resource.get_str("id")) else { continue };
+            by_key.entry((t.to_owned(), id.to_owned())).or_default().push((occurrence, bytes));
+        }
+        for ((resource_type, id), mut occurrences) in by_key.into_iter().filter(|(_, o)| o.len() > 1) {
+            occurrences.sort_by_key(|(o, _)| o.rank());
+            let (winner, winner_bytes) = occurrences.pop().expect("two or more");
+            duplicates.push(Duplicate { resource_type, id, winner, winner_bytes, losers: occurrences });
+        }
+    }
+    Ok(duplicates)
+}
+
+/// Reads the line starting at `offset` of a file opened by `open_at` (which for compressed
+/// files starts at 0, so the offset is skipped by reading).
+pub(crate) fn read_line_at(
+    mut reader: Box<dyn BufRead + Send>,
+    offset: u64,
+    skip_to_offset: bool,
+) -> io::Result<Vec<u8>> {
+    if skip_to_offset {
+        io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+    }
+    let mut line = Vec::new();
+    BufReader::new(reader).read_until(b'\n', &mut line)?;
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    Ok(line)
+}
+
+/// The ids to drop per resource type, and the types whose tables cannot be deduplicated.
+pub(crate) fn ids_by_type(duplicates: &[Duplicate]) -> HashMap<String, HashSet<String>> {
+    let mut ids: HashMap<String, HashSet<String>> = HashMap::new();
+    for d in duplicates {
+        ids.entry(d.resource_type.clone()).or_default().insert(d.id.clone());
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: u64, version: u64, updated: i64) -> IdRecord {
+        IdRecord { key, version, updated, index: 0, offset: 0 }
+    }
+
+    #[test]
+    fn spilled_records_come_back_grouped_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = IdSpill::create(dir.path().join("ids")).unwrap();
+        spill.push(0, 1, &record(7, 1, 5)).unwrap();
+        spill.push(0, 2, &record(8, 0, 0)).unwrap();
+        spill.push(1, 9, &record(7, 3, -4)).unwrap();
+        spill.push(2, 3, &record(u64::MAX, 0, 0)).unwrap();
+        let dir = spill.finish().unwrap();
+        let groups = repeated_keys(&dir).unwrap();
+        assert_eq!(groups.len(), 1);
+        let lines: Vec<(usize, u64, u64, i64)> =
+            groups[0].iter().map(|o| (o.file, o.line, o.version, o.updated)).collect();
+        assert_eq!(lines, [(0, 1, 1, 5), (1, 9, 3, -4)]);
+    }
+
+    #[test]
+    fn newest_version_then_update_then_position_wins() {
+        let occurrence = |file, line, version, updated| Occurrence { file, line, offset: 0, version, updated };
+        let lines: HashMap<(usize, u64), &str> = [
+            ((0, 1), r#"{"resourceType":"Patient","id":"a","meta":{"versionId":"2"}}"#),
+            ((0, 2), r#"{"resourceType":"Patient","id":"a","meta":{"versionId":"10"}}"#),
+            ((1, 1), r#"{"resourceType":"Patient","id":"a"}"#),
+            ((1, 2), r#"{"resourceType":"Patient","id":"b"}"#),
+        ]
+        .into_iter()
+        .collect();
+        let read = |o: &Occurrence| Ok(lines[&(o.file, o.line)].as_bytes().to_vec());
+        // versionId 10 beats 2 and the unversioned copy; "b" only shares a (fake) hash.
+        let group =
+            vec![occurrence(0, 1, 3, 0), occurrence(0, 2, 11, 0), occurrence(1, 1, 0, 99), occurrence(1, 2, 0, 0)];
+        let found = confirm(vec![group], &read).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].id.as_str(), found[0].winner.line, found[0].winner.file), ("a", 2, 0));
+        assert_eq!(found[0].losers.len(), 2);
+
+        let rec = |text: &str| {
+            let mut bytes = text.as_bytes().to_vec();
+            let value = simd_json::to_borrowed_value(&mut bytes).unwrap();
+            IdRecord::of("Patient", "a", &value, 0, 0)
+        };
+        let older = rec(r#"{"meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"}}"#);
+        let newer = rec(r#"{"meta":{"versionId":"1","lastUpdated":"2021-01-01T00:00:00+01:00"}}"#);
+        assert!(newer.updated > older.updated && newer.version == older.version);
+        assert_eq!(rec(r#"{"meta":{"versionId":"W/3"}}"#).version, 0);
+    }
+}

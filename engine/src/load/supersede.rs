@@ -1,0 +1,192 @@
+//! Applies confirmed duplicates to a staged load: tables of the type drop every row of the
+//! repeated keys and get the winners' rows back; losers become dead letters.
+//!
+//! Rows are found by the view's resource-key column (a top-level column whose path is
+//! `getResourceKey()`). Every shipped view has one; a user's view without one keeps the
+//! duplicates of its type, which the report says.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow::array::{Array, BooleanArray, StringArray};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatchReader;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+use parquet::arrow::ArrowWriter;
+use serde::Serialize;
+
+use super::catalog::Catalog;
+use super::dead_letter::{DeadLetterWriter, DeadLine, Reason};
+use super::dedup::{ids_by_type, Duplicate};
+use super::PipelineOutput;
+use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
+use crate::sink::ParquetWriter;
+use crate::source::ExportFile;
+use crate::view::{CompiledView, ViewSet};
+
+/// How many duplicate keys the report lists by name.
+const EXAMPLES: usize = 10;
+
+/// What deduplication did, for the run report.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DuplicateReport {
+    /// Keys (type and id) that occurred more than once.
+    pub keys: u64,
+    /// Lines superseded by a newer occurrence (dead-lettered).
+    pub superseded: u64,
+    /// A few of them: `Patient/123: file:line wins over file:line`.
+    pub examples: Vec<String>,
+    /// Types whose duplicates were kept because a view of theirs has no resource-key column.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_in_types: Vec<String>,
+}
+
+/// Applies `duplicates` to the staged tables and the counts; see the module docs.
+pub(crate) fn apply(
+    duplicates: &[Duplicate],
+    catalog: &Catalog,
+    files: &[ExportFile],
+    staging: &Path,
+    pipeline: &mut PipelineOutput,
+    dead_letters: &mut DeadLetterWriter,
+) -> anyhow::Result<DuplicateReport> {
+    let mut report = DuplicateReport { keys: duplicates.len() as u64, ..DuplicateReport::default() };
+    let mut ids = ids_by_type(duplicates);
+    let tables_of = |t: &str| -> Vec<usize> {
+        (0..catalog.views.len()).filter(|&i| catalog.views[i].resource_type() == t).collect()
+    };
+    ids.retain(|resource_type, _| {
+        let keyed = tables_of(resource_type).iter().all(|&i| resource_key_column(&catalog.views[i]).is_some());
+        if !keyed {
+            tracing::warn!(resource_type, "duplicates kept: a view of this type has no getResourceKey() column");
+            report.kept_in_types.push(resource_type.clone());
+        }
+        keyed
+    });
+    report.kept_in_types.sort();
+
+    let mut winners_writer =
+        PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), 9999, PartLimits::default());
+    for (resource_type, type_ids) in &ids {
+        let tables = tables_of(resource_type);
+        for &table in &tables {
+            let column = resource_key_column(&catalog.views[table]).expect("checked above");
+            let dir = staging.join(&catalog.layouts[table].name);
+            drop_rows(&dir, &mut pipeline.outputs[table], column, type_ids)?;
+        }
+        let mut views = ViewSet::new(tables.iter().map(|&i| catalog.views[i].clone()));
+        for d in duplicates.iter().filter(|d| &d.resource_type == resource_type) {
+            let mut bytes = d.winner_bytes.clone();
+            let resource = simd_json::to_borrowed_value(&mut bytes).context("re-reading a duplicate")?;
+            views.append(resource_type, &resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
+        }
+        for (builder, &table) in views.builders_mut().iter_mut().zip(&tables) {
+            let batch = builder.finish();
+            let parts = match &catalog.layouts[table].partition {
+                Some(spec) => spec.split(&batch),
+                None => vec![(None, batch)],
+            };
+            for (partition, batch) in parts {
+                winners_writer.write(table, partition, &batch)?;
+            }
+        }
+    }
+    for (total, added) in pipeline.outputs.iter_mut().zip(winners_writer.finish()?) {
+        total.rows += added.rows;
+        total.bytes += added.bytes;
+        total.files.extend(added.files);
+    }
+
+    for d in duplicates.iter().filter(|d| ids.contains_key(&d.resource_type)) {
+        let winner = &files[d.winner.file];
+        let winner_at = format!("{}:{}", winner.path.display(), d.winner.line);
+        if report.examples.len() < EXAMPLES {
+            let losers: Vec<String> =
+                d.losers.iter().map(|(o, _)| format!("{}:{}", files[o.file].path.display(), o.line)).collect();
+            report.examples.push(format!("{}/{}: {winner_at} wins over {}", d.resource_type, d.id, losers.join(", ")));
+        }
+        for (loser, bytes) in &d.losers {
+            let rows = rows_of(catalog, &d.resource_type, bytes)?;
+            let file_report = &mut pipeline.collected.files[loser.file];
+            file_report.loaded -= 1;
+            file_report.rows -= rows;
+            file_report.dead_letters += 1;
+            let reason =
+                Reason::SupersededDuplicate { key: format!("{}/{}", d.resource_type, d.id), winner: winner_at.clone() };
+            *file_report.dead_by_reason.entry(reason.code().to_owned()).or_default() += 1;
+            let file = &files[loser.file];
+            let dead = DeadLine { index: 0, offset: loser.offset, reason, bytes: bytes.clone() };
+            dead_letters.write(loser.file, &file.name(), &file.path, loser.line, &dead)?;
+            report.superseded += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// The index of the view's top-level `getResourceKey()` column, if it has one.
+pub(crate) fn resource_key_column(view: &CompiledView) -> Option<usize> {
+    let selects = view.definition().get("select")?.as_array()?;
+    let iterates = |s: &serde_json::Value| ["forEach", "forEachOrNull", "repeat"].iter().any(|k| s.get(k).is_some());
+    let name = selects.iter().filter(|s| !iterates(s)).find_map(|s| {
+        s.get("column")?
+            .as_array()?
+            .iter()
+            .find_map(|c| (c.get("path")?.as_str()?.trim() == "getResourceKey()").then(|| c.get("name")?.as_str())?)
+    })?;
+    view.schema().index_of(name).ok()
+}
+
+/// Rows the views of `resource_type` give for one resource line.
+fn rows_of(catalog: &Catalog, resource_type: &str, line: &[u8]) -> anyhow::Result<u64> {
+    let mut views = ViewSet::new(catalog.views.iter().filter(|v| v.resource_type() == resource_type).cloned());
+    let mut bytes = line.to_vec();
+    let resource = simd_json::to_borrowed_value(&mut bytes).context("re-reading a duplicate")?;
+    let rows = views.append(resource_type, &resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
+    Ok(rows as u64)
+}
+
+/// Rewrites the part files of one table without the rows whose key is in `ids`.
+fn drop_rows(dir: &Path, output: &mut TableOutput, key_column: usize, ids: &HashSet<String>) -> anyhow::Result<()> {
+    let mut kept_files = Vec::with_capacity(output.files.len());
+    for relative in std::mem::take(&mut output.files) {
+        let path = dir.join(&relative);
+        let reader = ParquetRecordBatchReader::try_new(File::open(&path)?, 64 * 1024)?;
+        let schema = reader.schema();
+        let mut batches = Vec::new();
+        let mut removed = 0;
+        for batch in reader {
+            let batch = batch?;
+            let keys = arrow::compute::cast(batch.column(key_column), &arrow::datatypes::DataType::Utf8)?;
+            let keys = keys.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+            let keep: BooleanArray = keys.iter().map(|k| Some(!k.is_some_and(|k| ids.contains(k)))).collect();
+            removed += keep.false_count() as u64;
+            batches.push(filter_record_batch(&batch, &keep)?);
+        }
+        if removed == 0 {
+            kept_files.push(relative);
+            continue;
+        }
+        output.rows -= removed;
+        output.bytes -= std::fs::metadata(&path)?.len();
+        let rows: usize = batches.iter().map(arrow::record_batch::RecordBatch::num_rows).sum();
+        if rows == 0 {
+            std::fs::remove_file(&path)?;
+            continue;
+        }
+        let tmp = path.with_extension("parquet.tmp");
+        let mut writer =
+            ArrowWriter::try_new(File::create(&tmp)?, Arc::clone(&schema), Some(ParquetWriter::<File>::properties()))?;
+        for batch in &batches {
+            writer.write(batch)?;
+        }
+        writer.into_inner()?.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        output.bytes += std::fs::metadata(&path)?.len();
+        kept_files.push(relative);
+    }
+    output.files = kept_files;
+    Ok(())
+}

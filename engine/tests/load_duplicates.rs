@@ -1,0 +1,81 @@
+//! The same resource twice in one load: reported, the newest (versionId, then lastUpdated,
+//! then position) is what the tables hold, and the older copies are dead letters.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+
+fn patient(id: &str, version: Option<&str>, updated: Option<&str>, gender: &str) -> String {
+    let mut meta = serde_json::Map::new();
+    if let Some(v) = version {
+        meta.insert("versionId".into(), v.into());
+    }
+    if let Some(u) = updated {
+        meta.insert("lastUpdated".into(), u.into());
+    }
+    serde_json::json!({"resourceType": "Patient", "id": id, "meta": meta, "gender": gender}).to_string()
+}
+
+#[test]
+fn newest_copy_wins_and_older_copies_are_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let first = [
+        patient("a", Some("1"), None, "male"),
+        patient("b", None, Some("2024-01-01T00:00:00Z"), "male"),
+        patient("c", None, None, "male"),
+        patient("unique", None, None, "other"),
+    ];
+    let second = [
+        patient("a", Some("2"), None, "female"),                         // newer version
+        patient("b", None, Some("2023-06-01T00:00:00+00:00"), "female"), // older update
+        patient("c", None, None, "female"),                              // later position
+    ];
+    std::fs::write(export.join("Patient.1.ndjson"), first.join("\n")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(second.join("\n").as_bytes()).unwrap();
+    std::fs::write(export.join("Patient.2.ndjson.gz"), gz.finish().unwrap()).unwrap();
+
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[export], &out, |o| o.chunk_bytes = 100);
+    let report = &outcome.report;
+    assert!(outcome.committed(), "{:?}", report.failure);
+    report.check().unwrap();
+    let dups = report.duplicates.as_ref().expect("duplicates reported");
+    assert_eq!((dups.keys, dups.superseded), (3, 3));
+    assert!(
+        dups.examples.iter().any(|e| e.starts_with("Patient/a: ") && e.contains("Patient.2.ndjson.gz:1 wins")),
+        "{:?}",
+        dups.examples
+    );
+    assert_eq!(report.totals.loaded, 4);
+    assert_eq!(report.totals.dead_by_reason.get("superseded_duplicate"), Some(&3));
+
+    let ctx = datafusion::prelude::SessionContext::new();
+    fhirhouse::sql::register_warehouse(&ctx, &out).unwrap();
+    let batches =
+        fhirhouse::sql::query_blocking(&ctx, "SELECT id, CAST(gender AS VARCHAR) FROM patient ORDER BY id").unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ") && !l.contains(" id ")).collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    for (id, gender) in [("a", "female"), ("b", "male"), ("c", "female"), ("unique", "other")] {
+        assert!(
+            rows.iter().any(|r| r.contains(&format!("| {id} ")) && r.contains(gender)),
+            "{id} should be {gender}:\n{text}"
+        );
+    }
+
+    let dead = dead_letters(&out, &report.load_id);
+    let superseded: Vec<(String, u64)> = dead
+        .iter()
+        .filter(|r| r["reason"] == "superseded_duplicate")
+        .map(|r| (r["raw"].as_str().unwrap().to_owned(), r["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(superseded.len(), 3);
+    assert!(superseded.contains(&(first[0].clone(), 1)), "{superseded:?}");
+    assert!(superseded.contains(&(second[1].clone(), 2)), "{superseded:?}");
+    assert!(superseded.contains(&(first[2].clone(), 3)), "{superseded:?}");
+}
