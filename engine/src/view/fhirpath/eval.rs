@@ -13,6 +13,7 @@ use smallvec::smallvec;
 use super::ast::BinaryOp;
 use super::compile::{Expression, Func, Lit, Op};
 use super::navigate::{for_each_item, is_type, RootSlot};
+use super::single::at;
 use super::value::{items_compare, items_equal, items_equivalent, Collection, Item, Number};
 use crate::view::decimal::Decimal;
 use crate::view::temporal::Temporal;
@@ -46,11 +47,17 @@ type EvalResult<'a> = Result<Collection<'a>, EvalError>;
 impl Expression {
     /// Evaluates the expression with `input` as its focus.
     pub fn evaluate<'a>(&'a self, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
-        eval(&self.op, ctx, input).map_err(|e| EvalError(format!("{} (in '{}')", e.0, self.source)))
+        eval(&self.op, ctx, input).map_err(|e| self.locate(e))
+    }
+
+    /// An evaluation error with the expression it happened in.
+    pub(super) fn locate(&self, e: EvalError) -> EvalError {
+        EvalError(format!("{} (in '{}')", e.0, self.source))
     }
 }
 
-fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+/// The general evaluator: `op` over the collection `input`.
+pub(super) fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
     Ok(match op {
         Op::Lit(lit) => smallvec![lit_item(lit)],
         Op::Empty => Collection::new(),
@@ -99,7 +106,7 @@ fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalRe
     })
 }
 
-fn lit_item(lit: &Lit) -> Item<'_> {
+pub(super) fn lit_item(lit: &Lit) -> Item<'_> {
     match lit {
         Lit::Bool(b) => Item::Bool(*b),
         Lit::Int(i) => Item::Int(*i),
@@ -144,7 +151,7 @@ fn bool_result<'a>(b: Option<bool>) -> Collection<'a> {
     b.map(|b| smallvec![Item::Bool(b)]).unwrap_or_default()
 }
 
-fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<'a> {
+pub(super) fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<'a> {
     use BinaryOp::*;
     Ok(match op {
         And | Or | Xor | Implies => {
@@ -274,7 +281,7 @@ fn arithmetic<'a>(op: BinaryOp, a: &Item<'a>, b: &Item<'a>) -> Result<Option<Ite
     r.map(|v| Some(Item::decimal(v))).ok_or_else(overflow)
 }
 
-fn call<'a>(
+pub(super) fn call<'a>(
     func: &'a Func,
     base: &[Item<'a>],
     args: &'a [Op],
@@ -285,7 +292,7 @@ fn call<'a>(
     let arg = |i: usize| -> EvalResult<'a> { eval(&args[i], ctx, input) };
     // Evaluates a criterion against one item, as `where`/`exists`/`all` do.
     let holds = |item: &Item<'a>| -> Result<bool, EvalError> {
-        Ok(to_boolean(&eval(&args[0], ctx, std::slice::from_ref(item))?, "criteria")? == Some(true))
+        Ok(to_boolean(at(&args[0], ctx, item)?.as_slice(), "criteria")? == Some(true))
     };
     Ok(match func {
         Func::Where => {
@@ -300,7 +307,7 @@ fn call<'a>(
         Func::Select => {
             let mut out = Collection::new();
             for item in base.iter() {
-                out.extend(eval(&args[0], ctx, std::slice::from_ref(item))?);
+                out.extend(at(&args[0], ctx, item)?.into_collection());
             }
             out
         }

@@ -167,7 +167,7 @@ impl PathOp {
     /// The common case, without recursion or bookkeeping: every step meets at most one item
     /// (a single element, or an array followed by `first()`). `None` when that does not hold
     /// and the general walk must run; `Some(None)` when the path reaches nothing.
-    fn walk_one<'a>(&'a self, item: &Item<'a>, root: &[RootSlot<'a>]) -> Option<Option<Item<'a>>> {
+    pub fn walk_one<'a>(&'a self, item: &Item<'a>, root: &[RootSlot<'a>]) -> Option<Option<Item<'a>>> {
         let mut current = item.clone();
         let mut steps = self.steps.iter().peekable();
         while let Some(step) = steps.next() {
