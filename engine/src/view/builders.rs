@@ -17,6 +17,7 @@ use arrow::array::{
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{FieldRef, Int32Type};
+use simd_json::BorrowedValue as Json;
 
 use super::fhirpath::Item;
 use super::types::{Cell, ValueType};
@@ -287,6 +288,21 @@ impl ColumnBuilder {
     /// null. Nothing is appended when the conversion fails.
     pub fn append_item(&mut self, item: Option<Item<'_>>) -> Result<(), String> {
         debug_assert!(self.list.is_none(), "a list column takes a list");
+        // Text straight from the document, the commonest value: what `convert` would make
+        // of it (the string itself), without the detour through a cell.
+        if let Some(Item::Node(Json::String(text))) = &item {
+            let pushed = match &mut self.values.values {
+                Values::Text(v) => v.push(text),
+                Values::Code(v) => v.push(text),
+                _ => return self.append_converted(item),
+            };
+            self.values.validity.append_non_null();
+            return Ok(pushed);
+        }
+        self.append_converted(item)
+    }
+
+    fn append_converted(&mut self, item: Option<Item<'_>>) -> Result<(), String> {
         match item {
             Some(item) => self.values.append(&self.value_type.convert(item)?),
             None => self.values.append_null(),
