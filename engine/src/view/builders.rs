@@ -17,7 +17,6 @@ use arrow::array::{
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{FieldRef, Int32Type};
-use simd_json::BorrowedValue as Json;
 
 use super::fhirpath::Item;
 use super::types::{Cell, ValueType};
@@ -288,37 +287,41 @@ impl ColumnBuilder {
     /// null. Nothing is appended when the conversion fails.
     pub fn append_item(&mut self, item: Option<Item<'_>>) -> Result<(), String> {
         debug_assert!(self.list.is_none(), "a list column takes a list");
-        // Text straight from the document, the commonest value: what `convert` would make
-        // of it (the string itself), without the detour through a cell.
-        if let Some(Item::Node(Json::String(text))) = &item {
-            let pushed = match &mut self.values.values {
-                Values::Text(v) => v.push(text),
-                Values::Code(v) => v.push(text),
-                _ => return self.append_converted(item),
-            };
-            self.values.validity.append_non_null();
-            return Ok(pushed);
-        }
-        self.append_converted(item)
-    }
-
-    fn append_converted(&mut self, item: Option<Item<'_>>) -> Result<(), String> {
         match item {
-            Some(item) => self.values.append(&self.value_type.convert(item)?),
-            None => self.values.append_null(),
+            Some(item) => self.push_value(item),
+            None => {
+                self.values.append_null();
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Appends one row of a collection column: a list of the items, converted. On a
     /// failed conversion the items appended so far stay until [`truncate`](Self::truncate).
     pub fn append_list<'a>(&mut self, items: impl IntoIterator<Item = Item<'a>>) -> Result<(), String> {
         for item in items {
-            self.values.append(&self.value_type.convert(item)?);
+            self.push_value(item)?;
         }
         let list = self.list.as_mut().expect("a scalar column takes one item");
         list.offsets.push(self.values.len() as i32);
         list.validity.append_non_null();
+        Ok(())
+    }
+
+    /// Appends one value, converted to the column's type.
+    fn push_value(&mut self, item: Item<'_>) -> Result<(), String> {
+        // Text into a text column, the commonest value: what `convert` makes of any item
+        // that is text (the text itself), without the detour through a cell.
+        match (&mut self.values.values, item.as_str()) {
+            (Values::Text(v), Some(text)) => v.push(text),
+            (Values::Code(v), Some(text)) => v.push(text),
+            _ => {
+                let cell = self.value_type.convert(item)?;
+                self.values.append(&cell);
+                return Ok(());
+            }
+        }
+        self.values.validity.append_non_null();
         Ok(())
     }
 

@@ -155,25 +155,7 @@ pub(super) fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> 
     use BinaryOp::*;
     Ok(match op {
         And | Or | Xor | Implies => {
-            let (a, b) = (to_boolean(&l, "and/or")?, to_boolean(&r, "and/or")?);
-            bool_result(match op {
-                And => match (a, b) {
-                    (Some(false), _) | (_, Some(false)) => Some(false),
-                    (Some(true), Some(true)) => Some(true),
-                    _ => None,
-                },
-                Or => match (a, b) {
-                    (Some(true), _) | (_, Some(true)) => Some(true),
-                    (Some(false), Some(false)) => Some(false),
-                    _ => None,
-                },
-                Xor => a.zip(b).map(|(a, b)| a != b),
-                _ => match (a, b) {
-                    (Some(false), _) | (_, Some(true)) => Some(true),
-                    (Some(true), Some(false)) => Some(false),
-                    _ => None,
-                },
-            })
+            bool_result(logic(op, to_boolean(&l, "and/or")?, to_boolean(&r, "and/or")?))
         }
         Eq | Ne => {
             if l.is_empty() || r.is_empty() {
@@ -220,15 +202,8 @@ pub(super) fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> 
         }
         Concat => {
             singleton(&l, "&")?;
-            let b = singleton(&r, "&")?.map(|i| i.to_text()).unwrap_or_default();
-            // `a & b & c` nests to the left: reuse the string the inner `&` built.
-            let mut text = match l.into_iter().next() {
-                Some(Item::Str(Cow::Owned(text))) => text,
-                Some(item) => concat(&item.to_text(), ""),
-                None => String::new(),
-            };
-            text.push_str(&b);
-            smallvec![Item::Str(Cow::Owned(text))]
+            let r = singleton(&r, "&")?;
+            smallvec![concat_items(l.into_iter().next(), r)]
         }
         Add | Sub | Mul | Div | IntDiv | Mod => {
             let (Some(a), Some(b)) = (singleton(&l, "arithmetic")?, singleton(&r, "arithmetic")?) else {
@@ -237,6 +212,44 @@ pub(super) fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> 
             arithmetic(op, a, b)?.into_iter().collect()
         }
     })
+}
+
+/// Three-valued `and`, `or`, `xor` and `implies` of two singleton booleans (`None` is
+/// empty).
+pub(super) fn logic(op: BinaryOp, a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    use BinaryOp::*;
+    match op {
+        And => match (a, b) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
+        },
+        Or => match (a, b) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        },
+        Xor => a.zip(b).map(|(a, b)| a != b),
+        _ => match (a, b) {
+            (Some(false), _) | (_, Some(true)) => Some(true),
+            (Some(true), Some(false)) => Some(false),
+            _ => None,
+        },
+    }
+}
+
+/// `l & r` of two singletons (`None` is empty, which counts as ''). `a & b & c` nests to
+/// the left, so the string an inner `&` built is reused.
+pub(super) fn concat_items<'a>(l: Option<Item<'a>>, r: Option<&Item<'a>>) -> Item<'a> {
+    let mut text = match l {
+        Some(Item::Str(Cow::Owned(text))) => text,
+        Some(item) => concat(&item.to_text(), ""),
+        None => String::new(),
+    };
+    if let Some(r) = r {
+        text.push_str(&r.to_text());
+    }
+    Item::Str(Cow::Owned(text))
 }
 
 /// `a` followed by `b`, allocating once (no formatting machinery on this per-row path),
@@ -376,21 +389,28 @@ pub(super) fn call<'a>(
                 .into_iter()
                 .collect()
         }
-        Func::GetResourceKey => base
-            .iter()
-            .filter_map(|i| i.as_object()?.get("id"))
-            .filter_map(|id| match id {
-                Json::String(s) => Some(Item::Str(Cow::Borrowed(s.as_ref()))),
-                _ => None,
-            })
-            .collect(),
-        Func::GetReferenceKey(type_name) => base
-            .iter()
-            .filter_map(|i| match i.as_object()?.get("reference")? {
-                Json::String(s) => reference_key(s, type_name.as_deref()).map(|k| Item::Str(Cow::Borrowed(k))),
-                _ => None,
-            })
-            .collect(),
+        // Loops rather than iterator chains: collecting a filtered iterator into a small
+        // vector costs several times the lookup on these per-row functions.
+        Func::GetResourceKey => {
+            let mut out = Collection::new();
+            for item in base {
+                if let Some(Json::String(s)) = item.as_object().and_then(|o| o.get("id")) {
+                    out.push(Item::Str(Cow::Borrowed(s.as_ref())));
+                }
+            }
+            out
+        }
+        Func::GetReferenceKey(type_name) => {
+            let mut out = Collection::new();
+            for item in base {
+                if let Some(Json::String(s)) = item.as_object().and_then(|o| o.get("reference")) {
+                    if let Some(key) = reference_key(s, type_name.as_deref()) {
+                        out.push(Item::Str(Cow::Borrowed(key)));
+                    }
+                }
+            }
+            out
+        }
         Func::Iif => {
             let condition = to_boolean(&eval(&args[0], ctx, base)?, "iif()")?;
             match (condition, args.get(2)) {

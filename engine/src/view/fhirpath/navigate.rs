@@ -212,13 +212,21 @@ impl PathOp {
             };
             let single = match node {
                 Json::Array(elements) => {
-                    let mut present = elements.iter().filter(|e| !matches!(e, Json::Static(StaticNode::Null)));
-                    let first = present.next();
-                    if first.is_some()
-                        && !matches!(self.steps.get(i + 1), Some(Step::Nth(0)))
-                        && present.next().is_some()
-                    {
-                        return None;
+                    // The first element that is not null; a second one is fine only when
+                    // the next step takes the first.
+                    let takes_first = matches!(self.steps.get(i + 1), Some(Step::Nth(0)));
+                    let mut first = None;
+                    for element in elements.iter() {
+                        if matches!(element, Json::Static(StaticNode::Null)) {
+                            continue;
+                        }
+                        if first.is_some() {
+                            return None;
+                        }
+                        first = Some(element);
+                        if takes_first {
+                            break;
+                        }
                     }
                     first
                 }

@@ -12,7 +12,7 @@ use smallvec::smallvec;
 
 use super::ast::BinaryOp;
 use super::compile::{Expression, Op};
-use super::eval::{binary, call, lit_item, EvalContext, EvalError};
+use super::eval::{binary, call, concat_items, lit_item, logic, to_boolean, EvalContext, EvalError};
 use super::navigate::PathOp;
 use super::value::{Collection, Item};
 
@@ -38,7 +38,7 @@ impl<'a> Found<'a> {
     pub fn into_single(self) -> Option<Item<'a>> {
         match self {
             Found::One(item) => item,
-            Found::Many(items) => items.into_iter().next(),
+            Found::Many(mut items) => (!items.is_empty()).then(|| items.swap_remove(0)),
         }
     }
 
@@ -60,8 +60,17 @@ impl Expression {
     }
 }
 
-/// `op` evaluated with input `[focus]`.
+/// `op` evaluated with input `[focus]`. Plain paths, most of a view's columns, are walked
+/// here; everything else goes through the larger [`at_op`].
+#[inline]
 pub(super) fn at<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Found<'a>, EvalError> {
+    match op {
+        Op::Path(None, path) => Ok(walk(path, focus, ctx)),
+        op => at_op(op, ctx, focus),
+    }
+}
+
+fn at_op<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Found<'a>, EvalError> {
     let input = std::slice::from_ref(focus);
     Ok(match op {
         Op::Lit(lit) => Found::One(Some(lit_item(lit))),
@@ -90,6 +99,11 @@ pub(super) fn at<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) ->
                 // (a collection of several would still need its duplicates removed).
                 (BinaryOp::Union, Found::One(None), one @ Found::One(_))
                 | (BinaryOp::Union, one @ Found::One(_), Found::One(None)) => one,
+                (BinaryOp::Concat, Found::One(l), Found::One(r)) => Found::One(Some(concat_items(l, r.as_ref()))),
+                (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies, l, r) => {
+                    let (a, b) = (to_boolean(l.as_slice(), "and/or")?, to_boolean(r.as_slice(), "and/or")?);
+                    Found::One(logic(*op, a, b).map(Item::Bool))
+                }
                 (op, l, r) => Found::Many(binary(*op, l.into_collection(), r.into_collection())?),
             }
         }
@@ -98,6 +112,7 @@ pub(super) fn at<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) ->
 }
 
 /// `path` walked from `item`: the single-item walk when every step meets one item.
+#[inline]
 fn walk<'a>(path: &'a PathOp, item: &Item<'a>, ctx: &EvalContext<'_, 'a>) -> Found<'a> {
     match path.walk_one(item, ctx.root) {
         Some(found) => Found::One(found),
