@@ -21,6 +21,15 @@ use arrow::datatypes::{FieldRef, Int32Type};
 use super::fhirpath::Item;
 use super::types::{Cell, ValueType};
 
+/// Takes a finished batch's values out of `v` (for Arrow, without copying) and leaves an
+/// empty vector, holding `first` if given, sized for as many values as the batch had: the
+/// next batch is likely as large, and growing to it again would copy it several times.
+fn take_sized<T>(v: &mut Vec<T>, first: Option<T>) -> Vec<T> {
+    let mut next = Vec::with_capacity(v.len());
+    next.extend(first);
+    std::mem::replace(v, next)
+}
+
 /// Text values: UTF-8 bytes and one end offset per value.
 struct TextValues {
     /// `offsets[i]..offsets[i + 1]` is value `i`; starts with 0.
@@ -56,8 +65,8 @@ impl TextValues {
     }
 
     fn take(&mut self) -> (OffsetBuffer<i32>, Buffer) {
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(&mut self.offsets, vec![0])));
-        (offsets, Buffer::from_vec(std::mem::take(&mut self.bytes)))
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(take_sized(&mut self.offsets, Some(0))));
+        (offsets, Buffer::from_vec(take_sized(&mut self.bytes, None)))
     }
 }
 
@@ -100,7 +109,7 @@ impl CodeValues {
         self.index.clear();
         self.last = None;
         let (offsets, bytes) = self.dictionary.take();
-        let keys = Int32Array::new(ScalarBuffer::from(std::mem::take(&mut self.keys)), nulls);
+        let keys = Int32Array::new(ScalarBuffer::from(take_sized(&mut self.keys, None)), nulls);
         Arc::new(
             DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::new(offsets, bytes, None)))
                 .expect("keys index the values built with them"),
@@ -217,7 +226,7 @@ impl Scalars {
     fn finish(&mut self) -> ArrayRef {
         let nulls = self.validity.finish();
         fn take<T: arrow::datatypes::ArrowNativeType>(v: &mut Vec<T>) -> ScalarBuffer<T> {
-            ScalarBuffer::from(std::mem::take(v))
+            ScalarBuffer::from(take_sized(v, None))
         }
         match &mut self.values {
             Values::Text(v) => {
@@ -355,7 +364,7 @@ impl ColumnBuilder {
     pub fn finish(&mut self) -> ArrayRef {
         let values = self.values.finish();
         let Some(list) = &mut self.list else { return values };
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(&mut list.offsets, vec![0])));
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(take_sized(&mut list.offsets, Some(0))));
         Arc::new(ListArray::new(list.item_field.clone(), offsets, values, list.validity.finish()))
     }
 }

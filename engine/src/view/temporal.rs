@@ -436,7 +436,8 @@ impl Temporal {
         };
         let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
         let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-        if year == 0 || day == 0 || day > days_in_month(year as i32, month)? || hour > 23 || minute > 59 || second > 60 {
+        if year == 0 || day == 0 || day > days_in_month(year as i32, month)? || hour > 23 || minute > 59 || second > 60
+        {
             return None;
         }
         let mut pos = 19;

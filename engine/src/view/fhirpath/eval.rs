@@ -154,9 +154,7 @@ fn bool_result<'a>(b: Option<bool>) -> Collection<'a> {
 pub(super) fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<'a> {
     use BinaryOp::*;
     Ok(match op {
-        And | Or | Xor | Implies => {
-            bool_result(logic(op, to_boolean(&l, "and/or")?, to_boolean(&r, "and/or")?))
-        }
+        And | Or | Xor | Implies => bool_result(logic(op, to_boolean(&l, "and/or")?, to_boolean(&r, "and/or")?)),
         Eq | Ne => {
             if l.is_empty() || r.is_empty() {
                 return Ok(Collection::new());
