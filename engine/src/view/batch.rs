@@ -19,7 +19,7 @@ use simd_json::BorrowedValue as Json;
 use super::builders::ColumnBuilder;
 use super::fhirpath::navigate::RootSlots;
 use super::fhirpath::Item;
-use super::plan::CompiledView;
+use super::plan::{ColumnEval, CompiledView};
 
 /// A resource the view could not turn into rows, as the spec defines such errors (several
 /// values in a non-collection column, a non-boolean `where`, a value of the wrong type).
@@ -121,15 +121,31 @@ impl ViewBatchBuilder {
 /// Appends the rows of one resource and returns how many. On error the builders may hold
 /// part of it, for the caller to truncate.
 fn append_resource(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Json<'_>) -> Result<usize, RowError> {
-    let Some(one_row) = view.one_row_columns() else {
-        let rows = view.rows(resource)?;
-        for row in &rows {
-            for (builder, cell) in columns.iter_mut().zip(row) {
-                builder.append_cell(cell);
-            }
+    match view.one_row_columns() {
+        Some(one_row) => append_one_row(view, one_row, columns, resource),
+        None => append_rows(view, columns, resource),
+    }
+}
+
+/// The general route: the resource's rows built with the spec's algorithm, then appended.
+fn append_rows(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Json<'_>) -> Result<usize, RowError> {
+    let rows = view.rows(resource)?;
+    for row in &rows {
+        for (builder, cell) in columns.iter_mut().zip(row) {
+            builder.append_cell(cell);
         }
-        return Ok(rows.len());
-    };
+    }
+    Ok(rows.len())
+}
+
+/// The one-row route: each column's value evaluated at the resource and written straight
+/// into its builder.
+fn append_one_row(
+    view: &CompiledView,
+    one_row: &[ColumnEval],
+    columns: &mut [ColumnBuilder],
+    resource: &Json<'_>,
+) -> Result<usize, RowError> {
     let mut root_slots = RootSlots::new();
     let Some(ctx) = view.start(resource, &mut root_slots)? else { return Ok(0) };
     let focus = Item::Node(resource);
