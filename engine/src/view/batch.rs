@@ -1,25 +1,25 @@
-//! Appends view rows straight into Arrow builders and cuts record batches.
+//! Appends view rows into Arrow builders and cuts record batches.
 //!
 //! [`ViewBatchBuilder`] serves one view; [`ViewSet`] serves every view of a load, so a
-//! resource parsed once feeds all the views of its type. A resource's rows are computed in
-//! full before any is appended, so a resource that fails leaves no trace in any batch and the
-//! caller can dead-letter it.
+//! resource parsed once feeds all the views of its type. A view that yields one row per
+//! resource (no `forEach`, `repeat` or `unionAll`) writes each column's value straight into
+//! its builder; any other view builds the resource's rows with the spec's algorithm
+//! ([`CompiledView::rows`]) and appends them. Either way a resource that fails is taken back
+//! out of every builder, so it leaves no trace in any batch and the caller can dead-letter
+//! it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::builder::NullBufferBuilder;
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, DictionaryArray, Int32Builder, Int64Builder, ListArray,
-    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{FieldRef, Int32Type};
+use arrow::array::ArrayRef;
+use arrow::datatypes::FieldRef;
 use arrow::record_batch::RecordBatch;
 use simd_json::BorrowedValue as Json;
 
-use super::plan::{CompiledView, Row};
-use super::types::{Cell, ValueType};
+use super::builders::ColumnBuilder;
+use super::fhirpath::navigate::RootSlots;
+use super::fhirpath::Item;
+use super::plan::{ColumnEval, CompiledView};
 
 /// A resource the view could not turn into rows, as the spec defines such errors (several
 /// values in a non-collection column, a non-boolean `where`, a value of the wrong type).
@@ -77,9 +77,22 @@ impl ViewBatchBuilder {
     /// Evaluates the view over `resource` and appends its rows; returns how many. A resource
     /// of another type, or filtered out by `where`, appends nothing and returns 0.
     pub fn append(&mut self, resource: &Json<'_>) -> Result<usize, RowError> {
-        let rows = self.view.rows(resource)?;
-        append_rows(&mut self.columns, &mut self.rows, &rows);
-        Ok(rows.len())
+        match append_resource(&self.view, &mut self.columns, resource) {
+            Ok(rows) => {
+                self.rows += rows;
+                Ok(rows)
+            }
+            Err(e) => {
+                self.truncate(self.rows);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes back every row after the first `rows` (and any part-appended row).
+    fn truncate(&mut self, rows: usize) {
+        self.columns.iter_mut().for_each(|c| c.truncate(rows));
+        self.rows = rows;
     }
 
     /// Rows appended since the last [`finish`](Self::finish).
@@ -105,15 +118,48 @@ impl ViewBatchBuilder {
     }
 }
 
-/// Appends rows column by column. A free function so callers can hold a borrow of the view
-/// (which the rows borrow from) while the builders are mutated.
-fn append_rows(columns: &mut [ColumnBuilder], count: &mut usize, rows: &[Row<'_>]) {
-    for row in rows {
+/// Appends the rows of one resource and returns how many. On error the builders may hold
+/// part of it, for the caller to truncate.
+fn append_resource(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Json<'_>) -> Result<usize, RowError> {
+    match view.one_row_columns() {
+        Some(one_row) => append_one_row(view, one_row, columns, resource),
+        None => append_rows(view, columns, resource),
+    }
+}
+
+/// The general route: the resource's rows built with the spec's algorithm, then appended.
+fn append_rows(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Json<'_>) -> Result<usize, RowError> {
+    let rows = view.rows(resource)?;
+    for row in &rows {
         for (builder, cell) in columns.iter_mut().zip(row) {
-            builder.append(cell);
+            builder.append_cell(cell);
         }
     }
-    *count += rows.len();
+    Ok(rows.len())
+}
+
+/// The one-row route: each column's value evaluated at the resource and written straight
+/// into its builder.
+fn append_one_row(
+    view: &CompiledView,
+    one_row: &[ColumnEval],
+    columns: &mut [ColumnBuilder],
+    resource: &Json<'_>,
+) -> Result<usize, RowError> {
+    let mut root_slots = RootSlots::new();
+    let Some(ctx) = view.start(resource, &mut root_slots)? else { return Ok(0) };
+    let focus = Item::Node(resource);
+    for column in one_row {
+        let (plan, found) = view.column_value(column, &ctx, std::slice::from_ref(&focus))?;
+        let builder = &mut columns[column.slot];
+        let appended = if plan.collection {
+            builder.append_list(found.into_collection())
+        } else {
+            builder.append_item(found.into_single())
+        };
+        appended.map_err(|e| view.error(resource, Some(plan), e))?;
+    }
+    Ok(1)
 }
 
 fn list_item_field(field: &FieldRef) -> FieldRef {
@@ -129,8 +175,6 @@ fn list_item_field(field: &FieldRef) -> FieldRef {
 /// read its type. [`ViewSet::append`] is all-or-nothing across views: if any view fails
 /// on a resource, no view keeps rows from it.
 pub struct ViewSet {
-    /// The views, apart from their builders so rows can borrow a view while a builder grows.
-    views: Vec<Arc<CompiledView>>,
     builders: Vec<ViewBatchBuilder>,
     by_type: HashMap<String, Vec<usize>>,
 }
@@ -138,13 +182,12 @@ pub struct ViewSet {
 impl ViewSet {
     /// A set over the given views.
     pub fn new(views: impl IntoIterator<Item = Arc<CompiledView>>) -> Self {
-        let views: Vec<Arc<CompiledView>> = views.into_iter().collect();
-        let builders: Vec<ViewBatchBuilder> = views.iter().cloned().map(ViewBatchBuilder::new).collect();
+        let builders: Vec<ViewBatchBuilder> = views.into_iter().map(ViewBatchBuilder::new).collect();
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, b) in builders.iter().enumerate() {
             by_type.entry(b.view.resource_type().to_string()).or_default().push(i);
         }
-        ViewSet { views, builders, by_type }
+        ViewSet { builders, by_type }
     }
 
     /// Whether any view reads `resource_type`.
@@ -155,225 +198,25 @@ impl ViewSet {
     /// Evaluates every view of the resource's type; returns the rows appended in total.
     pub fn append(&mut self, resource_type: &str, resource: &Json<'_>) -> Result<usize, RowError> {
         let Some(indexes) = self.by_type.get(resource_type) else { return Ok(0) };
-        let mut all_rows = Vec::with_capacity(indexes.len());
+        let mut appended: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
         for &i in indexes {
-            all_rows.push(self.views[i].rows(resource)?);
+            match self.builders[i].append(resource) {
+                Ok(rows) => appended.push(rows),
+                Err(e) => {
+                    for (&j, &rows) in indexes.iter().zip(&appended) {
+                        let builder = &mut self.builders[j];
+                        builder.truncate(builder.rows - rows);
+                    }
+                    return Err(e);
+                }
+            }
         }
-        let mut total = 0;
-        for (&i, rows) in indexes.iter().zip(&all_rows) {
-            let builder = &mut self.builders[i];
-            append_rows(&mut builder.columns, &mut builder.rows, rows);
-            total += rows.len();
-        }
-        Ok(total)
+        Ok(appended.iter().sum())
     }
 
     /// The per-view builders, e.g. to check their sizes and finish full ones.
     pub fn builders_mut(&mut self) -> &mut [ViewBatchBuilder] {
         &mut self.builders
-    }
-}
-
-/// Builds the values of one scalar type.
-enum ScalarBuilder {
-    Utf8(StringBuilder),
-    Code(CodeBuilder),
-    Bool(BooleanBuilder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Dec(Decimal128Builder),
-    Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder),
-    Time(Time64MicrosecondBuilder),
-}
-
-impl ScalarBuilder {
-    fn new(value_type: ValueType) -> Self {
-        match value_type {
-            ValueType::Utf8 => ScalarBuilder::Utf8(StringBuilder::new()),
-            ValueType::Code => ScalarBuilder::Code(CodeBuilder::default()),
-            ValueType::Boolean => ScalarBuilder::Bool(BooleanBuilder::new()),
-            ValueType::Int32 => ScalarBuilder::Int32(Int32Builder::new()),
-            ValueType::Int64 => ScalarBuilder::Int64(Int64Builder::new()),
-            ValueType::Decimal(p, s) => ScalarBuilder::Dec(
-                Decimal128Builder::new().with_precision_and_scale(p, s).expect("precision checked at compile"),
-            ),
-            ValueType::Date32 => ScalarBuilder::Date(Date32Builder::new()),
-            ValueType::Timestamp => ScalarBuilder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
-            ValueType::Time64 => ScalarBuilder::Time(Time64MicrosecondBuilder::new()),
-        }
-    }
-
-    /// Appends a scalar cell. Cells were converted for this column's type, so any other
-    /// pairing cannot occur and is treated as null.
-    fn append(&mut self, cell: &Cell<'_>) {
-        match (self, cell) {
-            (ScalarBuilder::Utf8(b), Cell::Str(s)) => b.append_value(s),
-            (ScalarBuilder::Code(b), Cell::Str(s)) => b.append_value(s),
-            (ScalarBuilder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
-            (ScalarBuilder::Int32(b), Cell::Int(v)) => b.append_value(*v as i32),
-            (ScalarBuilder::Int64(b), Cell::Int(v)) => b.append_value(*v),
-            (ScalarBuilder::Dec(b), Cell::Dec(v)) => b.append_value(*v),
-            (ScalarBuilder::Date(b), Cell::Date(v)) => b.append_value(*v),
-            (ScalarBuilder::Timestamp(b), Cell::Timestamp(v)) => b.append_value(*v),
-            (ScalarBuilder::Time(b), Cell::Time(v)) => b.append_value(*v),
-            (builder, cell) => {
-                debug_assert!(*cell == Cell::Null, "cell {cell:?} does not fit its column");
-                builder.append_null();
-            }
-        }
-    }
-
-    fn append_null(&mut self) {
-        match self {
-            ScalarBuilder::Utf8(b) => b.append_null(),
-            ScalarBuilder::Code(b) => b.append_null(),
-            ScalarBuilder::Bool(b) => b.append_null(),
-            ScalarBuilder::Int32(b) => b.append_null(),
-            ScalarBuilder::Int64(b) => b.append_null(),
-            ScalarBuilder::Dec(b) => b.append_null(),
-            ScalarBuilder::Date(b) => b.append_null(),
-            ScalarBuilder::Timestamp(b) => b.append_null(),
-            ScalarBuilder::Time(b) => b.append_null(),
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        use arrow::array::ArrayBuilder;
-        match self {
-            ScalarBuilder::Utf8(b) => ArrayBuilder::finish(b),
-            ScalarBuilder::Code(b) => b.finish(),
-            ScalarBuilder::Bool(b) => ArrayBuilder::finish(b),
-            ScalarBuilder::Int32(b) => ArrayBuilder::finish(b),
-            ScalarBuilder::Int64(b) => ArrayBuilder::finish(b),
-            ScalarBuilder::Dec(b) => ArrayBuilder::finish(b),
-            ScalarBuilder::Date(b) => ArrayBuilder::finish(b),
-            ScalarBuilder::Timestamp(b) => ArrayBuilder::finish(b),
-            ScalarBuilder::Time(b) => ArrayBuilder::finish(b),
-        }
-    }
-}
-
-/// Builds a `Dictionary(Int32, Utf8)` column of codes.
-///
-/// Arrow's `StringDictionaryBuilder` hashes every value with a DoS-resistant hasher; codes
-/// are short, few and often repeat the previous row (`status` is `final` row after row), so
-/// this checks the previous value first and otherwise uses FNV-1a, several times cheaper.
-#[derive(Default)]
-struct CodeBuilder {
-    keys: Int32Builder,
-    values: StringBuilder,
-    index: HashMap<Box<str>, i32, std::hash::BuildHasherDefault<Fnv1a>>,
-    /// The key appended last, compared against first.
-    last: Option<i32>,
-}
-
-impl CodeBuilder {
-    /// The text of a key already in the dictionary.
-    fn value_of(&self, key: i32) -> &[u8] {
-        let offsets = self.values.offsets_slice();
-        &self.values.values_slice()[offsets[key as usize] as usize..offsets[key as usize + 1] as usize]
-    }
-
-    fn append_value(&mut self, value: &str) {
-        if let Some(key) = self.last {
-            if self.value_of(key) == value.as_bytes() {
-                return self.keys.append_value(key);
-            }
-        }
-        let key = match self.index.get(value) {
-            Some(&key) => key,
-            None => {
-                let key = self.index.len() as i32;
-                self.values.append_value(value);
-                self.index.insert(value.into(), key);
-                key
-            }
-        };
-        self.keys.append_value(key);
-        self.last = Some(key);
-    }
-
-    fn append_null(&mut self) {
-        self.keys.append_null();
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        use arrow::array::ArrayBuilder;
-        self.index.clear();
-        self.last = None;
-        let values = ArrayBuilder::finish(&mut self.values);
-        Arc::new(
-            DictionaryArray::<Int32Type>::try_new(self.keys.finish(), values)
-                .expect("keys index the values built with them"),
-        )
-    }
-}
-
-/// FNV-1a: a few instructions per byte, ideal for short keys from trusted views' data
-/// (the dictionary lives for one batch, so collisions can only slow one batch down).
-#[derive(Default)]
-struct Fnv1a(u64);
-
-impl std::hash::Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
-
-/// A column: scalar values, plus list offsets and validity for collection columns.
-struct ColumnBuilder {
-    values: ScalarBuilder,
-    list: Option<ListState>,
-}
-
-struct ListState {
-    item_field: FieldRef,
-    offsets: Vec<i32>,
-    validity: NullBufferBuilder,
-}
-
-impl ColumnBuilder {
-    fn new(value_type: ValueType, item_field: Option<FieldRef>) -> Self {
-        let list = item_field.map(|item_field| ListState {
-            item_field,
-            offsets: vec![0],
-            validity: NullBufferBuilder::new(0),
-        });
-        ColumnBuilder { values: ScalarBuilder::new(value_type), list }
-    }
-
-    fn append(&mut self, cell: &Cell<'_>) {
-        let Some(list) = &mut self.list else { return self.values.append(cell) };
-        let last = *list.offsets.last().unwrap_or(&0);
-        match cell {
-            Cell::List(items) => {
-                for item in items {
-                    self.values.append(item);
-                }
-                list.offsets.push(last + items.len() as i32);
-                list.validity.append_non_null();
-            }
-            _ => {
-                list.offsets.push(last);
-                list.validity.append_null();
-            }
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        let values = self.values.finish();
-        let Some(list) = &mut self.list else { return values };
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(&mut list.offsets, vec![0])));
-        Arc::new(ListArray::new(list.item_field.clone(), offsets, values, list.validity.finish()))
     }
 }
 

@@ -55,3 +55,62 @@ fn view_set_is_all_or_nothing_across_views() {
     let counts: Vec<usize> = set.builders_mut().iter().map(ViewBatchBuilder::len).collect();
     assert_eq!(counts, [1, 1], "the failed resource left no row in the first view");
 }
+
+/// Every line of a bundled sample file, parsed.
+fn sample_lines(resource_type: &str) -> Vec<Vec<u8>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/sample")
+        .join(format!("{resource_type}.000.ndjson"));
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+}
+
+#[test]
+fn one_row_views_written_straight_to_builders_match_the_row_algorithm() {
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+    let shipped = |file: &str| std::fs::read_to_string(schemas.join(file)).unwrap();
+    let strict = r#"{"resource": "Observation", "name": "strict", "select": [{"column": [
+        {"name": "id", "path": "id"},
+        {"name": "codes", "path": "code.coding.code"},
+        {"name": "when", "path": "effective.ofType(dateTime)", "type": "dateTime"},
+        {"name": "value", "path": "value.ofType(Quantity).value", "type": "decimal", "tag": [{"name": "ansi/type", "value": "DECIMAL(6,1)"}]}]}]}"#;
+    let cases = [
+        (shipped("patient.json"), "Patient"),
+        (shipped("observation.json"), "Observation"),
+        (strict.to_string(), "Observation"),
+    ];
+    for (json, resource_type) in cases {
+        let view = view(&json);
+        assert!(view.one_row_columns().is_some(), "{} takes the one-row route", view.name());
+        let mut direct = ViewBatchBuilder::new(view.clone());
+        let mut general = ViewBatchBuilder::new(view.clone());
+        let (mut ok, mut failed) = (0, 0);
+        let mut lines = sample_lines(resource_type);
+        // A resource of another type and a broken one, among the real ones.
+        lines.insert(1, br#"{"resourceType":"Device","id":"d"}"#.to_vec());
+        lines.insert(3, format!(r#"{{"resourceType":"{resource_type}","id":"x","effectiveDateTime":"soon","code":{{"coding":[{{"code":"a"}},{{"code":"b"}}]}},"birthDate":"1970-13"}}"#).into_bytes());
+        for line in lines {
+            let text = String::from_utf8_lossy(&line).into_owned();
+            let mut line = line;
+            let doc = simd_json::to_borrowed_value(&mut line).unwrap();
+            let fast = direct.append(&doc);
+            let before = general.rows;
+            let slow = append_rows(&view, &mut general.columns, &doc);
+            match &slow {
+                Ok(rows) => general.rows += rows,
+                Err(_) => general.truncate(before),
+            }
+            assert_eq!(fast, slow, "{}: {text}", view.name());
+            if fast.is_ok() {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
+        }
+        assert!(ok > 10, "{}: {ok} resources evaluated", view.name());
+        assert_eq!(direct.finish(), general.finish(), "{}", view.name());
+        if view.name() == "strict" {
+            assert!(failed > 0, "the strict view rejects some resources");
+        }
+    }
+}

@@ -4,11 +4,12 @@
 //! for one output table": reading ViewDefinition JSON ([`definition`]), the FHIRPath subset
 //! the spec needs ([`fhirpath`]), the compiled select tree and the spec's row algorithm
 //! ([`plan`]), FHIR → Arrow types ([`types`], with exact [`decimal`]s and FHIR
-//! [`temporal`] values) and the Arrow builders ([`batch`]). It reads no files and writes
+//! [`temporal`] values) and the Arrow builders ([`builders`], fed by [`batch`]). It reads no files and writes
 //! none: the source stage hands it parsed resources, the sink stage takes its batches.
 //! [`conformance`] runs the official SQL on FHIR test suite against it.
 
 pub mod batch;
+pub mod builders;
 pub mod conformance;
 pub mod decimal;
 pub mod definition;

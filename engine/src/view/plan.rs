@@ -22,7 +22,7 @@ use super::decimal::Decimal;
 use super::definition::{ColumnDef, ConstantDef, Iteration, SelectDef, ViewDefinition};
 use super::fhirpath::compile::bind_root;
 use super::fhirpath::navigate::{RootIndex, RootSlots};
-use super::fhirpath::{CompileEnv, EvalContext, Expression, Item, Kind, Lit};
+use super::fhirpath::{CompileEnv, EvalContext, Expression, Found, Item, Kind, Lit};
 use super::types::{Cell, ValueType};
 
 /// A ViewDefinition that cannot be used, with the element it is about.
@@ -57,9 +57,11 @@ pub struct ColumnPlan {
 
 /// A column as evaluated inside a select element.
 #[derive(Debug, Clone)]
-struct ColumnEval {
-    slot: usize,
-    expr: Expression,
+pub(crate) struct ColumnEval {
+    /// The column's index in the output row (and schema).
+    pub(crate) slot: usize,
+    /// Its path.
+    pub(crate) expr: Expression,
 }
 
 #[derive(Debug, Clone)]
@@ -203,20 +205,30 @@ impl CompiledView {
     /// Evaluates the view over one resource. A resource of another type, or one that a
     /// `where` path filters out, yields no rows. Any error leaves no partial rows.
     pub fn rows<'a>(&'a self, resource: &'a Json<'a>) -> Result<Vec<Row<'a>>, RowError> {
+        let mut root_slots = RootSlots::new();
+        let Some(ctx) = self.start(resource, &mut root_slots)? else { return Ok(Vec::new()) };
+        self.select_rows(&self.root, &ctx, &Item::Node(resource))
+    }
+
+    /// What every evaluation of a resource begins with: checks its type and the `where`
+    /// paths and fills the root prefetch. `None` when the resource yields no rows.
+    pub(crate) fn start<'c, 'a>(
+        &'a self,
+        resource: &'a Json<'a>,
+        root_slots: &'c mut RootSlots<'a>,
+    ) -> Result<Option<EvalContext<'c, 'a>>, RowError> {
         let root = Item::Node(resource);
         let is_ours = root
             .as_object()
             .and_then(|o| o.get("resourceType"))
             .is_some_and(|rt| matches!(rt, Json::String(s) if *s == *self.resource_type));
         if !is_ours {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let mut root_slots = RootSlots::new();
-        self.root_index.prefetch(resource, &mut root_slots);
-        let ctx = EvalContext { resource, row_index: 0, root: &root_slots };
+        self.root_index.prefetch(resource, root_slots);
+        let ctx = EvalContext { resource, row_index: 0, root: root_slots };
         for (i, expr) in self.wheres.iter().enumerate() {
-            let result =
-                expr.evaluate(&ctx, std::slice::from_ref(&root)).map_err(|e| self.error(resource, None, e.0))?;
+            let result = expr.evaluate_at(&ctx, &root).map_err(|e| self.error(resource, None, e.0))?;
             let keep = match result.as_slice() {
                 [] => false,
                 [item] => item.as_bool().ok_or_else(|| {
@@ -235,10 +247,19 @@ impl CompiledView {
                 }
             };
             if !keep {
-                return Ok(Vec::new());
+                return Ok(None);
             }
         }
-        self.select_rows(&self.root, &ctx, &root)
+        Ok(Some(ctx))
+    }
+
+    /// The columns, when the view yields exactly one row per resource it keeps: its select
+    /// tree is one element of columns (nested non-iterating selects merged in), with no
+    /// `forEach`, `repeat` or `unionAll`. Such a row can go straight to the builders.
+    pub(crate) fn one_row_columns(&self) -> Option<&[ColumnEval]> {
+        let root = &self.root;
+        (matches!(root.iteration, IterationPlan::None) && root.selects.is_empty() && root.union_all.is_empty())
+            .then_some(&root.columns[..])
     }
 
     /// Rows of one select element for one parent focus: chooses the focus items, then
@@ -337,21 +358,36 @@ impl CompiledView {
         ctx: &EvalContext<'_, 'a>,
         focus: &[Item<'a>],
     ) -> Result<Cell<'a>, RowError> {
-        let plan = &self.columns[column.slot];
-        let mut values = column.expr.evaluate(ctx, focus).map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;
+        let (plan, found) = self.column_value(column, ctx, focus)?;
         let convert =
             |item: Item<'a>| plan.value_type.convert(item).map_err(|e| self.error(ctx.resource, Some(plan), e));
         if plan.collection {
-            return Ok(Cell::List(values.into_iter().map(convert).collect::<Result<_, _>>()?));
+            return Ok(Cell::List(found.into_collection().into_iter().map(convert).collect::<Result<_, _>>()?));
         }
-        match values.len() {
-            0 => Ok(Cell::Null),
-            1 => convert(values.swap_remove(0)),
-            many => Err(self.error(
+        found.into_single().map_or(Ok(Cell::Null), convert)
+    }
+
+    /// A column's items for one row, unconverted; several items in a column that is not a
+    /// collection are an error. Returns the column's plan beside them.
+    pub(crate) fn column_value<'a>(
+        &'a self,
+        column: &'a ColumnEval,
+        ctx: &EvalContext<'_, 'a>,
+        focus: &[Item<'a>],
+    ) -> Result<(&'a ColumnPlan, Found<'a>), RowError> {
+        let plan = &self.columns[column.slot];
+        let found = match focus {
+            [one] => column.expr.evaluate_at(ctx, one),
+            _ => column.expr.evaluate(ctx, focus).map(Found::Many),
+        }
+        .map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;
+        match found.as_slice().len() {
+            many if many > 1 && !plan.collection => Err(self.error(
                 ctx.resource,
                 Some(plan),
                 format!("'{}' returned {many} values for one row; declare the column \"collection\": true or narrow the path (e.g. with first())", column.expr.source),
             )),
+            _ => Ok((plan, found)),
         }
     }
 
@@ -359,7 +395,8 @@ impl CompiledView {
         vec![Cell::Null; self.columns.len()]
     }
 
-    fn error(&self, resource: &Json<'_>, column: Option<&ColumnPlan>, message: String) -> RowError {
+    /// A row error about `resource`, and `column` when given.
+    pub(crate) fn error(&self, resource: &Json<'_>, column: Option<&ColumnPlan>, message: String) -> RowError {
         let id = match Item::Node(resource).as_object().and_then(|o| o.get("id")) {
             Some(Json::String(s)) => s.to_string(),
             _ => "(no id)".to_string(),

@@ -496,3 +496,68 @@ fn random_text_never_panics_and_round_trips() {
     }
     assert!(parsed > 1000, "only {parsed} random strings parsed");
 }
+
+/// The general route [`Temporal::timestamp_micros_of`] must agree with.
+fn general_micros(text: &str) -> Option<i64> {
+    Temporal::parse_datetime(text)?.to_timestamp_micros()
+}
+
+#[test]
+fn the_timestamp_fast_path_agrees_with_the_general_route_on_edge_cases() {
+    let cases = [
+        "2011-02-02T16:30:49-05:00",
+        "2011-02-02T16:30:49.825-05:00",
+        "2011-02-02T16:30:49.8251234567+14:00",
+        "2011-02-02T16:30:49.1Z",
+        "2016-12-31T23:59:60Z",
+        "2016-02-29T00:00:00Z",
+        "2015-02-29T00:00:00Z",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59.999999-12:00",
+        "2011-02-02T16:30:49+14:01",
+        "2011-02-02T16:30:49+15:00",
+        "2011-02-02T16:30:49-05:60",
+        "2011-02-02T24:00:00Z",
+        "2011-13-02T16:30:49Z",
+        "2011-02-00T16:30:49Z",
+        "0000-02-02T16:30:49Z",
+        "2011-02-02T16:30:49.Z",
+        "2011-02-02T16:30:49",
+        "2011-02-02T16:30Z",
+        "2011-02-02T16:30:49Zx",
+        "2011-02-02T16:30:49-0500",
+        "2011-02-02 16:30:49Z",
+        "2011-02-02",
+        "2011",
+        "2011-02-02T16:30:4a+01:00",
+    ];
+    for text in cases {
+        assert_eq!(Temporal::timestamp_micros_of(text), general_micros(text), "{text}");
+    }
+    assert!(Temporal::full_datetime_micros(b"2011-02-02T16:30:49.825-05:00").is_some(), "the common form is fast");
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_timestamp_fast_path_agrees_with_the_general_route(
+        fields in proptest::collection::vec(0u32..100, 8),
+        year in 0u32..10_000,
+        frac in proptest::option::of("[0-9]{0,11}"),
+        zone in "(Z|[+-][0-9]{2}:[0-9]{2}|[+-]1[0-5]:[0-6]0|)",
+        cut in proptest::option::of(0usize..40),
+    ) {
+        let mut text = format!(
+            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            fields[0] % 14, fields[1] % 33, fields[2] % 26, fields[3] % 62, fields[4] % 62
+        );
+        if let Some(frac) = frac {
+            text.push('.');
+            text.push_str(&frac);
+        }
+        text.push_str(&zone);
+        if let Some(cut) = cut {
+            text.truncate(cut.min(text.len()));
+        }
+        proptest::prop_assert_eq!(Temporal::timestamp_micros_of(&text), general_micros(&text), "{}", text);
+    }
+}

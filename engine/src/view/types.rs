@@ -171,11 +171,7 @@ impl ValueType {
             }
             ValueType::Timestamp => {
                 let text = item.as_str().ok_or_else(|| mismatch(&item, "a dateTime"))?;
-                Cell::Timestamp(
-                    Temporal::parse_datetime(text)
-                        .and_then(|t| t.to_timestamp_micros())
-                        .ok_or_else(|| mismatch(&item, "a dateTime"))?,
-                )
+                Cell::Timestamp(Temporal::timestamp_micros_of(text).ok_or_else(|| mismatch(&item, "a dateTime"))?)
             }
             ValueType::Time64 => {
                 let text = item.as_str().ok_or_else(|| mismatch(&item, "a time"))?;

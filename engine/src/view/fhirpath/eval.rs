@@ -13,6 +13,7 @@ use smallvec::smallvec;
 use super::ast::BinaryOp;
 use super::compile::{Expression, Func, Lit, Op};
 use super::navigate::{for_each_item, is_type, RootSlot};
+use super::single::at;
 use super::value::{items_compare, items_equal, items_equivalent, Collection, Item, Number};
 use crate::view::decimal::Decimal;
 use crate::view::temporal::Temporal;
@@ -46,11 +47,17 @@ type EvalResult<'a> = Result<Collection<'a>, EvalError>;
 impl Expression {
     /// Evaluates the expression with `input` as its focus.
     pub fn evaluate<'a>(&'a self, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
-        eval(&self.op, ctx, input).map_err(|e| EvalError(format!("{} (in '{}')", e.0, self.source)))
+        eval(&self.op, ctx, input).map_err(|e| self.locate(e))
+    }
+
+    /// An evaluation error with the expression it happened in.
+    pub(super) fn locate(&self, e: EvalError) -> EvalError {
+        EvalError(format!("{} (in '{}')", e.0, self.source))
     }
 }
 
-fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
+/// The general evaluator: `op` over the collection `input`.
+pub(super) fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalResult<'a> {
     Ok(match op {
         Op::Lit(lit) => smallvec![lit_item(lit)],
         Op::Empty => Collection::new(),
@@ -99,7 +106,7 @@ fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]) -> EvalRe
     })
 }
 
-fn lit_item(lit: &Lit) -> Item<'_> {
+pub(super) fn lit_item(lit: &Lit) -> Item<'_> {
     match lit {
         Lit::Bool(b) => Item::Bool(*b),
         Lit::Int(i) => Item::Int(*i),
@@ -144,30 +151,10 @@ fn bool_result<'a>(b: Option<bool>) -> Collection<'a> {
     b.map(|b| smallvec![Item::Bool(b)]).unwrap_or_default()
 }
 
-fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<'a> {
+pub(super) fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<'a> {
     use BinaryOp::*;
     Ok(match op {
-        And | Or | Xor | Implies => {
-            let (a, b) = (to_boolean(&l, "and/or")?, to_boolean(&r, "and/or")?);
-            bool_result(match op {
-                And => match (a, b) {
-                    (Some(false), _) | (_, Some(false)) => Some(false),
-                    (Some(true), Some(true)) => Some(true),
-                    _ => None,
-                },
-                Or => match (a, b) {
-                    (Some(true), _) | (_, Some(true)) => Some(true),
-                    (Some(false), Some(false)) => Some(false),
-                    _ => None,
-                },
-                Xor => a.zip(b).map(|(a, b)| a != b),
-                _ => match (a, b) {
-                    (Some(false), _) | (_, Some(true)) => Some(true),
-                    (Some(true), Some(false)) => Some(false),
-                    _ => None,
-                },
-            })
-        }
+        And | Or | Xor | Implies => bool_result(logic(op, to_boolean(&l, "and/or")?, to_boolean(&r, "and/or")?)),
         Eq | Ne => {
             if l.is_empty() || r.is_empty() {
                 return Ok(Collection::new());
@@ -213,15 +200,8 @@ fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<
         }
         Concat => {
             singleton(&l, "&")?;
-            let b = singleton(&r, "&")?.map(|i| i.to_text()).unwrap_or_default();
-            // `a & b & c` nests to the left: reuse the string the inner `&` built.
-            let mut text = match l.into_iter().next() {
-                Some(Item::Str(Cow::Owned(text))) => text,
-                Some(item) => concat(&item.to_text(), ""),
-                None => String::new(),
-            };
-            text.push_str(&b);
-            smallvec![Item::Str(Cow::Owned(text))]
+            let r = singleton(&r, "&")?;
+            smallvec![concat_items(l.into_iter().next(), r)]
         }
         Add | Sub | Mul | Div | IntDiv | Mod => {
             let (Some(a), Some(b)) = (singleton(&l, "arithmetic")?, singleton(&r, "arithmetic")?) else {
@@ -230,6 +210,44 @@ fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> EvalResult<
             arithmetic(op, a, b)?.into_iter().collect()
         }
     })
+}
+
+/// Three-valued `and`, `or`, `xor` and `implies` of two singleton booleans (`None` is
+/// empty).
+pub(super) fn logic(op: BinaryOp, a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    use BinaryOp::*;
+    match op {
+        And => match (a, b) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
+        },
+        Or => match (a, b) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        },
+        Xor => a.zip(b).map(|(a, b)| a != b),
+        _ => match (a, b) {
+            (Some(false), _) | (_, Some(true)) => Some(true),
+            (Some(true), Some(false)) => Some(false),
+            _ => None,
+        },
+    }
+}
+
+/// `l & r` of two singletons (`None` is empty, which counts as ''). `a & b & c` nests to
+/// the left, so the string an inner `&` built is reused.
+pub(super) fn concat_items<'a>(l: Option<Item<'a>>, r: Option<&Item<'a>>) -> Item<'a> {
+    let mut text = match l {
+        Some(Item::Str(Cow::Owned(text))) => text,
+        Some(item) => concat(&item.to_text(), ""),
+        None => String::new(),
+    };
+    if let Some(r) = r {
+        text.push_str(&r.to_text());
+    }
+    Item::Str(Cow::Owned(text))
 }
 
 /// `a` followed by `b`, allocating once (no formatting machinery on this per-row path),
@@ -274,7 +292,7 @@ fn arithmetic<'a>(op: BinaryOp, a: &Item<'a>, b: &Item<'a>) -> Result<Option<Ite
     r.map(|v| Some(Item::decimal(v))).ok_or_else(overflow)
 }
 
-fn call<'a>(
+pub(super) fn call<'a>(
     func: &'a Func,
     base: &[Item<'a>],
     args: &'a [Op],
@@ -285,7 +303,7 @@ fn call<'a>(
     let arg = |i: usize| -> EvalResult<'a> { eval(&args[i], ctx, input) };
     // Evaluates a criterion against one item, as `where`/`exists`/`all` do.
     let holds = |item: &Item<'a>| -> Result<bool, EvalError> {
-        Ok(to_boolean(&eval(&args[0], ctx, std::slice::from_ref(item))?, "criteria")? == Some(true))
+        Ok(to_boolean(at(&args[0], ctx, item)?.as_slice(), "criteria")? == Some(true))
     };
     Ok(match func {
         Func::Where => {
@@ -300,7 +318,7 @@ fn call<'a>(
         Func::Select => {
             let mut out = Collection::new();
             for item in base.iter() {
-                out.extend(eval(&args[0], ctx, std::slice::from_ref(item))?);
+                out.extend(at(&args[0], ctx, item)?.into_collection());
             }
             out
         }
@@ -369,21 +387,28 @@ fn call<'a>(
                 .into_iter()
                 .collect()
         }
-        Func::GetResourceKey => base
-            .iter()
-            .filter_map(|i| i.as_object()?.get("id"))
-            .filter_map(|id| match id {
-                Json::String(s) => Some(Item::Str(Cow::Borrowed(s.as_ref()))),
-                _ => None,
-            })
-            .collect(),
-        Func::GetReferenceKey(type_name) => base
-            .iter()
-            .filter_map(|i| match i.as_object()?.get("reference")? {
-                Json::String(s) => reference_key(s, type_name.as_deref()).map(|k| Item::Str(Cow::Borrowed(k))),
-                _ => None,
-            })
-            .collect(),
+        // Loops rather than iterator chains: collecting a filtered iterator into a small
+        // vector costs several times the lookup on these per-row functions.
+        Func::GetResourceKey => {
+            let mut out = Collection::new();
+            for item in base {
+                if let Some(Json::String(s)) = item.as_object().and_then(|o| o.get("id")) {
+                    out.push(Item::Str(Cow::Borrowed(s.as_ref())));
+                }
+            }
+            out
+        }
+        Func::GetReferenceKey(type_name) => {
+            let mut out = Collection::new();
+            for item in base {
+                if let Some(Json::String(s)) = item.as_object().and_then(|o| o.get("reference")) {
+                    if let Some(key) = reference_key(s, type_name.as_deref()) {
+                        out.push(Item::Str(Cow::Borrowed(key)));
+                    }
+                }
+            }
+            out
+        }
         Func::Iif => {
             let condition = to_boolean(&eval(&args[0], ctx, base)?, "iif()")?;
             match (condition, args.get(2)) {

@@ -19,8 +19,10 @@ pub mod compile;
 pub mod eval;
 pub mod navigate;
 pub mod parser;
+pub mod single;
 pub mod value;
 
 pub use compile::{CompileEnv, CompileError, Expression, Kind, Lit};
 pub use eval::{EvalContext, EvalError};
+pub use single::Found;
 pub use value::{Collection, Item};

@@ -167,10 +167,16 @@ impl PathOp {
     /// The common case, without recursion or bookkeeping: every step meets at most one item
     /// (a single element, or an array followed by `first()`). `None` when that does not hold
     /// and the general walk must run; `Some(None)` when the path reaches nothing.
-    fn walk_one<'a>(&'a self, item: &Item<'a>, root: &[RootSlot<'a>]) -> Option<Option<Item<'a>>> {
-        let mut current = item.clone();
-        let mut steps = self.steps.iter().peekable();
-        while let Some(step) = steps.next() {
+    pub fn walk_one<'a>(&'a self, item: &Item<'a>, root: &[RootSlot<'a>]) -> Option<Option<Item<'a>>> {
+        // Where the walk stands: `item` until a step moves off it, then a node (never an
+        // array or a JSON null) with its date/time tag. Items are made only at the end.
+        let mut at: Option<(&'a Json<'a>, Option<&str>)> = None;
+        let object = |at: Option<(&'a Json<'a>, _)>| match at {
+            Some((Json::Object(o), _)) => Some(&**o),
+            Some(_) => None,
+            None => item.as_object(),
+        };
+        for (i, step) in self.steps.iter().enumerate() {
             let (node, tag): (&'a Json<'a>, Option<&str>) = match step {
                 Step::Nth(0) => continue,
                 Step::Nth(_) => return None,
@@ -179,16 +185,16 @@ impl PathOp {
                     None => return Some(None),
                 },
                 Step::Member(name) => {
-                    let Some(obj) = current.as_object() else { return Some(None) };
+                    let Some(obj) = object(at) else { return Some(None) };
                     match lookup(obj, name) {
                         Lookup::Exact(node) => (node, None),
                         Lookup::Choice(node, suffix) => (node, temporal_tag(suffix)),
-                        Lookup::Missing if is_resource_type_step(&current, name) => continue,
+                        Lookup::Missing if is_resource_type(obj, name) => continue,
                         Lookup::Missing => return Some(None),
                     }
                 }
                 Step::Choice { base, choice_key, type_name } => {
-                    let Some(obj) = current.as_object() else { return Some(None) };
+                    let Some(obj) = object(at) else { return Some(None) };
                     match obj.get(choice_key.as_ref()) {
                         Some(node) => (node, Some(type_name.as_ref())),
                         // A plain element filtered by type: the general walk does that.
@@ -206,21 +212,36 @@ impl PathOp {
             };
             let single = match node {
                 Json::Array(elements) => {
-                    let mut present = elements.iter().filter(|e| !matches!(e, Json::Static(StaticNode::Null)));
-                    let first = present.next();
-                    if first.is_some() && !matches!(steps.peek(), Some(Step::Nth(0))) && present.next().is_some() {
-                        return None;
+                    // The first element that is not null; a second one is fine only when
+                    // the next step takes the first.
+                    let takes_first = matches!(self.steps.get(i + 1), Some(Step::Nth(0)));
+                    let mut first = None;
+                    for element in elements.iter() {
+                        if matches!(element, Json::Static(StaticNode::Null)) {
+                            continue;
+                        }
+                        if first.is_some() {
+                            return None;
+                        }
+                        first = Some(element);
+                        if takes_first {
+                            break;
+                        }
                     }
                     first
                 }
+                Json::Static(StaticNode::Null) => None,
                 other => Some(other),
             };
-            current = match single.and_then(|n| item_of(n, tag)) {
-                Some(item) => item,
+            match single {
+                Some(node) => at = Some((node, tag)),
                 None => return Some(None),
-            };
+            }
         }
-        Some(Some(current))
+        Some(match at {
+            None => Some(item.clone()),
+            Some((node, tag)) => item_of(node, tag),
+        })
     }
 
     /// Applies step `i` to `item`. `Break` means an `Nth` step has its item: nothing more
@@ -347,8 +368,13 @@ fn item_of<'a>(node: &'a Json<'a>, type_name: Option<&str>) -> Option<Item<'a>> 
 
 /// Whether `name` is the resource type of `item` (FHIRPath allows `Patient.name`).
 fn is_resource_type_step(item: &Item<'_>, name: &str) -> bool {
+    item.as_object().is_some_and(|obj| is_resource_type(obj, name))
+}
+
+/// Whether `name` is the resource type of `obj`.
+fn is_resource_type(obj: &Object<'_>, name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_uppercase())
-        && matches!(item.as_object().and_then(|o| o.get("resourceType")), Some(Json::String(rt)) if rt == name)
+        && matches!(obj.get("resourceType"), Some(Json::String(rt)) if rt == name)
 }
 
 type Object<'a> = simd_json::value::borrowed::Object<'a>;

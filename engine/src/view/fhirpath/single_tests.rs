@@ -1,0 +1,81 @@
+use super::*;
+use crate::view::fhirpath::compile::bind_root;
+use crate::view::fhirpath::navigate::{RootIndex, RootSlots};
+use crate::view::fhirpath::CompileEnv;
+
+const DOCS: &[&str] = &[
+    r#"{"resourceType":"Observation","id":"o1","status":"final",
+       "code":{"coding":[{"system":"http://loinc.org","code":"8302-2","display":"Height"}],"text":"Height"},
+       "subject":{"reference":"Patient/p1"},"effectiveDateTime":"2011-02-02T16:30:49-05:00",
+       "valueQuantity":{"value":181.2,"unit":"cm"},"component":[{"code":{"text":"a"}},{"code":{"text":"b"}},{"code":{"text":"c"}}]}"#,
+    r#"{"resourceType":"Observation","id":"o2","code":{"coding":[{"system":"s1","code":"a"},{"code":"b"},{"system":"s3","code":"c"}]},
+       "effectivePeriod":{"start":"2012-01-01T00:00:00Z"},"valueString":"x","category":[{"coding":[{"code":"x"}]},{"coding":[{"code":"y"}]}]}"#,
+    r#"{"resourceType":"Observation","code":{"coding":[null,{"system":"s","code":"c"}]},"value":"plain",
+       "effectiveDateTime":"2020","effectiveInstant":"2020-01-01T00:00:00Z","subject":{"reference":"urn:uuid:u1"}}"#,
+    r#"{"resourceType":"Patient","id":"p","name":[{"use":"official","family":"A","given":["x","y"]},{"family":"A"}],
+       "deceasedBoolean":true,"extension":[{"url":"u","valueCode":"F"},{"url":"u","valueCode":"M"}]}"#,
+];
+
+const EXPRESSIONS: &[&str] = &[
+    "getResourceKey()",
+    "subject.getReferenceKey(Patient)",
+    "subject.getReferenceKey(Encounter)",
+    "status",
+    "code.coding.first().system",
+    "code.coding.code",
+    "code.coding.code.first()",
+    "category.coding.code.first()",
+    "category.coding.code",
+    "code.coding.where(system.exists() and code.exists()).select(system & '|' & code)",
+    "code.coding.select(system & '|' & code)",
+    "code.coding.where(system = 's1' or code = 'c').code",
+    "effective.ofType(dateTime) | effective.ofType(Period).start | effective.ofType(instant)",
+    "name.family | name.family",
+    "name.family | {}",
+    "{} | status",
+    "'a' | 'a'",
+    "value.ofType(Quantity).value",
+    "value.ofType(string)",
+    "value",
+    "component.count()",
+    "component.code.text",
+    "component[1].code.text",
+    "iif(deceased.ofType(boolean).exists(), deceased.ofType(boolean), false)",
+    "(name.where(use = 'official') | name).first().given.join(' ')",
+    "extension('u').value.ofType(code).first()",
+    "extension('u').value",
+    "name.given & 'x'",
+    "$this.id",
+    "%rowIndex + 1",
+    "%resource.id",
+    "Observation.code.text",
+    "name.family > 'B'",
+];
+
+fn render(result: Result<Vec<Item<'_>>, EvalError>) -> Result<Vec<String>, String> {
+    result.map(|items| items.iter().map(|i| format!("{}:{}", i.kind_name(), i.to_text())).collect()).map_err(|e| e.0)
+}
+
+#[test]
+fn evaluation_at_one_focus_agrees_with_the_general_evaluator() {
+    for doc in DOCS {
+        let mut bytes = doc.as_bytes().to_vec();
+        let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
+        let focus = Item::Node(&doc);
+        for source in EXPRESSIONS {
+            let plain = Expression::compile(source, &CompileEnv::default()).unwrap();
+            // Also bound to a root prefetch, as the view's top-level columns are.
+            let mut bound = plain.clone();
+            let mut index = RootIndex::default();
+            bind_root(&mut bound.op, &mut index);
+            let mut slots = RootSlots::new();
+            index.prefetch(&doc, &mut slots);
+            for (expr, root) in [(&plain, &[][..]), (&bound, &slots[..])] {
+                let ctx = EvalContext { resource: &doc, row_index: 2, root };
+                let general = render(expr.evaluate(&ctx, std::slice::from_ref(&focus)).map(|c| c.to_vec()));
+                let single = render(expr.evaluate_at(&ctx, &focus).map(|f| f.as_slice().to_vec()));
+                assert_eq!(single, general, "{source} over {doc:?}");
+            }
+        }
+    }
+}
