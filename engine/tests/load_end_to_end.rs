@@ -156,3 +156,19 @@ fn filters_on_the_partition_key_skip_other_partitions() {
         "the partition key is the year of the column"
     );
 }
+
+#[test]
+fn keep_raw_keeps_every_resource_and_re_derives_the_same_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[sample()], &out, |o| o.keep_raw = true);
+    assert!(outcome.committed());
+    let raw = out.join("_fhirhouse/current/_raw");
+    let type_dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&raw).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(type_dirs.len(), 17, "one folder per resource type of the sample");
+
+    let again = dir.path().join("wh2");
+    let rederived = load_with(&type_dirs, &again, |_| {});
+    assert_eq!(rederived.report.totals.loaded, outcome.report.totals.loaded);
+    assert_eq!(table_counts(&again), table_counts(&out));
+}

@@ -72,6 +72,11 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N")]
     pub max_errors: Option<u64>,
 
+    /// Also keep every resource line, per type and gzip-compressed, under
+    /// <out>/_fhirhouse/current/_raw/<Type>/, to re-derive tables later without re-exporting.
+    #[arg(long)]
+    pub keep_raw: bool,
+
     /// Let logs quote resource content (dead-letter details). Off by default: logs may
     /// leave the machine, patient data must not.
     #[arg(long)]
@@ -87,6 +92,7 @@ impl LoadArgs {
         options.max_line_bytes = usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX);
         options.max_errors = self.max_errors;
         options.log_phi = self.log_phi;
+        options.keep_raw = self.keep_raw;
         options.progress = !quiet;
         options
     }

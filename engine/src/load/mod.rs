@@ -19,6 +19,7 @@ mod collect;
 pub mod dead_letter;
 mod dedup;
 mod metadata;
+mod raw;
 pub mod report;
 mod resource_types;
 mod supersede;
@@ -66,6 +67,8 @@ pub struct LoadOptions {
     pub log_phi: bool,
     /// Whether to draw a progress bar (only ever drawn on a terminal).
     pub progress: bool,
+    /// Keep every resource line, per type and gzip-compressed, in the snapshot's `_raw/`.
+    pub keep_raw: bool,
 }
 
 impl LoadOptions {
@@ -83,6 +86,7 @@ impl LoadOptions {
             chunk_bytes: 16 << 20,
             log_phi: false,
             progress: false,
+            keep_raw: false,
         }
     }
 }
@@ -223,6 +227,7 @@ fn run_pipeline(
     let limits =
         PartLimits { memory_budget: (options.memory_limit / 2 / shards as u64) as usize, ..PartLimits::default() };
     let abort = AtomicBool::new(false);
+    let failure = std::sync::Mutex::new(None);
     let dead_count = AtomicU64::new(0);
     let total_bytes = export.files.iter().map(|f| f.size).sum();
     let progress = progress_bar(options.progress, total_bytes);
@@ -260,9 +265,19 @@ fn run_pipeline(
             max_errors: options.max_errors,
             max_line_bytes: options.max_line_bytes,
             progress: &progress,
+            raw_dir: options.keep_raw.then(|| staging.join(raw::RAW_DIR)),
+            failure: &failure,
         };
         run_workers(&shared, &chunks, threads)?;
         drop(shared);
+        if let Some(message) = failure.lock().expect("workers are done").take() {
+            // Drain the writers and the collector before failing, so nothing is left running.
+            for handle in writer_handles {
+                let _ = handle.join();
+            }
+            let _ = collector_handle.join();
+            return Err(anyhow!(message));
+        }
         progress.finish_and_clear();
 
         let mut outputs = vec![TableOutput::default(); catalog.layouts.len()];

@@ -15,6 +15,7 @@ use simd_json::prelude::*;
 use super::catalog::Catalog;
 use super::dead_letter::{DeadLine, Reason};
 use super::dedup::IdRecord;
+use super::raw::RawChunk;
 use super::report::FileReport;
 use super::resource_types::is_r4_resource_type;
 use crate::sink::partition::PartitionValue;
@@ -65,6 +66,10 @@ pub(crate) struct Shared<'a> {
     pub max_errors: Option<u64>,
     pub max_line_bytes: usize,
     pub progress: &'a indicatif::ProgressBar,
+    /// Where `--keep-raw` keeps lines, if it was given.
+    pub raw_dir: Option<std::path::PathBuf>,
+    /// The first error that must fail the load (a worker cannot return one).
+    pub failure: &'a std::sync::Mutex<Option<String>>,
 }
 
 /// A worker's reusable state: builders for every view and the parser's scratch space.
@@ -103,6 +108,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
     };
     let from = chunk.range.start.saturating_sub(1);
     let mut consumed = 0;
+    let mut raw = shared.raw_dir.as_ref().map(|dir| RawChunk::new(dir.clone(), chunk.file, chunk.index));
     match file.open_at(from) {
         Err(e) => {
             done.report.lines += 1;
@@ -120,9 +126,18 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
                     Ok(None) => break,
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
                         non_blank += 1;
-                        if let Err(reason) = process_line(state, &mut done, file, bytes, (index, offset)) {
-                            let bytes = std::mem::take(&mut state.original);
-                            push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes });
+                        match process_line(state, &mut done, file, bytes, (index, offset)) {
+                            Ok(resource_type) => {
+                                if let Some(raw) = raw.as_mut() {
+                                    if let Err(e) = raw.keep(&resource_type, &state.original) {
+                                        fail(shared, format!("--keep-raw: {e}"));
+                                    }
+                                }
+                            }
+                            Err(reason) => {
+                                let bytes = std::mem::take(&mut state.original);
+                                push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes });
+                            }
                         }
                     }
                     Ok(Some(ChunkLine::Oversized { index, offset, len, head })) => {
@@ -156,9 +171,18 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
         }
     }
     flush(shared, state, true);
+    if let Some(Err(e)) = raw.map(RawChunk::finish) {
+        fail(shared, format!("--keep-raw: {e}"));
+    }
     done.report.seconds = started.elapsed().as_secs_f64();
     // The collector only goes away when the load is already failing.
     let _ = shared.collector.send(done);
+}
+
+/// Records an error that fails the load, and stops the workers.
+fn fail(shared: &Shared<'_>, message: String) {
+    shared.failure.lock().expect("never poisoned: no panics while held").get_or_insert(message);
+    shared.abort.store(true, Ordering::Relaxed);
 }
 
 fn push_dead(shared: &Shared<'_>, done: &mut ChunkDone, dead: DeadLine) {
@@ -171,15 +195,15 @@ fn push_dead(shared: &Shared<'_>, done: &mut ChunkDone, dead: DeadLine) {
     }
 }
 
-/// Parses one line and runs the views of its type. On `Err`, `state.original` holds the
-/// line's original bytes.
+/// Parses one line and runs the views of its type; returns the resource type. On `Err`,
+/// `state.original` holds the line's original bytes (on `Ok` too).
 fn process_line(
     state: &mut WorkerState,
     done: &mut ChunkDone,
     file: &ExportFile,
     bytes: &mut [u8],
     (index, offset): (u64, u64),
-) -> Result<(), Reason> {
+) -> Result<String, Reason> {
     state.original.clear();
     state.original.extend_from_slice(bytes);
     let resource = simd_json::to_borrowed_value_with_buffers(bytes, &mut state.parse_buffers).map_err(|e| {
@@ -202,7 +226,7 @@ fn process_line(
         }
         done.report.without_view += 1;
         *done.without_view.entry(resource_type.to_owned()).or_default() += 1;
-        return Ok(());
+        return Ok(resource_type.to_owned());
     }
     let rows = state.views.append(resource_type, &resource).map_err(|e| Reason::View(e.to_string()))?;
     done.report.loaded += 1;
@@ -216,7 +240,7 @@ fn process_line(
     } else {
         done.loaded_by_type.insert(resource_type.to_owned(), 1);
     }
-    Ok(())
+    Ok(resource_type.to_owned())
 }
 
 /// Hands buffered rows to the writers: every non-empty builder when `all`, else the ones

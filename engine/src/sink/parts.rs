@@ -122,10 +122,11 @@ impl PartWriters {
         part.writer.write(batch)?;
         part.rows += batch.num_rows() as u64;
         part.last_used = self.clock;
-        let buffered = part.writer.in_progress_size();
+        // Memory, not encoded size: dictionary keys and encoder state count too.
+        let buffered = part.writer.memory_size();
         self.buffered = self.buffered - part.buffered + buffered;
         part.buffered = buffered;
-        if part.writer.bytes_written() + buffered >= self.limits.target_file_bytes {
+        if part.writer.bytes_written() + part.writer.in_progress_size() >= self.limits.target_file_bytes {
             self.close(key)?;
         }
         while self.buffered > self.limits.memory_budget {
@@ -161,7 +162,9 @@ impl PartWriters {
         fs::create_dir_all(path.parent().expect("part files sit in a table directory")).map_err(io_error)?;
         let file = File::create(&path).map_err(io_error)?;
         let writer = ArrowWriter::try_new(
-            BufWriter::with_capacity(1 << 20, file),
+            // Small: up to `max_open_files` of these exist at once, and row groups are
+            // written in large pieces anyway.
+            BufWriter::with_capacity(64 * 1024, file),
             layout.schema.clone(),
             Some(ParquetWriter::<File>::properties()),
         )?;
@@ -188,7 +191,7 @@ impl PartWriters {
         let Some(part) = self.open.values_mut().max_by_key(|p| p.buffered) else { return Ok(()) };
         part.writer.flush()?;
         self.buffered -= part.buffered;
-        part.buffered = part.writer.in_progress_size();
+        part.buffered = part.writer.memory_size();
         self.buffered += part.buffered;
         Ok(())
     }
