@@ -40,4 +40,5 @@ pub mod load;
 pub mod sink;
 pub mod source;
 pub mod sql;
+pub mod store;
 pub mod view;
