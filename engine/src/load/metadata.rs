@@ -98,7 +98,8 @@ pub(crate) fn read_server_errors(files: &[Location]) -> Vec<ServerErrors> {
         .iter()
         .map(|location| {
             let mut report = ServerErrors { path: location.to_string(), ..ServerErrors::default() };
-            let opened = location.open(0).map_err(|source| SourceError::Open { path: report.path.clone().into(), source });
+            let opened =
+                location.open(0).map_err(|source| SourceError::Open { path: report.path.clone().into(), source });
             let lines = match opened.and_then(|reader| LineReader::from_reader(report.path.clone(), reader)) {
                 Ok(lines) => lines,
                 Err(e) => {

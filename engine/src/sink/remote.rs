@@ -70,7 +70,11 @@ impl CommitRecord {
     /// # Errors
     ///
     /// A [`StoreError`] when the record cannot be read or is not valid.
-    pub fn read(store: &Arc<dyn ObjectStore>, root: &ObjectPath, url: &str) -> Result<Option<CommitRecord>, StoreError> {
+    pub fn read(
+        store: &Arc<dyn ObjectStore>,
+        root: &ObjectPath,
+        url: &str,
+    ) -> Result<Option<CommitRecord>, StoreError> {
         let (store, key) = (Arc::clone(store), store::child(root, CURRENT_KEY));
         let name = format!("{}/{CURRENT_KEY}", url.trim_end_matches('/'));
         let bytes = match store::run(async move { store.get(&key).await?.bytes().await }) {
@@ -180,7 +184,9 @@ impl RemoteWarehouse {
         let mut record = CommitRecord { load_id: load_id.to_owned(), tables: BTreeMap::new() };
         record.tables.extend(tables.iter().map(|t| (t.clone(), Vec::new())));
         let mut uploads = Vec::new();
-        for (relative, local) in files_under(&staged).map_err(|source| SinkError::File { path: staged.clone(), source })? {
+        for (relative, local) in
+            files_under(&staged).map_err(|source| SinkError::File { path: staged.clone(), source })?
+        {
             let (top, _) = relative.split_once('/').unwrap_or((relative.as_str(), ""));
             // `_`-prefixed folders are the snapshot's metadata; the others are tables.
             let key = if top.starts_with('_') {
@@ -230,7 +236,8 @@ impl RemoteWarehouse {
 
     fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let (store, key) = (Arc::clone(&self.store), self.key(relative));
-        store::run(async move { store.put(&key, bytes.into()).await }).map_err(|e| StoreError::new(self.url_of(relative), e))?;
+        store::run(async move { store.put(&key, bytes.into()).await })
+            .map_err(|e| StoreError::new(self.url_of(relative), e))?;
         Ok(())
     }
 
@@ -239,19 +246,11 @@ impl RemoteWarehouse {
         let store = Arc::clone(&self.store);
         let jobs: Vec<(PathBuf, ObjectPath, String)> =
             files.into_iter().map(|(local, key)| (local, self.key(&key), self.url_of(&key))).collect();
-        store::run(async move {
-            let mut tasks = tokio::task::JoinSet::new();
-            let mut outcomes = Vec::new();
-            for (local, key, url) in jobs {
-                while tasks.len() >= CONCURRENT_UPLOADS {
-                    outcomes.push(tasks.join_next().await.expect("a task is running"));
-                }
-                let store = Arc::clone(&store);
-                tasks.spawn(async move { upload_file(store, local, key).await.map_err(|e| StoreError::new(url, e)) });
-            }
-            outcomes.extend(tasks.join_all().await.into_iter().map(Ok));
-            outcomes.into_iter().map(|o| o.expect("uploads never panic")).collect::<Result<(), StoreError>>()
-        })
+        let uploads = jobs.into_iter().map(move |(local, key, url)| {
+            let store = Arc::clone(&store);
+            async move { upload_file(store, local, key).await.map_err(|e| StoreError::new(url, e)) }
+        });
+        store::run(store::run_bounded(uploads, CONCURRENT_UPLOADS)).into_iter().collect()
     }
 
     /// Deletes keys, logging (not returning) failures: cleanup only.
@@ -287,14 +286,19 @@ impl RemoteWarehouse {
             .map(|k| self.key(k))
             .filter(|k| !keep.contains(k))
             .collect();
-        let tables: BTreeSet<&String> = record.tables.keys().chain(previous.into_iter().flat_map(|p| p.tables.keys())).collect();
+        let tables: BTreeSet<&String> =
+            record.tables.keys().chain(previous.into_iter().flat_map(|p| p.tables.keys())).collect();
         let snapshot = self.key(&snapshot_key(&record.load_id, ""));
         let listed = tables.into_iter().map(|t| (self.key(t), true)).chain([(self.key("_fhirhouse/snapshots"), false)]);
         for (prefix, parts_only) in listed {
             match self.list(&prefix) {
                 Ok(found) => doomed.extend(found.into_iter().filter(|k| {
                     let part = store::file_name(k).starts_with("part-") && store::file_name(k).ends_with(".parquet");
-                    if parts_only { part && !keep.contains(k) } else { !k.prefix_matches(&snapshot) }
+                    if parts_only {
+                        part && !keep.contains(k)
+                    } else {
+                        !k.prefix_matches(&snapshot)
+                    }
                 })),
                 Err(e) => tracing::warn!(warehouse = %self.url, error = %e, "could not list old objects"),
             }
@@ -335,7 +339,10 @@ async fn upload_file(store: Arc<dyn ObjectStore>, local: PathBuf, key: ObjectPat
     let size = fs::metadata(&local).map_err(read_error)?.len();
     if size <= MULTIPART_THRESHOLD {
         let path = local.clone();
-        let data = tokio::task::spawn_blocking(move || fs::read(path)).await.map_err(|e| e.to_string())?.map_err(read_error)?;
+        let data = tokio::task::spawn_blocking(move || fs::read(path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(read_error)?;
         store.put(&key, data.into()).await.map_err(|e| e.to_string())?;
         return Ok(());
     }

@@ -81,7 +81,9 @@ pub fn open_export(inputs: &[Address]) -> Result<Export, SourceError> {
 
 fn is_manifest_name(input: &Address) -> bool {
     match input {
-        Address::Local(path) => path.extension().is_some_and(|e| e == "json") && fs::metadata(path).is_ok_and(|m| m.is_file()),
+        Address::Local(path) => {
+            path.extension().is_some_and(|e| e == "json") && fs::metadata(path).is_ok_and(|m| m.is_file())
+        }
         Address::Url(url) => url.path().ends_with(".json"),
     }
 }
@@ -105,7 +107,11 @@ fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
     let mut objects: Vec<_> =
         listing.objects.into_iter().filter(|m| has_input_suffix(&store::file_name(&m.location))).collect();
     if objects.is_empty() {
-        return Err(StoreError::new(url, "no *.ndjson, *.ndjson.gz, *.jsonl or *.jsonl.gz object directly under this prefix").into());
+        return Err(StoreError::new(
+            url,
+            "no *.ndjson, *.ndjson.gz, *.jsonl or *.jsonl.gz object directly under this prefix",
+        )
+        .into());
     }
     objects.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(objects
@@ -113,7 +119,8 @@ fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
         .map(|meta| {
             let mut object_url = url.clone();
             object_url.set_path(&format!("/{}", meta.location));
-            let location = Location::Object { store: std::sync::Arc::clone(&store), path: meta.location, url: object_url };
+            let location =
+                Location::Object { store: std::sync::Arc::clone(&store), path: meta.location, url: object_url };
             (location, None, Some(meta.size))
         })
         .collect())

@@ -46,7 +46,10 @@ impl Location {
     /// The [`StoreError`] of an unsupported or unusable URL.
     pub fn from_url(url: &Url) -> Result<Location, StoreError> {
         if url.scheme() == "file" {
-            return url.to_file_path().map(Location::Local).map_err(|()| StoreError::new(url, "not a valid file:// URL"));
+            return url
+                .to_file_path()
+                .map(Location::Local)
+                .map_err(|()| StoreError::new(url, "not a valid file:// URL"));
         }
         let (store, path) = store::resolve(url)?;
         Ok(Location::Object { store, path, url: url.clone() })
@@ -202,18 +205,10 @@ pub(crate) fn inspect_all(pending: Vec<Pending>) -> Result<Vec<ExportFile>, Sour
         .filter(|(_, (location, _, _))| matches!(location, Location::Object { .. }))
         .map(|(i, (location, _, size))| (i, location.clone(), *size))
         .collect();
-    let mut inspected = store::run(async move {
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut done = Vec::new();
-        for (i, location, size) in objects {
-            while tasks.len() >= CONCURRENT_INSPECTIONS {
-                done.push(tasks.join_next().await.expect("a task is running").expect("inspection never panics"));
-            }
-            tasks.spawn(async move { (i, inspect_object(&location, size).await) });
-        }
-        done.extend(tasks.join_all().await);
-        done.into_iter().collect::<std::collections::HashMap<_, _>>()
-    });
+    let inspections =
+        objects.into_iter().map(|(i, location, size)| async move { (i, inspect_object(&location, size).await) });
+    let mut inspected: std::collections::HashMap<_, _> =
+        store::run(store::run_bounded(inspections, CONCURRENT_INSPECTIONS)).into_iter().collect();
     let mut files = Vec::with_capacity(pending.len());
     for (i, (location, declared_type, _)) in pending.into_iter().enumerate() {
         let (size, compressed) = match &location {

@@ -53,23 +53,27 @@ pub fn register_warehouse(ctx: &SessionContext, root: impl Into<Address>) -> any
     files.sort();
     let mut names = Vec::with_capacity(files.len());
     for file in files {
-        let name = (|| {
+        let register = || {
             let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
-            let name = meta["table"].as_str().ok_or_else(|| anyhow!("no \"table\" name"))?;
-            // Resolved through the table link now: the session keeps reading the snapshot that
-            // was current when it started, even if a load publishes a new one meanwhile.
-            let dir = std::fs::canonicalize(root.join(name)).with_context(|| format!("table folder of {name}"))?;
-            register_table(ctx, &meta, ListingTableUrl::parse(format!("{}/", dir.display()))?)
-        })()
-        .with_context(|| format!("cannot register {}", file.display()))?;
-        names.push(name);
+            register_table(ctx, &meta, |name| {
+                // Resolved through the table link now: the session keeps reading the snapshot
+                // that was current when it started, even if a load publishes a new one meanwhile.
+                let dir = std::fs::canonicalize(root.join(name)).with_context(|| format!("table folder of {name}"))?;
+                Ok(ListingTableUrl::parse(format!("{}/", dir.display()))?)
+            })
+        };
+        names.push(register().with_context(|| format!("cannot register {}", file.display()))?);
     }
     Ok(names)
 }
 
 /// Registers the table a `_tables/<table>.json` metadata record describes, over the Parquet
-/// files under `url`; returns its name.
-fn register_table(ctx: &SessionContext, meta: &serde_json::Value, url: ListingTableUrl) -> anyhow::Result<String> {
+/// files under the URL `table_url` gives for its name; returns the name.
+fn register_table(
+    ctx: &SessionContext,
+    meta: &serde_json::Value,
+    table_url: impl FnOnce(&str) -> anyhow::Result<ListingTableUrl>,
+) -> anyhow::Result<String> {
     let name = meta["table"].as_str().ok_or_else(|| anyhow!("no \"table\" name"))?.to_owned();
     let view = CompiledView::from_json_value(&meta["view"]).map_err(|e| anyhow!("stored view: {e}"))?;
     let partition = PartitionSpec::of_view(&view).map_err(|e| anyhow!("stored view: {e}"))?;
@@ -77,7 +81,7 @@ fn register_table(ctx: &SessionContext, meta: &serde_json::Value, url: ListingTa
     if let Some(spec) = &partition {
         options = options.with_table_partition_cols(vec![spec.key_field()]);
     }
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(view.schema());
+    let config = ListingTableConfig::new(table_url(&name)?).with_listing_options(options).with_schema(view.schema());
     ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
     Ok(name)
 }

@@ -41,13 +41,14 @@ pub(super) fn register(ctx: &SessionContext, url: &Url) -> anyhow::Result<Vec<St
     ctx.runtime_env().register_object_store(&base, Arc::new(view));
     let mut names = Vec::with_capacity(record.tables.len());
     for table in record.tables.keys() {
-        let key = store::child(&root, &snapshot_key(&record.load_id, &format!("_tables/{table}.json")));
-        let (reader, shown) = (Arc::clone(&inner), key.to_string());
+        let relative = snapshot_key(&record.load_id, &format!("_tables/{table}.json"));
+        let (reader, key) = (Arc::clone(&inner), store::child(&root, &relative));
         let bytes = store::run(async move { reader.get(&key).await?.bytes().await })
-            .map_err(|e| anyhow!("{}: {e}", url.as_str().trim_end_matches('/').to_owned() + "/" + &shown))?;
+            .map_err(|e| anyhow!("{}/{relative}: {e}", url.as_str().trim_end_matches('/')))?;
         let meta: serde_json::Value = serde_json::from_slice(&bytes)?;
-        let table_url = ListingTableUrl::parse(base.join(&format!("{table}/"))?)?;
-        names.push(super::register_table(ctx, &meta, table_url)?);
+        names.push(super::register_table(ctx, &meta, |name| {
+            Ok(ListingTableUrl::parse(base.join(&format!("{name}/"))?)?)
+        })?);
     }
     Ok(names)
 }
@@ -87,7 +88,10 @@ impl ObjectStore for SnapshotStore {
         self.inner.get_ranges(location, ranges).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<ObjectPath>>) -> BoxStream<'static, Result<ObjectPath>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<ObjectPath>>,
+    ) -> BoxStream<'static, Result<ObjectPath>> {
         locations.map(|_| Err(read_only())).boxed()
     }
 

@@ -285,6 +285,34 @@ where
     rx.recv().expect("an object-store task panicked")
 }
 
+/// Runs `futures` as tasks of the current runtime, at most `limit` at once (requests to a
+/// store: enough to hide latency, few enough not to be throttled); outputs in input order.
+///
+/// # Panics
+///
+/// When one of the futures panics.
+pub async fn run_bounded<F>(futures: impl IntoIterator<Item = F>, limit: usize) -> Vec<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut outputs = Vec::new();
+    let unwrap =
+        |done: Result<_, tokio::task::JoinError>| done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    for (i, future) in futures.into_iter().enumerate() {
+        while tasks.len() >= limit.max(1) {
+            outputs.push(unwrap(tasks.join_next().await.expect("a task is running")));
+        }
+        tasks.spawn(async move { (i, future.await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        outputs.push(unwrap(done));
+    }
+    outputs.sort_by_key(|(i, _)| *i);
+    outputs.into_iter().map(|(_, output)| output).collect()
+}
+
 /// The object's last path segment (its file name).
 #[must_use]
 pub fn file_name(path: &ObjectPath) -> String {
