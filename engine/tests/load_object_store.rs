@@ -203,3 +203,52 @@ mod flaky {
         }
     }
 }
+
+/// Serves the sample folder over plain HTTP (HEAD and GET, one request per connection) and
+/// returns its base URL: what a Bulk Data server's file URLs look like to the loader.
+fn serve_sample_over_http() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut head = String::new();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            while reader.read_line(&mut head).unwrap() > 2 && !head.ends_with("\r\n\r\n") {}
+            let mut words = head.split_whitespace();
+            let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+            let reply = match std::fs::read(sample().join(path.trim_start_matches('/'))) {
+                Ok(body) => {
+                    let mut reply =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                            .into_bytes();
+                    if method == "GET" {
+                        reply.extend(body);
+                    }
+                    reply
+                }
+                Err(_) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            };
+            let _ = conn.write_all(&reply);
+        }
+    });
+    base
+}
+
+#[test]
+fn manifest_entries_may_be_absolute_http_urls() {
+    let base = serve_sample_over_http();
+    let dir = tempfile::tempdir().unwrap();
+    let output: Vec<serde_json::Value> = ["Patient", "Observation"]
+        .iter()
+        .map(|t| serde_json::json!({"type": t, "url": format!("{base}/{t}.000.ndjson")}))
+        .collect();
+    let manifest = dir.path().join("manifest.json");
+    std::fs::write(&manifest, serde_json::json!({"output": output}).to_string()).unwrap();
+    let outcome = load_with(&[manifest], &dir.path().join("wh"), |_| {});
+    assert!(outcome.committed(), "{:?}", outcome.report.failure);
+    assert!(outcome.report.files[0].path.starts_with("http://127.0.0.1:"), "{}", outcome.report.files[0].path);
+    let counts: BTreeMap<String, i64> = table_counts(dir.path().join("wh")).into_iter().collect();
+    assert_eq!((counts["patient"], counts["observation"]), (10, 1369));
+}
