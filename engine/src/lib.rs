@@ -12,6 +12,8 @@
 //! - [`load`]: a whole export through every view into a warehouse, in parallel, with dead
 //!   letters and a run report;
 //! - [`sql`]: the warehouse's tables registered in Apache DataFusion;
+//! - [`store`]: object-store URLs (`s3://`, `gs://`, `az://`, `http(s)://`) for exports and
+//!   warehouses, shared by the stages;
 //! - [`cli`]: the `fhirhouse` command line over the stages.
 //!
 //! ```
@@ -40,4 +42,5 @@ pub mod load;
 pub mod sink;
 pub mod source;
 pub mod sql;
+pub mod store;
 pub mod view;

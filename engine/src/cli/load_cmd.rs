@@ -7,13 +7,14 @@ use clap::Args;
 
 use super::{EXIT_FATAL, EXIT_SOME_FAILED};
 use crate::load::{load, LoadOptions, LoadOutcome};
+use crate::store::Address;
 
 pub(super) const LONG_ABOUT: &str = "\
 Load a whole FHIR Bulk Data export into a Parquet warehouse that DataFusion, DuckDB, Spark \
 or Trino can query.
 
-The export is a folder of *.ndjson / *.ndjson.gz files or its manifest.json. Every line is \
-parsed once and run through every ViewDefinition of its resource type (the shipped views in \
+The export is a folder of *.ndjson / *.ndjson.gz files or its manifest.json, on disk or in an \
+object store (s3://, gs://, az://, http(s)://; the warehouse too). Every line is parsed once and run through every ViewDefinition of its resource type (the shipped views in \
 schemas/, or your own with --views). Each view becomes a table:
 
     <out>/<table>/[<column>_year=<year>/]part-*.parquet
@@ -26,6 +27,11 @@ Examples:
     fhirhouse load tests/data/sample --out warehouse
     fhirhouse load export/manifest.json --out warehouse --max-errors 100
     fhirhouse load export/ --out warehouse --views my-views/ --threads 8
+    fhirhouse load s3://bucket/export/manifest.json --out s3://bucket/warehouse
+
+Object-store credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, \
+AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP; GOOGLE_SERVICE_ACCOUNT; \
+AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY; ...).
 
 Nothing is lost: a line that cannot be loaded (invalid JSON or UTF-8, not a resource, a view \
 error, longer than --max-line-bytes) goes to <out>/_dead_letter/<load id>/ with its file, \
@@ -33,7 +39,8 @@ line number, reason and original bytes. The run report (<out>/_fhirhouse/loads/<
 summarised on standard error) gives lines, resources, rows, dead letters, bytes and seconds per \
 file and per table, and they reconcile.
 
-A load is atomic: it writes into a staging area and publishes with one rename. Until then, \
+A load is atomic: it writes into a staging area and publishes with one rename (in an object \
+store: uploads the new files, then replaces _fhirhouse/current.json with one PUT). Until then, \
 and if it fails or is killed, readers see the previous load, complete. Re-running a load \
 replaces the tables; it never appends duplicates.
 
@@ -44,13 +51,18 @@ dead-lettered, 2 when nothing was published (a fatal error, or more dead letters
 /// Arguments of `fhirhouse load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The export: a folder of NDJSON files, a Bulk Data manifest.json, or data files.
+    /// The export: a folder of NDJSON files, a Bulk Data manifest.json, or data files; a
+    /// path or an object-store URL (s3://bucket/export/manifest.json).
     #[arg(required = true, value_name = "EXPORT")]
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<Address>,
 
-    /// The warehouse folder (created if missing).
-    #[arg(short, long, value_name = "DIR")]
-    pub out: PathBuf,
+    /// The warehouse: a folder (created if missing) or an object-store URL.
+    #[arg(short, long, value_name = "DIR|URL")]
+    pub out: Address,
+
+    /// Local staging folder for an object-store warehouse [default: a temporary folder].
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
 
     /// A folder of ViewDefinitions to use instead of the shipped ones (one table per file).
     #[arg(long, value_name = "DIR")]
@@ -86,6 +98,7 @@ pub struct LoadArgs {
 impl LoadArgs {
     fn options(&self, quiet: bool) -> LoadOptions {
         let mut options = LoadOptions::new(self.inputs.clone(), self.out.clone());
+        options.staging.clone_from(&self.staging);
         options.views_dir.clone_from(&self.views);
         options.threads = self.threads.unwrap_or(0);
         options.memory_limit = self.memory_limit;
@@ -109,7 +122,7 @@ pub(super) fn finish(outcome: &LoadOutcome, quiet: bool) -> ExitCode {
     let report = &outcome.report;
     if !quiet || !outcome.committed() {
         eprint!("{}", report.summary());
-        eprintln!("  report: {}", outcome.report_path.display());
+        eprintln!("  report: {}", outcome.report_path);
     }
     if !outcome.committed() {
         ExitCode::from(EXIT_FATAL)

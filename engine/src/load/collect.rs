@@ -44,7 +44,7 @@ impl<'a> Collector<'a> {
             files: files
                 .iter()
                 .map(|f| FileReport {
-                    path: f.path.display().to_string(),
+                    path: f.location.to_string(),
                     declared_type: f.declared_type.clone(),
                     ..FileReport::default()
                 })
@@ -68,7 +68,7 @@ impl<'a> Collector<'a> {
             let file = &self.files[file_id];
             for dead in &done.dead {
                 let line = state.line_base + dead.index + 1;
-                self.dead_letters.write(file_id, &file.name(), &file.path, line, dead)?;
+                self.dead_letters.write(file_id, &file.name(), &file.location, line, dead)?;
             }
             for record in &done.ids {
                 self.ids.push(file_id, state.line_base + record.index + 1, record)?;

@@ -123,7 +123,8 @@ impl DeadLetterWriter {
         &self.dir
     }
 
-    /// Records one dead line of input file `file_id` (named `file_name`, shown as `path`)
+    /// Records one dead line of input file `file_id` (named `file_name`, shown as `path`: a
+    /// path or URL)
     /// at 1-based `line`, and logs it without content unless `--log-phi` was given.
     ///
     /// # Errors
@@ -133,14 +134,14 @@ impl DeadLetterWriter {
         &mut self,
         file_id: usize,
         file_name: &str,
-        path: &Path,
+        path: &dyn std::fmt::Display,
         line: u64,
         dead: &DeadLine,
     ) -> anyhow::Result<()> {
         if self.log_phi {
-            tracing::debug!(file = %path.display(), line, reason = dead.reason.code(), detail = %dead.reason.detail(), "dead letter");
+            tracing::debug!(file = %path, line, reason = dead.reason.code(), detail = %dead.reason.detail(), "dead letter");
         } else {
-            tracing::debug!(file = %path.display(), line, reason = dead.reason.code(), "dead letter");
+            tracing::debug!(file = %path, line, reason = dead.reason.code(), "dead letter");
         }
         let out = match self.files.entry(file_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -154,7 +155,7 @@ impl DeadLetterWriter {
             }
         };
         let mut record = serde_json::json!({
-            "file": path.display().to_string(),
+            "file": path.to_string(),
             "line": line,
             "offset": dead.offset,
             "reason": dead.reason.code(),
@@ -195,8 +196,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = DeadLetterWriter::new(dir.path().join("dl"), false);
         let dead = |reason, bytes: &[u8]| DeadLine { index: 0, offset: 7, reason, bytes: bytes.to_vec() };
-        w.write(0, "a.ndjson", Path::new("in/a.ndjson"), 3, &dead(Reason::InvalidJson("x".into()), b"{oops")).unwrap();
-        w.write(0, "a.ndjson", Path::new("in/a.ndjson"), 4, &dead(Reason::InvalidUtf8, b"\xff")).unwrap();
+        w.write(0, "a.ndjson", &"in/a.ndjson", 3, &dead(Reason::InvalidJson("x".into()), b"{oops")).unwrap();
+        w.write(0, "a.ndjson", &"in/a.ndjson", 4, &dead(Reason::InvalidUtf8, b"\xff")).unwrap();
         w.finish().unwrap();
         let text = fs::read_to_string(dir.path().join("dl/000-a.ndjson")).unwrap();
         let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -6,14 +6,14 @@
 //! and the load it belongs to: enough to re-register the table in any engine and to trace
 //! every row back to its export.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use serde_json::json;
 
 use super::report::{ServerErrors, TableReport};
 use super::{Catalog, PipelineOutput};
-use crate::source::{Export, LineReader};
+use crate::source::{Export, LineReader, Location, SourceError};
 
 /// The folder in a snapshot that holds the table metadata files.
 pub const TABLES_DIR: &str = "_tables";
@@ -60,7 +60,7 @@ pub(crate) fn write_table_metadata(
             .iter()
             .zip(&pipeline.collected.loaded_by_type)
             .filter(|(_, by_type)| by_type.get(view.resource_type()).is_some_and(|n| *n > 0))
-            .map(|(f, _)| f.path.display().to_string())
+            .map(|(f, _)| f.location.to_string())
             .collect();
         let columns: Vec<serde_json::Value> = layout
             .schema
@@ -93,12 +93,14 @@ pub(crate) fn write_table_metadata(
 
 /// Counts the OperationOutcomes of the manifest's error files and quotes a few diagnostics.
 /// An unreadable file is reported as such rather than failing the load.
-pub(crate) fn read_server_errors(files: &[PathBuf]) -> Vec<ServerErrors> {
+pub(crate) fn read_server_errors(files: &[Location]) -> Vec<ServerErrors> {
     files
         .iter()
-        .map(|path| {
-            let mut report = ServerErrors { path: path.display().to_string(), ..ServerErrors::default() };
-            let lines = match LineReader::open(path) {
+        .map(|location| {
+            let mut report = ServerErrors { path: location.to_string(), ..ServerErrors::default() };
+            let opened =
+                location.open(0).map_err(|source| SourceError::Open { path: report.path.clone().into(), source });
+            let lines = match opened.and_then(|reader| LineReader::from_reader(report.path.clone(), reader)) {
                 Ok(lines) => lines,
                 Err(e) => {
                     report.examples.push(format!("unreadable: {e}"));

@@ -4,7 +4,8 @@
 //! into line-aligned chunks, workers on a rayon pool parse each line once and run every
 //! [`view`] of its type ([`worker`]), writer threads turn the batches into partitioned
 //! Parquet part files in a staging folder ([`sink::parts`]), a collector orders the results
-//! and writes dead letters, and [`sink::commit`] publishes the staging folder atomically.
+//! and writes dead letters, and [`sink::destination`] publishes the staging folder atomically
+//! (a local warehouse) or uploads it and commits it (an object-store warehouse).
 //!
 //! Data flows one way, through bounded channels: when writers fall behind, workers block
 //! (back-pressure), so memory stays flat however large the export.
@@ -12,7 +13,7 @@
 //! [`source`]: crate::source
 //! [`view`]: crate::view
 //! [`sink::parts`]: crate::sink::parts
-//! [`sink::commit`]: crate::sink::commit
+//! [`sink::destination`]: crate::sink::destination
 
 mod catalog;
 mod collect;
@@ -37,9 +38,10 @@ pub use report::LoadReport;
 pub use resource_types::{is_r4_resource_type, R4_RESOURCE_TYPES};
 pub use supersede::DuplicateReport;
 
-use crate::sink::commit::Warehouse;
+use crate::sink::destination::Destination;
 use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
 use crate::source::{open_export, plan_ranges, Export};
+use crate::store::Address;
 use collect::Collector;
 use dead_letter::DeadLetterWriter;
 use worker::{Chunk, ChunkDone, Shared, WorkerState, WriteMsg};
@@ -47,10 +49,13 @@ use worker::{Chunk, ChunkDone, Shared, WorkerState, WriteMsg};
 /// Settings of one load. [`LoadOptions::new`] gives the defaults of `fhirhouse load`.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// The export: a folder, a `manifest.json`, or data files.
-    pub inputs: Vec<PathBuf>,
-    /// The warehouse folder.
-    pub out: PathBuf,
+    /// The export: folders, a `manifest.json`, data files, or object-store URLs of any of
+    /// these.
+    pub inputs: Vec<Address>,
+    /// The warehouse: a folder or an object-store URL.
+    pub out: Address,
+    /// Local staging folder for an object-store warehouse; `None` for a temporary one.
+    pub staging: Option<PathBuf>,
     /// A folder of ViewDefinitions, one table each; `None` for the shipped views.
     pub views_dir: Option<PathBuf>,
     /// Worker threads; 0 for one per core.
@@ -74,10 +79,11 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// The defaults: all cores, 1 GiB, 64 MiB lines, no error limit, 16 MiB chunks.
     #[must_use]
-    pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
+    pub fn new(inputs: impl IntoIterator<Item = impl Into<Address>>, out: impl Into<Address>) -> Self {
         LoadOptions {
-            inputs,
-            out,
+            inputs: inputs.into_iter().map(Into::into).collect(),
+            out: out.into(),
+            staging: None,
             views_dir: None,
             threads: 0,
             memory_limit: 1 << 30,
@@ -96,8 +102,8 @@ impl LoadOptions {
 pub struct LoadOutcome {
     /// The run report, also saved in the warehouse.
     pub report: LoadReport,
-    /// Where the report was saved.
-    pub report_path: PathBuf,
+    /// Where the report was saved: a path, or a URL for an object-store warehouse.
+    pub report_path: String,
 }
 
 impl LoadOutcome {
@@ -123,18 +129,21 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         None => Catalog::shipped()?,
     };
     let export = open_export(&options.inputs)?;
-    let warehouse = Warehouse::open(&options.out).context("cannot open the warehouse")?;
+    let warehouse = Destination::open(&options.out, options.staging.as_deref()).context("cannot open the warehouse")?;
     let load_id = new_load_id(started_at);
     let staging = warehouse.begin(&load_id)?;
+    // Object-store warehouses keep the files of two loads side by side for a moment.
+    let names = matches!(warehouse, Destination::Remote(_)).then_some(load_id.as_str());
     let threads = if options.threads == 0 { num_cpus() } else { options.threads };
     tracing::info!(load_id, files = export.files.len(), views = catalog.views.len(), threads, "load starting");
 
-    let run = run_pipeline(options, &catalog, &export, &staging, &warehouse.dead_letter_dir(&load_id), threads);
+    let dead_letter_dir = warehouse.dead_letter_dir(&load_id);
+    let run = run_pipeline(options, &catalog, &export, (&staging, names), &dead_letter_dir, threads);
     let mut report = LoadReport {
         load_id: load_id.clone(),
         started: started_at.to_rfc3339(),
         threads,
-        manifest: export.manifest.as_ref().map(|m| m.display().to_string()),
+        manifest: export.manifest.clone(),
         transaction_time: export.transaction_time.clone(),
         server_errors: metadata::read_server_errors(&export.error_files),
         ..LoadReport::default()
@@ -143,7 +152,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         let mut dead_letters = pipeline.dead_letters.take().expect("set by the pipeline");
         report.duplicates = resolve_duplicates(&catalog, &export, &staging, &mut pipeline, &mut dead_letters)?;
         if dead_letters.written > 0 {
-            report.dead_letter_dir = Some(dead_letters.dir().display().to_string());
+            report.dead_letter_dir = Some(warehouse.dead_letter_location(&load_id));
         }
         dead_letters.finish()?;
         report.files = pipeline.collected.files.clone();
@@ -168,9 +177,8 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         report.tables.clear();
     }
     report.seconds = started.elapsed().as_secs_f64();
-    let report_path = warehouse.report_path(&load_id);
     let json = serde_json::to_vec_pretty(&report).expect("reports serialise");
-    std::fs::write(&report_path, json).with_context(|| format!("cannot write {}", report_path.display()))?;
+    let report_path = warehouse.save_report(&load_id, json)?;
     Ok(LoadOutcome { report, report_path })
 }
 
@@ -218,7 +226,7 @@ fn run_pipeline(
     options: &LoadOptions,
     catalog: &Catalog,
     export: &Export,
-    staging: &Path,
+    (staging, names): (&Path, Option<&str>),
     dead_letter_dir: &Path,
     threads: usize,
 ) -> anyhow::Result<PipelineOutput> {
@@ -240,7 +248,10 @@ fn run_pipeline(
             // little enough that a slow disk stops the workers rather than filling memory.
             let (tx, rx) = mpsc::sync_channel::<WriteMsg>(2 * threads);
             senders.push(tx);
-            let writers = PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), shard, limits);
+            let mut writers = PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), shard, limits);
+            if let Some(load_id) = names {
+                writers = writers.with_load_id(load_id);
+            }
             let abort = &abort;
             writer_handles.push(scope.spawn(move || write_batches(writers, rx, abort)));
         }
@@ -342,12 +353,12 @@ fn write_batches(
     }
 }
 
-/// Plain files are cut into ranges; compressed files are one chunk each.
+/// Plain files are cut into ranges; compressed files (and files behind HTTP) are one chunk each.
 fn plan_chunks(export: &Export, chunk_bytes: u64) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     for (file, f) in export.files.iter().enumerate() {
         let ranges =
-            if f.compressed { std::iter::once(0..u64::MAX).collect() } else { plan_ranges(f.size, chunk_bytes) };
+            if f.splittable() { plan_ranges(f.size, chunk_bytes) } else { std::iter::once(0..u64::MAX).collect() };
         chunks.extend(ranges.into_iter().enumerate().map(|(index, range)| Chunk { file, index: index as u32, range }));
     }
     chunks

@@ -102,10 +102,10 @@ pub(crate) fn apply(
 
     for d in duplicates.iter().filter(|d| ids.contains_key(&d.resource_type)) {
         let winner = &files[d.winner.file];
-        let winner_at = format!("{}:{}", winner.path.display(), d.winner.line);
+        let winner_at = format!("{}:{}", winner.location, d.winner.line);
         if report.examples.len() < EXAMPLES {
             let losers: Vec<String> =
-                d.losers.iter().map(|(o, _)| format!("{}:{}", files[o.file].path.display(), o.line)).collect();
+                d.losers.iter().map(|(o, _)| format!("{}:{}", files[o.file].location, o.line)).collect();
             report.examples.push(format!("{}/{}: {winner_at} wins over {}", d.resource_type, d.id, losers.join(", ")));
         }
         for (loser, bytes) in &d.losers {
@@ -119,7 +119,7 @@ pub(crate) fn apply(
             *file_report.dead_by_reason.entry(reason.code().to_owned()).or_default() += 1;
             let file = &files[loser.file];
             let dead = DeadLine { index: 0, offset: loser.offset, reason, bytes: bytes.clone() };
-            dead_letters.write(loser.file, &file.name(), &file.path, loser.line, &dead)?;
+            dead_letters.write(loser.file, &file.name(), &file.location, loser.line, &dead)?;
             report.superseded += 1;
         }
     }

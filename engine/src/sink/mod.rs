@@ -7,7 +7,9 @@
 //!
 //! For a warehouse, [`partition`] splits a table's rows by its declared Hive partition,
 //! [`parts`] writes them as Parquet part files under a memory budget into a staging area,
-//! and [`commit`] publishes a finished staging area in one atomic step.
+//! and [`commit`] publishes a finished staging area in one atomic step; [`remote`] does the
+//! same for a warehouse in an object store (one PUT of a commit record), and [`destination`]
+//! picks between the two.
 //!
 //! [`Format`]: crate::sink::Format
 //! [`NdjsonWriter`]: crate::sink::NdjsonWriter
@@ -18,12 +20,14 @@
 //! [`rows`]: crate::sink::rows
 
 pub mod commit;
+pub mod destination;
 mod encode;
 #[cfg(test)]
 mod fixtures;
 pub mod parquet;
 pub mod partition;
 pub mod parts;
+pub mod remote;
 pub mod rows;
 
 use std::io::{self, Write};
@@ -90,6 +94,9 @@ pub enum SinkError {
         /// The underlying error.
         source: io::Error,
     },
+    /// An object-store warehouse could not be read or written.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// Writing to the destination failed (a full disk, a closed pipe, ...).
     #[error("write failed: {0}")]
     Io(#[from] io::Error),

@@ -69,9 +69,11 @@ struct OpenPart {
 }
 
 /// The open part files of one writer thread. Part files are named
-/// `part-<writer>-<sequence>.parquet`, unique across writers of one load.
+/// `part-<writer>-<sequence>.parquet`, unique across writers of one load, or
+/// `part-<load id>-<writer>-<sequence>.parquet` with [`PartWriters::with_load_id`].
 pub struct PartWriters {
     root: PathBuf,
+    name_prefix: String,
     tables: Arc<Vec<TableLayout>>,
     writer_id: usize,
     limits: PartLimits,
@@ -89,6 +91,7 @@ impl PartWriters {
         let outputs = vec![TableOutput::default(); tables.len()];
         PartWriters {
             root,
+            name_prefix: String::new(),
             tables,
             writer_id,
             limits,
@@ -98,6 +101,14 @@ impl PartWriters {
             clock: 0,
             buffered: 0,
         }
+    }
+
+    /// Puts the load id in every file name, so that files of different loads never share a
+    /// name (object-store warehouses keep them side by side under the same prefix).
+    #[must_use]
+    pub fn with_load_id(mut self, load_id: &str) -> Self {
+        self.name_prefix = format!("{load_id}-");
+        self
     }
 
     /// Appends rows of one partition of table `table` (an index into the layouts).
@@ -152,7 +163,7 @@ impl PartWriters {
     fn start_part(&mut self, table: usize, partition: PartitionValue) -> Result<OpenPart, SinkError> {
         let layout = &self.tables[table];
         self.sequence += 1;
-        let file_name = format!("part-{}-{:05}.parquet", self.writer_id, self.sequence);
+        let file_name = format!("part-{}{}-{:05}.parquet", self.name_prefix, self.writer_id, self.sequence);
         let relative = match &layout.partition {
             Some(spec) => format!("{}/{file_name}", spec.directory(partition)),
             None => file_name,

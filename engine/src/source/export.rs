@@ -4,71 +4,16 @@
 //! it) or by its Bulk Data `manifest.json` (the `output[]` files with their `type`, and the
 //! `error[]` files of OperationOutcomes). [`open_export`] resolves either into an [`Export`].
 
-use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
-use flate2::bufread::MultiGzDecoder;
+use object_store::ObjectStoreExt;
 use serde::Deserialize;
+use url::Url;
 
-use super::{discover_inputs, SourceError};
-
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-const READ_BUFFER: usize = 256 * 1024;
-
-/// One data file of an export.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportFile {
-    /// Where the file is.
-    pub path: PathBuf,
-    /// The resource type the manifest declares for it; `None` for files found in a folder.
-    pub declared_type: Option<String>,
-    /// Size in bytes as stored (compressed size for gzip files).
-    pub size: u64,
-    /// Whether the file is gzip-compressed (by suffix or magic bytes). Compressed files are
-    /// read as one stream; plain files can be split into ranges.
-    pub compressed: bool,
-}
-
-impl ExportFile {
-    /// Describes the file at `path`, detecting compression by suffix or magic bytes.
-    ///
-    /// # Errors
-    ///
-    /// [`SourceError::Open`] when the file cannot be opened or inspected.
-    pub fn inspect(path: PathBuf, declared_type: Option<String>) -> Result<ExportFile, SourceError> {
-        let open_error = |source| SourceError::Open { path: path.clone(), source };
-        let mut file = File::open(&path).map_err(open_error)?;
-        let size = file.metadata().map_err(open_error)?.len();
-        let mut magic = [0u8; 2];
-        let read = file.read(&mut magic).map_err(open_error)?;
-        let compressed =
-            size > 0 && (path.extension().is_some_and(|e| e == "gz") || (read == 2 && magic == GZIP_MAGIC));
-        Ok(ExportFile { path, declared_type, size, compressed })
-    }
-
-    /// A buffered reader of the (decompressed) content from byte `offset` on. For compressed
-    /// files only offset 0 is meaningful: they are never split.
-    ///
-    /// # Errors
-    ///
-    /// The I/O error of opening or seeking.
-    pub fn open_at(&self, offset: u64) -> io::Result<Box<dyn BufRead + Send>> {
-        let mut file = File::open(&self.path)?;
-        if self.compressed {
-            let raw = BufReader::with_capacity(READ_BUFFER, file);
-            return Ok(Box::new(BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(raw))));
-        }
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Box::new(BufReader::with_capacity(READ_BUFFER, file)))
-    }
-
-    /// The file name, for reports and dead-letter file names.
-    #[must_use]
-    pub fn name(&self) -> String {
-        self.path.file_name().map_or_else(|| self.path.display().to_string(), |n| n.to_string_lossy().into_owned())
-    }
-}
+use super::location::{inspect_all, ExportFile, Location, Pending};
+use super::{discover_inputs, has_input_suffix, SourceError};
+use crate::store::{self, Address, StoreError};
 
 /// A resolved export.
 #[derive(Debug, Clone, Default)]
@@ -76,9 +21,9 @@ pub struct Export {
     /// The data files, in manifest order (or by name for a folder).
     pub files: Vec<ExportFile>,
     /// The manifest's `error[]` files (OperationOutcome NDJSON), reported, not loaded.
-    pub error_files: Vec<PathBuf>,
-    /// The manifest, when the export was named by one.
-    pub manifest: Option<PathBuf>,
+    pub error_files: Vec<Location>,
+    /// The manifest (path or URL), when the export was named by one.
+    pub manifest: Option<String>,
     /// The manifest's `transactionTime`, when given.
     pub transaction_time: Option<String>,
 }
@@ -101,65 +46,144 @@ struct ManifestEntry {
     url: String,
 }
 
-/// Resolves an export named by a folder, a `manifest.json`, or one or more data files.
+/// Resolves an export named by folders, data files, a `manifest.json`, or object-store URLs.
 ///
-/// A path ending in `.json` (not `.ndjson`) is read as a Bulk Data manifest: relative
-/// `output[].url`s are resolved against the manifest's folder, `file://` URLs are taken as
-/// paths. Anything else is expanded by [`discover_inputs`].
+/// A single input ending in `.json` (not `.ndjson`) is read as a Bulk Data manifest, from the
+/// file system or the store: relative `output[].url`s are resolved against the manifest's
+/// location, absolute URLs (`https://` as Bulk Data servers write them, `s3://`, ...) are read
+/// through their store, `file://` URLs only from a local manifest. Otherwise a local path is
+/// expanded by [`discover_inputs`]; a URL ending in an input suffix names one object, and any
+/// other URL a "folder": the `*.ndjson[.gz]` / `*.jsonl[.gz]` objects directly under that
+/// prefix, sorted by key.
 ///
 /// # Errors
 ///
-/// [`SourceError::Manifest`] for an unreadable or malformed manifest or an unsupported URL,
-/// and the errors of [`discover_inputs`] and [`ExportFile::inspect`].
-pub fn open_export(paths: &[PathBuf]) -> Result<Export, SourceError> {
-    if let [single] = paths {
+/// [`SourceError::Manifest`] for an unreadable or malformed manifest or an unsupported entry,
+/// [`SourceError::Store`] naming the URL for an object-store failure, and the errors of
+/// [`discover_inputs`] and [`ExportFile::inspect`](super::ExportFile::inspect).
+pub fn open_export(inputs: &[Address]) -> Result<Export, SourceError> {
+    if let [single] = inputs {
         if is_manifest_name(single) {
             return open_manifest(single);
         }
     }
-    let files = discover_inputs(paths)?.into_iter().map(|p| ExportFile::inspect(p, None)).collect::<Result<_, _>>()?;
-    Ok(Export { files, ..Export::default() })
+    let mut pending: Vec<Pending> = Vec::new();
+    for input in inputs {
+        match input {
+            Address::Local(path) => {
+                pending.extend(discover_inputs(&[path])?.into_iter().map(|p| (Location::Local(p), None, None)));
+            }
+            Address::Url(url) => pending.extend(list_url(url)?),
+        }
+    }
+    Ok(Export { files: inspect_all(pending)?, ..Export::default() })
 }
 
-fn is_manifest_name(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "json") && fs::metadata(path).is_ok_and(|m| m.is_file())
+fn is_manifest_name(input: &Address) -> bool {
+    match input {
+        Address::Local(path) => {
+            path.extension().is_some_and(|e| e == "json") && fs::metadata(path).is_ok_and(|m| m.is_file())
+        }
+        Address::Url(url) => url.path().ends_with(".json"),
+    }
 }
 
-fn open_manifest(path: &Path) -> Result<Export, SourceError> {
-    let manifest_error = |reason: String| SourceError::Manifest { path: path.to_path_buf(), reason };
-    let text = fs::read_to_string(path).map_err(|e| manifest_error(format!("cannot read: {e}")))?;
-    let manifest: Manifest =
-        serde_json::from_str(&text).map_err(|e| manifest_error(format!("not a Bulk Data manifest: {e}")))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let resolve = |i: usize, section: &str, url: &str| {
-        resolve_url(base, url).map_err(|reason| manifest_error(format!("{section}[{i}].url {url:?}: {reason}")))
+/// The input objects a URL names: itself when its name has an input suffix, else those
+/// directly under it as a prefix.
+fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
+    let location = Location::from_url(url)?;
+    let (store, path) = match &location {
+        Location::Local(path) => {
+            return Ok(discover_inputs(&[path])?.into_iter().map(|p| (Location::Local(p), None, None)).collect());
+        }
+        Location::Object { store, path, .. } => (std::sync::Arc::clone(store), path.clone()),
     };
-    let mut files = Vec::with_capacity(manifest.output.len());
-    for (i, entry) in manifest.output.iter().enumerate() {
-        let file_path = resolve(i, "output", &entry.url)?;
-        files.push(ExportFile::inspect(file_path, entry.resource_type.clone())?);
+    if has_input_suffix(&store::file_name(&path)) {
+        return Ok(vec![(location, None, None)]);
+    }
+    let (lister, prefix) = (std::sync::Arc::clone(&store), path);
+    let listing = store::run(async move { lister.list_with_delimiter(Some(&prefix)).await })
+        .map_err(|e| StoreError::new(url, format!("cannot list: {e}")))?;
+    let mut objects: Vec<_> =
+        listing.objects.into_iter().filter(|m| has_input_suffix(&store::file_name(&m.location))).collect();
+    if objects.is_empty() {
+        return Err(StoreError::new(
+            url,
+            "no *.ndjson, *.ndjson.gz, *.jsonl or *.jsonl.gz object directly under this prefix",
+        )
+        .into());
+    }
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(objects
+        .into_iter()
+        .map(|meta| {
+            let mut object_url = url.clone();
+            object_url.set_path(&format!("/{}", meta.location));
+            let location =
+                Location::Object { store: std::sync::Arc::clone(&store), path: meta.location, url: object_url };
+            (location, None, Some(meta.size))
+        })
+        .collect())
+}
+
+fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
+    let manifest_error = |reason: String| SourceError::Manifest { manifest: manifest.to_string(), reason };
+    let bytes = read_whole(manifest).map_err(|e| manifest_error(format!("cannot read: {e}")))?;
+    let parsed: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| manifest_error(format!("not a Bulk Data manifest: {e}")))?;
+    let resolve = |i: usize, section: &str, url: &str| {
+        resolve_entry(manifest, url).map_err(|reason| manifest_error(format!("{section}[{i}].url {url:?}: {reason}")))
+    };
+    let mut pending = Vec::with_capacity(parsed.output.len());
+    for (i, entry) in parsed.output.iter().enumerate() {
+        pending.push((resolve(i, "output", &entry.url)?, entry.resource_type.clone(), None));
     }
     let error_files =
-        manifest.error.iter().enumerate().map(|(i, e)| resolve(i, "error", &e.url)).collect::<Result<_, _>>()?;
-    Ok(Export { files, error_files, manifest: Some(path.to_path_buf()), transaction_time: manifest.transaction_time })
+        parsed.error.iter().enumerate().map(|(i, e)| resolve(i, "error", &e.url)).collect::<Result<_, _>>()?;
+    Ok(Export {
+        files: inspect_all(pending)?,
+        error_files,
+        manifest: Some(manifest.to_string()),
+        transaction_time: parsed.transaction_time,
+    })
 }
 
-/// A manifest URL as a local path: relative to the manifest, or a `file://` URL.
-fn resolve_url(base: &Path, url: &str) -> Result<PathBuf, String> {
-    match url.split_once("://") {
-        None => Ok(base.join(url)),
-        Some(("file", _)) => url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-            .ok_or_else(|| "not a valid file:// URL".to_owned()),
-        Some((scheme, _)) => Err(format!(
-            "{scheme}:// URLs are not read from a local manifest; download the export first (fhirhouse export)"
-        )),
+/// A whole (small) file or object: a manifest.
+fn read_whole(address: &Address) -> Result<Vec<u8>, String> {
+    let url = match address {
+        Address::Local(path) => return fs::read(path).map_err(|e| e.to_string()),
+        Address::Url(url) => url,
+    };
+    match Location::from_url(url).map_err(|e| e.reason)? {
+        Location::Local(path) => fs::read(path).map_err(|e| e.to_string()),
+        Location::Object { store, path, .. } => {
+            store::run(async move { store.get(&path).await?.bytes().await }).map(Vec::from).map_err(|e| e.to_string())
+        }
     }
+}
+
+/// A manifest entry's file: relative to the manifest, or an absolute URL.
+fn resolve_entry(manifest: &Address, entry: &str) -> Result<Location, String> {
+    if entry.split_once("://").is_none() {
+        return match manifest {
+            Address::Local(path) => Ok(Location::Local(path.parent().unwrap_or(Path::new(".")).join(entry))),
+            Address::Url(base) => {
+                let url = base.join(entry).map_err(|e| format!("cannot resolve against the manifest: {e}"))?;
+                Location::from_url(&url).map_err(|e| e.reason)
+            }
+        };
+    }
+    let url = Url::parse(entry).map_err(|e| format!("not a valid URL: {e}"))?;
+    if url.scheme() == "file" && manifest.as_local().is_none() {
+        return Err("file:// URLs are only read from a local manifest".to_owned());
+    }
+    Location::from_url(&url).map_err(|e| e.reason)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Read};
+
     use super::*;
 
     #[test]
@@ -178,12 +202,12 @@ mod tests {
         });
         fs::write(d.join("manifest.json"), manifest.to_string()).unwrap();
 
-        let export = open_export(&[d.join("manifest.json")]).unwrap();
+        let export = open_export(&[d.join("manifest.json").into()]).unwrap();
         assert_eq!(export.files.len(), 2);
-        assert_eq!(export.files[0].path, d.join("Patient.ndjson"));
+        assert_eq!(export.files[0].location, Location::Local(d.join("Patient.ndjson")));
         assert_eq!(export.files[0].declared_type.as_deref(), Some("Patient"));
-        assert_eq!(export.files[1].path, d.join("sub/Obs.ndjson"));
-        assert_eq!(export.error_files, [d.join("err.ndjson")]);
+        assert_eq!(export.files[1].location, Location::Local(d.join("sub/Obs.ndjson")));
+        assert_eq!(export.error_files, [Location::Local(d.join("err.ndjson"))]);
         assert_eq!(export.transaction_time.as_deref(), Some("2024-01-01T00:00:00Z"));
     }
 
@@ -191,12 +215,12 @@ mod tests {
     fn manifest_errors_name_the_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("manifest.json");
-        fs::write(&path, r#"{"output": [{"type": "Patient", "url": "https://x/y.ndjson"}]}"#).unwrap();
-        let err = open_export(std::slice::from_ref(&path)).unwrap_err().to_string();
-        assert!(err.contains("output[0].url") && err.contains("https"), "{err}");
+        fs::write(&path, r#"{"output": [{"type": "Patient", "url": "ftp://x/y.ndjson"}]}"#).unwrap();
+        let err = open_export(&[path.clone().into()]).unwrap_err().to_string();
+        assert!(err.contains("output[0].url") && err.contains("ftp://"), "{err}");
 
         fs::write(&path, r#"{"output": 3}"#).unwrap();
-        let err = open_export(&[path]).unwrap_err().to_string();
+        let err = open_export(&[path.into()]).unwrap_err().to_string();
         assert!(err.contains("not a Bulk Data manifest"), "{err}");
     }
 
@@ -207,7 +231,7 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         io::Write::write_all(&mut enc, b"{}\n").unwrap();
         fs::write(&path, enc.finish().unwrap()).unwrap();
-        let file = ExportFile::inspect(path, None).unwrap();
+        let file = super::super::ExportFile::inspect(path, None).unwrap();
         assert!(file.compressed);
         let mut text = String::new();
         file.open_at(0).unwrap().read_to_string(&mut text).unwrap();

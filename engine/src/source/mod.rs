@@ -2,7 +2,8 @@
 //!
 //! A FHIR Bulk Data export is a folder of NDJSON files, one resource per line, often one
 //! file per resource type and sometimes gzip-compressed, described by a `manifest.json`.
-//! [`open_export`] resolves a folder or manifest into an [`Export`], [`discover_inputs`] turns
+//! [`open_export`] resolves a folder, a manifest or an object-store URL into an [`Export`]
+//! whose files are [`Location`]s (local paths or objects), [`discover_inputs`] turns
 //! the paths a user named into the ordered list of files to read, [`LineReader`] reads one
 //! file as numbered byte lines, and [`ChunkLines`] reads the lines of one byte range of a
 //! file (see [`plan_ranges`]) so that a large file can be read by many threads at once. Nothing here parses JSON: a line is bytes, and what to do with
@@ -12,11 +13,13 @@
 //! [`LineReader`]: crate::source::LineReader
 //! [`open_export`]: crate::source::open_export
 //! [`Export`]: crate::source::Export
+//! [`Location`]: crate::source::Location
 //! [`ChunkLines`]: crate::source::ChunkLines
 //! [`plan_ranges`]: crate::source::plan_ranges
 
 mod chunk;
 mod export;
+mod location;
 mod ndjson;
 
 use std::fs;
@@ -24,7 +27,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use chunk::{plan_ranges, ChunkLine, ChunkLines, OVERSIZED_HEAD_BYTES};
-pub use export::{open_export, Export, ExportFile};
+pub use export::{open_export, Export};
+pub use location::{ExportFile, Location};
 pub use ndjson::{Line, LineReader};
 
 /// File name suffixes taken from a folder by [`discover_inputs`].
@@ -69,13 +73,16 @@ pub enum SourceError {
         source: io::Error,
     },
     /// A Bulk Data manifest could not be read or used.
-    #[error("{}: {reason}", path.display())]
+    #[error("{manifest}: {reason}")]
     Manifest {
-        /// The manifest file.
-        path: PathBuf,
+        /// The manifest, as a path or URL.
+        manifest: String,
         /// What is wrong, naming the manifest entry where there is one.
         reason: String,
     },
+    /// An object store could not be used (listing, inspecting or reading an object).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// Reading (or decompressing) an input file failed part-way.
     #[error("{}:{line}: read error: {source}", path.display())]
     Read {
@@ -136,7 +143,7 @@ fn list_folder(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
     Ok(files)
 }
 
-fn has_input_suffix(name: &str) -> bool {
+pub(crate) fn has_input_suffix(name: &str) -> bool {
     INPUT_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
 }
 

@@ -4,7 +4,8 @@
 //! (`_fhirhouse/current/_tables/*.json`) and registers each table as a DataFusion listing
 //! table over its Parquet files, with its exact Arrow schema (recompiled from the
 //! ViewDefinition stored in the metadata) and its Hive partition key as an `Int32` column,
-//! so that filters on the key skip whole partitions.
+//! so that filters on the key skip whole partitions. A warehouse in an object store is read
+//! through its commit record instead ([`snapshot`]): exactly the files it lists.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -15,7 +16,9 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::{Path, PathBuf};
+mod snapshot;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -24,15 +27,23 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::SessionContext;
 
 use crate::sink::partition::PartitionSpec;
+use crate::store::Address;
 use crate::view::CompiledView;
 
-/// Registers every table of the warehouse at `root` in `ctx`; returns their names, sorted.
+/// Registers every table of the warehouse at `root` (a folder or an object-store URL) in
+/// `ctx`; returns their names, sorted. The tables are those of the load published when this
+/// is called, even if a later load publishes while the session runs (until that load's
+/// cleanup removes the files).
 ///
 /// # Errors
 ///
-/// When the folder is not a warehouse with a published load, or a table's metadata is
+/// When `root` is not a warehouse with a published load, or a table's metadata is
 /// unreadable.
-pub fn register_warehouse(ctx: &SessionContext, root: &Path) -> anyhow::Result<Vec<String>> {
+pub fn register_warehouse(ctx: &SessionContext, root: impl Into<Address>) -> anyhow::Result<Vec<String>> {
+    let root = match root.into() {
+        Address::Local(root) => root,
+        Address::Url(url) => return snapshot::register(ctx, &url),
+    };
     let tables_dir = root.join("_fhirhouse/current/_tables");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&tables_dir)
         .with_context(|| format!("{}: not a warehouse with a published load", root.display()))?
@@ -42,14 +53,27 @@ pub fn register_warehouse(ctx: &SessionContext, root: &Path) -> anyhow::Result<V
     files.sort();
     let mut names = Vec::with_capacity(files.len());
     for file in files {
-        let name = register_table(ctx, root, &file).with_context(|| format!("cannot register {}", file.display()))?;
-        names.push(name);
+        let register = || {
+            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+            register_table(ctx, &meta, |name| {
+                // Resolved through the table link now: the session keeps reading the snapshot
+                // that was current when it started, even if a load publishes a new one meanwhile.
+                let dir = std::fs::canonicalize(root.join(name)).with_context(|| format!("table folder of {name}"))?;
+                Ok(ListingTableUrl::parse(format!("{}/", dir.display()))?)
+            })
+        };
+        names.push(register().with_context(|| format!("cannot register {}", file.display()))?);
     }
     Ok(names)
 }
 
-fn register_table(ctx: &SessionContext, root: &Path, metadata_file: &Path) -> anyhow::Result<String> {
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(metadata_file)?)?;
+/// Registers the table a `_tables/<table>.json` metadata record describes, over the Parquet
+/// files under the URL `table_url` gives for its name; returns the name.
+fn register_table(
+    ctx: &SessionContext,
+    meta: &serde_json::Value,
+    table_url: impl FnOnce(&str) -> anyhow::Result<ListingTableUrl>,
+) -> anyhow::Result<String> {
     let name = meta["table"].as_str().ok_or_else(|| anyhow!("no \"table\" name"))?.to_owned();
     let view = CompiledView::from_json_value(&meta["view"]).map_err(|e| anyhow!("stored view: {e}"))?;
     let partition = PartitionSpec::of_view(&view).map_err(|e| anyhow!("stored view: {e}"))?;
@@ -57,11 +81,7 @@ fn register_table(ctx: &SessionContext, root: &Path, metadata_file: &Path) -> an
     if let Some(spec) = &partition {
         options = options.with_table_partition_cols(vec![spec.key_field()]);
     }
-    // Resolved through the table link now: the session keeps reading the snapshot that was
-    // current when it started, even if a load publishes a new one meanwhile.
-    let dir = std::fs::canonicalize(root.join(&name)).with_context(|| format!("table folder of {name}"))?;
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(view.schema());
+    let config = ListingTableConfig::new(table_url(&name)?).with_listing_options(options).with_schema(view.schema());
     ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
     Ok(name)
 }

@@ -38,8 +38,8 @@ pub fn dead_letters(out: &Path, load_id: &str) -> Vec<serde_json::Value> {
     records
 }
 
-/// Row count of every registered table, via DataFusion.
-pub fn table_counts(out: &Path) -> Vec<(String, i64)> {
+/// Row count of every registered table, via DataFusion; `out` is a folder or a URL.
+pub fn table_counts(out: impl Into<fhirhouse::store::Address>) -> Vec<(String, i64)> {
     let ctx = datafusion::prelude::SessionContext::new();
     let names = fhirhouse::sql::register_warehouse(&ctx, out).unwrap();
     names
@@ -50,4 +50,38 @@ pub fn table_counts(out: &Path) -> Vec<(String, i64)> {
             (name, count)
         })
         .collect()
+}
+
+/// Copies every file of the bundled sample (manifest included) into `store` under `prefix`.
+pub fn upload_sample(store: &std::sync::Arc<dyn object_store::ObjectStore>, prefix: &str) {
+    for entry in std::fs::read_dir(sample()).unwrap() {
+        let path = entry.unwrap().path();
+        let key = object_store::path::Path::from(format!("{prefix}/{}", path.file_name().unwrap().to_string_lossy()));
+        put(store, key.as_ref(), std::fs::read(&path).unwrap());
+    }
+}
+
+/// Writes one object.
+pub fn put(store: &std::sync::Arc<dyn object_store::ObjectStore>, key: &str, data: Vec<u8>) {
+    use object_store::ObjectStoreExt;
+    let (store, key) = (std::sync::Arc::clone(store), object_store::path::Path::from(key));
+    fhirhouse::store::run(async move { store.put(&key, data.into()).await.unwrap() });
+}
+
+/// Every key under `prefix`, sorted.
+pub fn keys(store: &std::sync::Arc<dyn object_store::ObjectStore>, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let (store, prefix) = (std::sync::Arc::clone(store), object_store::path::Path::from(prefix));
+    let mut keys: Vec<String> = fhirhouse::store::run(async move {
+        store.list(Some(&prefix)).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>().await.unwrap()
+    });
+    keys.sort();
+    keys
+}
+
+/// One object's content.
+pub fn get(store: &std::sync::Arc<dyn object_store::ObjectStore>, key: &str) -> Vec<u8> {
+    use object_store::ObjectStoreExt;
+    let (store, key) = (std::sync::Arc::clone(store), object_store::path::Path::from(key));
+    fhirhouse::store::run(async move { store.get(&key).await.unwrap().bytes().await.unwrap().to_vec() })
 }

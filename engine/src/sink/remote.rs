@@ -1,0 +1,383 @@
+//! A warehouse in an object store (`s3://`, `gs://`, `az://`, ...) and its publish protocol.
+//!
+//! Layout of a warehouse at URL `W`:
+//!
+//! ```text
+//! W/<table>/[<key>=<year>/]part-<load id>-<writer>-<n>.parquet   data files, named per load
+//! W/_fhirhouse/current.json                                     the commit record
+//! W/_fhirhouse/snapshots/<load id>/_tables/<table>.json         per-table metadata
+//! W/_fhirhouse/loads/<load id>.json                             run reports
+//! W/_dead_letter/<load id>/*.ndjson                             lines that could not be loaded
+//! ```
+//!
+//! Object stores cannot rename a folder atomically, but a single PUT is atomic. A load writes
+//! its tables into a local staging folder, then [`RemoteWarehouse::publish`]:
+//!
+//! 1. uploads every part file under its final key (multipart for large files). The keys
+//!    carry the load id, so they never overwrite a file of the published load, and no
+//!    partial object is ever visible;
+//! 2. uploads the snapshot metadata (`_fhirhouse/snapshots/<load id>/...`);
+//! 3. writes `_fhirhouse/current.json` — `{"load_id": ..., "tables": {table: [keys]}}`, keys
+//!    relative to `W` — with one PUT: **the commit point**;
+//! 4. deletes the previous load's data files, any `part-*.parquet` under a table prefix that
+//!    the new record does not list (orphans of a load that died before its commit), and
+//!    other snapshots' metadata.
+//!
+//! Readers that go through `current.json` (fhirhouse's own `sql::register_warehouse`) see
+//! either the old load or the new one, complete. Readers that list the prefixes themselves
+//! (a glob in DuckDB or Spark) may see both loads between steps 3 and 4, and orphans of a
+//! crashed load until the next load's step 4. A failure before step 3 leaves the previous
+//! state published. There is no lock: one load at a time per warehouse is the caller's job.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::SinkError;
+use crate::store::{self, StoreError};
+
+/// The commit record's key, relative to the warehouse.
+pub const CURRENT_KEY: &str = "_fhirhouse/current.json";
+
+/// Files up to this size are uploaded with one PUT, larger ones in parts.
+const MULTIPART_THRESHOLD: u64 = 16 << 20;
+/// Part size of multipart uploads (S3 wants at least 5 MiB).
+const PART_BYTES: usize = 8 << 20;
+/// Files uploaded at once.
+const CONCURRENT_UPLOADS: usize = 8;
+
+/// The content of `_fhirhouse/current.json`: the published load and its data files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    /// The published load.
+    pub load_id: String,
+    /// Every table's data files, as keys relative to the warehouse URL.
+    pub tables: BTreeMap<String, Vec<String>>,
+}
+
+impl CommitRecord {
+    /// Reads the commit record of the warehouse at `root` in `store`; `None` before the first
+    /// load. `url` labels errors.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the record cannot be read or is not valid.
+    pub fn read(
+        store: &Arc<dyn ObjectStore>,
+        root: &ObjectPath,
+        url: &str,
+    ) -> Result<Option<CommitRecord>, StoreError> {
+        let (store, key) = (Arc::clone(store), store::child(root, CURRENT_KEY));
+        let name = format!("{}/{CURRENT_KEY}", url.trim_end_matches('/'));
+        let bytes = match store::run(async move { store.get(&key).await?.bytes().await }) {
+            Ok(bytes) => bytes,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(StoreError::new(name, e)),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::new(name, format!("not a commit record: {e}")))
+    }
+}
+
+/// The key of a snapshot's metadata file, relative to the warehouse.
+#[must_use]
+pub fn snapshot_key(load_id: &str, relative: &str) -> String {
+    format!("_fhirhouse/snapshots/{load_id}/{relative}")
+}
+
+/// A warehouse under an object-store URL; see the module docs for the protocol.
+#[derive(Debug)]
+pub struct RemoteWarehouse {
+    url: Url,
+    store: Arc<dyn ObjectStore>,
+    root: ObjectPath,
+    staging: PathBuf,
+    /// Removes the default staging folder when the warehouse is dropped.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl RemoteWarehouse {
+    /// Opens the warehouse at `url`, staging loads locally in `staging` (a new temporary
+    /// folder when `None`). Reads the commit record, so that a store that cannot be reached
+    /// or a warehouse that is not one fails before any work.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Store`] for an unusable URL or store, [`SinkError::File`] when the
+    /// staging folder cannot be created.
+    pub fn open(url: &Url, staging: Option<&Path>) -> Result<RemoteWarehouse, SinkError> {
+        let (store, root) = store::resolve(url)?;
+        let (staging, temp) = match staging {
+            Some(dir) => {
+                fs::create_dir_all(dir).map_err(|source| SinkError::File { path: dir.to_path_buf(), source })?;
+                (dir.to_path_buf(), None)
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("fhirhouse-staging-")
+                    .tempdir()
+                    .map_err(|source| SinkError::File { path: std::env::temp_dir(), source })?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let warehouse = RemoteWarehouse { url: url.clone(), store, root, staging, _temp: temp };
+        warehouse.current()?;
+        Ok(warehouse)
+    }
+
+    /// The published commit record, if any.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when it cannot be read.
+    pub fn current(&self) -> Result<Option<CommitRecord>, StoreError> {
+        CommitRecord::read(&self.store, &self.root, self.url.as_str())
+    }
+
+    /// Creates and returns the local staging folder of a new load's tables.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::File`] when it cannot be created.
+    pub fn begin(&self, load_id: &str) -> Result<PathBuf, SinkError> {
+        let dir = self.staging.join(load_id).join("tables");
+        fs::create_dir_all(&dir).map_err(|source| SinkError::File { path: dir.clone(), source })?;
+        Ok(dir)
+    }
+
+    /// The local folder the load writes its dead letters into; uploaded by
+    /// [`RemoteWarehouse::save_report`].
+    #[must_use]
+    pub fn dead_letter_dir(&self, load_id: &str) -> PathBuf {
+        self.staging.join(load_id).join("dead_letter")
+    }
+
+    /// The URL of `relative` in the warehouse.
+    #[must_use]
+    pub fn url_of(&self, relative: &str) -> String {
+        format!("{}/{relative}", self.url.as_str().trim_end_matches('/'))
+    }
+
+    /// Drops a load that will not be published: its staged tables.
+    pub fn abandon(&self, load_id: &str) {
+        let _ = fs::remove_dir_all(self.staging.join(load_id).join("tables"));
+    }
+
+    /// Publishes the load staged by `load_id` with tables `tables` (a table without files
+    /// is published empty); see the module docs for the steps.
+    ///
+    /// # Errors
+    ///
+    /// A failure before the commit point, after which what was uploaded is removed again
+    /// (best effort) and the previous state is still the published one. Cleanup after the
+    /// commit point is logged, not returned.
+    pub fn publish(&self, load_id: &str, tables: &[String]) -> Result<(), SinkError> {
+        let previous = self.current()?;
+        let staged = self.staging.join(load_id).join("tables");
+        let mut record = CommitRecord { load_id: load_id.to_owned(), tables: BTreeMap::new() };
+        record.tables.extend(tables.iter().map(|t| (t.clone(), Vec::new())));
+        let mut uploads = Vec::new();
+        for (relative, local) in
+            files_under(&staged).map_err(|source| SinkError::File { path: staged.clone(), source })?
+        {
+            let (top, _) = relative.split_once('/').unwrap_or((relative.as_str(), ""));
+            // `_`-prefixed folders are the snapshot's metadata; the others are tables.
+            let key = if top.starts_with('_') {
+                snapshot_key(load_id, &relative)
+            } else {
+                record.tables.entry(top.to_owned()).or_default().push(relative.clone());
+                relative
+            };
+            uploads.push((local, key));
+        }
+        record.tables.values_mut().for_each(|keys| keys.sort());
+        let keys: Vec<String> = uploads.iter().map(|(_, key)| key.clone()).collect();
+        let json = serde_json::to_vec_pretty(&record).expect("records serialise");
+        let committed = self.upload(uploads).and_then(|()| self.put(CURRENT_KEY, json));
+        if let Err(e) = committed {
+            self.delete(keys.iter().map(|k| self.key(k)).collect());
+            return Err(e.into());
+        }
+        tracing::info!(load_id, warehouse = %self.url, "published");
+        self.sweep(&record, previous.as_ref());
+        Ok(())
+    }
+
+    /// Uploads the dead letters and the run report of a load (published or not), removes
+    /// its staging folder, and returns the report's URL.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] of an upload.
+    pub fn save_report(&self, load_id: &str, report: Vec<u8>) -> Result<String, SinkError> {
+        let dead = self.dead_letter_dir(load_id);
+        let mut uploads = Vec::new();
+        if dead.is_dir() {
+            let files = files_under(&dead).map_err(|source| SinkError::File { path: dead.clone(), source })?;
+            uploads.extend(files.into_iter().map(|(name, local)| (local, format!("_dead_letter/{load_id}/{name}"))));
+        }
+        self.upload(uploads)?;
+        let key = format!("_fhirhouse/loads/{load_id}.json");
+        self.put(&key, report)?;
+        let _ = fs::remove_dir_all(self.staging.join(load_id));
+        Ok(self.url_of(&key))
+    }
+
+    fn key(&self, relative: &str) -> ObjectPath {
+        store::child(&self.root, relative)
+    }
+
+    fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let (store, key) = (Arc::clone(&self.store), self.key(relative));
+        store::run(async move { store.put(&key, bytes.into()).await })
+            .map_err(|e| StoreError::new(self.url_of(relative), e))?;
+        Ok(())
+    }
+
+    /// Uploads (local file, relative key) pairs, several at once.
+    fn upload(&self, files: Vec<(PathBuf, String)>) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.store);
+        let jobs: Vec<(PathBuf, ObjectPath, String)> =
+            files.into_iter().map(|(local, key)| (local, self.key(&key), self.url_of(&key))).collect();
+        let uploads = jobs.into_iter().map(move |(local, key, url)| {
+            let store = Arc::clone(&store);
+            async move { upload_file(store, local, key).await.map_err(|e| StoreError::new(url, e)) }
+        });
+        store::run(store::run_bounded(uploads, CONCURRENT_UPLOADS)).into_iter().collect()
+    }
+
+    /// Deletes keys, logging (not returning) failures: cleanup only.
+    fn delete(&self, keys: Vec<ObjectPath>) {
+        if keys.is_empty() {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        let failures: Vec<String> = store::run(async move {
+            let locations = futures::stream::iter(keys.into_iter().map(Ok)).boxed();
+            store
+                .delete_stream(locations)
+                .filter_map(|r| async move {
+                    match r {
+                        Ok(_) | Err(object_store::Error::NotFound { .. }) => None,
+                        Err(e) => Some(e.to_string()),
+                    }
+                })
+                .collect()
+                .await
+        });
+        for failure in failures {
+            tracing::warn!(warehouse = %self.url, error = %failure, "could not delete an old object");
+        }
+    }
+
+    /// Step 4 of the protocol: removes what the new commit record does not reference.
+    fn sweep(&self, record: &CommitRecord, previous: Option<&CommitRecord>) {
+        let keep: HashSet<ObjectPath> = record.tables.values().flatten().map(|k| self.key(k)).collect();
+        let mut doomed: BTreeSet<ObjectPath> = previous
+            .into_iter()
+            .flat_map(|p| p.tables.values().flatten())
+            .map(|k| self.key(k))
+            .filter(|k| !keep.contains(k))
+            .collect();
+        let tables: BTreeSet<&String> =
+            record.tables.keys().chain(previous.into_iter().flat_map(|p| p.tables.keys())).collect();
+        let snapshot = self.key(&snapshot_key(&record.load_id, ""));
+        let listed = tables.into_iter().map(|t| (self.key(t), true)).chain([(self.key("_fhirhouse/snapshots"), false)]);
+        for (prefix, parts_only) in listed {
+            match self.list(&prefix) {
+                Ok(found) => doomed.extend(found.into_iter().filter(|k| {
+                    let part = store::file_name(k).starts_with("part-") && store::file_name(k).ends_with(".parquet");
+                    if parts_only {
+                        part && !keep.contains(k)
+                    } else {
+                        !k.prefix_matches(&snapshot)
+                    }
+                })),
+                Err(e) => tracing::warn!(warehouse = %self.url, error = %e, "could not list old objects"),
+            }
+        }
+        self.delete(doomed.into_iter().collect());
+    }
+
+    fn list(&self, prefix: &ObjectPath) -> object_store::Result<Vec<ObjectPath>> {
+        let (store, prefix) = (Arc::clone(&self.store), prefix.clone());
+        store::run(async move { store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await })
+    }
+}
+
+/// Every file under `dir`, as (path relative to `dir` with `/`, local path), sorted.
+fn files_under(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.file_type()?.is_dir() {
+                walk(&entry.path(), &format!("{name}/"), out)?;
+            } else {
+                out.push((name, entry.path()));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Uploads one local file: one PUT when small, a multipart upload (aborted on failure) when
+/// large. Either way the object appears whole or not at all.
+async fn upload_file(store: Arc<dyn ObjectStore>, local: PathBuf, key: ObjectPath) -> Result<(), String> {
+    let read_error = |e: std::io::Error| format!("cannot read {}: {e}", local.display());
+    let size = fs::metadata(&local).map_err(read_error)?.len();
+    if size <= MULTIPART_THRESHOLD {
+        let path = local.clone();
+        let data = tokio::task::spawn_blocking(move || fs::read(path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(read_error)?;
+        store.put(&key, data.into()).await.map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let upload = store.put_multipart(&key).await.map_err(|e| e.to_string())?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+    let mut file = Some(fs::File::open(&local).map_err(read_error)?);
+    loop {
+        let mut taken = file.take().expect("the file is put back after each read");
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(PART_BYTES);
+            (&mut taken).take(PART_BYTES as u64).read_to_end(&mut buf).map(|_| (taken, buf))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let (back, buf) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(read_error(e));
+            }
+        };
+        if buf.is_empty() {
+            break;
+        }
+        file = Some(back);
+        if let Err(e) = writer.wait_for_capacity(4).await {
+            let _ = writer.abort().await;
+            return Err(e.to_string());
+        }
+        writer.write(&buf);
+    }
+    writer.finish().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "remote_tests.rs"]
+mod tests;

@@ -1,0 +1,103 @@
+use super::*;
+
+/// A warehouse on a fresh in-memory store, and the store to look into it.
+fn warehouse(name: &str) -> (RemoteWarehouse, Arc<dyn ObjectStore>) {
+    let url = Url::parse(&format!("memory://remote-tests-{name}/wh")).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    store::register_store(&url, Arc::clone(&store));
+    (RemoteWarehouse::open(&url, None).unwrap(), store)
+}
+
+fn stage(w: &RemoteWarehouse, id: &str, files: &[&str]) {
+    let dir = w.begin(id).unwrap();
+    for file in files {
+        let path = dir.join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, format!("{id}:{file}")).unwrap();
+    }
+}
+
+fn keys(store: &Arc<dyn ObjectStore>) -> Vec<String> {
+    let store = Arc::clone(store);
+    let mut keys: Vec<String> = store::run(async move {
+        store.list(None).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>().await.unwrap()
+    });
+    keys.sort();
+    keys
+}
+
+fn put(store: &Arc<dyn ObjectStore>, key: &str) {
+    let (store, key) = (Arc::clone(store), ObjectPath::from(key));
+    store::run(async move { store.put(&key, b"x".to_vec().into()).await.unwrap() });
+}
+
+#[test]
+fn publish_commits_then_removes_the_previous_load_and_orphans() {
+    let (w, store) = warehouse("publish");
+    stage(&w, "L1", &["t/y=1/part-L1-0-00001.parquet", "_tables/t.json"]);
+    w.publish("L1", &["t".into(), "empty".into()]).unwrap();
+    let record = w.current().unwrap().unwrap();
+    assert_eq!(record.load_id, "L1");
+    assert_eq!(record.tables["t"], ["t/y=1/part-L1-0-00001.parquet"]);
+    assert!(record.tables["empty"].is_empty());
+
+    // A crashed load's orphan part, and a foreign file that is not ours to delete.
+    put(&store, "wh/t/y=2/part-L0-0-00001.parquet");
+    put(&store, "wh/t/notes.txt");
+    put(&store, "wh/_fhirhouse/snapshots/L0/_tables/t.json");
+    stage(&w, "L2", &["t/y=1/part-L2-0-00001.parquet", "_tables/t.json"]);
+    w.publish("L2", &["t".into()]).unwrap();
+    assert_eq!(
+        keys(&store),
+        [
+            "wh/_fhirhouse/current.json",
+            "wh/_fhirhouse/snapshots/L2/_tables/t.json",
+            "wh/t/notes.txt",
+            "wh/t/y=1/part-L2-0-00001.parquet",
+        ]
+    );
+}
+
+#[test]
+fn a_failed_upload_publishes_nothing_and_leaves_nothing() {
+    let (w, store) = warehouse("failed");
+    stage(&w, "L1", &["t/part-L1-0-00001.parquet"]);
+    w.publish("L1", &["t".into()]).unwrap();
+    let before = keys(&store);
+
+    stage(&w, "L2", &["t/part-L2-0-00001.parquet"]);
+    // A dangling link cannot be read: the upload fails part-way.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/nonexistent", w.begin("L2").unwrap().join("t/part-L2-0-00002.parquet")).unwrap();
+    let err = w.publish("L2", &["t".into()]).unwrap_err().to_string();
+    assert!(err.contains("part-L2-0-00002.parquet"), "{err}");
+    assert_eq!(w.current().unwrap().unwrap().load_id, "L1");
+    assert_eq!(keys(&store), before);
+}
+
+#[test]
+fn reports_and_dead_letters_are_uploaded_and_staging_removed() {
+    let (w, store) = warehouse("report");
+    stage(&w, "L1", &["t/part-L1-0-00001.parquet"]);
+    let dead = w.dead_letter_dir("L1");
+    fs::create_dir_all(&dead).unwrap();
+    fs::write(dead.join("000-a.ndjson"), "{}\n").unwrap();
+    let url = w.save_report("L1", b"{}".to_vec()).unwrap();
+    assert_eq!(url, "memory://remote-tests-report/wh/_fhirhouse/loads/L1.json");
+    assert_eq!(keys(&store), ["wh/_dead_letter/L1/000-a.ndjson", "wh/_fhirhouse/loads/L1.json"]);
+    assert!(!w.staging.join("L1").exists());
+}
+
+#[test]
+fn large_files_go_up_in_parts() {
+    let (w, store) = warehouse("multipart");
+    let dir = w.begin("L1").unwrap().join("t");
+    fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> = (0..(MULTIPART_THRESHOLD as usize + 3 * PART_BYTES / 2)).map(|i| (i % 253) as u8).collect();
+    fs::write(dir.join("part-L1-0-00001.parquet"), &data).unwrap();
+    w.publish("L1", &["t".into()]).unwrap();
+    let got = store::run(async move {
+        store.get(&ObjectPath::from("wh/t/part-L1-0-00001.parquet")).await.unwrap().bytes().await.unwrap()
+    });
+    assert!(got.as_ref() == data.as_slice());
+}

@@ -1,0 +1,112 @@
+//! Loads against a real S3-compatible server: moto's server, started by
+//! `tests/s3/start-moto.sh` (it installs `moto[server]` from PyPI into a virtual
+//! environment). `.ci/run` starts it and sets `FHIRHOUSE_S3_ENDPOINT`; without that variable
+//! the test says so and passes without running.
+//!
+//! Credentials go the way a user's would: through the `AWS_*` environment variables.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::Command;
+
+use common::*;
+use url::Url;
+
+/// Points the AWS variables at the test server (same values for every test: set once).
+fn s3_environment() -> Option<String> {
+    let Ok(endpoint) = std::env::var("FHIRHOUSE_S3_ENDPOINT") else {
+        println!("skipped: FHIRHOUSE_S3_ENDPOINT not set (tests/s3/start-moto.sh starts a server)");
+        return None;
+    };
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for (key, value) in [
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "fhirhouse-test"),
+            ("AWS_SECRET_ACCESS_KEY", "fhirhouse-test"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            std::env::set_var(key, value);
+        }
+        std::env::remove_var("AWS_SESSION_TOKEN");
+    });
+    Some(endpoint)
+}
+
+/// Creates a bucket of a fresh name with a bare HTTP request (moto does not check signatures
+/// on bucket creation; object_store has no bucket API).
+fn new_bucket(endpoint: &str, purpose: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let bucket = format!("fhirhouse-{purpose}-{}-{nanos}", std::process::id());
+    let url = Url::parse(endpoint).unwrap();
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port_or_known_default().unwrap());
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    write!(conn, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {response}");
+    bucket
+}
+
+fn local_counts() -> BTreeMap<String, i64> {
+    let dir = tempfile::tempdir().unwrap();
+    load_with(&[sample()], &dir.path().join("wh"), |_| {});
+    table_counts(dir.path().join("wh")).into_iter().collect()
+}
+
+#[test]
+fn manifest_in_s3_loads_into_an_s3_warehouse_with_the_cli() {
+    let Some(endpoint) = s3_environment() else { return };
+    let bucket = new_bucket(&endpoint, "cli");
+    let store = fhirhouse::store::resolve(&Url::parse(&format!("s3://{bucket}/")).unwrap()).unwrap().0;
+    upload_sample(&store, "export");
+
+    let run = |input: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+            .args(["-q", "load", "--threads", "2", input, "--out", &format!("s3://{bucket}/wh")])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<serde_json::Value>(&get(&store, "wh/_fhirhouse/current.json")).unwrap()
+    };
+    let first = run(&format!("s3://{bucket}/export/manifest.json"));
+    let load_id = first["load_id"].as_str().unwrap().to_owned();
+    let report: serde_json::Value =
+        serde_json::from_slice(&get(&store, &format!("wh/_fhirhouse/loads/{load_id}.json"))).unwrap();
+    assert_eq!(report["status"], "committed");
+    assert_eq!(report["totals"]["lines"], 4141);
+    assert_eq!(report["totals"]["dead_letters"], 0);
+    let rows: u64 = report["tables"].as_array().unwrap().iter().map(|t| t["rows"].as_u64().unwrap()).sum();
+    assert_eq!(rows, report["totals"]["rows"].as_u64().unwrap(), "counts reconcile");
+
+    let expected = local_counts();
+    let counts: BTreeMap<String, i64> = table_counts(format!("s3://{bucket}/wh").as_str()).into_iter().collect();
+    assert_eq!(counts, expected);
+
+    // A second load from the prefix replaces the first, whose files are then deleted.
+    let second = run(&format!("s3://{bucket}/export/"));
+    assert_ne!(second["load_id"], first["load_id"]);
+    let parts: Vec<String> = keys(&store, "wh").into_iter().filter(|k| k.ends_with(".parquet")).collect();
+    assert!(!parts.is_empty() && parts.iter().all(|k| !k.contains(&load_id)), "{parts:?}");
+    let counts: BTreeMap<String, i64> = table_counts(format!("s3://{bucket}/wh").as_str()).into_iter().collect();
+    assert_eq!(counts, expected);
+}
+
+#[test]
+fn export_in_s3_loads_into_a_local_warehouse() {
+    let Some(endpoint) = s3_environment() else { return };
+    let bucket = new_bucket(&endpoint, "input");
+    let store = fhirhouse::store::resolve(&Url::parse(&format!("s3://{bucket}/")).unwrap()).unwrap().0;
+    upload_sample(&store, "deep/export");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[], &out, |o| o.inputs = vec![format!("s3://{bucket}/deep/export/manifest.json").into()]);
+    assert!(outcome.committed(), "{:?}", outcome.report.failure);
+    outcome.report.check().unwrap();
+    assert_eq!(outcome.report.totals.lines, 4141);
+    let counts: BTreeMap<String, i64> = table_counts(&out).into_iter().collect();
+    assert_eq!(counts, local_counts());
+}
