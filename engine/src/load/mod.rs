@@ -232,6 +232,8 @@ fn run_pipeline(
 ) -> anyhow::Result<PipelineOutput> {
     let chunks = plan_chunks(export, options.chunk_bytes);
     let shards = (threads / 4).max(1);
+    // Half the limit for rows waiting to be written; the rest is for the workers' batches,
+    // the channels, the Parquet writer at work and allocator slack.
     let limits =
         PartLimits { memory_budget: (options.memory_limit / 2 / shards as u64) as usize, ..PartLimits::default() };
     let abort = AtomicBool::new(false);

@@ -1,11 +1,12 @@
 //! Parquet part files of partitioned tables, written under a memory budget.
 //!
-//! A [`PartWriters`] owns the open part files of some (table, partition) pairs: one file per
-//! pair at a time, rolled over when it reaches its size target, so a load writes a handful
-//! of large files per partition rather than one per batch. Open files buffer their current
-//! row group in memory; when the buffers together exceed the budget the largest is flushed
-//! as a row group, and when too many files are open the least recently used is closed. Both
-//! keep memory and file handles bounded however many partitions the data spreads over.
+//! A [`PartWriters`] collects the record batches of some (table, partition) pairs in memory
+//! and writes each pair's rows as one part file in one go: when the buffers together exceed
+//! the memory budget (the largest pair is written), when one pair reaches the file size
+//! target, and at the end. Only one Parquet writer is open at a time, so memory does not
+//! grow with the number of partitions (an open Parquet writer holds a compression context
+//! per column), and a partition gets as few files as the budget allows: one, unless the
+//! data is larger than the budget.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -34,17 +35,16 @@ pub struct TableLayout {
 /// Limits for [`PartWriters`].
 #[derive(Debug, Clone, Copy)]
 pub struct PartLimits {
-    /// Close a part file once it holds about this many bytes (written plus buffered).
+    /// Write a pair's rows out once they take this much memory (Arrow size; the Parquet
+    /// file is several times smaller).
     pub target_file_bytes: usize,
-    /// Flush the largest buffered row group when all buffers together exceed this.
+    /// Write the largest pair out when all buffers together exceed this.
     pub memory_budget: usize,
-    /// Close the least recently used file when more than this many are open.
-    pub max_open_files: usize,
 }
 
 impl Default for PartLimits {
     fn default() -> Self {
-        PartLimits { target_file_bytes: 256 << 20, memory_budget: 256 << 20, max_open_files: 128 }
+        PartLimits { target_file_bytes: 512 << 20, memory_budget: 256 << 20 }
     }
 }
 
@@ -59,16 +59,14 @@ pub struct TableOutput {
     pub bytes: u64,
 }
 
-struct OpenPart {
-    writer: ArrowWriter<BufWriter<File>>,
-    relative: String,
-    path: PathBuf,
-    rows: u64,
-    last_used: u64,
-    buffered: usize,
+/// The rows of one (table, partition) pair waiting to be written.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
 }
 
-/// The open part files of one writer thread. Part files are named
+/// The buffered rows of one writer thread. Part files are named
 /// `part-<writer>-<sequence>.parquet`, unique across writers of one load, or
 /// `part-<load id>-<writer>-<sequence>.parquet` with [`PartWriters::with_load_id`].
 pub struct PartWriters {
@@ -77,11 +75,12 @@ pub struct PartWriters {
     tables: Arc<Vec<TableLayout>>,
     writer_id: usize,
     limits: PartLimits,
-    open: HashMap<(usize, PartitionValue), OpenPart>,
+    pending: HashMap<(usize, PartitionValue), Pending>,
     outputs: Vec<TableOutput>,
     sequence: u64,
-    clock: u64,
     buffered: usize,
+    /// The most `buffered` has been, for the debug log.
+    peak_buffered: usize,
 }
 
 impl PartWriters {
@@ -95,11 +94,11 @@ impl PartWriters {
             tables,
             writer_id,
             limits,
-            open: HashMap::new(),
+            pending: HashMap::new(),
             outputs,
             sequence: 0,
-            clock: 0,
             buffered: 0,
+            peak_buffered: 0,
         }
     }
 
@@ -120,98 +119,74 @@ impl PartWriters {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        self.clock += 1;
         let key = (table, partition);
-        if !self.open.contains_key(&key) {
-            if self.open.len() >= self.limits.max_open_files {
-                self.close_least_recently_used()?;
-            }
-            let part = self.start_part(table, partition)?;
-            self.open.insert(key, part);
-        }
-        let part = self.open.get_mut(&key).expect("inserted above");
-        part.writer.write(batch)?;
-        part.rows += batch.num_rows() as u64;
-        part.last_used = self.clock;
-        // Memory, not encoded size: dictionary keys and encoder state count too.
-        let buffered = part.writer.memory_size();
-        self.buffered = self.buffered - part.buffered + buffered;
-        part.buffered = buffered;
-        if part.writer.bytes_written() + part.writer.in_progress_size() >= self.limits.target_file_bytes {
-            self.close(key)?;
+        let bytes = batch.get_array_memory_size();
+        let pending = self.pending.entry(key).or_default();
+        pending.batches.push(batch.clone());
+        pending.bytes += bytes;
+        self.buffered += bytes;
+        self.peak_buffered = self.peak_buffered.max(self.buffered);
+        if pending.bytes >= self.limits.target_file_bytes {
+            self.write_out(key)?;
         }
         while self.buffered > self.limits.memory_budget {
-            self.flush_largest()?;
+            let largest = self.pending.iter().max_by_key(|(_, p)| p.bytes).map(|(k, _)| *k);
+            match largest {
+                Some(key) => self.write_out(key)?,
+                None => break,
+            }
         }
         Ok(())
     }
 
-    /// Closes every open file and returns what was written per table (indexed like the
+    /// Writes every buffered pair and returns what was written per table (indexed like the
     /// layouts).
     ///
     /// # Errors
     ///
-    /// An I/O or Parquet error closing a file.
+    /// An I/O or Parquet error writing a file.
     pub fn finish(mut self) -> Result<Vec<TableOutput>, SinkError> {
-        let keys: Vec<_> = self.open.keys().copied().collect();
+        let mut keys: Vec<_> = self.pending.keys().copied().collect();
+        keys.sort_unstable();
         for key in keys {
-            self.close(key)?;
+            self.write_out(key)?;
         }
+        tracing::debug!(writer = self.writer_id, peak_buffered = self.peak_buffered, files = self.sequence, "part files written");
         Ok(self.outputs)
     }
 
-    fn start_part(&mut self, table: usize, partition: PartitionValue) -> Result<OpenPart, SinkError> {
-        let layout = &self.tables[table];
+    /// Writes one pair's buffered rows as a new part file.
+    fn write_out(&mut self, key: (usize, PartitionValue)) -> Result<(), SinkError> {
+        let Some(pending) = self.pending.remove(&key) else { return Ok(()) };
+        self.buffered -= pending.bytes;
+        let layout = &self.tables[key.0];
         self.sequence += 1;
         let file_name = format!("part-{}{}-{:05}.parquet", self.name_prefix, self.writer_id, self.sequence);
         let relative = match &layout.partition {
-            Some(spec) => format!("{}/{file_name}", spec.directory(partition)),
+            Some(spec) => format!("{}/{file_name}", spec.directory(key.1)),
             None => file_name,
         };
         let path = self.root.join(&layout.name).join(&relative);
         let io_error = |source| SinkError::File { path: path.clone(), source };
         fs::create_dir_all(path.parent().expect("part files sit in a table directory")).map_err(io_error)?;
         let file = File::create(&path).map_err(io_error)?;
-        let writer = ArrowWriter::try_new(
-            // Small: up to `max_open_files` of these exist at once, and row groups are
-            // written in large pieces anyway.
-            BufWriter::with_capacity(64 * 1024, file),
-            layout.schema.clone(),
-            Some(ParquetWriter::<File>::properties()),
-        )?;
-        Ok(OpenPart { writer, relative, path, rows: 0, last_used: self.clock, buffered: 0 })
-    }
-
-    fn close(&mut self, key: (usize, PartitionValue)) -> Result<(), SinkError> {
-        let part = self.open.remove(&key).expect("closing an open part");
-        self.buffered -= part.buffered;
-        let io_error = |source| SinkError::File { path: part.path.clone(), source };
-        let file = part.writer.into_inner()?.into_inner().map_err(|e| io_error(e.into_error()))?;
+        let properties = Some(ParquetWriter::<File>::properties());
+        let mut writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), layout.schema.clone(), properties)?;
+        let mut rows = 0;
+        for batch in &pending.batches {
+            writer.write(batch)?;
+            rows += batch.num_rows() as u64;
+        }
+        let file = writer.into_inner()?.into_inner().map_err(|e| io_error(e.into_error()))?;
         // Durable before the load can publish it: a crash after the commit point must not
         // leave a published table pointing at data still in the page cache only.
         file.sync_all().map_err(io_error)?;
         let bytes = file.metadata().map_err(io_error)?.len();
         let output = &mut self.outputs[key.0];
-        output.rows += part.rows;
+        output.rows += rows;
         output.bytes += bytes;
-        output.files.push(part.relative);
+        output.files.push(relative);
         Ok(())
-    }
-
-    fn flush_largest(&mut self) -> Result<(), SinkError> {
-        let Some(part) = self.open.values_mut().max_by_key(|p| p.buffered) else { return Ok(()) };
-        part.writer.flush()?;
-        self.buffered -= part.buffered;
-        part.buffered = part.writer.memory_size();
-        self.buffered += part.buffered;
-        Ok(())
-    }
-
-    fn close_least_recently_used(&mut self) -> Result<(), SinkError> {
-        match self.open.iter().min_by_key(|(_, p)| p.last_used).map(|(k, _)| *k) {
-            Some(key) => self.close(key),
-            None => Ok(()),
-        }
     }
 }
 
@@ -255,11 +230,22 @@ mod tests {
     }
 
     #[test]
-    fn memory_budget_and_open_file_cap_keep_every_row() {
+    fn under_budget_each_partition_gets_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writers = PartWriters::new(dir.path().to_path_buf(), layout(), 0, PartLimits::default());
+        for _ in 0..20 {
+            writers.write(0, None, &batch(100)).unwrap();
+        }
+        let out = writers.finish().unwrap();
+        assert_eq!((out[0].rows, out[0].files.len()), (2000, 1));
+    }
+
+    #[test]
+    fn memory_budget_writes_the_largest_partition_and_keeps_every_row() {
         let dir = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
         let tables = Arc::new(vec![TableLayout { name: "t".into(), schema: schema.clone(), partition: None }]);
-        let limits = PartLimits { target_file_bytes: usize::MAX, memory_budget: 1, max_open_files: 2 };
+        let limits = PartLimits { target_file_bytes: usize::MAX, memory_budget: 1 };
         let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
         let b = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
         for year in [2001, 2002, 2003, 2001, 2004] {
@@ -267,6 +253,6 @@ mod tests {
         }
         let out = writers.finish().unwrap();
         assert_eq!(out[0].rows, 15);
-        assert!(out[0].files.len() >= 5, "closing least recently used opens new files: {:?}", out[0].files);
+        assert_eq!(out[0].files.len(), 5, "over budget, every write goes out: {:?}", out[0].files);
     }
 }
