@@ -39,7 +39,7 @@ fn manifest_in_memory_loads_into_a_memory_warehouse_and_reads_back() {
     let first = load_urls("memory://e2e/export/manifest.json", "memory://e2e/wh");
     assert!(first.committed(), "{:?}", first.report.failure);
     first.report.check().unwrap();
-    assert_eq!(first.report.totals.lines, 4141);
+    assert_eq!(first.report.totals.lines, 4142);
     assert_eq!(first.report_path, format!("memory://e2e/wh/_fhirhouse/loads/{}.json", first.report.load_id));
     assert!(first.report.files[0].path.starts_with("memory://e2e/export/"), "{}", first.report.files[0].path);
     let expected = local_counts();

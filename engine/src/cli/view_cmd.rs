@@ -37,7 +37,7 @@ With the shipped Patient view over the bundled sample export (rows shortened her
     {\"id\":\"6c5d9ca9-54d7-42f5-bfae-a7c19cd217f2\",…,\"gender\":\"male\",\"birth_date\":\"1965-01-13\",…}
     {\"id\":\"58c297c4-d684-4677-8024-01131d93835e\",…,\"gender\":\"female\",\"birth_date\":\"1971-04-05\",…}
     …
-    4141 resources read, 4131 skipped, 10 rows written, 0 errors
+    4142 resources read, 4132 skipped, 10 rows written, 0 errors
 
 The last line is the summary, on standard error (--quiet leaves it out).
 
