@@ -37,7 +37,9 @@ Nothing is lost: a line that cannot be loaded (invalid JSON or UTF-8, not a reso
 error, longer than --max-line-bytes) goes to <out>/_dead_letter/<load id>/ with its file, \
 line number, reason and original bytes. The run report (<out>/_fhirhouse/loads/<load id>.json, \
 summarised on standard error) gives lines, resources, rows, dead letters, bytes and seconds per \
-file and per table, and they reconcile.
+file and per table, and they reconcile. A resource that occurs more than once (same type and id) is \
+loaded once: the newest copy (meta.versionId, then meta.lastUpdated, then the later line) wins, \
+and the older copies are dead-lettered as superseded_duplicate.
 
 A load is atomic: it writes into a staging area and publishes with one rename (in an object \
 store: uploads the new files, then replaces _fhirhouse/current.json with one PUT). Until then, \
