@@ -11,6 +11,7 @@
 mod conformance_cmd;
 mod demo_cmd;
 mod load_cmd;
+mod scan_cmd;
 mod view_cmd;
 
 use std::io;
@@ -21,6 +22,7 @@ use clap::{Parser, Subcommand};
 pub use conformance_cmd::ConformanceArgs;
 pub use demo_cmd::{DemoArgs, DEMO_QUERY};
 pub use load_cmd::LoadArgs;
+pub use scan_cmd::ScanArgs;
 pub use view_cmd::ViewArgs;
 
 /// Exit status of a run that finished but had failing lines or tests.
@@ -86,6 +88,10 @@ pub enum Command {
     /// Load a Bulk Data export (folder or manifest) into a partitioned Parquet warehouse.
     #[command(long_about = load_cmd::LONG_ABOUT)]
     Load(LoadArgs),
+    /// Read and parse every line of an export on all cores, write nothing: a check and the
+    /// speed ceiling of a load.
+    #[command(long_about = scan_cmd::LONG_ABOUT)]
+    Scan(ScanArgs),
     /// Load the bundled sample export into ./warehouse and run an example query.
     #[command(long_about = demo_cmd::LONG_ABOUT)]
     Demo(DemoArgs),
@@ -107,6 +113,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Load(args) => load_cmd::run(args, cli.quiet),
         Command::Demo(args) => demo_cmd::run(args, cli.quiet),
+        Command::Scan(args) => scan_cmd::run(args),
         Command::View(args) => view_cmd::run(args, cli.quiet),
         Command::Conformance(args) => conformance_cmd::run(args),
     }

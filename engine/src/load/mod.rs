@@ -23,6 +23,7 @@ mod metadata;
 mod raw;
 pub mod report;
 mod resource_types;
+mod scan;
 mod supersede;
 mod worker;
 
@@ -36,6 +37,7 @@ use anyhow::{anyhow, Context};
 pub use catalog::Catalog;
 pub use report::LoadReport;
 pub use resource_types::{is_r4_resource_type, R4_RESOURCE_TYPES};
+pub use scan::{scan, ScanReport};
 pub use supersede::DuplicateReport;
 
 use crate::sink::destination::Destination;
@@ -45,6 +47,10 @@ use crate::store::Address;
 use collect::Collector;
 use dead_letter::DeadLetterWriter;
 use worker::{Chunk, ChunkDone, Shared, WorkerState, WriteMsg};
+
+/// The size plain files are cut into for the workers: large enough that per-chunk costs
+/// vanish, small enough that a few files keep every core busy.
+pub const DEFAULT_CHUNK_BYTES: u64 = 16 << 20;
 
 /// Settings of one load. [`LoadOptions::new`] gives the defaults of `fhirhouse load`.
 #[derive(Debug, Clone)]
@@ -89,7 +95,7 @@ impl LoadOptions {
             memory_limit: 1 << 30,
             max_line_bytes: 64 << 20,
             max_errors: None,
-            chunk_bytes: 16 << 20,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
             log_phi: false,
             progress: false,
             keep_raw: false,

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""End-to-end harness: fhirhouse load against the parse-only ceiling and DuckDB, same run.
+
+    python3 benches/e2e.py [--patients 2000] [--export DIR] [--threads N] [--skip-duckdb]
+
+On one export (generated with `fhirhouse gen --patients N --seed 1` unless --export names
+one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
+
+1. the ceiling: every line read and parsed by simd-json on all cores, nothing else
+   (`fhirhouse scan`, which reads exactly as a load does), and on one core;
+2. `fhirhouse load` with all default views, on all cores and on one;
+3. DuckDB (pinned, installed into a throwaway venv under the work folder) flattening
+   Patient, Condition, Observation + components, MedicationRequest and Encounter with
+   read_ndjson and explicit columns, then COPY TO Parquet (zstd); and fhirhouse load
+   restricted to the same six views; row counts are compared.
+
+Writes the machine description and raw numbers to benches/results/<date>.json and prints
+a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
+comes from PyPI into <work>/duckdb-venv.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DUCKDB_VERSION = "1.1.3"
+FIVE_VIEWS = ["patient", "condition", "observation", "observation_component", "medication_request", "encounter"]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MB, stdout)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
+        out = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %M", *cmd], check=True, text=True,
+                             capture_output=True, env=env)
+        seconds, rss_kb = t.read().split()[-2:]
+    return float(seconds), int(rss_kb) / 1024, out.stdout
+
+
+def export_bytes(export):
+    return sum(p.stat().st_size for p in Path(export).glob("*.ndjson*"))
+
+
+def duckdb_sql(export, out, threads):
+    src = lambda t: f"read_ndjson('{export}/{t}.*ndjson*', columns={{{{cols}}}}, format='newline_delimited')"
+    coding = "STRUCT(system VARCHAR, code VARCHAR, display VARCHAR)[]"
+    concept = f"STRUCT(coding {coding}, text VARCHAR)"
+    ref = "STRUCT(reference VARCHAR)"
+    quantity = "STRUCT(value DOUBLE, unit VARCHAR, code VARCHAR)"
+    tables = {
+        "patient": ("Patient", {"id": "VARCHAR", "gender": "VARCHAR", "birthDate": "DATE",
+                                "deceasedDateTime": "TIMESTAMPTZ",
+                                "name": 'STRUCT(family VARCHAR, given VARCHAR[], "use" VARCHAR)[]',
+                                "address": "STRUCT(city VARCHAR, state VARCHAR, postalCode VARCHAR)[]"},
+                    "id, gender, birthDate AS birth_date, deceasedDateTime AS deceased_datetime, "
+                    "name[1].family AS family_name, array_to_string(name[1].given, ' ') AS given_names, "
+                    "address[1].city AS city, address[1].state AS state, address[1].postalCode AS postal_code"),
+        "condition": ("Condition", {"id": "VARCHAR", "subject": ref, "encounter": ref,
+                                    "clinicalStatus": concept, "verificationStatus": concept, "code": concept,
+                                    "onsetDateTime": "TIMESTAMPTZ", "abatementDateTime": "TIMESTAMPTZ",
+                                    "recordedDate": "TIMESTAMPTZ"},
+                      "id, split_part(subject.reference, '/', 2) AS patient_id, "
+                      "split_part(encounter.reference, '/', 2) AS encounter_id, "
+                      "clinicalStatus.coding[1].code AS clinical_status, "
+                      "verificationStatus.coding[1].code AS verification_status, "
+                      "code.coding[1].system AS code_system, code.coding[1].code AS code, "
+                      "code.coding[1].display AS code_display, code.text AS code_text, "
+                      "list_transform(code.coding, c -> c.system || '|' || c.code) AS codings, "
+                      "onsetDateTime AS onset_datetime, abatementDateTime AS abatement_datetime, "
+                      "recordedDate AS recorded_date"),
+        "observation": ("Observation", {"id": "VARCHAR", "status": "VARCHAR", "subject": ref, "encounter": ref,
+                                        "category": f"STRUCT(coding {coding})[]", "code": concept,
+                                        "effectiveDateTime": "TIMESTAMPTZ", "issued": "TIMESTAMPTZ",
+                                        "valueQuantity": quantity, "valueCodeableConcept": concept,
+                                        "valueString": "VARCHAR", "component": "JSON[]"},
+                        "id, split_part(subject.reference, '/', 2) AS patient_id, "
+                        "split_part(encounter.reference, '/', 2) AS encounter_id, status, "
+                        "category[1].coding[1].code AS category, code.coding[1].system AS code_system, "
+                        "code.coding[1].code AS code, code.coding[1].display AS code_display, "
+                        "code.text AS code_text, list_transform(code.coding, c -> c.system || '|' || c.code) AS codings, "
+                        "effectiveDateTime AS effective_datetime, issued, valueQuantity.value AS value_quantity, "
+                        "valueQuantity.unit AS value_unit, valueQuantity.code AS value_ucum, "
+                        "valueCodeableConcept.coding[1].code AS value_code, valueString AS value_string, "
+                        "len(component) AS component_count"),
+        "observation_component": ("Observation", {"id": "VARCHAR", "subject": ref, "effectiveDateTime": "TIMESTAMPTZ",
+                                                  "component": f"STRUCT(code {concept}, valueQuantity {quantity})[]"},
+                                  None),
+        "medication_request": ("MedicationRequest", {"id": "VARCHAR", "status": "VARCHAR", "intent": "VARCHAR",
+                                                     "subject": ref, "encounter": ref, "requester": ref,
+                                                     "medicationCodeableConcept": concept,
+                                                     "authoredOn": "TIMESTAMPTZ"},
+                               "id, split_part(subject.reference, '/', 2) AS patient_id, "
+                               "split_part(encounter.reference, '/', 2) AS encounter_id, status, intent, "
+                               "medicationCodeableConcept.coding[1].system AS medication_system, "
+                               "medicationCodeableConcept.coding[1].code AS medication_code, "
+                               "medicationCodeableConcept.coding[1].display AS medication_display, "
+                               "authoredOn AS authored_on, split_part(requester.reference, '/', 2) AS requester_id"),
+        "encounter": ("Encounter", {"id": "VARCHAR", "status": "VARCHAR", "class": "STRUCT(code VARCHAR)",
+                                    "subject": ref, "type": f"{concept}[]",
+                                    "period": "STRUCT(start TIMESTAMPTZ, \"end\" TIMESTAMPTZ)",
+                                    "serviceProvider": ref},
+                      "id, split_part(subject.reference, '/', 2) AS patient_id, status, class.code AS class_code, "
+                      "type[1].coding[1].code AS type_code, type[1].coding[1].display AS type_display, "
+                      "period.start AS period_start, period.\"end\" AS period_end, "
+                      "split_part(serviceProvider.reference, '/', 2) AS service_provider_id"),
+    }
+    statements = [f"SET threads = {threads};"]
+    for table, (rtype, cols, select) in tables.items():
+        cols_sql = ", ".join(f"'{k}': '{v}'" for k, v in cols.items())
+        source = src(rtype).replace("{{cols}}", "{" + cols_sql + "}")
+        if select is None:  # one row per component
+            query = (f"SELECT o.id AS observation_id, split_part(o.subject.reference, '/', 2) AS patient_id, "
+                     f"o.effectiveDateTime AS effective_datetime, c.code.coding[1].system AS code_system, "
+                     f"c.code.coding[1].code AS code, c.code.coding[1].display AS code_display, "
+                     f"c.valueQuantity.value AS value_quantity, c.valueQuantity.unit AS value_unit, "
+                     f"c.valueQuantity.code AS value_ucum FROM {source} o, unnest(o.component) AS t(c)")
+        else:
+            query = f"SELECT {select} FROM {source}"
+        statements.append(f"COPY ({query}) TO '{out}/{table}.parquet' (FORMAT parquet, COMPRESSION zstd);")
+    return "\n".join(statements)
+
+
+def duckdb_python(work):
+    venv = work / "duckdb-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        sh([sys.executable, "-m", "venv", str(venv)])
+        sh([str(python), "-m", "pip", "install", "-q", f"duckdb=={DUCKDB_VERSION}"])
+    return python
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--patients", type=int, default=2000)
+    ap.add_argument("--export", type=Path, help="use this export instead of generating one")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--skip-duckdb", action="store_true")
+    ap.add_argument("--debug", action="store_true", help="use the debug build (a quick check of the harness)")
+    ap.add_argument("--work", type=Path, default=Path.home() / ".cache/fhirhouse/bench")
+    args = ap.parse_args()
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/fhirhouse/target"))
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    print("building (release)...", file=sys.stderr)
+    # Only the binary: building examples or benches would pull dev-dependencies into the
+    # feature set and rebuild the whole stack in release.
+    profile = [] if args.debug else ["--release"]
+    subprocess.run(["cargo", "build", *profile, "--locked", "--bin", "fhirhouse"], check=True, cwd=ROOT, env=env)
+    fhirhouse = target / ("debug" if args.debug else "release") / "fhirhouse"
+
+    export = args.export
+    if export is None:
+        export = work / f"export-{args.patients}"
+        if not (export / "manifest.json").exists():
+            sh([str(fhirhouse), "gen", "--patients", str(args.patients), "--seed", "1", "--out", str(export)])
+    size_mb = export_bytes(export) / 1e6
+    runs = {}
+
+    def record(name, seconds, rss, **extra):
+        runs[name] = {"seconds": seconds, "peak_rss_mb": rss, "mb_per_s": size_mb / seconds, **extra}
+        print(f"{name:32} {seconds:8.2f} s {size_mb / seconds:8.1f} MB/s {rss:8.0f} MB", file=sys.stderr)
+
+    for threads in sorted({args.threads, 1}, reverse=True):
+        s, rss, out = timed([str(fhirhouse), "scan", str(export), "--threads", str(threads), "--json"])
+        record(f"ceiling_{threads}t", s, rss, lines=json.loads(out)["lines"])
+
+    views5 = work / "five-views"
+    shutil.rmtree(views5, ignore_errors=True)
+    views5.mkdir()
+    for v in FIVE_VIEWS:
+        shutil.copy(ROOT / "schemas" / f"{v}.json", views5)
+    counts = {}
+    for name, threads, views in [(f"load_all_{args.threads}t", args.threads, None),
+                                 ("load_all_1t", 1, None),
+                                 (f"load_five_{args.threads}t", args.threads, views5)]:
+        if name in runs:
+            continue
+        wh = work / "wh"
+        shutil.rmtree(wh, ignore_errors=True)
+        cmd = [str(fhirhouse), "-q", "load", str(export), "--out", str(wh), "--threads", str(threads)]
+        if views:
+            cmd += ["--views", str(views)]
+        s, rss, _ = timed(cmd)
+        report = json.loads(next((wh / "_fhirhouse" / "loads").glob("*.json")).read_text())
+        rows = {t["table"]: t["rows"] for t in report["tables"]}
+        record(name, s, rss, resources=report["totals"]["loaded"], rows=sum(rows.values()))
+        if views:
+            counts["fhirhouse"] = rows
+
+    if not args.skip_duckdb:
+        python = duckdb_python(work)
+        out = work / "duckdb-out"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        sql = duckdb_sql(export, out, args.threads)
+        script = ("import duckdb, json, sys\ncon = duckdb.connect()\ncon.execute(sys.argv[1])\n"
+                  "print(json.dumps({t: con.execute(f\"SELECT count(*) FROM '{sys.argv[2]}/{t}.parquet'\").fetchone()[0] "
+                  f"for t in {FIVE_VIEWS!r}}}))\n")
+        s, rss, stdout = timed([str(python), "-c", script, sql, str(out)])
+        counts["duckdb"] = json.loads(stdout)
+        record(f"duckdb_five_{args.threads}t", s, rss)
+
+    ratios = {
+        "load_vs_ceiling": runs[f"ceiling_{args.threads}t"]["seconds"] / runs[f"load_all_{args.threads}t"]["seconds"],
+        "scaling_load": runs["load_all_1t"]["seconds"] / runs[f"load_all_{args.threads}t"]["seconds"],
+    }
+    if "duckdb" in counts:
+        ratios["duckdb_vs_fhirhouse_five"] = runs[f"duckdb_five_{args.threads}t"]["seconds"] / \
+            runs[f"load_five_{args.threads}t"]["seconds"]
+        ratios["row_counts_equal"] = counts["duckdb"] == {t: counts["fhirhouse"][t] for t in FIVE_VIEWS}
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+                    "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "export": {"path": str(export), "mb": size_mb, "lines": runs[f"ceiling_{args.threads}t"]["lines"]},
+        "duckdb_version": None if args.skip_duckdb else DUCKDB_VERSION,
+        "build": "debug" if args.debug else "release",
+        "runs": runs, "row_counts": counts, "ratios": ratios,
+    }
+    results = ROOT / "benches" / "results"
+    results.mkdir(exist_ok=True)
+    size = args.patients if args.export is None else "custom"
+    path = results / f"{datetime.date.today().isoformat()}-{size}{'-debug' if args.debug else ''}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n| run | seconds | MB/s | peak RSS MB |\n|---|---:|---:|---:|")
+    for name, r in runs.items():
+        print(f"| {name} | {r['seconds']:.2f} | {r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+    print("\n" + "\n".join(f"- {k}: {v:.2f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in ratios.items()))
+    print(f"\nraw numbers: {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+//! `fhirhouse scan` on the bundled sample and on a dirty file.
+
+use std::process::Command;
+
+fn scan(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fhirhouse")).arg("scan").args(args).output().unwrap();
+    (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn sample_scans_clean_with_every_type_counted() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/sample/manifest.json");
+    let (code, stdout) = scan(&[sample, "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["lines"], 4142);
+    assert_eq!(report["invalid_lines"], 0);
+    assert_eq!(report["resources_by_type"].as_object().unwrap().len(), 18);
+}
+
+#[test]
+fn invalid_lines_are_counted_and_set_the_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.ndjson");
+    std::fs::write(&file, "{\"resourceType\":\"Patient\"}\n{oops\n").unwrap();
+    let (code, stdout) = scan(&[file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("invalid JSON: 1"), "{stdout}");
+}
