@@ -99,7 +99,8 @@ mod tests {
             out.extend_from_slice(line);
             defect.apply(&mut out, 2);
             let broken = &out[2..];
-            let parsed = std::str::from_utf8(broken).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
+            let parsed =
+                std::str::from_utf8(broken).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
             assert!(parsed.is_none_or(|v| !v.is_object()), "{defect:?}");
         }
     }

@@ -5,7 +5,13 @@ use chrono::NaiveDate;
 
 use super::*;
 
-fn generate_into(dir: &Path, patients: u64, seed: u64, threads: usize, tweak: impl FnOnce(&mut GenOptions)) -> GenSummary {
+fn generate_into(
+    dir: &Path,
+    patients: u64,
+    seed: u64,
+    threads: usize,
+    tweak: impl FnOnce(&mut GenOptions),
+) -> GenSummary {
     let mut options = GenOptions::new(patients, dir.to_path_buf());
     options.seed = seed;
     options.threads = threads;
@@ -128,12 +134,17 @@ fn the_same_seed_gives_the_same_bytes_whatever_the_threads() {
 fn quantities_are_jittered_with_their_decimals() {
     let template = Template::bundled();
     let patient = &template.patients[0];
-    let line = patient.lines.iter().find(|l| l.slots.iter().any(|s| matches!(s.kind, template::SlotKind::Number { decimals: 1, .. }))).unwrap();
+    let line = patient
+        .lines
+        .iter()
+        .find(|l| l.slots.iter().any(|s| matches!(s.kind, template::SlotKind::Number { decimals: 1, .. })))
+        .unwrap();
     let mut out = Vec::new();
     PatientRewrite::new(3, 10, patient).emit(line, &mut out);
     let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let original: serde_json::Value = serde_json::from_slice(&line.text).unwrap();
-    let (new, old) = (value["valueQuantity"]["value"].as_f64().unwrap(), original["valueQuantity"]["value"].as_f64().unwrap());
+    let (new, old) =
+        (value["valueQuantity"]["value"].as_f64().unwrap(), original["valueQuantity"]["value"].as_f64().unwrap());
     assert!((new - old).abs() <= 0.03 * old.abs() + 0.05, "{old} became {new}");
     let text = value["valueQuantity"]["value"].to_string();
     assert_eq!(text.split_once('.').map(|(_, d)| d.len()), Some(1), "{text}");

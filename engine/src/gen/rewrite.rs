@@ -131,9 +131,8 @@ pub fn push_uuid(out: &mut Vec<u8>, h: u64) {
 
 /// Appends `YYYY-MM-DD` for a day count from the Common Era (1970-01-01 outside years 1..=9999).
 fn push_date(out: &mut Vec<u8>, days: i32) {
-    let date = NaiveDate::from_num_days_from_ce_opt(days)
-        .filter(|d| (1..=9999).contains(&d.year()))
-        .unwrap_or_default();
+    let date =
+        NaiveDate::from_num_days_from_ce_opt(days).filter(|d| (1..=9999).contains(&d.year())).unwrap_or_default();
     let (y, m, d) = (date.year() as u32, date.month(), date.day());
     let digit = |n: u32| b'0' + (n % 10) as u8;
     out.extend_from_slice(&[

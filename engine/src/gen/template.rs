@@ -233,7 +233,11 @@ fn is_uuid(token: &[u8]) -> bool {
 
 /// Splits a line into literals and slots: owned ids (`id_slot` says which tokens and their
 /// index), dates at the start of a string, and `valueQuantity` values.
-fn compile_line<'a>(type_index: usize, line: &'a [u8], mut id_slot: impl FnMut(&'a [u8]) -> Option<u32>) -> CompiledLine {
+fn compile_line<'a>(
+    type_index: usize,
+    line: &'a [u8],
+    mut id_slot: impl FnMut(&'a [u8]) -> Option<u32>,
+) -> CompiledLine {
     let mut slots = Vec::new();
     for at in uuid_tokens(line) {
         if let Some(n) = id_slot(&line[at..at + UUID_LEN]) {
