@@ -16,6 +16,11 @@
 //!   warehouses, shared by the stages;
 //! - [`cli`]: the `fhirhouse` command line over the stages.
 //!
+//! A tool module stands beside the stages:
+//!
+//! - [`gen`]: synthetic exports of any size templated from the bundled sample
+//!   (`fhirhouse gen`), for benchmarks and reliability runs.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use fhirhouse::view::{CompiledView, ViewBatchBuilder};
@@ -38,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod gen;
 pub mod load;
 pub mod sink;
 pub mod source;

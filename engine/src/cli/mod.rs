@@ -10,6 +10,7 @@
 
 mod conformance_cmd;
 mod demo_cmd;
+mod gen_cmd;
 mod load_cmd;
 mod scan_cmd;
 mod view_cmd;
@@ -21,6 +22,7 @@ use clap::{Parser, Subcommand};
 
 pub use conformance_cmd::ConformanceArgs;
 pub use demo_cmd::{DemoArgs, DEMO_QUERY};
+pub use gen_cmd::GenArgs;
 pub use load_cmd::LoadArgs;
 pub use scan_cmd::ScanArgs;
 pub use view_cmd::ViewArgs;
@@ -50,6 +52,10 @@ The same table as CSV, or as a Parquet file:
 
     fhirhouse view schemas/patient.json tests/data/sample/ --format csv
     fhirhouse view schemas/patient.json tests/data/sample/ -o patient.parquet
+
+Generate a synthetic export of 1,000 patients (templated from the bundled sample):
+
+    fhirhouse gen --patients 1000 --out /tmp/export
 
 Check the view compiler against the SQL on FHIR test suite:
 
@@ -102,6 +108,9 @@ pub enum Command {
     /// Run the SQL on FHIR v2 conformance tests in a folder and report the results.
     #[command(long_about = conformance_cmd::LONG_ABOUT)]
     Conformance(ConformanceArgs),
+    /// Write a synthetic Bulk Data export of any size, templated from the bundled sample.
+    #[command(long_about = gen_cmd::LONG_ABOUT)]
+    Gen(GenArgs),
 }
 
 /// Runs the parsed command line.
@@ -116,6 +125,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan_cmd::run(args),
         Command::View(args) => view_cmd::run(args, cli.quiet),
         Command::Conformance(args) => conformance_cmd::run(args),
+        Command::Gen(args) => gen_cmd::run(args, cli.quiet),
     }
 }
 
