@@ -151,7 +151,12 @@ impl PartWriters {
         for key in keys {
             self.write_out(key)?;
         }
-        tracing::debug!(writer = self.writer_id, peak_buffered = self.peak_buffered, files = self.sequence, "part files written");
+        tracing::debug!(
+            writer = self.writer_id,
+            peak_buffered = self.peak_buffered,
+            files = self.sequence,
+            "part files written"
+        );
         Ok(self.outputs)
     }
 
@@ -171,7 +176,8 @@ impl PartWriters {
         fs::create_dir_all(path.parent().expect("part files sit in a table directory")).map_err(io_error)?;
         let file = File::create(&path).map_err(io_error)?;
         let properties = Some(ParquetWriter::<File>::properties());
-        let mut writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), layout.schema.clone(), properties)?;
+        let mut writer =
+            ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), layout.schema.clone(), properties)?;
         let mut rows = 0;
         for batch in &pending.batches {
             writer.write(batch)?;
