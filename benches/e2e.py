@@ -147,18 +147,21 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--skip-duckdb", action="store_true")
     ap.add_argument("--debug", action="store_true", help="use the debug build (a quick check of the harness)")
+    ap.add_argument("--binary", type=Path, help="use this fhirhouse binary instead of building one")
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache/fhirhouse/bench")
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/fhirhouse/target"))
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
-    print("building (release)...", file=sys.stderr)
     # Only the binary: building examples or benches would pull dev-dependencies into the
     # feature set and rebuild the whole stack in release.
-    profile = [] if args.debug else ["--release"]
-    subprocess.run(["cargo", "build", *profile, "--locked", "--bin", "fhirhouse"], check=True, cwd=ROOT, env=env)
-    fhirhouse = target / ("debug" if args.debug else "release") / "fhirhouse"
+    if args.binary:
+        fhirhouse = args.binary.resolve()
+    else:
+        profile = [] if args.debug else ["--release"]
+        subprocess.run(["cargo", "build", *profile, "--locked", "--bin", "fhirhouse"], check=True, cwd=ROOT, env=env)
+        fhirhouse = target / ("debug" if args.debug else "release") / "fhirhouse"
 
     export = args.export
     if export is None:
