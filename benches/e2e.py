@@ -115,7 +115,7 @@ def duckdb_sql(export, out, threads):
                       "period.start AS period_start, period.\"end\" AS period_end, "
                       "split_part(serviceProvider.reference, '/', 2) AS service_provider_id"),
     }
-    statements = [f"SET threads = {threads};"]
+    statements = [f"SET threads = {threads};", "SET enable_progress_bar = false;"]
     for table, (rtype, cols, select) in tables.items():
         cols_sql = ", ".join(f"'{k}': '{v}'" for k, v in cols.items())
         source = src(rtype).replace("{{cols}}", "{" + cols_sql + "}")
@@ -212,7 +212,7 @@ def main():
                   "print(json.dumps({t: con.execute(f\"SELECT count(*) FROM '{sys.argv[2]}/{t}.parquet'\").fetchone()[0] "
                   f"for t in {FIVE_VIEWS!r}}}))\n")
         s, rss, stdout = timed([str(python), "-c", script, sql, str(out)])
-        counts["duckdb"] = json.loads(stdout)
+        counts["duckdb"] = json.loads(stdout.strip().splitlines()[-1])
         record(f"duckdb_five_{args.threads}t", s, rss)
 
     ratios = {
