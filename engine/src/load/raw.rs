@@ -22,16 +22,25 @@ pub(crate) struct RawChunk {
     dir: PathBuf,
     name: String,
     open: HashMap<String, GzEncoder<BufWriter<File>>>,
+    /// The first write error: later lines are not kept, and [`RawChunk::finish`] reports it.
+    error: Option<io::Error>,
 }
 
 impl RawChunk {
     /// Files of chunk `chunk` of input file `file`, under `dir` (the snapshot's `_raw`).
     pub fn new(dir: PathBuf, file: usize, chunk: u32) -> Self {
-        RawChunk { dir, name: format!("{file:03}-{chunk:05}.ndjson.gz"), open: HashMap::new() }
+        RawChunk { dir, name: format!("{file:03}-{chunk:05}.ndjson.gz"), open: HashMap::new(), error: None }
     }
 
-    /// Keeps one resource line.
-    pub fn keep(&mut self, resource_type: &str, line: &[u8]) -> io::Result<()> {
+    /// Keeps one resource line. A write error stops keeping and is returned by
+    /// [`RawChunk::finish`], which fails the load.
+    pub fn keep(&mut self, resource_type: &str, line: &[u8]) {
+        if self.error.is_none() {
+            self.error = self.try_keep(resource_type, line).err();
+        }
+    }
+
+    fn try_keep(&mut self, resource_type: &str, line: &[u8]) -> io::Result<()> {
         if !self.open.contains_key(resource_type) {
             let dir = self.dir.join(resource_type);
             fs::create_dir_all(&dir)?;
@@ -46,6 +55,9 @@ impl RawChunk {
 
     /// Completes and syncs every file of the chunk.
     pub fn finish(self) -> io::Result<()> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
         for (_, out) in self.open {
             out.finish()?.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
         }
@@ -63,9 +75,9 @@ mod tests {
     fn lines_are_kept_per_type_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut raw = RawChunk::new(dir.path().to_path_buf(), 2, 7);
-        raw.keep("Patient", b"{\"a\":1}").unwrap();
-        raw.keep("Observation", b"{\"b\":2}").unwrap();
-        raw.keep("Patient", b"{\"c\":3}").unwrap();
+        raw.keep("Patient", b"{\"a\":1}");
+        raw.keep("Observation", b"{\"b\":2}");
+        raw.keep("Patient", b"{\"c\":3}");
         raw.finish().unwrap();
         let mut text = String::new();
         let file = File::open(dir.path().join("Patient/002-00007.ndjson.gz")).unwrap();

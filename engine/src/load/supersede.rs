@@ -15,7 +15,6 @@ use arrow::array::{Array, BooleanArray, StringArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatchReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
-use parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
 use super::catalog::Catalog;
@@ -84,12 +83,7 @@ pub(crate) fn apply(
             views.append(resource_type, &resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
         }
         for (builder, &table) in views.builders_mut().iter_mut().zip(&tables) {
-            let batch = builder.finish();
-            let parts = match &catalog.layouts[table].partition {
-                Some(spec) => spec.split(&batch),
-                None => vec![(None, batch)],
-            };
-            for (partition, batch) in parts {
+            for (partition, batch) in catalog.layouts[table].split(builder.finish()) {
                 winners_writer.write(table, partition, &batch)?;
             }
         }
@@ -141,11 +135,13 @@ pub(crate) fn resource_key_column(view: &CompiledView) -> Option<usize> {
 
 /// Rows the views of `resource_type` give for one resource line.
 fn rows_of(catalog: &Catalog, resource_type: &str, line: &[u8]) -> anyhow::Result<u64> {
-    let mut views = ViewSet::new(catalog.views.iter().filter(|v| v.resource_type() == resource_type).cloned());
     let mut bytes = line.to_vec();
     let resource = simd_json::to_borrowed_value(&mut bytes).context("re-reading a duplicate")?;
-    let rows = views.append(resource_type, &resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
-    Ok(rows as u64)
+    let mut rows = 0;
+    for view in catalog.views.iter().filter(|v| v.resource_type() == resource_type) {
+        rows += view.rows(&resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?.len() as u64;
+    }
+    Ok(rows)
 }
 
 /// Rewrites the part files of one table without the rows whose key is in `ids`.
@@ -177,12 +173,11 @@ fn drop_rows(dir: &Path, output: &mut TableOutput, key_column: usize, ids: &Hash
             continue;
         }
         let tmp = path.with_extension("parquet.tmp");
-        let mut writer =
-            ArrowWriter::try_new(File::create(&tmp)?, Arc::clone(&schema), Some(ParquetWriter::<File>::properties()))?;
+        let mut writer = ParquetWriter::try_new(File::create(&tmp)?, Arc::clone(&schema))?;
         for batch in &batches {
             writer.write(batch)?;
         }
-        writer.into_inner()?.sync_all()?;
+        writer.finish()?.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         output.bytes += std::fs::metadata(&path)?.len();
         kept_files.push(relative);

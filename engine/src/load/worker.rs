@@ -126,18 +126,10 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
                     Ok(None) => break,
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
                         non_blank += 1;
-                        match process_line(state, &mut done, file, bytes, (index, offset)) {
-                            Ok(resource_type) => {
-                                if let Some(raw) = raw.as_mut() {
-                                    if let Err(e) = raw.keep(&resource_type, &state.original) {
-                                        fail(shared, format!("--keep-raw: {e}"));
-                                    }
-                                }
-                            }
-                            Err(reason) => {
-                                let bytes = std::mem::take(&mut state.original);
-                                push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes });
-                            }
+                        if let Err(reason) = process_line(state, &mut done, file, bytes, (index, offset), raw.as_mut())
+                        {
+                            let bytes = std::mem::take(&mut state.original);
+                            push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes });
                         }
                     }
                     Ok(Some(ChunkLine::Oversized { index, offset, len, head })) => {
@@ -195,15 +187,16 @@ fn push_dead(shared: &Shared<'_>, done: &mut ChunkDone, dead: DeadLine) {
     }
 }
 
-/// Parses one line and runs the views of its type; returns the resource type. On `Err`,
-/// `state.original` holds the line's original bytes (on `Ok` too).
+/// Parses one line, runs the views of its type and keeps the line in `raw` when given. On
+/// `Err`, `state.original` holds the line's original bytes.
 fn process_line(
     state: &mut WorkerState,
     done: &mut ChunkDone,
     file: &ExportFile,
     bytes: &mut [u8],
     (index, offset): (u64, u64),
-) -> Result<String, Reason> {
+    raw: Option<&mut RawChunk>,
+) -> Result<(), Reason> {
     state.original.clear();
     state.original.extend_from_slice(bytes);
     let resource = simd_json::to_borrowed_value_with_buffers(bytes, &mut state.parse_buffers).map_err(|e| {
@@ -220,27 +213,29 @@ fn process_line(
     if file.declared_type.as_deref().is_some_and(|t| t != resource_type) {
         done.report.type_mismatches += 1;
     }
-    if !state.views.reads(resource_type) {
-        if !is_r4_resource_type(resource_type) {
-            return Err(Reason::UnknownResourceType(resource_type.to_owned()));
+    if state.views.reads(resource_type) {
+        let rows = state.views.append(resource_type, &resource).map_err(|e| Reason::View(e.to_string()))?;
+        done.report.loaded += 1;
+        done.report.rows += rows as u64;
+        state.pending_rows += rows;
+        if let Some(id) = resource.get_str("id") {
+            done.ids.push(IdRecord::of(resource_type, id, &resource, index, offset));
         }
+        if let Some(n) = done.loaded_by_type.get_mut(resource_type) {
+            *n += 1;
+        } else {
+            done.loaded_by_type.insert(resource_type.to_owned(), 1);
+        }
+    } else if is_r4_resource_type(resource_type) {
         done.report.without_view += 1;
         *done.without_view.entry(resource_type.to_owned()).or_default() += 1;
-        return Ok(resource_type.to_owned());
-    }
-    let rows = state.views.append(resource_type, &resource).map_err(|e| Reason::View(e.to_string()))?;
-    done.report.loaded += 1;
-    done.report.rows += rows as u64;
-    state.pending_rows += rows;
-    if let Some(id) = resource.get_str("id") {
-        done.ids.push(IdRecord::of(resource_type, id, &resource, index, offset));
-    }
-    if let Some(n) = done.loaded_by_type.get_mut(resource_type) {
-        *n += 1;
     } else {
-        done.loaded_by_type.insert(resource_type.to_owned(), 1);
+        return Err(Reason::UnknownResourceType(resource_type.to_owned()));
     }
-    Ok(resource_type.to_owned())
+    if let Some(raw) = raw {
+        raw.keep(resource_type, &state.original);
+    }
+    Ok(())
 }
 
 /// Hands buffered rows to the writers: every non-empty builder when `all`, else the ones
@@ -251,12 +246,7 @@ fn flush(shared: &Shared<'_>, state: &mut WorkerState, all: bool) {
         if builder.len() < threshold {
             continue;
         }
-        let batch = builder.finish();
-        let parts = match &shared.catalog.layouts[table].partition {
-            Some(spec) => spec.split(&batch),
-            None => vec![(None, batch)],
-        };
-        for (partition, batch) in parts {
+        for (partition, batch) in shared.catalog.layouts[table].split(builder.finish()) {
             let shard = shard_of(table, partition, shared.writers.len());
             if shared.writers[shard].send(WriteMsg { table, partition, batch }).is_err() {
                 // A writer failed and stopped; the load is failing, stop reading too.

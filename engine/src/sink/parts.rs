@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
 
 use super::partition::{PartitionSpec, PartitionValue};
 use super::{ParquetWriter, SinkError};
@@ -30,6 +29,18 @@ pub struct TableLayout {
     pub schema: SchemaRef,
     /// Partitioning, if the view declares it.
     pub partition: Option<PartitionSpec>,
+}
+
+impl TableLayout {
+    /// Splits a batch of this table into one batch per partition (the whole batch under
+    /// `None` when the table is not partitioned).
+    #[must_use]
+    pub fn split(&self, batch: RecordBatch) -> Vec<(PartitionValue, RecordBatch)> {
+        match &self.partition {
+            Some(spec) => spec.split(&batch),
+            None => vec![(None, batch)],
+        }
+    }
 }
 
 /// Limits for [`PartWriters`].
@@ -175,15 +186,13 @@ impl PartWriters {
         let io_error = |source| SinkError::File { path: path.clone(), source };
         fs::create_dir_all(path.parent().expect("part files sit in a table directory")).map_err(io_error)?;
         let file = File::create(&path).map_err(io_error)?;
-        let properties = Some(ParquetWriter::<File>::properties());
-        let mut writer =
-            ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), layout.schema.clone(), properties)?;
+        let mut writer = ParquetWriter::try_new(BufWriter::with_capacity(1 << 20, file), layout.schema.clone())?;
         let mut rows = 0;
         for batch in &pending.batches {
             writer.write(batch)?;
             rows += batch.num_rows() as u64;
         }
-        let file = writer.into_inner()?.into_inner().map_err(|e| io_error(e.into_error()))?;
+        let file = writer.finish()?.into_inner().map_err(|e| io_error(e.into_error()))?;
         // Durable before the load can publish it: a crash after the commit point must not
         // leave a published table pointing at data still in the page cache only.
         file.sync_all().map_err(io_error)?;
