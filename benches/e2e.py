@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """End-to-end harness: fhirhouse load against the parse-only ceiling and DuckDB, same run.
 
-    python3 benches/e2e.py [--patients 2000] [--export DIR] [--threads N] [--skip-duckdb]
+    python3 benches/e2e.py [--patients 2000] [--small-patients 200] [--export DIR]
+                           [--threads N] [--skip-duckdb] [--skip-peer] [--binary PATH]
 
 On one export (generated with `fhirhouse gen --patients N --seed 1` unless --export names
 one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
 
+0. the generator itself (`fhirhouse gen`, timed while it writes both exports);
 1. the ceiling: every line read and parsed by simd-json on all cores, nothing else
    (`fhirhouse scan`, which reads exactly as a load does), and on one core;
-2. `fhirhouse load` with all default views, on all cores and on one;
+2. `fhirhouse load` with all default views, on all cores and on one, and on all cores
+   over a second export 10x smaller (--small-patients), for the memory curve;
 3. DuckDB (pinned, installed into a throwaway venv under the work folder) flattening
    Patient, Condition, Observation + components, MedicationRequest and Encounter with
    read_ndjson and explicit columns, then COPY TO Parquet (zstd); and fhirhouse load
-   restricted to the same six views; row counts are compared.
+   restricted to the same six views; row counts are compared;
+4. a peer Rust SQL on FHIR CLI, helios-sof's `sof-cli` (pinned, `cargo install`ed into the
+   work folder on first use; that compile takes a while), running the same six
+   ViewDefinitions file by file to zstd Parquet; its row counts are compared too.
 
 Writes the machine description and raw numbers to benches/results/<date>.json and prints
 a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
@@ -32,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DUCKDB_VERSION = "1.1.3"
+HELIOS_SOF_VERSION = "0.2.7"
 FIVE_VIEWS = ["patient", "condition", "observation", "observation_component", "medication_request", "encounter"]
 
 
@@ -131,6 +138,49 @@ def duckdb_sql(export, out, threads):
     return "\n".join(statements)
 
 
+def generate(fhirhouse, patients, dest):
+    """Writes a fresh export of `patients` patients; returns (seconds, peak RSS MB)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    seconds, rss, _ = timed([str(fhirhouse), "-q", "gen", "--patients", str(patients), "--seed", "1", "--out", str(dest)])
+    return seconds, rss
+
+
+def peer_sof_cli(work, explicit):
+    """helios-sof's sof-cli: the given binary, or one installed under work/helios (installed now
+    if missing). None, with the reason printed, when it cannot be had."""
+    if explicit:
+        return explicit.resolve()
+    binary = work / "helios" / "bin" / "sof-cli"
+    if not binary.exists():
+        print(f"installing helios-sof {HELIOS_SOF_VERSION} from crates.io (release build)...", file=sys.stderr)
+        done = subprocess.run(["cargo", "install", "--locked", "helios-sof", "--version", HELIOS_SOF_VERSION,
+                               "--root", str(work / "helios"), "--target-dir", str(work / "helios-target")],
+                              text=True, capture_output=True)
+        if done.returncode != 0:
+            print(f"peer skipped: cargo install helios-sof failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+            return None
+    return binary
+
+
+def run_peer(sof_cli, export, out, views, threads):
+    """Runs each view over its resource type's files; returns (seconds, peak RSS MB, errors)."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    seconds, rss, errors = 0.0, 0.0, {}
+    for view in views:
+        resource = json.loads((ROOT / "schemas" / f"{view}.json").read_text())["resource"]
+        for i, source in enumerate(sorted(Path(export).glob(f"{resource}.*ndjson"))):
+            cmd = [str(sof_cli), "-v", str(ROOT / "schemas" / f"{view}.json"), "-b", str(source), "-f", "parquet",
+                   "--parquet-compression", "zstd", "--threads", str(threads), "-o", str(out / f"{view}-{i:03}.parquet")]
+            try:
+                s, r, _ = timed(cmd)
+            except subprocess.CalledProcessError as e:
+                errors[view] = (e.stderr or "").strip()[-500:]
+                break
+            seconds, rss = seconds + s, max(rss, r)
+    return seconds, rss, errors
+
+
 def duckdb_python(work):
     venv = work / "duckdb-venv"
     python = venv / "bin" / "python"
@@ -143,9 +193,13 @@ def duckdb_python(work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--patients", type=int, default=2000)
+    ap.add_argument("--small-patients", type=int,
+                    help="patients in the second, smaller export for the memory curve (default: a tenth; 0: none)")
     ap.add_argument("--export", type=Path, help="use this export instead of generating one")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--skip-duckdb", action="store_true")
+    ap.add_argument("--skip-peer", action="store_true", help="skip helios-sof's sof-cli")
+    ap.add_argument("--peer-binary", type=Path, help="use this sof-cli binary instead of installing one")
     ap.add_argument("--debug", action="store_true", help="use the debug build (a quick check of the harness)")
     ap.add_argument("--binary", type=Path, help="use this fhirhouse binary instead of building one")
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache/fhirhouse/bench")
@@ -163,17 +217,28 @@ def main():
         subprocess.run(["cargo", "build", *profile, "--locked", "--bin", "fhirhouse"], check=True, cwd=ROOT, env=env)
         fhirhouse = target / ("debug" if args.debug else "release") / "fhirhouse"
 
-    export = args.export
-    if export is None:
-        export = work / f"export-{args.patients}"
-        if not (export / "manifest.json").exists():
-            sh([str(fhirhouse), "gen", "--patients", str(args.patients), "--seed", "1", "--out", str(export)])
-    size_mb = export_bytes(export) / 1e6
     runs = {}
 
-    def record(name, seconds, rss, **extra):
-        runs[name] = {"seconds": seconds, "peak_rss_mb": rss, "mb_per_s": size_mb / seconds, **extra}
-        print(f"{name:32} {seconds:8.2f} s {size_mb / seconds:8.1f} MB/s {rss:8.0f} MB", file=sys.stderr)
+    def record(name, seconds, rss, mb=None, **extra):
+        mb = size_mb if mb is None else mb
+        runs[name] = {"seconds": seconds, "peak_rss_mb": rss, "mb": mb, "mb_per_s": mb / seconds, **extra}
+        if "resources" in extra:
+            runs[name]["resources_per_s"] = extra["resources"] / seconds
+        print(f"{name:32} {seconds:8.2f} s {mb / seconds:8.1f} MB/s {rss:8.0f} MB", file=sys.stderr)
+
+    export, small = args.export, None
+    if export is None:
+        export = work / f"export-{args.patients}"
+        s, rss = generate(fhirhouse, args.patients, export)
+        size_mb = export_bytes(export) / 1e6
+        record(f"gen_{args.patients}p", s, rss, patients=args.patients)
+    size_mb = export_bytes(export) / 1e6
+    if args.small_patients is None:
+        args.small_patients = max(1, args.patients // 10) if args.export is None else 0
+    if args.small_patients:
+        small = work / f"export-{args.small_patients}"
+        s, rss = generate(fhirhouse, args.small_patients, small)
+        record(f"gen_{args.small_patients}p", s, rss, mb=export_bytes(small) / 1e6, patients=args.small_patients)
 
     for threads in sorted({args.threads, 1}, reverse=True):
         s, rss, out = timed([str(fhirhouse), "scan", str(export), "--threads", str(threads), "--json"])
@@ -185,22 +250,43 @@ def main():
     for v in FIVE_VIEWS:
         shutil.copy(ROOT / "schemas" / f"{v}.json", views5)
     counts = {}
-    for name, threads, views in [(f"load_all_{args.threads}t", args.threads, None),
-                                 ("load_all_1t", 1, None),
-                                 (f"load_five_{args.threads}t", args.threads, views5)]:
+    loads = [(f"load_all_{args.threads}t", export, args.threads, None),
+             ("load_all_1t", export, 1, None),
+             (f"load_five_{args.threads}t", export, args.threads, views5)]
+    if small:
+        loads.append((f"load_all_small_{args.threads}t", small, args.threads, None))
+    for name, source, threads, views in loads:
         if name in runs:
             continue
         wh = work / "wh"
         shutil.rmtree(wh, ignore_errors=True)
-        cmd = [str(fhirhouse), "-q", "load", str(export), "--out", str(wh), "--threads", str(threads)]
+        cmd = [str(fhirhouse), "-q", "load", str(source), "--out", str(wh), "--threads", str(threads)]
         if views:
             cmd += ["--views", str(views)]
         s, rss, _ = timed(cmd)
         report = json.loads(next((wh / "_fhirhouse" / "loads").glob("*.json")).read_text())
         rows = {t["table"]: t["rows"] for t in report["tables"]}
-        record(name, s, rss, resources=report["totals"]["loaded"], rows=sum(rows.values()))
+        record(name, s, rss, mb=export_bytes(source) / 1e6, resources=report["totals"]["loaded"],
+               rows=sum(rows.values()))
         if views:
             counts["fhirhouse"] = rows
+
+    count_script = ("import duckdb, json, sys\ncon = duckdb.connect()\n"
+                    "print(json.dumps({t: con.execute(f\"SELECT count(*) FROM '{sys.argv[1]}/{t}-*.parquet'\").fetchone()[0] "
+                    f"for t in {FIVE_VIEWS!r}}}))\n")
+    if not args.skip_peer:
+        sof_cli = peer_sof_cli(work, args.peer_binary)
+        if sof_cli:
+            out = work / "peer-out"
+            s, rss, errors = run_peer(sof_cli, export, out, FIVE_VIEWS, args.threads)
+            if errors:
+                runs["peer_errors"] = errors
+                print(f"sof-cli failed on: {', '.join(errors)}", file=sys.stderr)
+            else:
+                record(f"sof_cli_five_{args.threads}t", s, rss)
+                if not args.skip_duckdb:
+                    out_json = sh([str(duckdb_python(work)), "-c", count_script, str(out)]).stdout
+                    counts["sof_cli"] = json.loads(out_json.strip().splitlines()[-1])
 
     if not args.skip_duckdb:
         python = duckdb_python(work)
@@ -223,6 +309,18 @@ def main():
         ratios["duckdb_vs_fhirhouse_five"] = runs[f"duckdb_five_{args.threads}t"]["seconds"] / \
             runs[f"load_five_{args.threads}t"]["seconds"]
         ratios["row_counts_equal"] = counts["duckdb"] == {t: counts["fhirhouse"][t] for t in FIVE_VIEWS}
+    if f"sof_cli_five_{args.threads}t" in runs:
+        ratios["sof_cli_vs_fhirhouse_five"] = runs[f"sof_cli_five_{args.threads}t"]["seconds"] / \
+            runs[f"load_five_{args.threads}t"]["seconds"]
+        if "sof_cli" in counts:
+            ratios["sof_cli_row_counts_equal"] = counts["sof_cli"] == {t: counts["fhirhouse"][t] for t in FIVE_VIEWS}
+    if small:
+        big, little = runs[f"load_all_{args.threads}t"], runs[f"load_all_small_{args.threads}t"]
+        ratios["size_ratio"] = big["mb"] / little["mb"]
+        ratios["rss_growth"] = big["peak_rss_mb"] / little["peak_rss_mb"]
+    gens = [r for name, r in runs.items() if name.startswith("gen_")]
+    if gens:
+        ratios["gen_mb_per_s"] = max(gens, key=lambda r: r["mb"])["mb_per_s"]
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
@@ -239,6 +337,8 @@ def main():
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n| run | seconds | MB/s | peak RSS MB |\n|---|---:|---:|---:|")
     for name, r in runs.items():
+        if "seconds" not in r:
+            continue
         print(f"| {name} | {r['seconds']:.2f} | {r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
     print("\n" + "\n".join(f"- {k}: {v:.2f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in ratios.items()))
     print(f"\nraw numbers: {path.relative_to(ROOT)}")
