@@ -15,42 +15,19 @@
 //!
 //! The target is `parse+view` ≥ 50% of `parse`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fhirhouse::view::{CompiledView, ViewBatchBuilder};
 
+#[path = "common.rs"]
+mod common;
+use common::{export_dir, lines, parse, repo_root};
+
 const BATCH_ROWS: usize = 8192;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn export_dir() -> PathBuf {
-    let shared = repo_root().join("../shared/data/synthea-100p");
-    if shared.is_dir() {
-        return shared;
-    }
-    eprintln!("view_core: ../shared/data/synthea-100p not found; using the bundled 10-patient sample");
-    repo_root().join("tests/data/sample")
-}
-
-fn lines(path: &Path) -> Vec<Vec<u8>> {
-    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
-}
-
-/// Parses one line the way a load does: copied into a reused buffer (simd-json parses in
-/// place) with reused parser buffers.
-fn parse<'s>(scratch: &'s mut Vec<u8>, buffers: &mut simd_json::Buffers, line: &[u8]) -> simd_json::BorrowedValue<'s> {
-    scratch.clear();
-    scratch.extend_from_slice(line);
-    simd_json::to_borrowed_value_with_buffers(scratch, buffers).expect("valid JSON")
-}
-
 fn bench_type(c: &mut Criterion, resource_type: &str, view_file: &str) {
-    let lines = lines(&export_dir().join(format!("{resource_type}.000.ndjson")));
+    let lines = lines(&export_dir("view_core").join(format!("{resource_type}.000.ndjson")));
     let bytes: usize = lines.iter().map(Vec::len).sum();
     let view = Arc::new(
         CompiledView::from_json_str(&std::fs::read_to_string(repo_root().join("schemas").join(view_file)).unwrap())
