@@ -11,7 +11,7 @@
 use smallvec::smallvec;
 
 use super::ast::BinaryOp;
-use super::compile::{Expression, Op};
+use super::compile::{Expression, Func, Op};
 use super::eval::{binary, call, concat_items, lit_item, logic, to_boolean, EvalContext, EvalError};
 use super::navigate::PathOp;
 use super::value::{Collection, Item};
@@ -90,7 +90,7 @@ fn at_op<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<
                 Some(inner) => at(inner, ctx, focus)?,
                 None => Found::One(Some(focus.clone())),
             };
-            Found::Many(call(func, base.as_slice(), args, ctx, input)?)
+            call_at(func, base, args, ctx, input)?
         }
         Op::Binary(op, l, r) => {
             let (l, r) = (at(l, ctx, focus)?, at(r, ctx, focus)?);
@@ -108,6 +108,44 @@ fn at_op<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<
             }
         }
         _ => Found::Many(super::eval::eval(op, ctx, input)?),
+    })
+}
+
+/// `func` applied to `base`. The functions a view's columns chain most (`where`, `select`,
+/// `exists()`, `empty()`) keep a single item out of collections, and iterate a collection
+/// of one as that item; the others run the general [`call`].
+fn call_at<'a>(
+    func: &'a Func,
+    base: Found<'a>,
+    args: &'a [Op],
+    ctx: &EvalContext<'_, 'a>,
+    input: &[Item<'a>],
+) -> Result<Found<'a>, EvalError> {
+    let holds = |item: &Item<'a>| -> Result<bool, EvalError> {
+        Ok(to_boolean(at(&args[0], ctx, item)?.as_slice(), "criteria")? == Some(true))
+    };
+    Ok(match (func, base) {
+        (Func::Exists, base) if args.is_empty() => Found::One(Some(Item::Bool(!base.as_slice().is_empty()))),
+        (Func::Empty, base) => Found::One(Some(Item::Bool(base.as_slice().is_empty()))),
+        (Func::Where, Found::One(item)) => Found::One(match item {
+            Some(item) if holds(&item)? => Some(item),
+            _ => None,
+        }),
+        (Func::Select, Found::One(None)) => Found::One(None),
+        (Func::Select, Found::One(Some(item))) => at(&args[0], ctx, &item)?,
+        (Func::Select, Found::Many(items)) if items.len() == 1 => at(&args[0], ctx, &items[0])?,
+        (Func::Where, Found::Many(mut items)) => {
+            let mut kept = 0;
+            for i in 0..items.len() {
+                if holds(&items[i])? {
+                    items.swap(kept, i);
+                    kept += 1;
+                }
+            }
+            items.truncate(kept);
+            Found::Many(items)
+        }
+        (func, base) => Found::Many(call(func, base.as_slice(), args, ctx, input)?),
     })
 }
 
