@@ -18,6 +18,14 @@ kept); and valueQuantity values jittered by up to 3 % (decimals kept). Organizat
 Practitioners are a shared pool written once; Group resources list the patients. The resource \
 mix and size per patient are the sample's (about 0.5 MB and 410 resources per patient).
 
+--template DIR uses your own export instead: every <Type>[.<part>].ndjson[.gz] file in DIR, for \
+example a Synthea run with longer histories (newer Synthea versions write about 1.3 MB per \
+patient) or a de-identified extract shaped like your production data. Resources are assigned \
+to the patient they reference (Type/id or urn:uuid:id, UUID ids as Synthea writes them); \
+Organizations, Practitioners and anything that belongs to no patient are written once.
+
+    fhirhouse gen --patients 5000 --template ~/synthea/output/fhir-bulk --out /tmp/export
+
     fhirhouse gen --patients 1000 --out /tmp/export
     fhirhouse gen --patients 100000 --out /tmp/export --gzip --seed 7
     fhirhouse load /tmp/export --out /tmp/warehouse
@@ -63,6 +71,10 @@ pub struct GenArgs {
     /// Worker threads [default: one per core].
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Use this Bulk Data export folder as the template instead of the bundled sample.
+    #[arg(long, value_name = "DIR")]
+    pub template: Option<PathBuf>,
 }
 
 /// Runs `fhirhouse gen`.
@@ -72,6 +84,7 @@ pub(super) fn run(args: &GenArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     options.gzip = args.gzip;
     options.defects = args.defects;
     options.threads = args.threads.unwrap_or(0);
+    options.template = args.template.clone();
     let summary = generate(&options)?;
     if !quiet {
         eprintln!(

@@ -149,3 +149,50 @@ fn quantities_are_jittered_with_their_decimals() {
     let text = value["valueQuantity"]["value"].to_string();
     assert_eq!(text.split_once('.').map(|(_, d)| d.len()), Some(1), "{text}");
 }
+
+#[test]
+fn a_template_folder_with_the_bundled_sample_generates_the_same_bytes() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sample");
+    let (bundled, from_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    generate_into(bundled.path(), 23, 5, 2, |_| {});
+    generate_into(from_dir.path(), 23, 5, 2, |o| o.template = Some(sample.clone()));
+    assert_eq!(files(bundled.path()), files(from_dir.path()));
+}
+
+#[test]
+fn a_template_folder_splits_into_its_own_patients_and_reads_gzip_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let patient = |id: &str| format!(r#"{{"resourceType":"Patient","id":"{id}","birthDate":"1970-01-02"}}"#);
+    let a = "0b3c0a5e-1111-4c2b-9d7e-000000000001";
+    let b = "0b3c0a5e-1111-4c2b-9d7e-000000000002";
+    std::fs::write(dir.path().join("Patient.000.ndjson"), format!("{}\n", patient(a))).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, format!("{}\n", patient(b)).as_bytes()).unwrap();
+    std::fs::write(dir.path().join("Patient.001.ndjson.gz"), gz.finish().unwrap()).unwrap();
+    let condition = format!(
+        r#"{{"resourceType":"Condition","id":"0b3c0a5e-1111-4c2b-9d7e-00000000000c","subject":{{"reference":"Patient/{a}"}},"onsetDateTime":"2001-05-06T07:08:09+00:00"}}"#
+    );
+    std::fs::write(dir.path().join("Condition.ndjson"), format!("{condition}\n")).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a resource file").unwrap();
+
+    let template = Template::from_dir(dir.path()).unwrap();
+    assert_eq!(template.types, ["Condition", "Patient"]);
+    assert_eq!(template.patients.len(), 2);
+    assert_eq!(template.patients.iter().map(|p| p.lines.len()).collect::<Vec<_>>(), [2, 1]);
+
+    let out = tempfile::tempdir().unwrap();
+    let summary = generate_into(out.path(), 4, 1, 1, |o| o.template = Some(dir.path().to_path_buf()));
+    // Patients 0 and 2 are template patient a (a Patient and a Condition), 1 and 3 are b.
+    assert_eq!(summary.resources, 6);
+    let conditions = std::fs::read_to_string(out.path().join("Condition.000.ndjson")).unwrap();
+    assert_eq!(conditions.lines().count(), 2);
+    assert!(!conditions.contains(a), "ids are rewritten");
+}
+
+#[test]
+fn a_template_folder_without_patients_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Observation.ndjson"), "{\"resourceType\":\"Observation\",\"id\":\"o\"}\n").unwrap();
+    let err = Template::from_dir(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("no Patient resources"), "{err}");
+}

@@ -56,13 +56,16 @@ pub struct GenOptions {
     pub defects: f64,
     /// Worker threads; 0 for one per core.
     pub threads: usize,
+    /// A Bulk Data export to use as the template instead of the bundled sample (see
+    /// [`Template::from_dir`]).
+    pub template: Option<PathBuf>,
 }
 
 impl GenOptions {
     /// Options for `patients` patients into `out`, seed 0, plain NDJSON, no defects.
     #[must_use]
     pub fn new(patients: u64, out: PathBuf) -> GenOptions {
-        GenOptions { patients, out, seed: 0, gzip: false, defects: 0.0, threads: 0 }
+        GenOptions { patients, out, seed: 0, gzip: false, defects: 0.0, threads: 0, template: None }
     }
 }
 
@@ -187,7 +190,10 @@ fn groups(template: &Template, seed: u64, patients: u64) -> Vec<u8> {
 pub fn generate(options: &GenOptions) -> anyhow::Result<GenSummary> {
     anyhow::ensure!((0.0..=1.0).contains(&options.defects), "--defects must be between 0 and 1");
     let started = Instant::now();
-    let template = Template::bundled();
+    let template = match &options.template {
+        Some(dir) => Template::from_dir(dir)?,
+        None => Template::bundled(),
+    };
     let mut writer = ExportWriter::create(&options.out, &template.types, options.gzip)?;
     let mut summary = GenSummary { patients: options.patients, ..GenSummary::default() };
 

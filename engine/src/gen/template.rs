@@ -1,7 +1,11 @@
 //! The template: the bundled Synthea sample, split per patient and pre-compiled into literal
 //! bytes and substitution slots, so that emitting a generated patient is mostly `memcpy`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
 
 use chrono::{Datelike, NaiveDate};
 
@@ -104,10 +108,10 @@ pub struct PatientTemplate {
 #[derive(Debug, Clone)]
 pub struct Template {
     /// Resource types, sorted: one output file each.
-    pub types: Vec<&'static str>,
+    pub types: Vec<String>,
     /// Lines written once, verbatim (Organization, Practitioner, and anything that belongs to
     /// no patient), with their type index.
-    pub shared: Vec<(usize, &'static [u8])>,
+    pub shared: Vec<(usize, Vec<u8>)>,
     /// The template patients, in sample order.
     pub patients: Vec<PatientTemplate>,
 }
@@ -122,12 +126,52 @@ impl Template {
         Template::compile(SAMPLE.iter().map(|f| (f.resource_type, f.text)))
     }
 
+    /// A user's Bulk Data export used as the template (`fhirhouse gen --template DIR`): every
+    /// `<Type>[.<part>].ndjson[.gz]` file directly in `dir`, the parts of a type concatenated
+    /// in name order. References must be `Type/id` or `urn:uuid:id` with UUID ids, as
+    /// Synthea writes them: that is how resources are assigned to their patient.
+    ///
+    /// # Errors
+    ///
+    /// The folder or a file cannot be read, or it holds no Patient resource.
+    pub fn from_dir(dir: &Path) -> anyhow::Result<Template> {
+        let mut by_type: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list template folder {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let (stem, gzip) = match (name.strip_suffix(".ndjson"), name.strip_suffix(".ndjson.gz")) {
+                (Some(stem), _) => (stem, false),
+                (_, Some(stem)) => (stem, true),
+                _ => continue,
+            };
+            let resource_type = stem.split('.').next().unwrap_or(stem).to_owned();
+            let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            let text = by_type.entry(resource_type).or_default();
+            let read = if gzip {
+                flate2::read::MultiGzDecoder::new(file).read_to_end(text)
+            } else {
+                std::io::BufReader::new(file).read_to_end(text)
+            };
+            read.with_context(|| format!("cannot read {}", path.display()))?;
+            text.push(b'\n');
+        }
+        let template = Template::compile(by_type.iter().map(|(t, text)| (t.as_str(), text.as_slice())));
+        if template.patients.is_empty() {
+            bail!("{}: no Patient resources to use as a template (expected Patient.*.ndjson)", dir.display());
+        }
+        Ok(template)
+    }
+
     /// Compiles sample files given as (resource type, NDJSON content). Lines of the Group type
     /// are dropped: the generator writes its own.
-    fn compile(files: impl Iterator<Item = (&'static str, &'static [u8])>) -> Template {
+    fn compile<'t>(files: impl Iterator<Item = (&'t str, &'t [u8])>) -> Template {
         let mut files: Vec<_> = files.collect();
         files.sort_by_key(|(t, _)| *t);
-        let types: Vec<&'static str> = files.iter().map(|(t, _)| *t).collect();
+        let types: Vec<String> = files.iter().map(|(t, _)| (*t).to_owned()).collect();
         // (type index, line, own id) of every resource that may belong to a patient.
         let mut candidates = Vec::new();
         let mut shared = Vec::new();
@@ -135,7 +179,7 @@ impl Template {
             for line in text.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if SHARED_TYPES.contains(resource_type) {
-                    shared.push((type_index, line));
+                    shared.push((type_index, line.to_vec()));
                 } else if *resource_type != GROUP_TYPE {
                     candidates.push((type_index, line, resource_id(line)));
                 }
@@ -193,7 +237,7 @@ impl Template {
                     patients[*p].id_count = ids[*p].len() as u32;
                     patients[*p].lines.push(compiled);
                 }
-                None => shared.push((*type_index, line)),
+                None => shared.push((*type_index, line.to_vec())),
             }
         }
         Template { types, shared, patients }
@@ -202,7 +246,7 @@ impl Template {
     /// Index of a resource type in [`Template::types`].
     #[must_use]
     pub fn type_index(&self, resource_type: &str) -> Option<usize> {
-        self.types.iter().position(|t| *t == resource_type)
+        self.types.iter().position(|t| t == resource_type)
     }
 }
 
@@ -286,7 +330,8 @@ mod tests {
         let template = Template::bundled();
         assert_eq!(template.types.len(), 18);
         assert_eq!(template.patients.len(), 10);
-        let shared: std::collections::BTreeSet<_> = template.shared.iter().map(|(t, _)| template.types[*t]).collect();
+        let shared: std::collections::BTreeSet<_> =
+            template.shared.iter().map(|(t, _)| template.types[*t].as_str()).collect();
         assert_eq!(shared.into_iter().collect::<Vec<_>>(), ["Organization", "Practitioner"]);
         let owned: usize = template.patients.iter().map(|p| p.lines.len()).sum();
         // 4,142 resources: 203 + 203 shared, 1 Group.

@@ -29,7 +29,7 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 pub struct ExportWriter {
     dir: PathBuf,
     names: Vec<String>,
-    types: Vec<&'static str>,
+    types: Vec<String>,
     files: Vec<BufWriter<File>>,
     counts: Vec<u64>,
     bytes: u64,
@@ -42,7 +42,7 @@ impl ExportWriter {
     /// # Errors
     ///
     /// The folder or a file cannot be created.
-    pub fn create(dir: &Path, types: &[&'static str], gzip: bool) -> anyhow::Result<ExportWriter> {
+    pub fn create(dir: &Path, types: &[String], gzip: bool) -> anyhow::Result<ExportWriter> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
             let path = entry?.path();
