@@ -260,7 +260,11 @@ def main():
             continue
         wh = work / "wh"
         shutil.rmtree(wh, ignore_errors=True)
-        cmd = [str(fhirhouse), "-q", "load", str(source), "--out", str(wh), "--threads", str(threads)]
+        # Through the manifest when there is one, as a user would: it declares each file's type,
+        # so a load with five views leaves the other types' files unparsed.
+        manifest = Path(source) / "manifest.json"
+        cmd = [str(fhirhouse), "-q", "load", str(manifest if manifest.exists() else source), "--out", str(wh),
+               "--threads", str(threads)]
         if views:
             cmd += ["--views", str(views)]
         s, rss, _ = timed(cmd)

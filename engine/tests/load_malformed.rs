@@ -124,3 +124,33 @@ fn manifest_type_mismatches_are_counted_and_rows_follow_resource_type() {
     assert!(outcome.report.summary().contains("differ from their file's manifest type"));
     assert_eq!(table_counts(&out).into_iter().find(|(t, _)| t == "patient").unwrap().1, 1);
 }
+
+#[test]
+fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    std::fs::write(export.join("p.ndjson"), format!("{GOOD_PATIENT}\n")).unwrap();
+    std::fs::write(
+        export.join("b.ndjson"),
+        "{\"resourceType\":\"Basic\",\"id\":\"b1\"}\n\n{\"resourceType\":\"Basic\"\n",
+    )
+    .unwrap();
+    let manifest = serde_json::json!({"output": [{"type": "Patient", "url": "p.ndjson"},
+                                                 {"type": "Basic", "url": "b.ndjson"}]});
+    std::fs::write(export.join("manifest.json"), manifest.to_string()).unwrap();
+    let inputs = [export.join("manifest.json")];
+
+    let skimmed = load_with(&inputs, &dir.path().join("wh1"), |_| {});
+    skimmed.report.check().unwrap();
+    let basic = skimmed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
+    assert_eq!((basic.lines, basic.blank_lines, basic.unread, basic.dead_letters), (3, 1, 2, 0));
+    assert!(skimmed.report.summary().contains("2 lines not parsed: no view reads Basic"), "{}", skimmed.report.summary());
+    assert_eq!(skimmed.report.totals.loaded, 1);
+
+    let parsed = load_with(&inputs, &dir.path().join("wh2"), |o| o.parse_all = true);
+    parsed.report.check().unwrap();
+    let basic = parsed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
+    assert_eq!((basic.unread, basic.without_view, basic.dead_letters), (0, 1, 1));
+    assert_eq!(dead_letters(&dir.path().join("wh2"), &parsed.report.load_id)[0]["reason"], "invalid_json");
+}

@@ -91,6 +91,12 @@ pub struct LoadArgs {
     #[arg(long)]
     pub keep_raw: bool,
 
+    /// Parse and check every line, also in files whose manifest type no view reads. By
+    /// default such files are only counted ("not parsed" in the summary), so a load with a
+    /// few --views skips the rest of the export.
+    #[arg(long)]
+    pub parse_all: bool,
+
     /// Let logs quote resource content (dead-letter details). Off by default: logs may
     /// leave the machine, patient data must not.
     #[arg(long)]
@@ -108,6 +114,7 @@ impl LoadArgs {
         options.max_errors = self.max_errors;
         options.log_phi = self.log_phi;
         options.keep_raw = self.keep_raw;
+        options.parse_all = self.parse_all;
         options.progress = !quiet;
         options
     }

@@ -80,6 +80,11 @@ pub struct LoadOptions {
     pub progress: bool,
     /// Keep every resource line, per type and gzip-compressed, in the snapshot's `_raw/`.
     pub keep_raw: bool,
+    /// Parse every line, also in files whose declared type (from the manifest) no view reads.
+    /// Off by default: such files are only counted (`unread` in the report), which spares
+    /// a load restricted to a few views the parse of the rest of the export; on, their
+    /// resources are checked and bad lines dead-lettered. `keep_raw` implies it.
+    pub parse_all: bool,
 }
 
 impl LoadOptions {
@@ -99,6 +104,7 @@ impl LoadOptions {
             log_phi: false,
             progress: false,
             keep_raw: false,
+            parse_all: false,
         }
     }
 }
@@ -285,6 +291,7 @@ fn run_pipeline(
             max_line_bytes: options.max_line_bytes,
             progress: &progress,
             raw_dir: options.keep_raw.then(|| staging.join(raw::RAW_DIR)),
+            parse_all: options.parse_all || options.keep_raw,
             failure: &failure,
         };
         run_workers(&shared, &chunks, threads)?;

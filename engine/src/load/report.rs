@@ -3,7 +3,7 @@
 //! Saved as `_fhirhouse/loads/<load id>.json` and summarised on standard error. The counts
 //! reconcile by construction and [`LoadReport::check`] verifies it:
 //!
-//! - per file: `lines = blank_lines + loaded + without_view + dead_letters`;
+//! - per file: `lines = blank_lines + loaded + without_view + unread + dead_letters`;
 //! - across the load: rows counted while reading = rows written to the tables.
 
 use std::collections::BTreeMap;
@@ -29,6 +29,9 @@ pub struct FileReport {
     pub loaded: u64,
     /// Valid resources of a type no view reads (kept nowhere unless `--keep-raw`).
     pub without_view: u64,
+    /// Non-blank lines of a file whose declared type no view reads: counted, not parsed
+    /// (see [`LoadOptions::parse_all`](super::LoadOptions::parse_all)).
+    pub unread: u64,
     /// Lines written to the dead-letter output.
     pub dead_letters: u64,
     /// Dead letters by reason code.
@@ -50,6 +53,7 @@ impl FileReport {
         self.blank_lines += other.blank_lines;
         self.loaded += other.loaded;
         self.without_view += other.without_view;
+        self.unread += other.unread;
         self.dead_letters += other.dead_letters;
         for (reason, n) in &other.dead_by_reason {
             *self.dead_by_reason.entry(reason.clone()).or_default() += n;
@@ -149,11 +153,11 @@ impl LoadReport {
     /// A description of the first count that does not add up.
     pub fn check(&self) -> Result<(), String> {
         for f in self.files.iter().chain(std::iter::once(&self.totals)) {
-            let accounted = f.blank_lines + f.loaded + f.without_view + f.dead_letters;
+            let accounted = f.blank_lines + f.loaded + f.without_view + f.unread + f.dead_letters;
             if f.lines != accounted {
                 return Err(format!(
-                    "{}: {} lines but {} blank + {} loaded + {} without a view + {} dead letters = {accounted}",
-                    f.path, f.lines, f.blank_lines, f.loaded, f.without_view, f.dead_letters
+                    "{}: {} lines but {} blank + {} loaded + {} without a view + {} unread + {} dead letters = {accounted}",
+                    f.path, f.lines, f.blank_lines, f.loaded, f.without_view, f.unread, f.dead_letters
                 ));
             }
             let by_reason: u64 = f.dead_by_reason.values().sum();
@@ -190,6 +194,13 @@ impl LoadReport {
             "  {} lines: {} loaded, {} without a view, {} dead letters, {} blank",
             t.lines, t.loaded, t.without_view, t.dead_letters, t.blank_lines
         );
+        if t.unread > 0 {
+            let types: std::collections::BTreeSet<&str> =
+                self.files.iter().filter(|f| f.unread > 0).filter_map(|f| f.declared_type.as_deref()).collect();
+            let lines = if t.unread == 1 { "line" } else { "lines" };
+            let types = types.into_iter().collect::<Vec<_>>().join(", ");
+            let _ = writeln!(s, "  {} {lines} not parsed: no view reads {types} (--parse-all checks them)", t.unread);
+        }
         if let Some(why) = &self.failure {
             let _ = writeln!(s, "  failed: {why}");
         }

@@ -68,6 +68,8 @@ pub(crate) struct Shared<'a> {
     pub progress: &'a indicatif::ProgressBar,
     /// Where `--keep-raw` keeps lines, if it was given.
     pub raw_dir: Option<std::path::PathBuf>,
+    /// Parse files whose declared type no view reads, instead of only counting their lines.
+    pub parse_all: bool,
     /// The first error that must fail the load (a worker cannot return one).
     pub failure: &'a std::sync::Mutex<Option<String>>,
 }
@@ -121,9 +123,15 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
         Ok(reader) => {
             let mut lines = ChunkLines::new(reader, chunk.range.clone(), shared.max_line_bytes);
             let mut non_blank = 0;
+            // No view reads the file's declared type: count its lines, parse none of them.
+            let unread = !shared.parse_all && file.declared_type.as_deref().is_some_and(|t| !shared.catalog.reads(t));
             while !shared.abort.load(Ordering::Relaxed) {
                 match lines.next_line() {
                     Ok(None) => break,
+                    Ok(Some(ChunkLine::Line { .. })) if unread => {
+                        non_blank += 1;
+                        done.report.unread += 1;
+                    }
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
                         non_blank += 1;
                         if let Err(reason) = process_line(state, &mut done, file, bytes, (index, offset), raw.as_mut())
