@@ -16,6 +16,9 @@
 //! dead-letters because an *unused* column fails on it (two values in a non-collection
 //! column, a value of the wrong type) still gives rows here.
 //!
+//! **Duplicates** are not resolved: a resource that occurs twice in the export gives its
+//! rows twice, where a load keeps only the newest copy.
+//!
 //! **Which files a table reads.** A file whose manifest entry declares a type, or whose
 //! name has a resource type as one of its dot-separated parts (`Patient.000.ndjson`, as
 //! Bulk Data servers name them; the R4 type list is the load's), is read only by the tables
