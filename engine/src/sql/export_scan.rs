@@ -31,6 +31,9 @@ use crate::view::{CompiledView, ViewBatchBuilder};
 /// Batches in flight between a partition's reader thread and the query.
 const CHANNEL_BATCHES: usize = 2;
 
+/// How often (in lines) a reader checks whether its stream is still read.
+const CLOSED_CHECK_LINES: u64 = 4096;
+
 /// Lines longer than this are reported and skipped, as a load does by default.
 const MAX_LINE_BYTES: usize = 64 << 20;
 
@@ -219,6 +222,11 @@ impl Reader {
             };
             let mut lines = ChunkLines::new(reader, piece.range.clone(), MAX_LINE_BYTES);
             loop {
+                // A query that stopped (LIMIT met, cancelled) while this piece gives no rows
+                // would otherwise be read to its end.
+                if lines.lines_read() % CLOSED_CHECK_LINES == 0 && self.tx.is_closed() {
+                    return;
+                }
                 let problem = match lines.next_line() {
                     Ok(None) => break,
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
