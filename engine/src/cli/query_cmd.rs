@@ -23,8 +23,8 @@ TABLES and SHOW COLUMNS FROM <table> list them.
     +--------+---+
     | gender | n |
     +--------+---+
-    | female | 6 |
-    | male   | 4 |
+    | female | 5 |
+    | male   | 5 |
     +--------+---+
 
 Several statements separated by ; run in order; CREATE VIEW and SET take effect for the \
