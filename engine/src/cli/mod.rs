@@ -12,7 +12,11 @@ mod conformance_cmd;
 mod demo_cmd;
 mod gen_cmd;
 mod load_cmd;
+mod query_cmd;
 mod scan_cmd;
+mod shell;
+mod sql_cmd;
+mod sql_run;
 mod view_cmd;
 
 use std::io;
@@ -24,7 +28,10 @@ pub use conformance_cmd::ConformanceArgs;
 pub use demo_cmd::{DemoArgs, DEMO_QUERY};
 pub use gen_cmd::GenArgs;
 pub use load_cmd::LoadArgs;
+pub use query_cmd::QueryArgs;
 pub use scan_cmd::ScanArgs;
+pub use sql_cmd::SqlArgs;
+pub use sql_run::SourceArgs;
 pub use view_cmd::ViewArgs;
 
 /// Exit status of a run that finished but had failing lines or tests.
@@ -43,6 +50,15 @@ Load the bundled sample into ./warehouse and run an example query:
 Load an export (a folder or its manifest.json) into a Parquet warehouse:
 
     fhirhouse load export/manifest.json --out warehouse
+
+Query the warehouse with SQL, or open the SQL shell on it:
+
+    fhirhouse query warehouse \"SELECT gender, count(*) FROM patient GROUP BY gender\"
+    fhirhouse sql warehouse
+
+The same SQL straight over an export, without loading it:
+
+    fhirhouse query --export export/ \"SELECT count(*) FROM observation\"
 
 Run a view over an export folder and print its rows as NDJSON:
 
@@ -94,6 +110,12 @@ pub enum Command {
     /// Load a Bulk Data export (folder or manifest) into a partitioned Parquet warehouse.
     #[command(long_about = load_cmd::LONG_ABOUT)]
     Load(LoadArgs),
+    /// Run SQL over a warehouse (or, with --export, a raw export) and write the results.
+    #[command(long_about = query_cmd::LONG_ABOUT)]
+    Query(QueryArgs),
+    /// Interactive SQL shell over a warehouse (or, with --export, a raw export).
+    #[command(long_about = sql_cmd::LONG_ABOUT)]
+    Sql(SqlArgs),
     /// Read and parse every line of an export on all cores, write nothing: a check and the
     /// speed ceiling of a load.
     #[command(long_about = scan_cmd::LONG_ABOUT)]
@@ -123,6 +145,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load_cmd::run(args, cli.quiet),
         Command::Demo(args) => demo_cmd::run(args, cli.quiet),
         Command::Scan(args) => scan_cmd::run(args),
+        Command::Query(args) => query_cmd::run(args),
+        Command::Sql(args) => sql_cmd::run(args),
         Command::View(args) => view_cmd::run(args, cli.quiet),
         Command::Conformance(args) => conformance_cmd::run(args),
         Command::Gen(args) => gen_cmd::run(args, cli.quiet),

@@ -53,8 +53,8 @@ files in name order, not those of sub-folders; a folder with none is an error. B
 lines are skipped but counted, so reported line numbers match an editor's.";
 
 const FORMAT_HELP: &str = "\
-Output format [default: from the extension of -o (.ndjson, .jsonl, .csv, .parquet), \
-otherwise ndjson].
+Output format [default: from the extension of -o (.ndjson, .jsonl, .csv, .parquet, \
+.json), otherwise ndjson].
 
 ndjson: one JSON object per row, every column present, keys in column order:
     {\"id\":\"p1\",\"active\":true,\"born\":\"1970-01-02\",\"seen\":\"2015-02-07T11:28:17.239Z\",\"kg\":72.5,\"family\":[\"Doe\"]}
@@ -70,7 +70,10 @@ strings; collections are their JSON text; no value is an empty field:
 
 parquet: one zstd-compressed file with column statistics and the Arrow types kept \
 (codes dictionary-encoded, instants as UTC microseconds, decimals as decimal(38, 9)). \
-Needs -o.";
+Needs -o.
+
+json: the ndjson objects as one JSON array. table: a bordered table for reading (NULL for \
+null), drawn once every row is in.";
 
 /// Arguments of `fhirhouse view`.
 #[derive(Debug, Args)]

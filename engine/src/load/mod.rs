@@ -42,7 +42,7 @@ pub use supersede::DuplicateReport;
 
 use crate::sink::destination::Destination;
 use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
-use crate::source::{open_export, plan_ranges, Export};
+use crate::source::{open_export, Export};
 use crate::store::Address;
 use collect::Collector;
 use dead_letter::DeadLetterWriter;
@@ -372,8 +372,7 @@ fn write_batches(
 fn plan_chunks(export: &Export, chunk_bytes: u64) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     for (file, f) in export.files.iter().enumerate() {
-        let ranges =
-            if f.splittable() { plan_ranges(f.size, chunk_bytes) } else { std::iter::once(0..u64::MAX).collect() };
+        let ranges = f.ranges(chunk_bytes);
         chunks.extend(ranges.into_iter().enumerate().map(|(index, range)| Chunk { file, index: index as u32, range }));
     }
     chunks

@@ -2,8 +2,10 @@
 //!
 //! A sink takes the record batches of one table, all with the same schema, and writes them
 //! in one [`Format`]: [`NdjsonWriter`] and [`CsvWriter`] render rows as text (the renderings
-//! are listed in [`rows`]), [`ParquetWriter`] writes a zstd-compressed Parquet file. Each
-//! implements [`BatchWriter`], and [`open_writer`] picks one for a format and a destination.
+//! are listed in [`rows`]; the NDJSON writer also writes one JSON array), [`TableWriter`]
+//! draws a table for people to read, [`ParquetWriter`] writes a zstd-compressed Parquet
+//! file. Each implements [`BatchWriter`], and [`open_writer`] picks one for a format and a
+//! destination.
 //!
 //! For a warehouse, [`partition`] splits a table's rows by its declared Hive partition,
 //! [`parts`] writes them as Parquet part files under a memory budget into a staging area,
@@ -15,6 +17,7 @@
 //! [`NdjsonWriter`]: crate::sink::NdjsonWriter
 //! [`CsvWriter`]: crate::sink::CsvWriter
 //! [`ParquetWriter`]: crate::sink::ParquetWriter
+//! [`TableWriter`]: crate::sink::TableWriter
 //! [`BatchWriter`]: crate::sink::BatchWriter
 //! [`open_writer`]: crate::sink::open_writer
 //! [`rows`]: crate::sink::rows
@@ -29,6 +32,7 @@ pub mod partition;
 pub mod parts;
 pub mod remote;
 pub mod rows;
+pub mod table;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -39,6 +43,7 @@ use arrow::record_batch::RecordBatch;
 
 pub use self::parquet::ParquetWriter;
 pub use self::rows::{CsvWriter, NdjsonWriter};
+pub use self::table::TableWriter;
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -49,17 +54,22 @@ pub enum Format {
     Csv,
     /// A Parquet file, zstd-compressed, with statistics.
     Parquet,
+    /// One JSON array of objects (the NDJSON rows, comma-separated, one per line).
+    Json,
+    /// A table drawn with borders for people to read: every row is held until the end.
+    Table,
 }
 
 impl Format {
     /// The format a file name implies by its extension (`.ndjson`/`.jsonl`, `.csv`,
-    /// `.parquet`), if any.
+    /// `.parquet`, `.json`), if any.
     #[must_use]
     pub fn from_path(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()? {
             "ndjson" | "jsonl" => Some(Format::Ndjson),
             "csv" => Some(Format::Csv),
             "parquet" => Some(Format::Parquet),
+            "json" => Some(Format::Json),
             _ => None,
         }
     }
@@ -71,6 +81,8 @@ impl std::fmt::Display for Format {
             Format::Ndjson => "ndjson",
             Format::Csv => "csv",
             Format::Parquet => "parquet",
+            Format::Json => "json",
+            Format::Table => "table",
         })
     }
 }
@@ -228,7 +240,16 @@ pub fn new_writer<W: Write + Send + 'static>(
         Format::Ndjson => Box::new(NdjsonWriter::new(out, schema)),
         Format::Csv => Box::new(CsvWriter::new(out, schema)),
         Format::Parquet => Box::new(ParquetWriter::try_new(out, schema)?),
+        Format::Json => Box::new(NdjsonWriter::json_array(out, schema)),
+        Format::Table => Box::new(TableWriter::new(out, schema)),
     })
+}
+
+/// Whether the text formats (NDJSON, JSON, CSV) have a rendering for values of `data_type`
+/// (see [`rows`]); callers writing arbitrary query results cast other columns to text first.
+#[must_use]
+pub fn has_text_rendering(data_type: &DataType) -> bool {
+    encode::ColumnEncoder::try_new(arrow::array::new_empty_array(data_type).as_ref()).is_ok()
 }
 
 /// Checks that `batch` has the columns of `schema`: same names and types, in order.
@@ -269,6 +290,7 @@ mod tests {
         assert_eq!(f("x.csv"), Some(Format::Csv));
         assert_eq!(f("x.jsonl"), Some(Format::Ndjson));
         assert_eq!(f("x.ndjson"), Some(Format::Ndjson));
+        assert_eq!(f("x.json"), Some(Format::Json));
         assert_eq!(f("x.txt"), None);
         assert_eq!(f("x"), None);
     }
@@ -277,7 +299,7 @@ mod tests {
     fn mismatched_batch_is_rejected_by_every_format() {
         let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, true)]));
         let batch = RecordBatch::try_new(other, vec![Arc::new(Int32Array::from(vec![1])) as ArrayRef]).unwrap();
-        for format in [Format::Ndjson, Format::Csv, Format::Parquet] {
+        for format in [Format::Ndjson, Format::Csv, Format::Parquet, Format::Json, Format::Table] {
             let mut w = new_writer(format, schema(), io::sink()).unwrap();
             let err = w.write(&batch).unwrap_err();
             assert!(matches!(err, SinkError::SchemaMismatch { .. }), "{format}: {err}");

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, ArrayRef, Date32Array, TimestampMicrosecondArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -73,6 +73,12 @@ impl PartitionSpec {
         Ok(Some(PartitionSpec { column, column_index }))
     }
 
+    /// The tagged date column the key is derived from, e.g. `effective_datetime`.
+    #[must_use]
+    pub fn column(&self) -> &str {
+        &self.column
+    }
+
     /// The name of the derived partition key, e.g. `effective_datetime_year`.
     #[must_use]
     pub fn key_name(&self) -> String {
@@ -114,6 +120,19 @@ impl PartitionSpec {
                 (year, part)
             })
             .collect()
+    }
+
+    /// The partition key of every row of `batch` (a batch of the view the spec came from):
+    /// the year, or [`NULL_PARTITION`] where the date is null, as the warehouse's readers
+    /// see it.
+    ///
+    /// # Panics
+    ///
+    /// When `batch` does not have the schema of the view the spec came from.
+    #[must_use]
+    pub fn key_array(&self, batch: &RecordBatch) -> ArrayRef {
+        let years = years_of(batch.column(self.column_index));
+        std::sync::Arc::new(Int32Array::from_iter_values(years.into_iter().map(|y| y.unwrap_or(NULL_PARTITION))))
     }
 
     /// The schema readers see: the file columns plus the partition key.
@@ -210,6 +229,8 @@ mod tests {
         let parts = spec.split(&batch);
         let summary: Vec<(PartitionValue, usize)> = parts.iter().map(|(k, b)| (*k, b.num_rows())).collect();
         assert_eq!(summary, [(None, 1), (Some(2019), 2), (Some(2020), 1)]);
+        let keys = spec.key_array(&batch);
+        assert_eq!(keys.as_any().downcast_ref::<Int32Array>().unwrap().values(), &[2019, 2020, 0, 2019]);
         assert_eq!(spec.directory(None), "when_year=0");
         assert_eq!(spec.directory(Some(2019)), "when_year=2019");
     }

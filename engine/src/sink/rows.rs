@@ -96,10 +96,20 @@ impl<W: Write> TextOutput<W> {
 /// {"id":"p1","gender":"female","birth_date":"1970-01-02","family":["Doe"]}
 /// {"id":"p2","gender":null,"birth_date":null,"family":[]}
 /// ```
+///
+/// [`NdjsonWriter::json_array`] writes the same objects as one JSON array instead, one
+/// object per line:
+///
+/// ```text
+/// [{"id":"p1","gender":"female"},
+/// {"id":"p2","gender":null}]
+/// ```
 pub struct NdjsonWriter<W: Write> {
     output: TextOutput<W>,
     /// Per column, the JSON-escaped name and colon: the part of every row that never changes.
     keys: Vec<Vec<u8>>,
+    /// `Some(rows so far)` when the rows form one JSON array rather than lines.
+    array: Option<u64>,
 }
 
 impl<W: Write> NdjsonWriter<W> {
@@ -116,7 +126,13 @@ impl<W: Write> NdjsonWriter<W> {
                 key
             })
             .collect();
-        Self { output: TextOutput::new(out, schema), keys }
+        Self { output: TextOutput::new(out, schema), keys, array: None }
+    }
+
+    /// A writer of the same objects as one JSON array (`[` and `]` around them, a comma
+    /// between rows, still one row per line); no rows is `[]`.
+    pub fn json_array(out: W, schema: SchemaRef) -> Self {
+        Self { array: Some(0), ..Self::new(out, schema) }
     }
 
     /// Writes one batch's rows.
@@ -129,6 +145,10 @@ impl<W: Write> NdjsonWriter<W> {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         let encoders = self.output.encoders(batch)?;
         for row in 0..batch.num_rows() {
+            if let Some(rows) = &mut self.array {
+                self.output.buf.extend_from_slice(if *rows == 0 { b"[" } else { b",\n" });
+                *rows += 1;
+            }
             self.output.buf.push(b'{');
             for (i, (key, encoder)) in self.keys.iter().zip(&encoders).enumerate() {
                 if i > 0 {
@@ -137,7 +157,7 @@ impl<W: Write> NdjsonWriter<W> {
                 self.output.buf.extend_from_slice(key);
                 self.output.encode(encoder, row, Style::Json)?;
             }
-            self.output.buf.extend_from_slice(b"}\n");
+            self.output.buf.extend_from_slice(if self.array.is_some() { b"}" } else { b"}\n" });
             self.output.drain(false)?;
         }
         Ok(())
@@ -148,7 +168,12 @@ impl<W: Write> NdjsonWriter<W> {
     /// # Errors
     ///
     /// [`SinkError::Io`] when the destination fails.
-    pub fn finish(self) -> Result<W, SinkError> {
+    pub fn finish(mut self) -> Result<W, SinkError> {
+        match self.array {
+            Some(0) => self.output.buf.extend_from_slice(b"[]\n"),
+            Some(_) => self.output.buf.extend_from_slice(b"]\n"),
+            None => {}
+        }
         self.output.finish()
     }
 }
@@ -326,6 +351,23 @@ mod tests {
     #[test]
     fn ndjson_renders_every_type_nulls_and_empty_lists() {
         assert_eq!(ndjson(&[all_types_batch()]), ALL_TYPES_NDJSON);
+    }
+
+    #[test]
+    fn json_array_holds_the_ndjson_objects() {
+        let batch = all_types_batch();
+        let mut w = NdjsonWriter::json_array(Vec::new(), batch.schema());
+        w.write(&batch.slice(0, 1)).unwrap();
+        w.write(&batch.slice(1, 2)).unwrap();
+        let text = String::from_utf8(w.finish().unwrap()).unwrap();
+        let array: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        let lines: Vec<serde_json::Value> =
+            ALL_TYPES_NDJSON.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(array, lines);
+        assert_eq!(text.lines().count(), 3, "one row per line: {text}");
+
+        let empty = NdjsonWriter::json_array(Vec::new(), batch.schema()).finish().unwrap();
+        assert_eq!(empty, b"[]\n");
     }
 
     #[test]

@@ -183,6 +183,18 @@ impl ExportFile {
         !self.compressed && self.location.supports_ranges()
     }
 
+    /// The line-aligned byte ranges to read the file in, for [`ChunkLines`](super::ChunkLines):
+    /// about `target` bytes each when it is [`splittable`](Self::splittable), else one range
+    /// `0..u64::MAX` for the whole stream.
+    #[must_use]
+    pub fn ranges(&self, target: u64) -> Vec<std::ops::Range<u64>> {
+        if self.splittable() {
+            super::plan_ranges(self.size, target)
+        } else {
+            std::iter::once(0..u64::MAX).collect()
+        }
+    }
+
     /// The file name, for reports and dead-letter file names.
     #[must_use]
     pub fn name(&self) -> String {

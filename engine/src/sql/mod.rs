@@ -1,4 +1,5 @@
-//! The SQL stage: a warehouse's tables registered in Apache DataFusion.
+//! The SQL stage: a warehouse's (or an export's) tables in Apache DataFusion, and what a
+//! SQL front end needs around them.
 //!
 //! [`register_warehouse`] reads the table metadata of the warehouse's current snapshot
 //! (`_fhirhouse/current/_tables/*.json`) and registers each table as a DataFusion listing
@@ -6,6 +7,11 @@
 //! ViewDefinition stored in the metadata) and its Hive partition key as an `Int32` column,
 //! so that filters on the key skip whole partitions. A warehouse in an object store is read
 //! through its commit record instead ([`snapshot`]): exactly the files it lists.
+//! [`ExportTables`] are the same tables computed straight from a raw export's NDJSON.
+//!
+//! [`Session`] is what `fhirhouse query` and `fhirhouse sql` run on: one function,
+//! [`Session::open`], sets up every table a session sees. [`script`] cuts SQL text into
+//! statements, [`diagnose`] turns DataFusion errors into messages with the SQL position.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -16,7 +22,16 @@
 //! # Ok(()) }
 //! ```
 
+pub mod diagnose;
+mod export;
+mod export_scan;
+pub mod script;
+mod session;
 mod snapshot;
+
+pub use diagnose::SqlError;
+pub use export::{ExportIssues, ExportTable, ExportTables};
+pub use session::{Session, Tables};
 
 use std::path::PathBuf;
 use std::sync::Arc;

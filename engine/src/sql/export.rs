@@ -1,0 +1,259 @@
+//! Tables straight over a raw Bulk Data export: `fhirhouse query --export`.
+//!
+//! Each view becomes a DataFusion table whose rows are computed when a query reads it: the
+//! export's NDJSON is read in line-aligned chunks, every line of the view's type parsed and
+//! run through the compiled view into record batches of at most [`BATCH_ROWS`] rows, which
+//! stream out through a small bounded channel ([`scan`](super::export_scan)). Memory stays
+//! bounded whatever the export's size, and a `LIMIT` stops the reading early.
+//!
+//! The tables have the warehouse's schema, partition key included (`<column>_year`,
+//! computed from the tagged date column, `0` for no date), so the same SQL runs on both.
+//!
+//! **Projection pushdown.** A scan compiles a copy of the view keeping only the columns the
+//! query uses (in each `select` element that has columns, those used or else its first one,
+//! so that `forEach`, `unionAll` and `repeat` still produce the same rows); unused columns
+//! are never evaluated. One difference with a load remains: a resource that a load
+//! dead-letters because an *unused* column fails on it (two values in a non-collection
+//! column, a value of the wrong type) still gives rows here.
+//!
+//! **Duplicates** are not resolved: a resource that occurs twice in the export gives its
+//! rows twice, where a load keeps only the newest copy.
+//!
+//! **Which files a table reads.** A file whose manifest entry declares a type, or whose
+//! name has a resource type as one of its dot-separated parts (`Patient.000.ndjson`, as
+//! Bulk Data servers name them; the R4 type list is the load's), is read only by the tables
+//! of that type. Any other file is
+//! read by every table, and a line that does not contain the type's name in quotes is
+//! skipped without being parsed. Unlike a load, a line of another type in a typed file is
+//! therefore not seen by the tables of its own type.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session as DfSession, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+
+use super::export_scan::{Piece, Projection, ScanPartition};
+use crate::load::is_r4_resource_type;
+use crate::sink::partition::PartitionSpec;
+use crate::source::{open_export, ExportFile};
+use crate::store::Address;
+use crate::view::CompiledView;
+
+/// Rows a scan buffers per partition before it hands a batch on.
+pub const BATCH_ROWS: usize = 8192;
+
+/// Bytes per chunk of a plain file; chunks of one table are read in parallel.
+const CHUNK_BYTES: u64 = 16 << 20;
+
+/// Problems met in the export's lines are kept, up to this many messages.
+const KEPT_MESSAGES: usize = 20;
+
+/// Lines of an export that a query could not use (invalid JSON, a resource the view fails
+/// on, an unreadable file), counted across every scan of a session. A query still returns
+/// the other rows; the caller reports these.
+#[derive(Debug, Default)]
+pub struct ExportIssues {
+    count: AtomicU64,
+    messages: Mutex<Vec<String>>,
+}
+
+impl ExportIssues {
+    /// Counts one problem; `message` says where (file and line or byte offset) and why.
+    pub(super) fn report(&self, message: String) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut messages = self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if messages.len() < KEPT_MESSAGES {
+            messages.push(message);
+        }
+    }
+
+    /// The problems since the last call: their number and the first messages.
+    pub fn take(&self) -> (u64, Vec<String>) {
+        let count = self.count.swap(0, Ordering::Relaxed);
+        let messages = std::mem::take(&mut *self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        (count, messages)
+    }
+}
+
+/// The tables of one export, one per view.
+#[derive(Debug)]
+pub struct ExportTables {
+    tables: Vec<Arc<ExportTable>>,
+    issues: Arc<ExportIssues>,
+}
+
+impl ExportTables {
+    /// Resolves the export named by `inputs` (a folder, a `manifest.json`, files or URLs, as
+    /// for a load) and makes a table of each view. Nothing is read yet but the manifest and
+    /// the files' sizes.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`open_export`]; a view whose partition tag is invalid.
+    pub fn open(inputs: &[Address], views: &[Arc<CompiledView>]) -> anyhow::Result<ExportTables> {
+        let export = open_export(inputs)?;
+        let files: Vec<(Arc<ExportFile>, Option<String>)> = export
+            .files
+            .into_iter()
+            .map(|file| {
+                let kind = file_type(&file);
+                (Arc::new(file), kind)
+            })
+            .collect();
+        let issues = Arc::new(ExportIssues::default());
+        let mut tables = Vec::with_capacity(views.len());
+        for view in views {
+            let partition = PartitionSpec::of_view(view).map_err(|e| anyhow::anyhow!("view {}: {e}", view.name()))?;
+            let view_schema = view.schema();
+            let schema = Arc::new(match &partition {
+                Some(spec) => spec.reader_schema(&view_schema),
+                None => view_schema.as_ref().clone(),
+            });
+            let mut pieces = Vec::new();
+            for (file, kind) in &files {
+                let typed = match kind {
+                    Some(kind) if kind == view.resource_type() => true,
+                    Some(_) => continue,
+                    None => false,
+                };
+                pieces.extend(file.ranges(CHUNK_BYTES).into_iter().map(|range| Piece {
+                    file: Arc::clone(file),
+                    range,
+                    typed,
+                }));
+            }
+            tables.push(Arc::new(ExportTable {
+                view: Arc::clone(view),
+                schema: with_key_not_null(&schema, partition.as_ref()),
+                pieces,
+                issues: Arc::clone(&issues),
+            }));
+        }
+        Ok(ExportTables { tables, issues })
+    }
+
+    /// The tables, as (name, provider) pairs in view order, to register under any name.
+    pub fn providers(&self) -> impl Iterator<Item = (&str, Arc<dyn TableProvider>)> {
+        self.tables.iter().map(|t| (t.view.name(), Arc::clone(t) as Arc<dyn TableProvider>))
+    }
+
+    /// Registers every table in `ctx` under its view's name; returns the names, sorted.
+    ///
+    /// # Errors
+    ///
+    /// A DataFusion error registering a table.
+    pub fn register(&self, ctx: &SessionContext) -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::with_capacity(self.tables.len());
+        for (name, provider) in self.providers() {
+            ctx.register_table(name, provider)?;
+            names.push(name.to_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The problems the tables' scans met so far.
+    #[must_use]
+    pub fn issues(&self) -> Arc<ExportIssues> {
+        Arc::clone(&self.issues)
+    }
+}
+
+/// The partition key is never null (rows without a date have key 0), as the warehouse's
+/// listing tables declare it.
+fn with_key_not_null(schema: &Schema, partition: Option<&PartitionSpec>) -> SchemaRef {
+    let Some(spec) = partition else { return Arc::new(schema.clone()) };
+    let key = spec.key_name();
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| if *f.name() == key { Arc::new(Field::new(&key, DataType::Int32, false)) } else { Arc::clone(f) })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The resource type a file holds by its manifest entry or its name (a dot-separated part
+/// that is a FHIR R4 resource type), if either says.
+fn file_type(file: &ExportFile) -> Option<String> {
+    if let Some(declared) = &file.declared_type {
+        return Some(declared.clone());
+    }
+    let name = file.name();
+    name.split('.').find(|part| is_r4_resource_type(part)).map(str::to_owned)
+}
+
+/// One view over an export, as a DataFusion table.
+#[derive(Debug)]
+pub struct ExportTable {
+    view: Arc<CompiledView>,
+    schema: SchemaRef,
+    /// The chunks of the files this table reads.
+    pieces: Vec<Piece>,
+    issues: Arc<ExportIssues>,
+}
+
+#[async_trait]
+impl TableProvider for ExportTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection = Projection::new(&self.view, &self.schema, projection.unwrap_or(&all))
+            .map_err(|e| DataFusionError::Plan(format!("table {}: {e}", self.view.name())))?;
+        let projection = Arc::new(projection);
+        let partitions = state.config().target_partitions().clamp(1, self.pieces.len().max(1));
+        let mut groups: Vec<Vec<Piece>> = vec![Vec::new(); partitions];
+        for (i, piece) in self.pieces.iter().enumerate() {
+            groups[i % partitions].push(piece.clone());
+        }
+        let streams: Vec<Arc<dyn PartitionStream>> = groups
+            .into_iter()
+            .map(|pieces| {
+                Arc::new(ScanPartition::new(Arc::clone(&projection), pieces, Arc::clone(&self.issues)))
+                    as Arc<dyn PartitionStream>
+            })
+            .collect();
+        Ok(Arc::new(StreamingTableExec::try_new(projection.schema(), streams, None, [], false, limit)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_types_come_from_the_manifest_or_a_name_part() {
+        let file = |name: &str, declared: Option<&str>| ExportFile {
+            location: std::path::PathBuf::from(name).into(),
+            declared_type: declared.map(str::to_owned),
+            size: 1,
+            compressed: false,
+        };
+        assert_eq!(file_type(&file("x/Patient.000.ndjson", None)).as_deref(), Some("Patient"));
+        assert_eq!(file_type(&file("1.Observation.ndjson.gz", None)).as_deref(), Some("Observation"));
+        assert_eq!(file_type(&file("data.ndjson", Some("Observation"))).as_deref(), Some("Observation"));
+        assert_eq!(file_type(&file("Group.ndjson", None)).as_deref(), Some("Group"));
+        assert_eq!(file_type(&file("PatientExtra.ndjson", None)), None);
+    }
+}

@@ -1,0 +1,340 @@
+//! The reading side of an export table: a projected view and the threads that feed it.
+//!
+//! A [`Projection`] is what one scan computes: a copy of the view reduced to the columns the
+//! query reads, and how its batches map to the scan's output (a view column, or the
+//! partition key derived from the tagged date column). A [`ScanPartition`] is one stream of
+//! a scan: a thread reads its chunks line by line, evaluates the projected view, and sends
+//! batches through a channel of [`CHANNEL_BATCHES`] slots, so a slow consumer stops the
+//! reader and memory stays at a few batches per partition. Dropping the stream (a `LIMIT`
+//! met, an error elsewhere) ends the thread at its next batch.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use serde_json::Value;
+use simd_json::prelude::*;
+use tokio::sync::mpsc;
+
+use super::export::{ExportIssues, BATCH_ROWS};
+use crate::sink::partition::PartitionSpec;
+use crate::source::{ChunkLine, ChunkLines, ExportFile};
+use crate::view::{CompiledView, ViewBatchBuilder};
+
+/// Batches in flight between a partition's reader thread and the query.
+const CHANNEL_BATCHES: usize = 2;
+
+/// How often (in lines) a reader checks whether its stream is still read.
+const CLOSED_CHECK_LINES: u64 = 4096;
+
+/// Lines longer than this are reported and skipped, as a load does by default.
+const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// One chunk of one file, read by one table.
+#[derive(Debug, Clone)]
+pub(super) struct Piece {
+    pub file: Arc<ExportFile>,
+    pub range: Range<u64>,
+    /// Whether the file is known to hold the table's type; else lines are pre-filtered.
+    pub typed: bool,
+}
+
+/// Where one output column of a scan comes from.
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    /// A column of the projected view's batches, by index.
+    Column(usize),
+    /// The partition key, derived from the tagged date column.
+    Key,
+}
+
+/// The view as one scan evaluates it, and the mapping to the scan's columns.
+#[derive(Debug)]
+pub(super) struct Projection {
+    view: Arc<CompiledView>,
+    partition: Option<PartitionSpec>,
+    outputs: Vec<Output>,
+    schema: SchemaRef,
+}
+
+impl Projection {
+    /// The projection of `view` (whose table has `table_schema`: the view's columns, then
+    /// the partition key if any) to the table columns `indices`.
+    pub fn new(view: &Arc<CompiledView>, table_schema: &SchemaRef, indices: &[usize]) -> Result<Projection, String> {
+        let view_columns = view.schema().fields().len();
+        let full_partition = PartitionSpec::of_view(view)?;
+        let mut needed: HashSet<&str> = HashSet::new();
+        for &i in indices {
+            if i < view_columns {
+                needed.insert(table_schema.field(i).name());
+            } else if let Some(spec) = &full_partition {
+                needed.insert(spec.column());
+            }
+        }
+        let projected = match view.definition() {
+            Value::Null => Arc::clone(view),
+            definition => Arc::new(
+                CompiledView::from_json_value(&prune(definition, &needed))
+                    .map_err(|e| format!("projected view does not compile: {e}"))?,
+            ),
+        };
+        let partition = PartitionSpec::of_view(&projected)?;
+        let projected_schema = projected.schema();
+        let outputs = indices
+            .iter()
+            .map(|&i| {
+                if i < view_columns {
+                    let name = table_schema.field(i).name();
+                    projected_schema.index_of(name).map(Output::Column).map_err(|e| e.to_string())
+                } else {
+                    Ok(Output::Key)
+                }
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let schema = Arc::new(table_schema.project(indices).map_err(|e| e.to_string())?);
+        Ok(Projection { view: projected, partition, outputs, schema })
+    }
+
+    /// The scan's output schema.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// A batch of the projected view as the scan's output.
+    fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = self
+            .outputs
+            .iter()
+            .map(|output| match output {
+                Output::Column(i) => Arc::clone(batch.column(*i)),
+                Output::Key => {
+                    self.partition.as_ref().expect("a key is only projected from a partitioned view").key_array(batch)
+                }
+            })
+            .collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(self.schema(), columns, &options)?)
+    }
+}
+
+/// The view definition with only the `needed` columns: in each `select` element that has
+/// columns, the needed ones, or its first one if none is needed, so that every element (and
+/// every `unionAll` branch alike) keeps producing the same rows.
+fn prune(node: &Value, needed: &HashSet<&str>) -> Value {
+    let Value::Object(map) = node else { return node.clone() };
+    let mut out = map.clone();
+    if let Some(Value::Array(columns)) = map.get("column") {
+        let kept: Vec<Value> = columns
+            .iter()
+            .filter(|c| c.get("name").and_then(Value::as_str).is_some_and(|n| needed.contains(n)))
+            .cloned()
+            .collect();
+        let kept = if kept.is_empty() { columns.iter().take(1).cloned().collect() } else { kept };
+        out.insert("column".to_owned(), Value::Array(kept));
+    }
+    for key in ["select", "unionAll"] {
+        if let Some(Value::Array(items)) = map.get(key) {
+            out.insert(key.to_owned(), Value::Array(items.iter().map(|i| prune(i, needed)).collect()));
+        }
+    }
+    Value::Object(out)
+}
+
+/// One partition of a scan: its chunks, read by a thread of its own when executed.
+#[derive(Debug)]
+pub(super) struct ScanPartition {
+    projection: Arc<Projection>,
+    pieces: Arc<Vec<Piece>>,
+    issues: Arc<ExportIssues>,
+    schema: SchemaRef,
+}
+
+impl ScanPartition {
+    pub fn new(projection: Arc<Projection>, pieces: Vec<Piece>, issues: Arc<ExportIssues>) -> Self {
+        let schema = projection.schema();
+        ScanPartition { projection, pieces: Arc::new(pieces), issues, schema }
+    }
+}
+
+impl PartitionStream for ScanPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+        let reader = Reader {
+            projection: Arc::clone(&self.projection),
+            issues: Arc::clone(&self.issues),
+            type_name: format!("\"{}\"", self.projection.view.resource_type()).into_bytes(),
+            tx,
+        };
+        let pieces = Arc::clone(&self.pieces);
+        let spawned = std::thread::Builder::new().name("fhirhouse-export-scan".into()).spawn(move || {
+            let tx = reader.tx.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.run(&pieces))).is_err() {
+                let _ = tx.blocking_send(Err(DataFusionError::Internal("export scan thread panicked".into())));
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream));
+        match spawned {
+            Ok(_) => stream,
+            Err(e) => {
+                let failed = futures::stream::once(async move {
+                    Err(DataFusionError::External(format!("cannot start an export reader thread: {e}").into()))
+                });
+                Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), failed))
+            }
+        }
+    }
+}
+
+/// What a partition's thread needs.
+struct Reader {
+    projection: Arc<Projection>,
+    issues: Arc<ExportIssues>,
+    /// The resource type in quotes: a line without it cannot be of that type.
+    type_name: Vec<u8>,
+    tx: mpsc::Sender<Result<RecordBatch>>,
+}
+
+impl Reader {
+    /// Reads every piece; returns early once the receiver is gone.
+    fn run(&self, pieces: &[Piece]) {
+        let mut builder = ViewBatchBuilder::new(Arc::clone(&self.projection.view));
+        let mut buffers = simd_json::Buffers::default();
+        let finder = memchr::memmem::Finder::new(&self.type_name);
+        for piece in pieces {
+            let reader = match piece.file.open_at(piece.range.start.saturating_sub(1)) {
+                Ok(reader) => reader,
+                Err(e) => {
+                    self.issues.report(format!("{}: cannot open: {e}", piece.file.location));
+                    continue;
+                }
+            };
+            let mut lines = ChunkLines::new(reader, piece.range.clone(), MAX_LINE_BYTES);
+            loop {
+                // A query that stopped (LIMIT met, cancelled) while this piece gives no rows
+                // would otherwise be read to its end.
+                if lines.lines_read() % CLOSED_CHECK_LINES == 0 && self.tx.is_closed() {
+                    return;
+                }
+                let problem = match lines.next_line() {
+                    Ok(None) => break,
+                    Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
+                        if !piece.typed && finder.find(bytes).is_none() {
+                            continue;
+                        }
+                        self.append(&mut builder, bytes, &mut buffers).err().map(|reason| (index, offset, reason))
+                    }
+                    Ok(Some(ChunkLine::Oversized { index, offset, len, .. })) => {
+                        Some((index, offset, format!("line of {len} bytes is longer than {MAX_LINE_BYTES}")))
+                    }
+                    Err(e) => {
+                        let at = lines.position();
+                        self.issues.report(format!("{}: read error at byte {at}: {e}", piece.file.location));
+                        break;
+                    }
+                };
+                if let Some((index, offset, reason)) = problem {
+                    let at = if piece.range.start == 0 { format!("{}", index + 1) } else { format!("byte {offset}") };
+                    self.issues.report(format!("{}:{at}: {reason}", piece.file.location));
+                }
+                if builder.len() >= BATCH_ROWS && !self.send(builder.finish()) {
+                    return;
+                }
+            }
+        }
+        if !builder.is_empty() {
+            self.send(builder.finish());
+        }
+    }
+
+    /// Parses one line and appends its rows if it is of the view's type.
+    fn append(
+        &self,
+        builder: &mut ViewBatchBuilder,
+        bytes: &mut [u8],
+        buffers: &mut simd_json::Buffers,
+    ) -> Result<(), String> {
+        let resource =
+            simd_json::to_borrowed_value_with_buffers(bytes, buffers).map_err(|e| format!("invalid JSON: {e}"))?;
+        if resource.get_str("resourceType") != Some(self.projection.view.resource_type()) {
+            return Ok(());
+        }
+        builder.append(&resource).map(drop).map_err(|e| e.to_string())
+    }
+
+    /// Sends one batch; false when nobody reads any more.
+    fn send(&self, batch: RecordBatch) -> bool {
+        self.tx.blocking_send(self.projection.apply(&batch)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> Arc<CompiledView> {
+        Arc::new(
+            CompiledView::from_json_value(&serde_json::json!({
+                "resource": "Observation", "name": "obs",
+                "select": [
+                    {"column": [
+                        {"name": "id", "path": "id", "type": "id"},
+                        {"name": "when", "path": "effective.ofType(dateTime)", "type": "dateTime",
+                         "tag": [{"name": "fhirhouse/partition", "value": "year"}]},
+                        {"name": "status", "path": "status", "type": "code"}]},
+                    {"forEach": "component", "column": [
+                        {"name": "code", "path": "code.text", "type": "string"},
+                        {"name": "value", "path": "value.ofType(Quantity).value", "type": "decimal"}]}
+                ]
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn table_schema(view: &CompiledView) -> SchemaRef {
+        Arc::new(PartitionSpec::of_view(view).unwrap().unwrap().reader_schema(&view.schema()))
+    }
+
+    fn names(schema: &arrow::datatypes::Schema) -> Vec<&str> {
+        schema.fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
+    #[test]
+    fn projection_compiles_only_the_needed_columns_and_keeps_each_select() {
+        let view = view();
+        let schema = table_schema(&view);
+        // status (2) and the key (5): `when` is evaluated for the key; the forEach keeps `code`.
+        let p = Projection::new(&view, &schema, &[2, 5]).unwrap();
+        assert_eq!(names(&p.view.schema()), ["when", "status", "code"]);
+        assert_eq!(names(&p.schema), ["status", "when_year"]);
+
+        let mut builder = ViewBatchBuilder::new(Arc::clone(&p.view));
+        let mut line = br#"{"resourceType":"Observation","id":"o","status":"final","effectiveDateTime":"2019-03-01",
+            "component":[{"code":{"text":"a"}},{"code":{"text":"b"}}]}"#
+            .to_vec();
+        builder.append(&simd_json::to_borrowed_value(&mut line).unwrap()).unwrap();
+        let out = p.apply(&builder.finish()).unwrap();
+        assert_eq!(out.num_rows(), 2, "the forEach still gives one row per component");
+        let keys = out.column(1).as_any().downcast_ref::<arrow::array::Int32Array>().unwrap();
+        assert_eq!(keys.values(), &[2019, 2019]);
+    }
+
+    #[test]
+    fn no_columns_still_counts_rows() {
+        let view = view();
+        let p = Projection::new(&view, &table_schema(&view), &[]).unwrap();
+        assert_eq!(names(&p.view.schema()), ["id", "code"]);
+        assert_eq!(p.schema.fields().len(), 0);
+    }
+}

@@ -1,0 +1,152 @@
+//! A SQL session: a DataFusion context with every table registered, and the runtime that
+//! executes its queries.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use super::diagnose::SqlError;
+use super::export::{ExportIssues, ExportTables};
+use crate::store::Address;
+use crate::view::CompiledView;
+
+/// Where a session's tables come from.
+#[derive(Debug, Clone)]
+pub enum Tables {
+    /// A warehouse (a folder or an object-store URL): its published tables.
+    Warehouse(Address),
+    /// A raw Bulk Data export (a folder, a manifest, files or URLs), read through `views`.
+    Export {
+        /// What names the export, as for a load.
+        inputs: Vec<Address>,
+        /// The views, one table each.
+        views: Vec<Arc<CompiledView>>,
+    },
+}
+
+/// A DataFusion session over a warehouse or an export, with the runtime its queries run on.
+///
+/// Identifiers are case-insensitive unless quoted (DataFusion's default), the
+/// `information_schema` tables are on (`SHOW TABLES`, `SHOW COLUMNS FROM t`), and the
+/// planner records the SQL position of every name so that errors can point at it.
+pub struct Session {
+    ctx: SessionContext,
+    runtime: tokio::runtime::Runtime,
+    issues: Option<Arc<ExportIssues>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("session_id", &self.ctx.session_id()).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Opens a session over `tables`: every data table, with its partition key, and every
+    /// reference table is registered here, so this is the one place to add kinds of tables.
+    ///
+    /// # Errors
+    ///
+    /// When the warehouse or export cannot be opened (see [`super::register_warehouse`] and
+    /// [`ExportTables::open`]), or the runtime cannot start.
+    pub fn open(tables: &Tables) -> anyhow::Result<Session> {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        config.options_mut().sql_parser.collect_spans = true;
+        let ctx = SessionContext::new_with_config(config);
+        let issues = match tables {
+            Tables::Warehouse(root) => {
+                super::register_warehouse(&ctx, root.clone())?;
+                None
+            }
+            Tables::Export { inputs, views } => {
+                let export = ExportTables::open(inputs, views)?;
+                export.register(&ctx)?;
+                Some(export.issues())
+            }
+        };
+        // Reference tables (code crosswalks, value sets) are registered here, after the data
+        // tables, so that every session sees them whatever its data comes from.
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        Ok(Session { ctx, runtime, issues })
+    }
+
+    /// The DataFusion context, e.g. to register more tables.
+    #[must_use]
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The tables (and views) of the default schema, sorted.
+    #[must_use]
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ctx
+            .catalog("datafusion")
+            .and_then(|catalog| catalog.schema("public"))
+            .map(|schema| schema.table_names())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Runs `future` to completion on the session's runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Plans one statement (without its `;`). Statements with effects on the session
+    /// (`CREATE VIEW`, `SET`, ...) take effect here; a query's rows are produced by
+    /// [`Session::execute`].
+    ///
+    /// # Errors
+    ///
+    /// The statement's [`SqlError`]: a parse or planning error, with its position in
+    /// `sql` where DataFusion gives one.
+    pub fn plan(&self, sql: &str) -> Result<DataFrame, SqlError> {
+        self.block_on(self.ctx.sql(sql)).map_err(|e| self.explain(&e))
+    }
+
+    /// Starts executing a planned statement; the stream yields its batches.
+    ///
+    /// # Errors
+    ///
+    /// An error creating the physical plan.
+    pub fn execute(&self, frame: DataFrame) -> Result<SendableRecordBatchStream, SqlError> {
+        self.block_on(frame.execute_stream()).map_err(|e| self.explain(&e))
+    }
+
+    /// The next batch of a stream from [`Session::execute`], `None` at its end.
+    ///
+    /// # Errors
+    ///
+    /// An execution error.
+    pub fn next_batch(&self, stream: &mut SendableRecordBatchStream) -> Result<Option<RecordBatch>, SqlError> {
+        self.block_on(stream.next()).transpose().map_err(|e| self.explain(&e))
+    }
+
+    /// Plans and runs a query, returning all its batches (for tests and small results).
+    ///
+    /// # Errors
+    ///
+    /// The query's [`SqlError`].
+    pub fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        let frame = self.plan(sql)?;
+        self.block_on(frame.collect()).map_err(|e| self.explain(&e))
+    }
+
+    /// The problems met in an export's lines since the last call: their number and the
+    /// first messages (always none for a warehouse).
+    #[must_use]
+    pub fn take_issues(&self) -> (u64, Vec<String>) {
+        self.issues.as_ref().map(|i| i.take()).unwrap_or_default()
+    }
+
+    fn explain(&self, err: &datafusion::error::DataFusionError) -> SqlError {
+        SqlError::from_datafusion(err, &self.table_names())
+    }
+}

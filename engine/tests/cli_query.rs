@@ -1,0 +1,270 @@
+//! End-to-end tests of `fhirhouse query` and `fhirhouse sql`: the built binary over a
+//! warehouse loaded from the bundled sample, and over raw exports.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The sample loaded once for every test of this file.
+fn warehouse() -> &'static Path {
+    static WAREHOUSE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    WAREHOUSE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let outcome = common::load_with(&[common::sample()], dir.path(), |_| {});
+            assert!(outcome.committed());
+            dir
+        })
+        .path()
+}
+
+fn fhirhouse(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = stdin.unwrap_or_default().to_owned();
+    let mut pipe = child.stdin.take().unwrap();
+    std::thread::spawn(move || pipe.write_all(input.as_bytes()));
+    child.wait_with_output().unwrap()
+}
+
+fn query(args: &[&str]) -> Output {
+    let wh = warehouse().to_str().unwrap().to_owned();
+    let mut all = vec!["query", wh.as_str()];
+    all.extend_from_slice(args);
+    fhirhouse(&all, None)
+}
+
+fn stdout(output: &Output) -> &str {
+    std::str::from_utf8(&output.stdout).unwrap()
+}
+
+fn stderr(output: &Output) -> &str {
+    std::str::from_utf8(&output.stderr).unwrap()
+}
+
+/// A statement whose columns cover the renderings: integer, string, decimal, null, date,
+/// list.
+const LITERALS: &str = "SELECT 1 AS i, 'a,b' AS s, CAST(1.50 AS DECIMAL(10, 2)) AS d, NULL AS n, \
+                        DATE '2020-01-02' AS dt, make_array(1, 2) AS l";
+
+#[test]
+fn table_is_the_default_format() {
+    let out = query(&["SELECT gender, count(*) AS n FROM patient GROUP BY gender ORDER BY gender"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "+--------+---+\n| gender | n |\n+--------+---+\n| female | 5 |\n| male   | 5 |\n+--------+---+\n"
+    );
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn text_formats_render_values_in_their_natural_form() {
+    let csv = query(&[LITERALS, "--format", "csv"]);
+    assert!(csv.status.success(), "{}", stderr(&csv));
+    assert_eq!(stdout(&csv), "i,s,d,n,dt,l\n1,\"a,b\",1.5,,2020-01-02,\"[1,2]\"\n");
+
+    let row = r#"{"i":1,"s":"a,b","d":1.5,"n":null,"dt":"2020-01-02","l":[1,2]}"#;
+    let ndjson = query(&[LITERALS, "--format", "ndjson"]);
+    assert_eq!(stdout(&ndjson), format!("{row}\n"), "{}", stderr(&ndjson));
+    let json = query(&[LITERALS, "--format", "json"]);
+    assert_eq!(stdout(&json), format!("[{row}]\n"), "{}", stderr(&json));
+
+    let table = query(&[LITERALS]);
+    assert!(stdout(&table).contains("| 1 | a,b | 1.5 | NULL | 2020-01-02 | [1,2] |"), "{}", stdout(&table));
+}
+
+#[test]
+fn output_files_take_their_format_from_the_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("patients.parquet");
+    let out = query(&["SELECT id, birth_date FROM patient", "-o", parquet.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    let file = std::fs::File::open(&parquet).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    use parquet::file::reader::FileReader;
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 10);
+
+    let json = dir.path().join("n.json");
+    let out = query(&["SELECT count(*) AS n FROM observation", "-o", json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), "[{\"n\":1369}]\n");
+}
+
+#[test]
+fn parquet_needs_a_file() {
+    let out = query(&["SELECT 1", "--format", "parquet"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("parquet output needs a file"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_script_runs_its_statements_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("report.sql");
+    std::fs::write(
+        &script,
+        "-- women in the sample\nCREATE VIEW women AS SELECT * FROM patient WHERE gender = 'female';\n\
+         SELECT count(*) AS women FROM women;\nSELECT 'done' AS status\n",
+    )
+    .unwrap();
+    let out = query(&["-f", script.to_str().unwrap(), "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "women\n5\nstatus\ndone\n");
+
+    let piped =
+        fhirhouse(&["query", warehouse().to_str().unwrap(), "-f", "-", "--format", "ndjson"], Some("SELECT 2 AS two;"));
+    assert_eq!(stdout(&piped), "{\"two\":2}\n", "{}", stderr(&piped));
+}
+
+#[test]
+fn one_output_file_takes_one_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("r.csv");
+    let out = query(&["SELECT 1 AS a; SELECT 2 AS b", "-o", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("takes one result"), "{}", stderr(&out));
+    assert!(!target.exists(), "no file is left behind");
+
+    let out = query(&["CREATE VIEW v AS SELECT 1 AS a", "-o", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing written"), "{}", stderr(&out));
+}
+
+#[test]
+fn sql_errors_point_into_the_script_and_exit_with_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bad.sql");
+    std::fs::write(&script, "SELECT 1;\nSELECT id,\n       gendr FROM patient;\nSELECT 3;\n").unwrap();
+    let out = query(&["-f", script.to_str().unwrap(), "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Int64(1)\n1\n", "the script stops at the failing statement");
+    let expected = format!(
+        "error: column 'gendr' not found\n --> {}:3:8\n  |\n3 |        gendr FROM patient;\n  |        ^^^^^\n  = did you mean 'gender'?\n",
+        script.display()
+    );
+    assert!(stderr(&out).starts_with(&expected), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in statement 2: SELECT id,"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_tables_list_what_exists() {
+    let out = query(&["SELECT * FROM patients"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: table 'patients' not found\n --> 1:15\n"), "{err}");
+    assert!(err.contains("= did you mean 'patient'?"), "{err}");
+    assert!(err.contains("= tables: allergy_intolerance, care_plan,"), "{err}");
+}
+
+#[test]
+fn syntax_errors_point_at_the_token() {
+    let out = query(&["SELECT count(*) FORM patient"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(" --> 1:22\n"), "{err}");
+    assert!(err.contains("1 | SELECT count(*) FORM patient\n  |                      ^"), "{err}");
+}
+
+#[test]
+fn a_missing_warehouse_is_fatal() {
+    let out = fhirhouse(&["query", "/nonexistent/warehouse", "SELECT 1"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/warehouse"), "{}", stderr(&out));
+}
+
+#[test]
+fn export_queries_run_over_the_raw_ndjson() {
+    let sample = common::sample();
+    let out = fhirhouse(
+        &[
+            "query",
+            "--export",
+            sample.to_str().unwrap(),
+            "SELECT count(*) AS n, count(DISTINCT patient_id) AS patients FROM observation \
+             WHERE effective_datetime_year >= 2015",
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_warehouse = query(&[
+        "SELECT count(*) AS n, count(DISTINCT patient_id) AS patients FROM observation \
+         WHERE effective_datetime_year >= 2015",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stdout(&out), stdout(&from_warehouse));
+}
+
+/// An export folder with one broken line, and a views folder with one view.
+fn broken_export(dir: &Path) -> (PathBuf, PathBuf) {
+    let export = dir.join("export");
+    std::fs::create_dir(&export).unwrap();
+    std::fs::write(
+        export.join("Patient.ndjson"),
+        "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"female\"}\n{\"resourceType\":\"Patient\",\n\
+         {\"resourceType\":\"Patient\",\"id\":\"b\"}\n",
+    )
+    .unwrap();
+    let views = dir.join("views");
+    std::fs::create_dir(&views).unwrap();
+    std::fs::write(
+        views.join("people.json"),
+        r#"{"resourceType": "ViewDefinition", "name": "people", "resource": "Patient", "status": "active",
+            "select": [{"column": [{"name": "id", "path": "id", "type": "id"},
+                                   {"name": "gender", "path": "gender", "type": "code"}]}]}"#,
+    )
+    .unwrap();
+    (export, views)
+}
+
+#[test]
+fn export_lines_that_cannot_be_used_are_reported_and_exit_with_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (export, views) = broken_export(dir.path());
+    let out = fhirhouse(
+        &[
+            "query",
+            "--export",
+            export.to_str().unwrap(),
+            "--views",
+            views.to_str().unwrap(),
+            "SELECT id, gender FROM people ORDER BY id",
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "id,gender\na,female\nb,\n");
+    let err = stderr(&out);
+    assert!(err.contains("warning: 1 export lines could not be used"), "{err}");
+    assert!(err.contains(&format!("{}:2: invalid JSON", export.join("Patient.ndjson").display())), "{err}");
+}
+
+#[test]
+fn the_shell_reads_piped_input_without_prompts() {
+    let input = ".tables\nSELECT count(*) AS n\n  FROM patient;\n.format csv\nSELECT 1 AS one;\n";
+    let out = fhirhouse(&["sql", warehouse().to_str().unwrap()], Some(input));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("allergy_intolerance\ncare_plan\n"), "{text}");
+    assert!(text.contains("| n  |\n+----+\n| 10 |\n"), "{text}");
+    assert!(text.ends_with("one\n1\n"), "{text}");
+
+    let out = fhirhouse(&["sql", warehouse().to_str().unwrap()], Some("SELECT nothing;\n"));
+    assert_eq!(out.status.code(), Some(1), "a failed statement in piped input");
+    assert!(stderr(&out).contains("column 'nothing' not found"), "{}", stderr(&out));
+}

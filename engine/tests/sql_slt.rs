@@ -1,0 +1,126 @@
+//! Runs the sqllogictest files of the SQL front end, `tests/sql/*.slt`, each on a fresh
+//! [`Session`] over a warehouse loaded from the bundled sample. The session also has the
+//! same tables computed straight from the sample's NDJSON (what `fhirhouse query --export`
+//! reads) under the schema `export`, so a file can compare the two.
+//!
+//! Values are Arrow's display form, `NULL` for null and `(empty)` for an empty string. An
+//! error is the message `fhirhouse query` prints (with the caret under the token), so an
+//! `.slt` file can hold it whole under `statement error` / `----`.
+//!
+//! Run one file with `SLT=<name> cargo test --test sql_slt`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::TableReference;
+use fhirhouse::load::Catalog;
+use fhirhouse::sql::{script, ExportTables, Session, Tables};
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+fn warehouse() -> &'static Path {
+    static WAREHOUSE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    WAREHOUSE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            assert!(common::load_with(&[common::sample()], dir.path(), |_| {}).committed());
+            dir
+        })
+        .path()
+}
+
+/// A rendered SQL error, as the runner compares it.
+#[derive(Debug)]
+struct SqlFailure(String);
+
+impl std::fmt::Display for SqlFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SqlFailure {}
+
+struct Db {
+    session: Session,
+}
+
+impl Db {
+    fn open() -> Db {
+        let session = Session::open(&Tables::Warehouse(warehouse().into())).unwrap();
+        let views = Catalog::shipped().unwrap().views;
+        let export = ExportTables::open(&[common::sample().into()], &views).unwrap();
+        session.collect("CREATE SCHEMA export").unwrap();
+        for (name, provider) in export.providers() {
+            session.context().register_table(TableReference::partial("export", name), provider).unwrap();
+        }
+        Db { session }
+    }
+}
+
+impl sqllogictest::DB for Db {
+    type Error = SqlFailure;
+    type ColumnType = DefaultColumnType;
+
+    fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlFailure> {
+        let statements = script::split(sql);
+        let [statement] = statements.as_slice() else {
+            return Err(SqlFailure(format!("one statement per record, got {}", statements.len())));
+        };
+        let fail = |e: fhirhouse::sql::SqlError| SqlFailure(e.render(sql, statement, ""));
+        let frame = self.session.plan(statement.text).map_err(fail)?;
+        if frame.schema().fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let batches = self.session.block_on(frame.collect()).map_err(|e| SqlFailure(e.to_string()))?;
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        let mut columns = 0;
+        for batch in &batches {
+            columns = batch.num_columns();
+            let formatters: Vec<ArrayFormatter<'_>> =
+                batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    formatters
+                        .iter()
+                        .map(|f| match f.value(row).to_string() {
+                            empty if empty.is_empty() => "(empty)".to_owned(),
+                            value => value,
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; columns], rows })
+    }
+}
+
+fn slt_files() -> Vec<PathBuf> {
+    let dir = common::root().join("tests/sql");
+    let only = std::env::var("SLT").ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .filter(|p| only.as_deref().is_none_or(|o| p.file_stem().is_some_and(|s| s == o)))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn sql_front_end_slt_files_pass() {
+    let files = slt_files();
+    assert!(!files.is_empty() || std::env::var("SLT").is_ok(), "no .slt files in tests/sql");
+    let mut failures = Vec::new();
+    for file in &files {
+        let mut runner = sqllogictest::Runner::new(|| async { Ok(Db::open()) });
+        if let Err(e) = runner.run_file(file) {
+            failures.push(format!("{}: {e}", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
