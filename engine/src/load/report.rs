@@ -130,6 +130,18 @@ pub struct LoadReport {
     /// Where the dead letters are, when there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_dir: Option<String>,
+    /// What the crosswalks left unmapped (table `_dq_unmapped_codes`), when they ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unmapped_codes: Option<UnmappedReport>,
+}
+
+/// The size of `_dq_unmapped_codes`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct UnmappedReport {
+    /// Rows whose code no crosswalk maps.
+    pub rows: u64,
+    /// Distinct (table, column, system, code) among them.
+    pub codes: u64,
 }
 
 impl LoadReport {
