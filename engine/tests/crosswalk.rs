@@ -90,8 +90,13 @@ fn sample_conditions_map_to_icd10cm_and_join_the_reference_tables() {
     load_with(&[sample()], &out, |_| {});
     let ctx = SessionContext::new();
     register_warehouse(&ctx, &out).unwrap();
-    // The multi-target rule: the E. coli UTI concept (if present) gives N39.0 first and
+    // The multi-target rule: the E. coli UTI concept gives N39.0 in the scalar columns and
     // both codes in the list; every mapped row's primary code is the list's first.
+    let uti = query(
+        &ctx,
+        "SELECT DISTINCT icd10cm_code, array_to_string(icd10cm_codes, ',') FROM condition WHERE code = '301011002'",
+    );
+    assert_eq!((strings(&uti, 0), strings(&uti, 1)), (vec!["N390".to_owned()], vec!["N390,B9620".to_owned()]));
     assert_eq!(
         count(
             &ctx,
@@ -149,8 +154,8 @@ fn the_nlm_rf2_map_wins_over_the_shipped_table() {
     std::fs::write(
         &map,
         format!(
-            "{RF2_HEADER}a\t20250301\t1\t5991000124107\t6011000124106\t44054006\t1\t1\tIFA 248152002 | Female |\tADVICE\tE11.8\t447561005\t447637006\n\
-             b\t20250301\t1\t5991000124107\t6011000124106\t44054006\t1\t2\tOTHERWISE TRUE\tALWAYS E11.9\tE11.65\t447561005\t447637006\n"
+            "{RF2_HEADER}a\t20250301\t1\t5991000124107\t6011000124106\t15777000\t1\t1\tIFA 248152002 | Female |\tADVICE\tR73.09\t447561005\t447637006\n\
+             b\t20250301\t1\t5991000124107\t6011000124106\t15777000\t1\t2\tOTHERWISE TRUE\tALWAYS R73.01\tR73.01\t447561005\t447637006\n"
         ),
     )
     .unwrap();
@@ -206,10 +211,12 @@ fn a_mappings_folder_with_a_concept_map_replaces_the_shipped_one() {
     let ctx = SessionContext::new();
     register_warehouse(&ctx, &out).unwrap();
     assert_eq!(count(&ctx, "SELECT count(*) FROM condition WHERE dx_source = 'site_map' AND dx_code <> 'J209' AND dx_relationship <> 'unmatched'"), 0);
-    let reasons = query(&ctx, "SELECT DISTINCT reason FROM _dq_unmapped_codes WHERE code = '444814009'");
-    if !strings(&reasons, 0).is_empty() {
-        assert_eq!(strings(&reasons, 0), ["site policy: not coded"]);
-    }
+    assert_eq!(count(&ctx, "SELECT count(*) FROM condition WHERE dx_code = 'J209'"), 3);
+    let reasons = query(&ctx, "SELECT reason, count FROM _dq_unmapped_codes WHERE code = '444814009'");
+    assert_eq!(
+        (strings(&reasons, 0), strings(&reasons, 1)),
+        (vec!["site policy: not coded".to_owned()], vec!["5".to_owned()])
+    );
     // Only the folder's bindings apply: no other table is crosswalked.
     let observation = query(&ctx, "SELECT * FROM observation LIMIT 1");
     assert!(observation[0].schema().fields().iter().all(|f| !f.name().starts_with("loinc")));

@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use super::fhir::{self, ValueSetMember};
 use super::manifest::{MappingSource, Mappings, TableEntry, TableFormat, TableKind};
 use super::systems::Systems;
-use super::tables::{csv_reader, record_line};
+use super::tables::{csv_reader, record_line, CSV_HEADER};
 use super::MappingError;
 
 /// The header of a categories CSV.
@@ -217,7 +217,8 @@ pub fn sql_tables(source: &MappingSource) -> Result<BTreeMap<String, RecordBatch
     };
     let mut out = BTreeMap::new();
 
-    let (mut cm, mut priority): (Vec<Vec<Option<String>>>, Vec<i32>) = (vec![Vec::new(); 10], Vec::new());
+    let (mut cm, mut priority): (Vec<Vec<Option<String>>>, Vec<i32>) =
+        (vec![Vec::new(); 1 + CSV_HEADER.len()], Vec::new());
     for (p, table) in mappings.crosswalk_tables(source)?.into_iter().enumerate() {
         for row in table.rows {
             let (source_system, source_code) = normal(&mut systems, &row.source_system, &row.source_code);
@@ -238,25 +239,14 @@ pub fn sql_tables(source: &MappingSource) -> Result<BTreeMap<String, RecordBatch
                 row.target_display,
                 Some(row.relationship.as_str().to_owned()),
                 row.note,
-                Some(row.line.to_string()),
             ];
             cm.iter_mut().zip(values).for_each(|(c, v)| c.push(v));
             priority.push(p as i32);
         }
     }
-    let names = [
-        "map_name",
-        "source_system",
-        "source_code",
-        "source_display",
-        "target_system",
-        "target_code",
-        "target_display",
-        "relationship",
-        "note",
-        "line",
-    ];
-    let mut batch = text_batch(names[..9].iter().copied().zip(cm).collect());
+    // The crosswalk CSV columns, after the name of the table they come from.
+    let names = std::iter::once("map_name").chain(CSV_HEADER);
+    let mut batch = text_batch(names.zip(cm).collect());
     // The table's priority: a source's targets come from the lowest priority that maps it.
     let mut schema_fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     schema_fields.push(Field::new("priority", DataType::Int32, false));
