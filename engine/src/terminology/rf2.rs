@@ -176,13 +176,13 @@ mod tests {
 
     const HEADER: &str = "id\teffectiveTime\tactive\tmoduleId\trefsetId\treferencedComponentId\tmapGroup\tmapPriority\tmapRule\tmapAdvice\tmapTarget\tcorrelationId\tmapCategoryId\n";
 
+    /// One refset row: id, effectiveTime, active, concept, (group, priority), rule, target.
     fn line(
         id: &str,
         time: &str,
         active: &str,
         concept: &str,
-        group: u32,
-        priority: u32,
+        (group, priority): (u32, u32),
         rule: &str,
         target: &str,
     ) -> String {
@@ -203,23 +203,22 @@ mod tests {
                 "20240301",
                 "1",
                 "195967001",
-                1,
-                1,
+                (1, 1),
                 "IFA 445518008 | Age at onset of clinical finding (observable entity) | < 18.0 years",
                 "J45.909",
             ),
-            line("a2", "20240301", "1", "195967001", 1, 2, "OTHERWISE TRUE", "J45.90"),
+            line("a2", "20240301", "1", "195967001", (1, 2), "OTHERWISE TRUE", "J45.90"),
             // Group 2 (secondary code) is ignored.
-            line("b1", "20240301", "1", "301011002", 1, 1, "TRUE", "N39.0"),
-            line("b2", "20240301", "1", "301011002", 2, 1, "TRUE", "B96.20"),
+            line("b1", "20240301", "1", "301011002", (1, 1), "TRUE", "N39.0"),
+            line("b2", "20240301", "1", "301011002", (2, 1), "TRUE", "B96.20"),
             // Two unconditional rules: the lower priority wins.
-            line("c2", "20240301", "1", "44054006", 1, 2, "TRUE", "E11.8"),
-            line("c1", "20240301", "1", "44054006", 1, 1, "TRUE", "E11.9"),
+            line("c2", "20240301", "1", "44054006", (1, 2), "TRUE", "E11.8"),
+            line("c1", "20240301", "1", "44054006", (1, 1), "TRUE", "E11.9"),
             // No target: unmatched with the advice as reason.
-            line("d1", "20240301", "1", "160903007", 1, 1, "TRUE", ""),
+            line("d1", "20240301", "1", "160903007", (1, 1), "TRUE", ""),
             // Inactive in its latest version (Full release): dropped.
-            line("e1", "20200301", "1", "38341003", 1, 1, "TRUE", "I10"),
-            line("e1", "20230301", "0", "38341003", 1, 1, "TRUE", "I10"),
+            line("e1", "20200301", "1", "38341003", (1, 1), "TRUE", "I10"),
+            line("e1", "20230301", "0", "38341003", (1, 1), "TRUE", "I10"),
             // Another refset: ignored.
             "x1\t20240301\t1\t1\t447562003\t22298006\t1\t1\tTRUE\t\tI21.9\t1\t1\n".to_owned(),
         ]
@@ -249,7 +248,7 @@ mod tests {
         assert!(read_extended_map_from(text.as_bytes(), "m.txt").unwrap_err().to_string().starts_with("m.txt:2:"));
         let text = format!(
             "{HEADER}{}",
-            line("a", "2024", "1", "1", 1, 1, "TRUE", "I10").replace("\t1\t1\tTRUE", "\tx\t1\tTRUE")
+            line("a", "2024", "1", "1", (1, 1), "TRUE", "I10").replace("\t1\t1\tTRUE", "\tx\t1\tTRUE")
         );
         assert!(read_extended_map_from(text.as_bytes(), "m.txt")
             .unwrap_err()

@@ -181,7 +181,7 @@ fn tables_without_bindings_and_bad_bindings() {
     let input = batch(&[]);
     assert!(TableStage::for_table(&terminology, "patient", &input.schema()).unwrap().is_none());
 
-    let mut bad = (*terminology).bindings.clone();
+    let mut bad = terminology.bindings.clone();
     bad[0].code = "missing".into();
     let broken = Arc::new(Terminology {
         systems: terminology.systems.clone(),
@@ -191,7 +191,7 @@ fn tables_without_bindings_and_bad_bindings() {
     let err = TableStage::for_table(&broken, "condition", &input.schema()).unwrap_err();
     assert!(err.contains("no column missing"), "{err}");
 
-    let mut bad = (*terminology).bindings.clone();
+    let mut bad = terminology.bindings.clone();
     bad[0].code = "id".into();
     bad[0].output = "code".into();
     let mut schema: Vec<Field> = input.schema().fields().iter().map(|f| f.as_ref().clone()).collect();

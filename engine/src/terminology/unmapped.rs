@@ -40,6 +40,9 @@ impl Tally {
     }
 }
 
+/// One output row: the binding, the system and code as written, the tally.
+type Row<'a> = (&'a Binding, &'a str, &'a str, &'a Tally);
+
 /// Per binding (by index in the terminology's bindings), per system as written, per code.
 type ByCode = HashMap<Box<str>, Tally>;
 
@@ -145,7 +148,7 @@ impl UnmappedCounts {
     /// Never: the columns are built to the schema.
     #[must_use]
     pub fn to_batch(&self, bindings: &[Binding]) -> RecordBatch {
-        let mut rows: Vec<(&Binding, &str, &str, &Tally)> = Vec::with_capacity(self.distinct());
+        let mut rows: Vec<Row<'_>> = Vec::with_capacity(self.distinct());
         for (binding, systems) in bindings.iter().zip(&self.bindings) {
             for (system, codes) in systems {
                 rows.extend(codes.iter().map(|(code, tally)| (binding, system.as_ref(), code.as_ref(), tally)));
@@ -154,7 +157,7 @@ impl UnmappedCounts {
         rows.sort_by(|a, b| {
             (b.3.count, &a.0.table, &a.0.code, a.1, a.2).cmp(&(a.3.count, &b.0.table, &b.0.code, b.1, b.2))
         });
-        let text = |f: &dyn Fn(&(&Binding, &str, &str, &Tally)) -> Option<String>| -> ArrayRef {
+        let text = |f: &dyn Fn(&Row<'_>) -> Option<String>| -> ArrayRef {
             Arc::new(rows.iter().map(f).collect::<StringArray>())
         };
         let columns: Vec<ArrayRef> = vec![
