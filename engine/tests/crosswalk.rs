@@ -264,3 +264,107 @@ fn mappings_check_passes_on_the_shipped_tables_and_fails_on_a_broken_folder() {
     let out = Command::new(bin).args(["mappings", "check", "/nonexistent"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Hand-built resources: every normalisation, through a whole load.
+#[test]
+fn hand_built_resources_cover_every_normalisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let coded = |resource: &str, id: &str, element: &str, system: &str, code: &str| {
+        format!(
+            r#"{{"resourceType":"{resource}","id":"{id}","status":"active","subject":{{"reference":"Patient/p1"}},"{element}":{{"coding":[{{"system":"{system}","code":"{code}","display":"shown {code}"}}]}}}}"#
+        )
+    };
+    let conditions = [
+        coded("Condition", "alias", "code", "SNOMED", "44054006"),
+        coded("Condition", "oid", "code", "urn:oid:2.16.840.1.113883.6.96", "59621000"),
+        coded("Condition", "slash", "code", "http://snomed.info/sct/", "301011002"),
+        coded("Condition", "icd-dotted", "code", "http://hl7.org/fhir/sid/icd-10-cm", "E11.9"),
+        coded("Condition", "icd-alias-lower", "code", "ICD10CM", "i10"),
+        coded("Condition", "unmatched", "code", "http://snomed.info/sct", "160903007"),
+        coded("Condition", "local", "code", "http://example.org/local", "X1"),
+        r#"{"resourceType":"Condition","id":"text-only","code":{"text":"something"}}"#.to_owned(),
+    ];
+    let medications = [
+        coded("MedicationRequest", "ndc-10", "medicationCodeableConcept", "NDC", "47682-609-33"),
+        coded(
+            "MedicationRequest",
+            "ndc-11-hyphens",
+            "medicationCodeableConcept",
+            "http://hl7.org/fhir/sid/ndc",
+            "47682-0609-33",
+        ),
+        coded(
+            "MedicationRequest",
+            "rxnorm-oid",
+            "medicationCodeableConcept",
+            "urn:oid:2.16.840.1.113883.6.88",
+            "310965",
+        ),
+    ];
+    let observations = [
+        coded("Observation", "local-lab", "code", "http://example.org/fhir/CodeSystem/local-lab", "HBA1C"),
+        coded("Observation", "ln", "code", "LN", "4548-4"),
+    ];
+    let immunizations = [coded("Immunization", "cvx-oid", "vaccineCode", "urn:oid:2.16.840.1.113883.12.292", "140")];
+    for (name, lines) in [
+        ("Condition", &conditions[..]),
+        ("MedicationRequest", &medications[..]),
+        ("Observation", &observations[..]),
+        ("Immunization", &immunizations[..]),
+    ] {
+        std::fs::write(export.join(format!("{name}.000.ndjson")), lines.join("\n") + "\n").unwrap();
+    }
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[export], &out, |_| {});
+    assert!(outcome.committed() && outcome.report.totals.dead_letters == 0, "{:?}", outcome.report.failure);
+    let unmapped = outcome.report.unmapped_codes.as_ref().unwrap();
+    assert_eq!((unmapped.rows, unmapped.codes), (2, 2));
+    let ctx = SessionContext::new();
+    register_warehouse(&ctx, &out).unwrap();
+    let rows = |sql: &str| {
+        let batches = query(&ctx, sql);
+        let columns = batches[0].num_columns();
+        let mut out: Vec<String> = vec![String::new(); batches.iter().map(RecordBatch::num_rows).sum()];
+        for c in 0..columns {
+            for (row, value) in strings(&batches, c).into_iter().enumerate() {
+                out[row] += &if c == 0 { value } else { format!(" {value}") };
+            }
+        }
+        out
+    };
+    assert_eq!(
+        rows("SELECT id, icd10cm_code, icd10cm_source, icd10cm_relationship, array_to_string(icd10cm_codes, '+') FROM condition ORDER BY id"),
+        [
+            "alias E119 snomed_icd10cm narrower E119",
+            "icd-alias-lower I10 standard equal I10",
+            "icd-dotted E119 standard equal E119",
+            "local NULL unmapped NULL NULL",
+            "oid I10 snomed_icd10cm equivalent I10",
+            "slash N390 snomed_icd10cm wider N390+B9620",
+            "text-only NULL NULL NULL NULL",
+            "unmatched NULL snomed_icd10cm unmatched NULL",
+        ]
+    );
+    assert_eq!(
+        rows("SELECT id, rxnorm_code, rxnorm_source, rxnorm_display FROM medication_request ORDER BY id"),
+        [
+            "ndc-10 310965 ndc_rxnorm Ibuprofen 200 MG Oral Tablet",
+            "ndc-11-hyphens 310965 ndc_rxnorm Ibuprofen 200 MG Oral Tablet",
+            "rxnorm-oid 310965 standard shown 310965",
+        ]
+    );
+    assert_eq!(
+        rows("SELECT id, loinc_system, loinc_code, loinc_source FROM observation ORDER BY id"),
+        ["ln http://loinc.org 4548-4 standard", "local-lab http://loinc.org 4548-4 local_lab_loinc"]
+    );
+    assert_eq!(rows("SELECT cvx_code, cvx_source FROM immunization"), ["140 standard"]);
+    assert_eq!(
+        rows("SELECT \"table\", \"column\", system, code, display, count, example_resource_id, target_system, reason FROM _dq_unmapped_codes ORDER BY code"),
+        [
+            "condition code http://snomed.info/sct 160903007 shown 160903007 1 unmatched http://hl7.org/fhir/sid/icd-10-cm employment is not a health problem; Z56 covers only problems related to employment",
+            "condition code http://example.org/local X1 shown X1 1 local http://hl7.org/fhir/sid/icd-10-cm NULL",
+        ]
+    );
+}

@@ -232,6 +232,13 @@ impl LoadReport {
                 );
             }
         }
+        if let Some(u) = self.unmapped_codes.as_ref().filter(|u| u.rows > 0) {
+            let _ = writeln!(
+                s,
+                "  {} coded rows not crosswalked ({} distinct codes): see table _dq_unmapped_codes",
+                u.rows, u.codes
+            );
+        }
         for e in &self.server_errors {
             let _ = writeln!(s, "  server reported {} OperationOutcomes in {}", e.outcomes, e.path);
         }
