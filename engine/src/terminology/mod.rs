@@ -101,11 +101,15 @@ impl Terminology {
         for table in mappings.crosswalk_tables(source)? {
             builder.add_table(&table.name, &table.rows, &mut systems);
         }
-        let bindings = mappings.bindings.clone();
-        for b in &bindings {
-            systems.intern(&b.target);
+        // A binding's target must be a known system (systems.json or a table's target): a
+        // misspelt one would otherwise leave every code unmapped without a word.
+        for b in &mappings.bindings {
+            if systems.resolve(&b.target).is_none() {
+                let message = format!("binding {}.{}: unknown target system {}", b.table, b.code, b.target);
+                return Err(MappingError::at(&mappings.bindings_file, 0, message));
+            }
         }
-        Ok(Arc::new(Terminology { index: builder.build(), systems, bindings }))
+        Ok(Arc::new(Terminology { index: builder.build(), systems, bindings: mappings.bindings }))
     }
 
     /// The shipped crosswalks (embedded in the binary).
