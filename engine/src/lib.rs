@@ -7,6 +7,8 @@
 //! - [`source`]: finds input files and yields raw lines with file and line number;
 //! - [`view`]: compiles ViewDefinitions and evaluates them over parsed resources into
 //!   Arrow record batches;
+//! - [`terminology`]: code crosswalks (SNOMED CT, ICD-10-CM, RxNorm, LOINC), value sets and
+//!   reference tables, declared as data under `mappings/`, applied to the views' batches;
 //! - [`sink`]: writes record batches out (NDJSON, CSV, Parquet), and warehouses: Hive
 //!   partitioned Parquet published atomically;
 //! - [`load`]: a whole export through every view into a warehouse, in parallel, with dead
@@ -49,4 +51,5 @@ pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod store;
+pub mod terminology;
 pub mod view;

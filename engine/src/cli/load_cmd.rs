@@ -41,6 +41,15 @@ file and per table, and they reconcile. A resource that occurs more than once (s
 loaded once: the newest copy (meta.versionId, then meta.lastUpdated, then the later line) wins, \
 and the older copies are dead-lettered as superseded_duplicate.
 
+Coded columns are crosswalked to standard systems as the mappings' bindings declare \
+(Condition code -> ICD-10-CM, medication code -> RxNorm, Observation code -> LOINC, ...): \
+each bound table gains <prefix>_system, _code, _display, _source, _relationship and _codes \
+columns, and codes nothing maps are counted in the table _dq_unmapped_codes. The shipped \
+mappings are built in; --mappings DIR replaces them, --snomed-icd10-map adds the NLM map:
+
+    fhirhouse load export/ --out warehouse --snomed-icd10-map \
+        der2_iisssciRefset_ExtendedMapSnapshot_US1000124_20250901.txt
+
 A load is atomic: it writes into a staging area and publishes with one rename (in an object \
 store: uploads the new files, then replaces _fhirhouse/current.json with one PUT). Until then, \
 and if it fails or is killed, readers see the previous load, complete. Re-running a load \
@@ -96,6 +105,19 @@ pub struct LoadArgs {
     /// few --views skips the rest of the export.
     #[arg(long)]
     pub parse_all: bool,
+    /// A mapping folder (manifest.json, systems.json, bindings.json and tables, laid out
+    /// like the shipped mappings/) to use instead of the shipped mappings.
+    #[arg(long, value_name = "DIR")]
+    pub mappings: Option<PathBuf>,
+
+    /// The NLM SNOMED CT to ICD-10-CM map in RF2 form (the ExtendedMap refset file); it is
+    /// tried before the shipped tables. Group 1's unconditional rules are used (see README).
+    #[arg(long, value_name = "PATH")]
+    pub snomed_icd10_map: Option<PathBuf>,
+
+    /// Do not crosswalk: the tables get only their views' columns.
+    #[arg(long, conflicts_with_all = ["mappings", "snomed_icd10_map"])]
+    pub no_crosswalk: bool,
 
     /// Let logs quote resource content (dead-letter details). Off by default: logs may
     /// leave the machine, patient data must not.
@@ -115,6 +137,9 @@ impl LoadArgs {
         options.log_phi = self.log_phi;
         options.keep_raw = self.keep_raw;
         options.parse_all = self.parse_all;
+        options.crosswalk = !self.no_crosswalk;
+        options.mappings_dir.clone_from(&self.mappings);
+        options.snomed_icd10_map.clone_from(&self.snomed_icd10_map);
         options.progress = !quiet;
         options
     }

@@ -13,6 +13,7 @@ mod demo_cmd;
 mod gen_cmd;
 mod load_cmd;
 mod query_cmd;
+mod mappings_cmd;
 mod scan_cmd;
 mod shell;
 mod sql_cmd;
@@ -29,6 +30,7 @@ pub use demo_cmd::{DemoArgs, DEMO_QUERY};
 pub use gen_cmd::GenArgs;
 pub use load_cmd::LoadArgs;
 pub use query_cmd::QueryArgs;
+pub use mappings_cmd::{MappingsArgs, MappingsCommand};
 pub use scan_cmd::ScanArgs;
 pub use sql_cmd::SqlArgs;
 pub use sql_run::SourceArgs;
@@ -72,6 +74,10 @@ The same table as CSV, or as a Parquet file:
 Generate a synthetic export of 1,000 patients (templated from the bundled sample):
 
     fhirhouse gen --patients 1000 --out /tmp/export
+
+Validate the shipped code crosswalks, value sets and CMS-HCC tables:
+
+    fhirhouse mappings check
 
 Check the view compiler against the SQL on FHIR test suite:
 
@@ -133,6 +139,9 @@ pub enum Command {
     /// Write a synthetic Bulk Data export of any size, templated from the bundled sample.
     #[command(long_about = gen_cmd::LONG_ABOUT)]
     Gen(GenArgs),
+    /// Validate mapping tables: crosswalks, value sets, code lists, CMS-HCC tables.
+    #[command(long_about = mappings_cmd::LONG_ABOUT)]
+    Mappings(MappingsArgs),
 }
 
 /// Runs the parsed command line.
@@ -150,6 +159,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::View(args) => view_cmd::run(args, cli.quiet),
         Command::Conformance(args) => conformance_cmd::run(args),
         Command::Gen(args) => gen_cmd::run(args, cli.quiet),
+        Command::Mappings(args) => mappings_cmd::run(args, cli.quiet),
     }
 }
 

@@ -1,12 +1,16 @@
-//! The views of a load: every ViewDefinition in a folder, compiled, with its table layout.
+//! The views of a load: every ViewDefinition in a folder, compiled, with its table layout,
+//! and the crosswalk stage of each table whose columns a binding names.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::sink::partition::PartitionSpec;
+use arrow::record_batch::RecordBatch;
+
+use crate::sink::partition::{PartitionSpec, PartitionValue};
 use crate::sink::parts::TableLayout;
+use crate::terminology::{TableStage, Terminology, UnmappedCounts};
 use crate::view::CompiledView;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_views.rs"));
@@ -18,8 +22,12 @@ pub struct Catalog {
     pub views: Vec<Arc<CompiledView>>,
     /// The file each view came from.
     pub files: Vec<PathBuf>,
-    /// Name, schema and partitioning of each table.
+    /// Name, schema and partitioning of each table (the schema includes crosswalk columns).
     pub layouts: Arc<Vec<TableLayout>>,
+    /// The crosswalk of each table, if a binding names it.
+    pub stages: Vec<Option<Arc<TableStage>>>,
+    /// The crosswalks the stages use (`None` for a load without crosswalks).
+    terminology: Option<Arc<Terminology>>,
 }
 
 impl Catalog {
@@ -87,7 +95,56 @@ impl Catalog {
             views.push(Arc::new(view));
             files.push(file);
         }
-        Ok(Catalog { views, files, layouts: Arc::new(layouts) })
+        let stages = vec![None; views.len()];
+        Ok(Catalog { views, files, layouts: Arc::new(layouts), stages, terminology: None })
+    }
+
+    /// The catalog with the crosswalks of `terminology`: each table a binding names gets a
+    /// stage, and its layout the added columns.
+    ///
+    /// # Errors
+    ///
+    /// A binding that does not fit its table's view, naming the view file.
+    pub fn with_terminology(mut self, terminology: &Arc<Terminology>) -> anyhow::Result<Catalog> {
+        let mut layouts = self.layouts.as_ref().clone();
+        for (i, layout) in layouts.iter_mut().enumerate() {
+            let stage = TableStage::for_table(terminology, &layout.name, &self.views[i].schema())
+                .map_err(|e| anyhow!("{e} (view {})", self.files[i].display()))?;
+            if let Some(stage) = stage {
+                layout.schema = Arc::clone(stage.schema());
+                self.stages[i] = Some(Arc::new(stage));
+            }
+        }
+        self.layouts = Arc::new(layouts);
+        self.terminology = Some(Arc::clone(terminology));
+        Ok(self)
+    }
+
+    /// The terminology of the crosswalks, if the catalog has any.
+    #[must_use]
+    pub fn terminology(&self) -> Option<&Arc<Terminology>> {
+        self.terminology.as_ref()
+    }
+
+    /// A batch of table `table`'s view, crosswalked (counting unmapped codes into `counts`
+    /// when given) and split by partition: the form writers take.
+    ///
+    /// # Errors
+    ///
+    /// The batch does not have the view's schema.
+    pub fn finish_batch(
+        &self,
+        table: usize,
+        batch: RecordBatch,
+        counts: Option<&mut UnmappedCounts>,
+    ) -> anyhow::Result<Vec<(PartitionValue, RecordBatch)>> {
+        let batch = match &self.stages[table] {
+            Some(stage) => stage
+                .apply(&batch, counts)
+                .with_context(|| format!("crosswalking table {}", self.layouts[table].name))?,
+            None => batch,
+        };
+        Ok(self.layouts[table].split(batch))
     }
 
     /// Whether any view reads resources of `resource_type`.

@@ -12,6 +12,7 @@ use super::dedup::IdSpill;
 use super::report::FileReport;
 use super::worker::ChunkDone;
 use crate::source::ExportFile;
+use crate::terminology::UnmappedCounts;
 
 /// Per-file progress of the collector.
 #[derive(Default)]
@@ -27,6 +28,8 @@ pub(crate) struct Collected {
     pub files: Vec<FileReport>,
     pub loaded_by_type: Vec<BTreeMap<String, u64>>,
     pub without_view: BTreeMap<String, u64>,
+    /// Codes the crosswalks did not map, all chunks together.
+    pub unmapped: UnmappedCounts,
 }
 
 /// Orders chunk results and writes dead letters.
@@ -51,6 +54,7 @@ impl<'a> Collector<'a> {
                 .collect(),
             loaded_by_type: vec![BTreeMap::new(); files.len()],
             without_view: BTreeMap::new(),
+            unmapped: UnmappedCounts::default(),
         };
         Collector { files, state: HashMap::new(), dead_letters, ids, collected }
     }
@@ -79,6 +83,7 @@ impl<'a> Collector<'a> {
             for (t, n) in done.loaded_by_type {
                 *self.collected.loaded_by_type[file_id].entry(t).or_default() += n;
             }
+            self.collected.unmapped.merge(done.unmapped);
             for (t, n) in done.without_view {
                 *self.collected.without_view.entry(t).or_default() += n;
             }

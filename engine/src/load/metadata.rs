@@ -70,7 +70,9 @@ pub(crate) fn write_table_metadata(
             .collect();
         let mut files = output.files.clone();
         files.sort();
-        let meta = json!({
+        let crosswalk: Vec<&crate::terminology::Binding> =
+            catalog.stages[i].as_ref().map(|s| s.bindings().collect()).unwrap_or_default();
+        let mut meta = json!({
             "table": layout.name,
             "resource_type": view.resource_type(),
             "view_file": catalog.files[i].display().to_string(),
@@ -84,10 +86,57 @@ pub(crate) fn write_table_metadata(
             "load_id": load_id,
             "loaded_at": started_at.to_rfc3339(),
         });
+        if !crosswalk.is_empty() {
+            // What the SQL stage needs to rebuild the schema: the view's columns, then these.
+            meta["crosswalk"] = json!(crosswalk);
+        }
         let path = dir.join(format!("{}.json", layout.name));
         std::fs::write(&path, serde_json::to_vec_pretty(&meta)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// Writes the `_dq_unmapped_codes` table (one Parquet file) and its metadata; `names`
+/// carries the load id when part files need unique names (object-store warehouses).
+pub(crate) fn write_unmapped(
+    staging: &Path,
+    names: Option<&str>,
+    batch: &arrow::record_batch::RecordBatch,
+    (load_id, started_at): (&str, &chrono::DateTime<chrono::Utc>),
+) -> anyhow::Result<()> {
+    use crate::terminology::unmapped::TABLE;
+    let table_dir = staging.join(TABLE);
+    std::fs::create_dir_all(&table_dir).with_context(|| format!("cannot create {}", table_dir.display()))?;
+    let file = match names {
+        Some(load_id) => format!("part-{load_id}-0.parquet"),
+        None => "part-0.parquet".to_owned(),
+    };
+    let path = table_dir.join(&file);
+    let mut writer = crate::sink::ParquetWriter::try_new(std::fs::File::create(&path)?, batch.schema())?;
+    writer.write(batch)?;
+    writer.finish()?.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+    let columns: Vec<serde_json::Value> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+        .collect();
+    let meta = json!({
+        "table": TABLE,
+        "kind": "data_quality",
+        "description": "codes the crosswalks did not map in this load: table, column, system, code, display, count, example resource id",
+        "columns": columns,
+        "partition_key": null,
+        "rows": batch.num_rows(),
+        "bytes": std::fs::metadata(&path)?.len(),
+        "files": [file],
+        "load_id": load_id,
+        "loaded_at": started_at.to_rfc3339(),
+    });
+    let path = staging.join(TABLES_DIR).join(format!("{TABLE}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&meta)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

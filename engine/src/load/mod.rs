@@ -85,6 +85,12 @@ pub struct LoadOptions {
     /// a load restricted to a few views the parse of the rest of the export; on, their
     /// resources are checked and bad lines dead-lettered. `keep_raw` implies it.
     pub parse_all: bool,
+    /// Crosswalk coded columns to standard systems (the bindings of the mappings).
+    pub crosswalk: bool,
+    /// A mapping folder replacing the shipped mappings; `None` for the shipped ones.
+    pub mappings_dir: Option<PathBuf>,
+    /// The NLM SNOMED CT → ICD-10-CM map (RF2 ExtendedMap), tried before the other tables.
+    pub snomed_icd10_map: Option<PathBuf>,
 }
 
 impl LoadOptions {
@@ -105,6 +111,9 @@ impl LoadOptions {
             progress: false,
             keep_raw: false,
             parse_all: false,
+            crosswalk: true,
+            mappings_dir: None,
+            snomed_icd10_map: None,
         }
     }
 }
@@ -140,6 +149,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         Some(dir) => Catalog::from_dir(dir)?,
         None => Catalog::shipped()?,
     };
+    let catalog = if options.crosswalk { catalog.with_terminology(&terminology(options)?)? } else { catalog };
     let export = open_export(&options.inputs)?;
     let warehouse = Destination::open(&options.out, options.staging.as_deref()).context("cannot open the warehouse")?;
     let load_id = new_load_id(started_at);
@@ -177,7 +187,15 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         report.status = "committed".into();
         report.check().map_err(|e| anyhow!("counts do not reconcile: {e}"))?;
         metadata::write_table_metadata(&staging, &catalog, &pipeline, &export, &load_id, &started_at)?;
-        let tables: Vec<String> = catalog.layouts.iter().map(|l| l.name.clone()).collect();
+        let mut tables: Vec<String> = catalog.layouts.iter().map(|l| l.name.clone()).collect();
+        if let Some(terminology) = catalog.terminology() {
+            let unmapped = &pipeline.collected.unmapped;
+            report.unmapped_codes =
+                Some(report::UnmappedReport { rows: unmapped.total(), codes: unmapped.distinct() as u64 });
+            let (name, load) = (crate::terminology::unmapped::TABLE, (load_id.as_str(), &started_at));
+            metadata::write_unmapped(&staging, names, &unmapped.to_batch(&terminology.bindings), load)?;
+            tables.push(name.to_owned());
+        }
         warehouse.publish(&load_id, &tables)?;
         Ok(())
     });
@@ -192,6 +210,16 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     let json = serde_json::to_vec_pretty(&report).expect("reports serialise");
     let report_path = warehouse.save_report(&load_id, json)?;
     Ok(LoadOutcome { report, report_path })
+}
+
+/// The crosswalks of a load: the shipped mappings or `--mappings`, with `--snomed-icd10-map`.
+fn terminology(options: &LoadOptions) -> anyhow::Result<std::sync::Arc<crate::terminology::Terminology>> {
+    let source = match &options.mappings_dir {
+        Some(dir) => crate::terminology::MappingSource::Dir(dir.clone()),
+        None => crate::terminology::MappingSource::Embedded,
+    };
+    crate::terminology::Terminology::load(&source, options.snomed_icd10_map.as_deref())
+        .with_context(|| format!("cannot load the crosswalks of {}", source.describe()))
 }
 
 /// What the pipeline produced before publishing.

@@ -134,6 +134,18 @@ pub struct LoadReport {
     /// Where the dead letters are, when there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_dir: Option<String>,
+    /// What the crosswalks left unmapped (table `_dq_unmapped_codes`), when they ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unmapped_codes: Option<UnmappedReport>,
+}
+
+/// The size of `_dq_unmapped_codes`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct UnmappedReport {
+    /// Rows whose code no crosswalk maps.
+    pub rows: u64,
+    /// Distinct (table, column, system, code) among them.
+    pub codes: u64,
 }
 
 impl LoadReport {
@@ -230,6 +242,13 @@ impl LoadReport {
                     d.kept_in_types.join(", ")
                 );
             }
+        }
+        if let Some(u) = self.unmapped_codes.as_ref().filter(|u| u.rows > 0) {
+            let _ = writeln!(
+                s,
+                "  {} coded rows not crosswalked ({} distinct codes): see table _dq_unmapped_codes",
+                u.rows, u.codes
+            );
         }
         for e in &self.server_errors {
             let _ = writeln!(s, "  server reported {} OperationOutcomes in {}", e.outcomes, e.path);

@@ -83,7 +83,9 @@ pub(crate) fn apply(
             views.append(resource_type, &resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
         }
         for (builder, &table) in views.builders_mut().iter_mut().zip(&tables) {
-            for (partition, batch) in catalog.layouts[table].split(builder.finish()) {
+            // Not counted again for _dq_unmapped_codes: the winner's rows were counted when
+            // they were first loaded.
+            for (partition, batch) in catalog.finish_batch(table, builder.finish(), None)? {
                 winners_writer.write(table, partition, &batch)?;
             }
         }

@@ -20,6 +20,7 @@ use super::report::FileReport;
 use super::resource_types::is_r4_resource_type;
 use crate::sink::partition::PartitionValue;
 use crate::source::{ChunkLine, ChunkLines, ExportFile};
+use crate::terminology::UnmappedCounts;
 use crate::view::ViewSet;
 
 /// Rows buffered by a worker, all views together, before it hands batches to the writers.
@@ -53,6 +54,8 @@ pub(crate) struct ChunkDone {
     pub without_view: BTreeMap<String, u64>,
     /// Key and version of every loaded resource with an id, for duplicate detection.
     pub ids: Vec<IdRecord>,
+    /// Codes the crosswalks did not map, in this chunk's rows.
+    pub unmapped: UnmappedCounts,
 }
 
 /// What every worker shares.
@@ -82,6 +85,8 @@ pub(crate) struct WorkerState {
     /// letter must keep the original bytes.
     original: Vec<u8>,
     pending_rows: usize,
+    /// Unmapped codes of the rows flushed since the last chunk ended.
+    unmapped: UnmappedCounts,
 }
 
 impl WorkerState {
@@ -91,6 +96,7 @@ impl WorkerState {
             parse_buffers: simd_json::Buffers::default(),
             original: Vec::new(),
             pending_rows: 0,
+            unmapped: UnmappedCounts::default(),
         }
     }
 }
@@ -107,6 +113,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
         loaded_by_type: BTreeMap::new(),
         without_view: BTreeMap::new(),
         ids: Vec::new(),
+        unmapped: UnmappedCounts::default(),
     };
     let from = chunk.range.start.saturating_sub(1);
     let mut consumed = 0;
@@ -171,6 +178,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
         }
     }
     flush(shared, state, true);
+    done.unmapped = std::mem::take(&mut state.unmapped);
     if let Some(Err(e)) = raw.map(RawChunk::finish) {
         fail(shared, format!("--keep-raw: {e}"));
     }
@@ -254,7 +262,14 @@ fn flush(shared: &Shared<'_>, state: &mut WorkerState, all: bool) {
         if builder.len() < threshold {
             continue;
         }
-        for (partition, batch) in shared.catalog.layouts[table].split(builder.finish()) {
+        let batches = match shared.catalog.finish_batch(table, builder.finish(), Some(&mut state.unmapped)) {
+            Ok(batches) => batches,
+            Err(e) => {
+                fail(shared, format!("{e:#}"));
+                continue;
+            }
+        };
+        for (partition, batch) in batches {
             let shard = shard_of(table, partition, shared.writers.len());
             if shared.writers[shard].send(WriteMsg { table, partition, batch }).is_err() {
                 // A writer failed and stopped; the load is failing, stop reading too.

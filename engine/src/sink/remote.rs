@@ -188,8 +188,9 @@ impl RemoteWarehouse {
             files_under(&staged).map_err(|source| SinkError::File { path: staged.clone(), source })?
         {
             let (top, _) = relative.split_once('/').unwrap_or((relative.as_str(), ""));
-            // `_`-prefixed folders are the snapshot's metadata; the others are tables.
-            let key = if top.starts_with('_') {
+            // `_`-prefixed folders are the snapshot's metadata, unless named as tables
+            // (`_dq_unmapped_codes`); the others are tables.
+            let key = if top.starts_with('_') && !tables.iter().any(|t| t == top) {
                 snapshot_key(load_id, &relative)
             } else {
                 record.tables.entry(top.to_owned()).or_default().push(relative.clone());

@@ -6,7 +6,8 @@
 //! table over its Parquet files, with its exact Arrow schema (recompiled from the
 //! ViewDefinition stored in the metadata) and its Hive partition key as an `Int32` column,
 //! so that filters on the key skip whole partitions. A warehouse in an object store is read
-//! through its commit record instead ([`snapshot`]): exactly the files it lists.
+//! through its commit record instead ([`snapshot`]): exactly the files it lists. The mapping
+//! tables (crosswalks, value sets, CMS-HCC) are registered beside them ([`mappings`]).
 //! [`ExportTables`] are the same tables computed straight from a raw export's NDJSON.
 //!
 //! [`Session`] is what `fhirhouse query` and `fhirhouse sql` run on: one function,
@@ -25,12 +26,14 @@
 pub mod diagnose;
 mod export;
 mod export_scan;
+mod mappings;
 pub mod script;
 mod session;
 mod snapshot;
 
 pub use diagnose::SqlError;
 pub use export::{ExportIssues, ExportTable, ExportTables};
+pub use mappings::register_mappings;
 pub use session::{Session, Tables};
 
 use std::path::PathBuf;
@@ -41,12 +44,11 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
 
-use crate::sink::partition::PartitionSpec;
 use crate::store::Address;
-use crate::view::CompiledView;
 
 /// Registers every table of the warehouse at `root` (a folder or an object-store URL) in
-/// `ctx`; returns their names, sorted. The tables are those of the load published when this
+/// `ctx`, then the shipped mapping tables ([`register_mappings`]); returns the warehouse's
+/// table names, sorted. The tables are those of the load published when this
 /// is called, even if a later load publishes while the session runs (until that load's
 /// cleanup removes the files).
 ///
@@ -57,7 +59,11 @@ use crate::view::CompiledView;
 pub fn register_warehouse(ctx: &SessionContext, root: impl Into<Address>) -> anyhow::Result<Vec<String>> {
     let root = match root.into() {
         Address::Local(root) => root,
-        Address::Url(url) => return snapshot::register(ctx, &url),
+        Address::Url(url) => {
+            let names = snapshot::register(ctx, &url)?;
+            register_mappings(ctx)?;
+            return Ok(names);
+        }
     };
     let tables_dir = root.join("_fhirhouse/current/_tables");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&tables_dir)
@@ -79,6 +85,7 @@ pub fn register_warehouse(ctx: &SessionContext, root: impl Into<Address>) -> any
         };
         names.push(register().with_context(|| format!("cannot register {}", file.display()))?);
     }
+    register_mappings(ctx)?;
     Ok(names)
 }
 
@@ -90,13 +97,12 @@ fn register_table(
     table_url: impl FnOnce(&str) -> anyhow::Result<ListingTableUrl>,
 ) -> anyhow::Result<String> {
     let name = meta["table"].as_str().ok_or_else(|| anyhow!("no \"table\" name"))?.to_owned();
-    let view = CompiledView::from_json_value(&meta["view"]).map_err(|e| anyhow!("stored view: {e}"))?;
-    let partition = PartitionSpec::of_view(&view).map_err(|e| anyhow!("stored view: {e}"))?;
+    let (schema, partition) = mappings::table_schema(meta)?;
     let mut options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     if let Some(spec) = &partition {
         options = options.with_table_partition_cols(vec![spec.key_field()]);
     }
-    let config = ListingTableConfig::new(table_url(&name)?).with_listing_options(options).with_schema(view.schema());
+    let config = ListingTableConfig::new(table_url(&name)?).with_listing_options(options).with_schema(schema);
     ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
     Ok(name)
 }

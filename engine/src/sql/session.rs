@@ -66,11 +66,12 @@ impl Session {
             Tables::Export { inputs, views } => {
                 let export = ExportTables::open(inputs, views)?;
                 export.register(&ctx)?;
+                // A warehouse registers the reference tables (crosswalks, value sets, CMS-HCC)
+                // with its own; an export session gets the same ones here.
+                super::register_mappings(&ctx)?;
                 Some(export.issues())
             }
         };
-        // Reference tables (code crosswalks, value sets) are registered here, after the data
-        // tables, so that every session sees them whatever its data comes from.
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         Ok(Session { ctx, runtime, issues })
     }

@@ -1,0 +1,300 @@
+//! `fhirhouse mappings check`: validates a mapping folder.
+//!
+//! Per table: it reads (header, fields, relationships: every reader's own checks); no key
+//! occurs twice (crosswalks: source system, source code, target code; value sets: value set,
+//! system, code; code lists: code; reference tables: their manifest `key`); a crosswalk
+//! source is not both unmatched and mapped; crosswalk codes are in the code list of their
+//! system where the folder ships one (ICD-10-CM FY2026). Bindings name known target
+//! systems and, given the views, existing text columns. Value set codes missing from a code
+//! list are warnings: value sets keep codes retired since they were published.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow::datatypes::SchemaRef;
+
+use super::bindings::Binding;
+use super::manifest::{MappingSource, Mappings, TableKind, MANIFEST};
+use super::reference::{read_categories, read_code_list, read_reference, read_value_sets};
+use super::systems::{SystemId, Systems};
+use super::MappingError;
+
+/// How many warnings of one kind are quoted.
+const QUOTED: usize = 5;
+
+/// What the check found.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// (table, kind, rows) of every table that could be read.
+    pub tables: Vec<(String, String, usize)>,
+    /// Problems: the folder is not valid.
+    pub errors: Vec<MappingError>,
+    /// Remarks that do not make it invalid.
+    pub warnings: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether the folder is valid.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Code lists by system: the set of valid codes (normal form) and the list's name.
+struct CodeLists(HashMap<SystemId, (String, HashSet<String>)>);
+
+impl CodeLists {
+    fn invalid(&self, system: SystemId, code: &str) -> Option<&str> {
+        self.0.get(&system).filter(|(_, codes)| !codes.contains(code)).map(|(name, _)| name.as_str())
+    }
+}
+
+/// Checks the folder `source`; `views` are the tables bindings may name, with their view
+/// schemas (empty to skip that part).
+#[must_use]
+pub fn check(source: &MappingSource, views: &[(String, SchemaRef)]) -> CheckReport {
+    let mut report = CheckReport::default();
+    let mappings = match Mappings::open(source) {
+        Ok(m) => m,
+        Err(e) => {
+            report.errors.push(e);
+            return report;
+        }
+    };
+    let mut systems = mappings.systems.clone();
+    let lists = code_lists(&mappings, source, &mut systems, &mut report);
+    check_bindings(&mappings.bindings, &mappings.bindings_file, &systems, views, &mut report);
+    crosswalks(&mappings, source, &mut systems, &lists, &mut report);
+    for entry in mappings.of_kind(TableKind::Valueset) {
+        match read_value_sets(entry, source) {
+            Err(e) => report.errors.push(e),
+            Ok(sets) => {
+                let mut rows = 0;
+                let mut retired = Vec::new();
+                let mut scratch = String::new();
+                for (file, members) in sets {
+                    let mut seen = HashSet::new();
+                    for m in &members {
+                        let system = systems.intern(&m.system);
+                        let code = systems.normalise(system, &m.code, &mut scratch).to_owned();
+                        if !seen.insert((m.valueset_url.clone(), system, code.clone())) {
+                            report.errors.push(MappingError::at(
+                                &file,
+                                0,
+                                format!("{} {} is listed twice", m.system, m.code),
+                            ));
+                        }
+                        if let Some(list) = lists.invalid(system, &code) {
+                            retired.push(format!("{file}: {} {} (not in {list})", m.system, m.code));
+                        }
+                    }
+                    rows += members.len();
+                }
+                if !retired.is_empty() {
+                    report.warnings.push(format!(
+                        "{}: {} value set codes are not in the shipped code list, e.g. {}",
+                        entry.name,
+                        retired.len(),
+                        retired[..retired.len().min(QUOTED)].join("; ")
+                    ));
+                }
+                report.tables.push((entry.name.clone(), "valueset".into(), rows));
+            }
+        }
+    }
+    for entry in mappings.of_kind(TableKind::Categories) {
+        let read = entry
+            .file()
+            .and_then(|f| Ok((f, source.read(f)?)))
+            .and_then(|(f, bytes)| read_categories(&bytes, f, &systems, entry.system()?));
+        match read {
+            Ok(categories) => report.tables.push((entry.name.clone(), "categories".into(), categories.len())),
+            Err(e) => report.errors.push(e),
+        }
+    }
+    for entry in mappings.of_kind(TableKind::Reference) {
+        match read_reference(entry, source) {
+            Err(e) => report.errors.push(e),
+            Ok(table) => {
+                let key: Result<Vec<usize>, _> =
+                    entry.key.iter().map(|k| table.header.iter().position(|h| h == k).ok_or(k)).collect();
+                match key {
+                    Err(k) => report.errors.push(MappingError::at(
+                        MANIFEST,
+                        0,
+                        format!("table {}: key column {k} is not in the header", entry.name),
+                    )),
+                    Ok(key) => {
+                        let mut seen: HashMap<Vec<&str>, (&str, u64)> = HashMap::new();
+                        for (file, line, fields) in &table.rows {
+                            let k: Vec<&str> = key.iter().map(|&i| fields[i].as_str()).collect();
+                            if let Some((first_file, first)) = seen.insert(k.clone(), (file, *line)) {
+                                report.errors.push(MappingError::at(
+                                    file,
+                                    *line,
+                                    format!("duplicate key {k:?} (first at {first_file}:{first})"),
+                                ));
+                            }
+                        }
+                    }
+                }
+                report.tables.push((entry.name.clone(), "reference".into(), table.rows.len()));
+            }
+        }
+    }
+    report
+}
+
+fn code_lists(
+    mappings: &Mappings,
+    source: &MappingSource,
+    systems: &mut Systems,
+    report: &mut CheckReport,
+) -> CodeLists {
+    let mut lists = HashMap::new();
+    for entry in mappings.of_kind(TableKind::CodeList) {
+        let read = entry.file().and_then(|f| Ok((f, read_code_list(&source.read(f)?, f)?)));
+        let (file, codes) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                report.errors.push(e);
+                continue;
+            }
+        };
+        let system = match entry.system() {
+            Ok(s) => systems.intern(s),
+            Err(e) => {
+                report.errors.push(e);
+                continue;
+            }
+        };
+        let mut set = HashSet::with_capacity(codes.len());
+        let mut scratch = String::new();
+        for (line, code) in &codes {
+            let normal = systems.normalise(system, code, &mut scratch);
+            if normal != code {
+                report.errors.push(MappingError::at(file, *line, format!("{code} is not in normal form ({normal})")));
+            }
+            if !set.insert(normal.to_owned()) {
+                report.errors.push(MappingError::at(file, *line, format!("{code} is listed twice")));
+            }
+        }
+        report.tables.push((entry.name.clone(), "code_list".into(), set.len()));
+        lists.insert(system, (entry.name.clone(), set));
+    }
+    CodeLists(lists)
+}
+
+fn check_bindings(
+    bindings: &[Binding],
+    file: &str,
+    systems: &Systems,
+    views: &[(String, SchemaRef)],
+    report: &mut CheckReport,
+) {
+    let mut outputs = HashSet::new();
+    for b in bindings {
+        if systems.resolve(&b.target).is_none() {
+            report.errors.push(MappingError::at(
+                file,
+                0,
+                format!("binding {}.{}: unknown target system {}", b.table, b.code, b.target),
+            ));
+        }
+        if !outputs.insert((b.table.as_str(), b.output.as_str())) {
+            report.errors.push(MappingError::at(
+                file,
+                0,
+                format!("table {}: output {} is used twice", b.table, b.output),
+            ));
+        }
+        if views.is_empty() {
+            continue;
+        }
+        match views.iter().find(|(t, _)| *t == b.table) {
+            None => report.errors.push(MappingError::at(
+                file,
+                0,
+                format!("binding {}.{}: no view makes table {}", b.table, b.code, b.table),
+            )),
+            Some((_, schema)) => {
+                if let Err(e) = b.check_against(schema) {
+                    report.errors.push(MappingError::at(file, 0, e));
+                }
+            }
+        }
+    }
+}
+
+fn crosswalks(
+    mappings: &Mappings,
+    source: &MappingSource,
+    systems: &mut Systems,
+    lists: &CodeLists,
+    report: &mut CheckReport,
+) {
+    for entry in mappings.of_kind(TableKind::Crosswalk) {
+        // Read one table at a time so that one broken table does not hide the others.
+        let single = Mappings { tables: vec![entry.clone()], ..mappings.clone() };
+        let table = match single.crosswalk_tables(source) {
+            Ok(mut t) => t.remove(0),
+            Err(e) => {
+                report.errors.push(e);
+                continue;
+            }
+        };
+        let file = entry.file.clone().unwrap_or_default();
+        let mut keys: HashMap<(SystemId, String, SystemId, Option<String>), u64> = HashMap::new();
+        let mut unmatched: HashMap<(SystemId, String, SystemId), (bool, bool, u64)> = HashMap::new();
+        let mut scratch = String::new();
+        for row in &table.rows {
+            let from = systems.intern(&row.source_system);
+            let to = systems.intern(&row.target_system);
+            let code = systems.normalise(from, &row.source_code, &mut scratch).to_owned();
+            let target = row.target_code.as_deref().map(|c| systems.normalise(to, c, &mut scratch).to_owned());
+            if let Some(first) = keys.insert((from, code.clone(), to, target.clone()), row.line) {
+                report.errors.push(MappingError::at(
+                    &file,
+                    row.line,
+                    format!(
+                        "duplicate key {} {code} → {} (first at line {first})",
+                        row.source_system,
+                        target.as_deref().unwrap_or("unmatched")
+                    ),
+                ));
+            }
+            let flags = unmatched.entry((from, code.clone(), to)).or_insert((false, false, row.line));
+            if target.is_some() {
+                flags.0 = true
+            } else {
+                flags.1 = true
+            }
+            if flags.0 && flags.1 {
+                report.errors.push(MappingError::at(
+                    &file,
+                    row.line,
+                    format!("{code} is both unmatched and mapped (line {})", flags.2),
+                ));
+            }
+            if let Some(list) = lists.invalid(from, &code) {
+                report.errors.push(MappingError::at(
+                    &file,
+                    row.line,
+                    format!("source code {} is not in {list}", row.source_code),
+                ));
+            }
+            if let Some(list) = target.as_deref().and_then(|t| lists.invalid(to, t)) {
+                report.errors.push(MappingError::at(
+                    &file,
+                    row.line,
+                    format!("target code {} is not in {list}", row.target_code.as_deref().unwrap_or("")),
+                ));
+            }
+        }
+        report.tables.push((entry.name.clone(), "crosswalk".into(), table.rows.len()));
+    }
+}
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;
