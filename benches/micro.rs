@@ -1,5 +1,5 @@
 //! Micro-benchmarks that guard the stages of a load in review: every shipped view by
-//! resource type, and Parquet encoding of the tables they produce.
+//! resource type, the code crosswalks, and Parquet encoding of the tables.
 //!
 //! ```text
 //! cargo bench -p fhirhouse --bench micro              # all groups
@@ -10,8 +10,11 @@
 //! - `views/<Type>`: each line parsed and fed to every shipped view of its type through a
 //!   [`ViewSet`], as a load's workers do (throughput in input bytes), next to
 //!   `parse/<Type>`, the parse alone;
-//! - `parquet/<table>`: the table's record batches (from the same export) written to one
-//!   zstd Parquet file in memory with the warehouse's writer settings (throughput in rows).
+//! - `crosswalk/<table>`: the shipped crosswalk stage of a bound table (hash lookups of
+//!   every code, the standard columns built, unmapped codes counted) over the table's
+//!   batches (throughput in rows);
+//! - `parquet/<table>`: the table's record batches, crosswalked, written to one zstd
+//!   Parquet file in memory with the warehouse's writer settings (throughput in rows).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fhirhouse::load::Catalog;
 use fhirhouse::sink::ParquetWriter;
+use fhirhouse::terminology::{TableStage, UnmappedCounts};
 use fhirhouse::view::ViewSet;
 
 #[path = "common.rs"]
@@ -84,8 +88,10 @@ fn cut_full_batches(set: &mut ViewSet, rows: usize) -> Vec<RecordBatch> {
     set.builders_mut().iter_mut().filter(|b| b.len() > rows).map(|b| b.finish()).collect()
 }
 
-fn parquet(c: &mut Criterion) {
-    let catalog = Catalog::shipped().expect("shipped views compile");
+/// Every table's rows over the export, in batches of [`BATCH_ROWS`], with the crosswalk
+/// stage of the shipped mappings when the table has one.
+fn table_batches() -> Vec<(String, Option<Arc<TableStage>>, Vec<RecordBatch>)> {
+    let catalog = Catalog::shipped_crosswalked().expect("shipped views and mappings compile");
     let mut set = ViewSet::new(catalog.views.iter().cloned());
     let mut scratch = Vec::new();
     let mut buffers = simd_json::Buffers::default();
@@ -95,21 +101,53 @@ fn parquet(c: &mut Criterion) {
             set.append(&resource_type, &doc).expect("shipped views evaluate");
         }
     }
-    let mut group = c.benchmark_group("parquet");
-    group.sample_size(10);
-    for builder in set.builders_mut() {
-        let table = builder.view().name().to_owned();
-        let schema = builder.view().schema();
+    let mut tables = Vec::new();
+    for (i, builder) in set.builders_mut().iter_mut().enumerate() {
         let batch = builder.finish();
         if batch.num_rows() == 0 {
             continue;
         }
-        let batches: Vec<RecordBatch> = (0..batch.num_rows())
+        let batches = (0..batch.num_rows())
             .step_by(BATCH_ROWS)
             .map(|start| batch.slice(start, BATCH_ROWS.min(batch.num_rows() - start)))
             .collect();
-        group.throughput(Throughput::Elements(batch.num_rows() as u64));
-        let schema = Arc::clone(&schema);
+        tables.push((catalog.layouts[i].name.clone(), catalog.stages[i].clone(), batches));
+    }
+    tables
+}
+
+fn rows(batches: &[RecordBatch]) -> u64 {
+    batches.iter().map(|b| b.num_rows() as u64).sum()
+}
+
+fn crosswalk(c: &mut Criterion) {
+    let mut group = c.benchmark_group("crosswalk");
+    group.sample_size(10);
+    for (table, stage, batches) in table_batches() {
+        let Some(stage) = stage else { continue };
+        group.throughput(Throughput::Elements(rows(&batches)));
+        group.bench_function(table, |b| {
+            b.iter(|| {
+                let mut counts = UnmappedCounts::default();
+                let out: Vec<RecordBatch> =
+                    batches.iter().map(|batch| stage.apply(batch, Some(&mut counts)).expect("bound columns")).collect();
+                (out, counts)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn parquet(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parquet");
+    group.sample_size(10);
+    for (table, stage, batches) in table_batches() {
+        let batches: Vec<RecordBatch> = match &stage {
+            Some(stage) => batches.iter().map(|b| stage.apply(b, None).expect("bound columns")).collect(),
+            None => batches,
+        };
+        let schema = batches[0].schema();
+        group.throughput(Throughput::Elements(rows(&batches)));
         group.bench_function(table, |b| {
             b.iter(|| {
                 let mut writer = ParquetWriter::try_new(Vec::new(), Arc::clone(&schema)).expect("schema fits Parquet");
@@ -123,5 +161,5 @@ fn parquet(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, views, parquet);
+criterion_group!(benches, views, crosswalk, parquet);
 criterion_main!(benches);

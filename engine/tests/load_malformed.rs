@@ -145,7 +145,11 @@ fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
     skimmed.report.check().unwrap();
     let basic = skimmed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
     assert_eq!((basic.lines, basic.blank_lines, basic.unread, basic.dead_letters), (3, 1, 2, 0));
-    assert!(skimmed.report.summary().contains("2 lines not parsed: no view reads Basic"), "{}", skimmed.report.summary());
+    assert!(
+        skimmed.report.summary().contains("2 lines not parsed: no view reads Basic"),
+        "{}",
+        skimmed.report.summary()
+    );
     assert_eq!(skimmed.report.totals.loaded, 1);
 
     let parsed = load_with(&inputs, &dir.path().join("wh2"), |o| o.parse_all = true);

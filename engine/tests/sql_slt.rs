@@ -50,8 +50,8 @@ struct Db {
 impl Db {
     fn open() -> Db {
         let session = Session::open(&Tables::Warehouse(warehouse().into())).unwrap();
-        let views = Catalog::shipped().unwrap().views;
-        let export = ExportTables::open(&[common::sample().into()], &views).unwrap();
+        let catalog = Catalog::shipped_crosswalked().unwrap();
+        let export = ExportTables::open(&[common::sample().into()], &catalog).unwrap();
         session.collect("CREATE SCHEMA export").unwrap();
         for (name, provider) in export.providers() {
             session.context().register_table(TableReference::partial("export", name), provider).unwrap();

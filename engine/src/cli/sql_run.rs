@@ -44,7 +44,10 @@ impl SourceArgs {
                 Some(dir) => Catalog::from_dir(dir)?,
                 None => Catalog::shipped()?,
             };
-            Tables::Export { inputs: vec![self.source.clone()], views: catalog.views }
+            // Crosswalked with the shipped mappings, as a default load is, so that the
+            // same SQL runs on an export and on a warehouse.
+            let catalog = catalog.with_terminology(&crate::terminology::Terminology::shipped()?)?;
+            Tables::Export { inputs: vec![self.source.clone()], catalog }
         } else {
             Tables::Warehouse(self.source.clone())
         };

@@ -69,6 +69,15 @@ impl Catalog {
         )
     }
 
+    /// The shipped views with the shipped crosswalks: the tables of a default load.
+    ///
+    /// # Errors
+    ///
+    /// Only if a shipped view or mapping is broken, which the test suite rules out.
+    pub fn shipped_crosswalked() -> anyhow::Result<Catalog> {
+        Catalog::shipped()?.with_terminology(&Terminology::shipped()?)
+    }
+
     /// Compiles views given as (file, JSON text). All must be valid before any data is
     /// read, and table names (view `name`s) must be unique.
     ///

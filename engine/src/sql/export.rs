@@ -7,7 +7,9 @@
 //! bounded whatever the export's size, and a `LIMIT` stops the reading early.
 //!
 //! The tables have the warehouse's schema, partition key included (`<column>_year`,
-//! computed from the tagged date column, `0` for no date), so the same SQL runs on both.
+//! computed from the tagged date column, `0` for no date) and the standard-code columns of
+//! the catalog's crosswalks (computed only when a query reads them), so the same SQL runs
+//! on both.
 //!
 //! **Projection pushdown.** A scan compiles a copy of the view keeping only the columns the
 //! query uses (in each `select` element that has columns, those used or else its first one,
@@ -41,10 +43,11 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use super::export_scan::{Piece, Projection, ScanPartition};
-use crate::load::is_r4_resource_type;
+use crate::load::{is_r4_resource_type, Catalog};
 use crate::sink::partition::PartitionSpec;
 use crate::source::{open_export, ExportFile};
 use crate::store::Address;
+use crate::terminology::TableStage;
 use crate::view::CompiledView;
 
 /// Rows a scan buffers per partition before it hands a batch on.
@@ -92,13 +95,13 @@ pub struct ExportTables {
 
 impl ExportTables {
     /// Resolves the export named by `inputs` (a folder, a `manifest.json`, files or URLs, as
-    /// for a load) and makes a table of each view. Nothing is read yet but the manifest and
-    /// the files' sizes.
+    /// for a load) and makes a table of each view of `catalog`, crosswalked as the catalog
+    /// says. Nothing is read yet but the manifest and the files' sizes.
     ///
     /// # Errors
     ///
     /// The errors of [`open_export`]; a view whose partition tag is invalid.
-    pub fn open(inputs: &[Address], views: &[Arc<CompiledView>]) -> anyhow::Result<ExportTables> {
+    pub fn open(inputs: &[Address], catalog: &Catalog) -> anyhow::Result<ExportTables> {
         let export = open_export(inputs)?;
         let files: Vec<(Arc<ExportFile>, Option<String>)> = export
             .files
@@ -109,13 +112,12 @@ impl ExportTables {
             })
             .collect();
         let issues = Arc::new(ExportIssues::default());
-        let mut tables = Vec::with_capacity(views.len());
-        for view in views {
-            let partition = PartitionSpec::of_view(view).map_err(|e| anyhow::anyhow!("view {}: {e}", view.name()))?;
-            let view_schema = view.schema();
-            let schema = Arc::new(match &partition {
-                Some(spec) => spec.reader_schema(&view_schema),
-                None => view_schema.as_ref().clone(),
+        let mut tables = Vec::with_capacity(catalog.views.len());
+        for (view, layout) in catalog.views.iter().zip(catalog.layouts.iter()) {
+            let partition = &layout.partition;
+            let schema = Arc::new(match partition {
+                Some(spec) => spec.reader_schema(&layout.schema),
+                None => layout.schema.as_ref().clone(),
             });
             let mut pieces = Vec::new();
             for (file, kind) in &files {
@@ -132,6 +134,7 @@ impl ExportTables {
             }
             tables.push(Arc::new(ExportTable {
                 view: Arc::clone(view),
+                stage: catalog.stages[tables.len()].clone(),
                 schema: with_key_not_null(&schema, partition.as_ref()),
                 pieces,
                 issues: Arc::clone(&issues),
@@ -195,6 +198,8 @@ fn file_type(file: &ExportFile) -> Option<String> {
 #[derive(Debug)]
 pub struct ExportTable {
     view: Arc<CompiledView>,
+    /// The table's crosswalk, if a binding names it.
+    stage: Option<Arc<TableStage>>,
     schema: SchemaRef,
     /// The chunks of the files this table reads.
     pieces: Vec<Piece>,
@@ -219,7 +224,7 @@ impl TableProvider for ExportTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
-        let projection = Projection::new(&self.view, &self.schema, projection.unwrap_or(&all))
+        let projection = Projection::new(&self.view, self.stage.as_deref(), &self.schema, projection.unwrap_or(&all))
             .map_err(|e| DataFusionError::Plan(format!("table {}: {e}", self.view.name())))?;
         let projection = Arc::new(projection);
         let partitions = state.config().target_partitions().clamp(1, self.pieces.len().max(1));

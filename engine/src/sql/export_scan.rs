@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use super::export::{ExportIssues, BATCH_ROWS};
 use crate::sink::partition::PartitionSpec;
 use crate::source::{ChunkLine, ChunkLines, ExportFile};
+use crate::terminology::TableStage;
 use crate::view::{CompiledView, ViewBatchBuilder};
 
 /// Batches in flight between a partition's reader thread and the query.
@@ -59,23 +60,46 @@ enum Output {
 #[derive(Debug)]
 pub(super) struct Projection {
     view: Arc<CompiledView>,
+    /// The crosswalk of the projected view, when the scan reads a column it adds.
+    stage: Option<TableStage>,
     partition: Option<PartitionSpec>,
     outputs: Vec<Output>,
     schema: SchemaRef,
 }
 
 impl Projection {
-    /// The projection of `view` (whose table has `table_schema`: the view's columns, then
-    /// the partition key if any) to the table columns `indices`.
-    pub fn new(view: &Arc<CompiledView>, table_schema: &SchemaRef, indices: &[usize]) -> Result<Projection, String> {
-        let view_columns = view.schema().fields().len();
+    /// The projection of `view` to the table columns `indices`. The table has
+    /// `table_schema`: the view's columns, the columns `stage` adds (if the table is
+    /// crosswalked), then the partition key if any.
+    pub fn new(
+        view: &Arc<CompiledView>,
+        stage: Option<&TableStage>,
+        table_schema: &SchemaRef,
+        indices: &[usize],
+    ) -> Result<Projection, String> {
+        let view_schema = view.schema();
         let full_partition = PartitionSpec::of_view(view)?;
+        let key = full_partition.as_ref().map(PartitionSpec::key_name);
         let mut needed: HashSet<&str> = HashSet::new();
+        let mut crosswalked = false;
         for &i in indices {
-            if i < view_columns {
-                needed.insert(table_schema.field(i).name());
-            } else if let Some(spec) = &full_partition {
-                needed.insert(spec.column());
+            let name = table_schema.field(i).name();
+            if view_schema.index_of(name).is_ok() {
+                needed.insert(name);
+            } else if Some(name) == key.as_ref() {
+                needed.insert(full_partition.as_ref().expect("a key comes from a partition").column());
+            } else {
+                crosswalked = true;
+            }
+        }
+        // An added column needs every input of the table's bindings: the stage is rebuilt
+        // against the projected view, which must therefore still have them all.
+        let stage = stage.filter(|_| crosswalked);
+        if let Some(stage) = stage {
+            for binding in stage.bindings() {
+                needed.extend([binding.code.as_str(), binding.system.as_str()]);
+                needed.extend(binding.display.as_deref());
+                needed.extend(binding.id.as_deref());
             }
         }
         let projected = match view.definition() {
@@ -86,20 +110,24 @@ impl Projection {
             ),
         };
         let partition = PartitionSpec::of_view(&projected)?;
-        let projected_schema = projected.schema();
+        let projected_stage = match stage {
+            Some(stage) => TableStage::for_table(stage.terminology(), projected.name(), &projected.schema())?,
+            None => None,
+        };
+        let evaluated = projected_stage.as_ref().map_or_else(|| projected.schema(), |s| Arc::clone(s.schema()));
         let outputs = indices
             .iter()
             .map(|&i| {
-                if i < view_columns {
-                    let name = table_schema.field(i).name();
-                    projected_schema.index_of(name).map(Output::Column).map_err(|e| e.to_string())
-                } else {
+                let name = table_schema.field(i).name();
+                if Some(name) == key.as_ref() {
                     Ok(Output::Key)
+                } else {
+                    evaluated.index_of(name).map(Output::Column).map_err(|e| e.to_string())
                 }
             })
             .collect::<Result<Vec<_>, String>>()?;
         let schema = Arc::new(table_schema.project(indices).map_err(|e| e.to_string())?);
-        Ok(Projection { view: projected, partition, outputs, schema })
+        Ok(Projection { view: projected, stage: projected_stage, partition, outputs, schema })
     }
 
     /// The scan's output schema.
@@ -109,11 +137,16 @@ impl Projection {
 
     /// A batch of the projected view as the scan's output.
     fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let crosswalked = match &self.stage {
+            Some(stage) => Some(stage.apply(batch, None)?),
+            None => None,
+        };
+        let evaluated = crosswalked.as_ref().unwrap_or(batch);
         let columns: Vec<ArrayRef> = self
             .outputs
             .iter()
             .map(|output| match output {
-                Output::Column(i) => Arc::clone(batch.column(*i)),
+                Output::Column(i) => Arc::clone(evaluated.column(*i)),
                 Output::Key => {
                     self.partition.as_ref().expect("a key is only projected from a partitioned view").key_array(batch)
                 }
@@ -315,7 +348,7 @@ mod tests {
         let view = view();
         let schema = table_schema(&view);
         // status (2) and the key (5): `when` is evaluated for the key; the forEach keeps `code`.
-        let p = Projection::new(&view, &schema, &[2, 5]).unwrap();
+        let p = Projection::new(&view, None, &schema, &[2, 5]).unwrap();
         assert_eq!(names(&p.view.schema()), ["when", "status", "code"]);
         assert_eq!(names(&p.schema), ["status", "when_year"]);
 
@@ -333,7 +366,7 @@ mod tests {
     #[test]
     fn no_columns_still_counts_rows() {
         let view = view();
-        let p = Projection::new(&view, &table_schema(&view), &[]).unwrap();
+        let p = Projection::new(&view, None, &table_schema(&view), &[]).unwrap();
         assert_eq!(names(&p.view.schema()), ["id", "code"]);
         assert_eq!(p.schema.fields().len(), 0);
     }

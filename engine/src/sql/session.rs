@@ -12,8 +12,8 @@ use futures::StreamExt;
 
 use super::diagnose::SqlError;
 use super::export::{ExportIssues, ExportTables};
+use crate::load::Catalog;
 use crate::store::Address;
-use crate::view::CompiledView;
 
 /// Where a session's tables come from.
 #[derive(Debug, Clone)]
@@ -24,8 +24,8 @@ pub enum Tables {
     Export {
         /// What names the export, as for a load.
         inputs: Vec<Address>,
-        /// The views, one table each.
-        views: Vec<Arc<CompiledView>>,
+        /// The views, one table each, and their crosswalks.
+        catalog: Catalog,
     },
 }
 
@@ -63,8 +63,8 @@ impl Session {
                 super::register_warehouse(&ctx, root.clone())?;
                 None
             }
-            Tables::Export { inputs, views } => {
-                let export = ExportTables::open(inputs, views)?;
+            Tables::Export { inputs, catalog } => {
+                let export = ExportTables::open(inputs, catalog)?;
                 export.register(&ctx)?;
                 // A warehouse registers the reference tables (crosswalks, value sets, CMS-HCC)
                 // with its own; an export session gets the same ones here.

@@ -96,6 +96,12 @@ impl TableStage {
         &self.schema
     }
 
+    /// The crosswalks the stage looks codes up in.
+    #[must_use]
+    pub fn terminology(&self) -> &Arc<Terminology> {
+        &self.terminology
+    }
+
     /// The bindings applied, in column order.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
         self.bindings.iter().map(|r| &self.terminology.bindings[r.index])
