@@ -10,8 +10,9 @@ one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
 0. the generator itself (`fhirhouse gen`, timed while it writes both exports);
 1. the ceiling: every line read and parsed by simd-json on all cores, nothing else
    (`fhirhouse scan`, which reads exactly as a load does), and on one core;
-2. `fhirhouse load` with all default views, on all cores and on one, and on all cores
-   over a second export 10x smaller (--small-patients), for the memory curve;
+2. `fhirhouse load` with all default views, on all cores and on one, on all cores without
+   the code crosswalks (`--no-crosswalk`, for what they cost), and on all cores over a
+   second export 10x smaller (--small-patients), for the memory curve;
 3. DuckDB (pinned, installed into a throwaway venv under the work folder) flattening
    Patient, Condition, Observation + components, MedicationRequest and Encounter with
    read_ndjson and explicit columns, then COPY TO Parquet (zstd); and fhirhouse load
@@ -250,12 +251,14 @@ def main():
     for v in FIVE_VIEWS:
         shutil.copy(ROOT / "schemas" / f"{v}.json", views5)
     counts = {}
-    loads = [(f"load_all_{args.threads}t", export, args.threads, None),
-             ("load_all_1t", export, 1, None),
-             (f"load_five_{args.threads}t", export, args.threads, views5)]
+    # (name, export, threads, views folder, extra arguments)
+    loads = [(f"load_all_{args.threads}t", export, args.threads, None, []),
+             (f"load_all_nocrosswalk_{args.threads}t", export, args.threads, None, ["--no-crosswalk"]),
+             ("load_all_1t", export, 1, None, []),
+             (f"load_five_{args.threads}t", export, args.threads, views5, [])]
     if small:
-        loads.append((f"load_all_small_{args.threads}t", small, args.threads, None))
-    for name, source, threads, views in loads:
+        loads.append((f"load_all_small_{args.threads}t", small, args.threads, None, []))
+    for name, source, threads, views, extra in loads:
         if name in runs:
             continue
         wh = work / "wh"
@@ -267,7 +270,7 @@ def main():
                "--threads", str(threads)]
         if views:
             cmd += ["--views", str(views)]
-        s, rss, _ = timed(cmd)
+        s, rss, _ = timed(cmd + extra)
         report = json.loads(next((wh / "_fhirhouse" / "loads").glob("*.json")).read_text())
         rows = {t["table"]: t["rows"] for t in report["tables"]}
         record(name, s, rss, mb=export_bytes(source) / 1e6, resources=report["totals"]["loaded"],
@@ -308,6 +311,9 @@ def main():
     ratios = {
         "load_vs_ceiling": runs[f"ceiling_{args.threads}t"]["seconds"] / runs[f"load_all_{args.threads}t"]["seconds"],
         "scaling_load": runs["load_all_1t"]["seconds"] / runs[f"load_all_{args.threads}t"]["seconds"],
+        # What the crosswalks add to a load (issue 5's budget: at most 0.10).
+        "crosswalk_cost": runs[f"load_all_{args.threads}t"]["seconds"] /
+        runs[f"load_all_nocrosswalk_{args.threads}t"]["seconds"] - 1,
     }
     if "duckdb" in counts:
         ratios["duckdb_vs_fhirhouse_five"] = runs[f"duckdb_five_{args.threads}t"]["seconds"] / \

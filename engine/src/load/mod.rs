@@ -274,8 +274,12 @@ fn run_pipeline(
     let shards = (threads / 4).max(1);
     // Half the limit for rows waiting to be written; the rest is for the workers' batches,
     // the channels, the Parquet writer at work and allocator slack.
-    let limits =
-        PartLimits { memory_budget: (options.memory_limit / 2 / shards as u64) as usize, ..PartLimits::default() };
+    let limits = PartLimits {
+        memory_budget: (options.memory_limit / 2 / shards as u64) as usize,
+        // The final flush runs once the workers are done: every thread can encode then.
+        parallel_writes: (threads / shards).max(1),
+        ..PartLimits::default()
+    };
     let abort = AtomicBool::new(false);
     let failure = std::sync::Mutex::new(None);
     let dead_count = AtomicU64::new(0);

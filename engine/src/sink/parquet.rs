@@ -2,11 +2,18 @@
 
 use std::io::Write;
 
-use arrow::datatypes::SchemaRef;
+use std::collections::HashSet;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+/// Rows of a file's first batch sampled to decide each column's dictionary encoding.
+const DICTIONARY_SAMPLE_ROWS: usize = 1024;
 
 use super::{check_schema, BatchWriter, SinkError};
 
@@ -32,13 +39,40 @@ impl<W: Write + Send> ParquetWriter<W> {
             .build()
     }
 
+    /// The writer properties for a file whose rows are like `sample`: those of
+    /// [`properties`](Self::properties), with dictionary encoding turned off for the text
+    /// and timestamp columns whose sampled values are mostly distinct (ids, references,
+    /// instants). A dictionary of unique values costs a hash lookup per value and makes
+    /// the file larger; Parquet's own fallback only starts once the dictionary page is
+    /// full, which the files of a partition often never reach.
+    #[must_use]
+    pub fn properties_for(sample: &RecordBatch) -> WriterProperties {
+        let mut builder = Self::properties().into_builder();
+        for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
+            if mostly_distinct(column.as_ref()) {
+                builder = builder.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+        }
+        builder.build()
+    }
+
     /// Starts a Parquet file for batches of `schema` on `out`.
     ///
     /// # Errors
     ///
     /// [`SinkError::Parquet`] for a schema Parquet cannot hold.
     pub fn try_new(out: W, schema: SchemaRef) -> Result<Self, SinkError> {
-        let inner = ArrowWriter::try_new(out, schema.clone(), Some(Self::properties()))?;
+        Self::try_new_with(out, schema, Self::properties())
+    }
+
+    /// Starts a Parquet file with the given properties (see
+    /// [`properties_for`](Self::properties_for)).
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Parquet`] for a schema Parquet cannot hold.
+    pub fn try_new_with(out: W, schema: SchemaRef, properties: WriterProperties) -> Result<Self, SinkError> {
+        let inner = ArrowWriter::try_new(out, schema.clone(), Some(properties))?;
         Ok(Self { schema, inner })
     }
 
@@ -66,6 +100,28 @@ impl<W: Write + Send> ParquetWriter<W> {
     }
 }
 
+/// Whether most of the first [`DICTIONARY_SAMPLE_ROWS`] non-null values of a text or
+/// timestamp column differ from each other (other types keep Parquet's default).
+fn mostly_distinct(column: &dyn Array) -> bool {
+    let rows = column.len().min(DICTIONARY_SAMPLE_ROWS);
+    let present = (0..rows).filter(|&i| column.is_valid(i));
+    let (seen, distinct) = match column.data_type() {
+        DataType::Utf8 => {
+            let text = column.as_string::<i32>();
+            let values: HashSet<&str> = present.clone().map(|i| text.value(i)).collect();
+            (present.count(), values.len())
+        }
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+            let times = column.as_primitive::<TimestampMicrosecondType>();
+            let values: HashSet<i64> = present.clone().map(|i| times.value(i)).collect();
+            (present.count(), values.len())
+        }
+        _ => return false,
+    };
+    // Below a few dozen values either choice costs next to nothing.
+    seen >= 32 && distinct * 2 > seen
+}
+
 impl<W: Write + Send> BatchWriter for ParquetWriter<W> {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         ParquetWriter::write(self, batch)
@@ -78,6 +134,8 @@ impl<W: Write + Send> BatchWriter for ParquetWriter<W> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Compression;
 
@@ -102,6 +160,32 @@ mod tests {
         let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
         assert_eq!(read.schema(), batch.schema());
         assert_eq!(read, batch);
+    }
+
+    #[test]
+    fn dictionaries_are_kept_for_repeated_values_and_dropped_for_distinct_ones() {
+        use arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray};
+        use parquet::basic::Encoding;
+        let ids: StringArray = (0..500).map(|i| Some(format!("id-{i}"))).collect();
+        let codes: StringArray = (0..500).map(|i| Some(["final", "amended"][i % 2])).collect();
+        let times = TimestampMicrosecondArray::from((0..500).map(|i| i * 1_000_000).collect::<Vec<i64>>());
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(ids) as ArrayRef),
+            ("status", Arc::new(codes) as ArrayRef),
+            ("at", Arc::new(times) as ArrayRef),
+        ])
+        .unwrap();
+        let properties = ParquetWriter::<Vec<u8>>::properties_for(&batch);
+        let mut w = ParquetWriter::try_new_with(Vec::new(), batch.schema(), properties).unwrap();
+        w.write(&batch).unwrap();
+        let bytes = bytes::Bytes::from(w.finish().unwrap());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let columns = reader.metadata().row_groups()[0].columns();
+        let dictionary = |i: usize| columns[i].dictionary_page_offset().is_some();
+        assert_eq!((dictionary(0), dictionary(1), dictionary(2)), (false, true, false));
+        assert!(columns[1].encodings().any(|e| e == Encoding::RLE_DICTIONARY));
+        let read: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(read, vec![batch]);
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! grow with the number of partitions (an open Parquet writer holds a compression context
 //! per column), and a partition gets as few files as the budget allows: one, unless the
 //! data is larger than the budget.
+//!
+//! The final flush writes what is still buffered with several threads
+//! ([`PartLimits::parallel_writes`]): at the end of a load the workers are done, and
+//! encoding the last partitions one after another would leave the other cores idle.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -16,6 +20,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use rayon::prelude::*;
 
 use super::partition::{PartitionSpec, PartitionValue};
 use super::{ParquetWriter, SinkError};
@@ -51,11 +56,13 @@ pub struct PartLimits {
     pub target_file_bytes: usize,
     /// Write the largest pair out when all buffers together exceed this.
     pub memory_budget: usize,
+    /// Part files the final flush writes at the same time (each on its own thread).
+    pub parallel_writes: usize,
 }
 
 impl Default for PartLimits {
     fn default() -> Self {
-        PartLimits { target_file_bytes: 512 << 20, memory_budget: 256 << 20 }
+        PartLimits { target_file_bytes: 512 << 20, memory_budget: 256 << 20, parallel_writes: 1 }
     }
 }
 
@@ -150,8 +157,8 @@ impl PartWriters {
         Ok(())
     }
 
-    /// Writes every buffered pair and returns what was written per table (indexed like the
-    /// layouts).
+    /// Writes every buffered pair, [`PartLimits::parallel_writes`] files at a time, and
+    /// returns what was written per table (indexed like the layouts).
     ///
     /// # Errors
     ///
@@ -159,8 +166,18 @@ impl PartWriters {
     pub fn finish(mut self) -> Result<Vec<TableOutput>, SinkError> {
         let mut keys: Vec<_> = self.pending.keys().copied().collect();
         keys.sort_unstable();
-        for key in keys {
-            self.write_out(key)?;
+        let mut parts: Vec<Part> = keys.into_iter().filter_map(|key| self.take(key)).collect();
+        // Largest first, so that no big file starts last and runs alone.
+        parts.sort_by_key(|part| std::cmp::Reverse(part.pending.bytes));
+        let pool = (self.limits.parallel_writes > 1 && parts.len() > 1)
+            .then(|| rayon::ThreadPoolBuilder::new().num_threads(self.limits.parallel_writes).build().ok())
+            .flatten();
+        let written: Vec<Result<Written, SinkError>> = match pool {
+            Some(pool) => pool.install(|| parts.into_par_iter().map(|part| part.write(&self.root)).collect()),
+            None => parts.into_iter().map(|part| part.write(&self.root)).collect(),
+        };
+        for part in written {
+            self.record(part?);
         }
         tracing::debug!(
             writer = self.writer_id,
@@ -173,7 +190,16 @@ impl PartWriters {
 
     /// Writes one pair's buffered rows as a new part file.
     fn write_out(&mut self, key: (usize, PartitionValue)) -> Result<(), SinkError> {
-        let Some(pending) = self.pending.remove(&key) else { return Ok(()) };
+        if let Some(part) = self.take(key) {
+            let written = part.write(&self.root)?;
+            self.record(written);
+        }
+        Ok(())
+    }
+
+    /// Takes one pair's buffered rows out, naming the file they will go to.
+    fn take(&mut self, key: (usize, PartitionValue)) -> Option<Part> {
+        let pending = self.pending.remove(&key)?;
         self.buffered -= pending.bytes;
         let layout = &self.tables[key.0];
         self.sequence += 1;
@@ -182,13 +208,44 @@ impl PartWriters {
             Some(spec) => format!("{}/{file_name}", spec.directory(key.1)),
             None => file_name,
         };
-        let path = self.root.join(&layout.name).join(&relative);
+        Some(Part { table: key.0, layout: layout.clone(), relative, pending })
+    }
+
+    fn record(&mut self, written: Written) {
+        let output = &mut self.outputs[written.table];
+        output.rows += written.rows;
+        output.bytes += written.bytes;
+        output.files.push(written.relative);
+    }
+}
+
+/// One part file to write: a pair's rows and the file's path in its table.
+struct Part {
+    table: usize,
+    layout: TableLayout,
+    relative: String,
+    pending: Pending,
+}
+
+/// A part file written.
+struct Written {
+    table: usize,
+    relative: String,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Part {
+    fn write(self, root: &std::path::Path) -> Result<Written, SinkError> {
+        let path = root.join(&self.layout.name).join(&self.relative);
         let io_error = |source| SinkError::File { path: path.clone(), source };
         fs::create_dir_all(path.parent().expect("part files sit in a table directory")).map_err(io_error)?;
         let file = File::create(&path).map_err(io_error)?;
-        let mut writer = ParquetWriter::try_new(BufWriter::with_capacity(1 << 20, file), layout.schema.clone())?;
+        let properties = ParquetWriter::<File>::properties_for(&self.pending.batches[0]);
+        let out = BufWriter::with_capacity(1 << 20, file);
+        let mut writer = ParquetWriter::try_new_with(out, self.layout.schema.clone(), properties)?;
         let mut rows = 0;
-        for batch in &pending.batches {
+        for batch in &self.pending.batches {
             writer.write(batch)?;
             rows += batch.num_rows() as u64;
         }
@@ -197,11 +254,7 @@ impl PartWriters {
         // leave a published table pointing at data still in the page cache only.
         file.sync_all().map_err(io_error)?;
         let bytes = file.metadata().map_err(io_error)?.len();
-        let output = &mut self.outputs[key.0];
-        output.rows += rows;
-        output.bytes += bytes;
-        output.files.push(relative);
-        Ok(())
+        Ok(Written { table: self.table, relative: self.relative, rows, bytes })
     }
 }
 
@@ -256,11 +309,35 @@ mod tests {
     }
 
     #[test]
+    fn the_final_flush_writes_in_parallel_with_the_names_of_a_serial_one() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
+        let tables = Arc::new(vec![TableLayout { name: "t".into(), schema: schema.clone(), partition: None }]);
+        let b = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
+        let run = |parallel_writes| {
+            let dir = tempfile::tempdir().unwrap();
+            let limits = PartLimits { parallel_writes, ..PartLimits::default() };
+            let mut writers = PartWriters::new(dir.path().to_path_buf(), tables.clone(), 0, limits);
+            for (i, year) in [2001, 2002, 2003, 2001, 2004, 2005].into_iter().enumerate() {
+                writers.write(0, Some(year), &b.slice(0, 1 + i % 3)).unwrap();
+            }
+            let mut out = writers.finish().unwrap();
+            let rows: usize = out[0].files.iter().map(|f| read_rows(&dir.path().join("t").join(f))).sum();
+            out[0].files.sort();
+            (out, rows)
+        };
+        let (serial, serial_rows) = run(1);
+        let (parallel, parallel_rows) = run(4);
+        assert_eq!(serial, parallel);
+        assert_eq!((serial[0].rows, serial_rows, parallel_rows), (12, 12, 12));
+        assert_eq!(serial[0].files.len(), 5, "one file per partition: {:?}", serial[0].files);
+    }
+
+    #[test]
     fn memory_budget_writes_the_largest_partition_and_keeps_every_row() {
         let dir = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
         let tables = Arc::new(vec![TableLayout { name: "t".into(), schema: schema.clone(), partition: None }]);
-        let limits = PartLimits { target_file_bytes: usize::MAX, memory_budget: 1 };
+        let limits = PartLimits { target_file_bytes: usize::MAX, memory_budget: 1, ..PartLimits::default() };
         let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
         let b = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
         for year in [2001, 2002, 2003, 2001, 2004] {
