@@ -50,9 +50,9 @@ fn shipped_tables() -> anyhow::Result<&'static BTreeMap<String, RecordBatch>> {
         .map_err(|e| anyhow!("shipped mappings: {e}"))
 }
 
-/// Registers the shipped mapping tables and `icd10_in_range` in `ctx`; a table the session
-/// already has (a warehouse table of the same name) is left alone. Returns the names
-/// registered.
+/// Registers the shipped mapping tables, `icd10_in_range` and the other SQL functions of
+/// [`super::functions`] (`age_in_years`) in `ctx`; a table the session already has (a
+/// warehouse table of the same name) is left alone. Returns the names registered.
 ///
 /// # Errors
 ///
@@ -68,6 +68,7 @@ pub fn register_mappings(ctx: &SessionContext) -> anyhow::Result<Vec<String>> {
         names.push(name.clone());
     }
     ctx.register_udf(icd10_in_range_udf());
+    ctx.register_udf(super::functions::age_in_years_udf());
     Ok(names)
 }
 
