@@ -416,10 +416,11 @@ impl BoundAnalysis<'_> {
     }
 }
 
-/// The query that reads a result's rows.
+/// The query that reads a result's rows, in the order of its first two columns (the
+/// measure or patient, then the patient, HCC or code).
 #[must_use]
 pub fn result_query(result: &ResultView) -> String {
-    format!("SELECT * FROM {}", result.view)
+    format!("SELECT * FROM {} ORDER BY 1, 2", result.view)
 }
 
 /// Every shipped analysis, sorted by name.

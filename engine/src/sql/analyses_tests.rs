@@ -87,7 +87,7 @@ fn includes_run_in_place_once_and_keep_line_numbers() {
     assert!(text.starts_with(
         "-- fhirhouse report care_gaps: encounter_codes = 'supplemented', period_start = DATE '2025-01-01'\n"
     ));
-    assert!(text.trim_end().ends_with("SELECT * FROM care_gaps_summary;"), "{text}");
+    assert!(text.trim_end().ends_with("SELECT * FROM care_gaps_summary ORDER BY 1, 2;"), "{text}");
 }
 
 #[test]
