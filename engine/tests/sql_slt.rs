@@ -4,7 +4,8 @@
 //! reads) under the schema `export`, so a file can compare the two.
 //!
 //! The shipped analyses' files, `tests/sql/analyses/<name>.slt`, each run on a warehouse
-//! loaded from their hand-written fixtures, `tests/data/analyses/<name>/`. A record
+//! loaded from their hand-written fixtures, `tests/data/analyses/<name>/` (or the folder
+//! a first line `# fixtures: <folder>` names). A record
 //! `REPORT <analysis> [--param value ...]` runs the analysis' SQL in the session as
 //! `fhirhouse report` does (its parameters bound the same way), so that the records after
 //! it query the views it makes.
@@ -183,7 +184,9 @@ fn shipped_analyses_slt_files_pass() {
     let mut failures = Vec::new();
     for file in &files {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
-        let warehouse = load_fixtures(&common::root().join("tests/data/analyses").join(&stem));
+        let text = std::fs::read_to_string(file).unwrap();
+        let folder = text.lines().next().and_then(|l| l.strip_prefix("# fixtures: ")).unwrap_or(&stem);
+        let warehouse = load_fixtures(&common::root().join("tests/data/analyses").join(folder.trim()));
         let path = warehouse.path().to_path_buf();
         let mut runner = sqllogictest::Runner::new(move || {
             let path = path.clone();
