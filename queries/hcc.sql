@@ -267,7 +267,7 @@ WITH scored AS (
         sum(coefficient) AS raw,
         max(CASE WHEN kind = 'demographic' THEN variable END) AS demographic_cell,
         max(CASE WHEN kind = 'demographic' THEN coefficient END) AS demographic_factor,
-        array_sort(array_agg(variable) FILTER (WHERE kind = 'interaction')) AS interactions,
+        array_sort(array_agg(variable) FILTER (WHERE kind = 'interaction' AND coefficient IS NOT NULL)) AS interactions,
         max(CASE WHEN kind = 'count' THEN variable END) AS hcc_count_variable
     FROM hcc_terms GROUP BY patient_id
 ),
