@@ -45,7 +45,8 @@
 --
 -- Simplifications (the data has no enrolment or entitlement records):
 -- * Age is on 1 February of the payment year from Patient.birthDate; sex from
---   Patient.gender (male, female). A patient without either is listed but not scored.
+--   Patient.gender (male, female). A patient without either is listed but not scored; one
+--   who died before that day is scored, with a note (enrolment is not known here).
 -- * The original reason for entitlement (OREC) is taken as disability (1) under 65 and as
 --   age (0) at 65 and over: so under-65s are "disabled" (DISABLED interactions; CND, CPD,
 --   CFD cells) and nobody is "originally disabled" (no OriginallyDisabled terms). Dual
@@ -81,10 +82,11 @@ CREATE OR REPLACE TABLE hcc_demographics AS
 WITH base AS (
     SELECT p.id AS patient_id, age_in_years(p.birth_date, k.age_date) AS age,
         CASE p.gender WHEN 'male' THEN 'M' WHEN 'female' THEN 'F' END AS sex,
+        CASE WHEN CAST(p.deceased_datetime AS DATE) < k.age_date THEN CAST(p.deceased_datetime AS DATE) END AS died,
         k.segment
     FROM patient p CROSS JOIN hcc_params k
 )
-SELECT patient_id, age, sex,
+SELECT patient_id, age, sex, died,
     CASE sex WHEN 'M' THEN 1 WHEN 'F' THEN 2 END AS sex_code,
     age < 65 AS disabled,
     CASE segment
@@ -282,6 +284,7 @@ SELECT d.patient_id, k.payment_year, k.model_version AS model, d.prefix AS segme
     k.normalization AS normalization_factor, k.coding_adjustment,
     round(round(s.raw / k.normalization, 3) * (1 - k.coding_adjustment), 3) AS normalized_score,
     CASE WHEN d.sex IS NULL OR d.age IS NULL THEN 'not scored: no birth date or no sex (male/female)'
+         WHEN d.died IS NOT NULL THEN 'died on ' || CAST(d.died AS VARCHAR) || ', before 1 February of the payment year'
          WHEN k.normalization IS NULL THEN 'no normalisation factor for this year and model: pass --normalization'
     END AS note
 FROM hcc_demographics d

@@ -106,10 +106,6 @@ pub struct ReportArgs {
     #[arg(long, value_name = "NAME")]
     pub result: Option<String>,
 
-    /// The analysis' parameters.
-    #[command(flatten)]
-    pub params: ParamArgs,
-
     /// Output format: table, csv, json, ndjson or parquet [default: from -o's extension, else table].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -117,6 +113,10 @@ pub struct ReportArgs {
     /// Write the result to FILE instead of standard output (put in place once complete).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
+
+    /// The analysis' parameters (last: their help heading is their own).
+    #[command(flatten)]
+    pub params: ParamArgs,
 }
 
 /// Runs `fhirhouse report`.
