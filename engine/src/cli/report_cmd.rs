@@ -227,25 +227,12 @@ mod tests {
 
     #[test]
     fn every_declared_parameter_has_a_flag() {
-        let mut flags = ParamArgs::default();
-        let every = "x".to_owned();
-        flags = ParamArgs {
-            period_start: Some(every.clone()),
-            encounter_codes: Some(every.clone()),
-            payment_year: Some(every.clone()),
-            model: Some(every.clone()),
-            segment: Some(every.clone()),
-            service_from: Some(every.clone()),
-            service_to: Some(every.clone()),
-            conditions: Some(every.clone()),
-            normalization: Some(every.clone()),
-            coding_adjustment: Some(every),
-            ..flags
-        };
-        let names: Vec<&str> = flags.given().into_iter().map(|(name, _)| name).collect();
         for analysis in analyses::shipped().unwrap() {
             for param in &analysis.params {
-                assert!(names.contains(&param.name.as_str()), "{}: no flag for {}", analysis.name, param.flag());
+                let flag = param.flag();
+                let args = report_args(&[analysis.name.as_str(), "wh", &flag, "x"])
+                    .unwrap_or_else(|e| panic!("{}: {flag}: {e}", analysis.name));
+                assert_eq!(args.params.given(), [(param.name.as_str(), "x")]);
             }
         }
     }
