@@ -61,8 +61,7 @@ FROM (SELECT patient_id, evidence FROM ecqm_adult_outpatient_encounter
       UNION ALL SELECT patient_id, evidence FROM ecqm_condition_in_period WHERE valueset = 'Diabetes') e
 WHERE e.patient_id IN (SELECT patient_id FROM population)
 UNION ALL
-SELECT 'CMS122', patient_id, 'exclusion', reason, evidence, NULL
-FROM (SELECT * FROM ecqm_common_exclusion UNION ALL SELECT * FROM ecqm_advanced_illness_frailty) x
+SELECT 'CMS122', patient_id, 'exclusion', reason, evidence, NULL FROM ecqm_advanced_illness_frailty
 UNION ALL
 SELECT 'CMS122', patient_id, 'numerator', NULL, evidence,
     CASE WHEN value_quantity IS NULL THEN 'most recent assessment ' || CAST(day AS VARCHAR) || ': no result'

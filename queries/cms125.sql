@@ -67,9 +67,7 @@ FROM ecqm_adult_outpatient_encounter e
 WHERE e.patient_id IN (SELECT patient_id FROM population)
 UNION ALL
 SELECT 'CMS125', x.patient_id, 'exclusion', x.reason, x.evidence, NULL
-FROM (SELECT * FROM ecqm_common_exclusion
-      UNION ALL SELECT * FROM ecqm_advanced_illness_frailty
-      UNION ALL SELECT patient_id, 'mastectomy', evidence FROM mastectomy) x
+FROM (SELECT * FROM ecqm_advanced_illness_frailty UNION ALL SELECT patient_id, 'mastectomy', evidence FROM mastectomy) x
 UNION ALL
 SELECT 'CMS125', o.patient_id, 'numerator', NULL, 'Observation/' || o.id, 'mammography ' || CAST(o.day AS VARCHAR)
 FROM ecqm_observation o CROSS JOIN ecqm_period d

@@ -64,8 +64,7 @@ FROM ecqm_adult_outpatient_encounter e
 WHERE e.patient_id IN (SELECT patient_id FROM population)
 UNION ALL
 SELECT 'CMS130', x.patient_id, 'exclusion', x.reason, x.evidence, NULL
-FROM (SELECT * FROM ecqm_common_exclusion
-      UNION ALL SELECT * FROM ecqm_advanced_illness_frailty
+FROM (SELECT * FROM ecqm_advanced_illness_frailty
       UNION ALL
       SELECT c.patient_id, 'malignant_neoplasm', 'Condition/' || c.id
       FROM ecqm_condition c CROSS JOIN ecqm_period d

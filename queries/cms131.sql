@@ -52,8 +52,7 @@ FROM (SELECT patient_id, evidence FROM qualifying
       UNION ALL SELECT patient_id, evidence FROM ecqm_condition_in_period WHERE valueset = 'Diabetes') x
 WHERE x.patient_id IN (SELECT patient_id FROM population)
 UNION ALL
-SELECT 'CMS131', x.patient_id, 'exclusion', x.reason, x.evidence, NULL
-FROM (SELECT * FROM ecqm_common_exclusion UNION ALL SELECT * FROM ecqm_advanced_illness_frailty) x
+SELECT 'CMS131', x.patient_id, 'exclusion', x.reason, x.evidence, NULL FROM ecqm_advanced_illness_frailty x
 UNION ALL
 SELECT 'CMS131', e.patient_id, 'numerator', NULL, e.evidence,
     'eye exam ' || CAST(e.day AS VARCHAR) || CASE WHEN r.patient_id IS NULL THEN '' ELSE ' (with retinopathy)' END

@@ -82,9 +82,7 @@ population AS (
       AND p.patient_id IN (SELECT e.patient_id FROM ecqm_adult_outpatient_encounter e)
 ),
 exclusion AS (
-    SELECT patient_id, reason, evidence FROM ecqm_common_exclusion
-    UNION ALL
-    SELECT patient_id, 'pregnancy_or_renal_diagnosis', evidence FROM ecqm_condition_in_period
+    SELECT patient_id, 'pregnancy_or_renal_diagnosis' AS reason, evidence FROM ecqm_condition_in_period
     WHERE valueset IN ('Pregnancy', 'End Stage Renal Disease', 'Kidney Transplant Recipient',
                        'Chronic Kidney Disease, Stage 5')
     UNION ALL

@@ -163,26 +163,26 @@ fn slt_files(folder: &str) -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn sql_front_end_slt_files_pass() {
-    let files = slt_files("tests/sql");
-    assert!(!files.is_empty() || std::env::var("SLT").is_ok(), "no .slt files in tests/sql");
-    let mut failures = Vec::new();
-    for file in &files {
-        let mut runner = sqllogictest::Runner::new(|| async { Ok(Db::open()) });
-        if let Err(e) = runner.run_file(file) {
-            failures.push(format!("{}: {e}", file.display()));
-        }
-    }
+/// Runs every `.slt` file of `folder` with `run`, and fails with all their failures.
+fn check_all(folder: &str, run: impl Fn(&Path) -> Result<(), String>) {
+    let files = slt_files(folder);
+    assert!(!files.is_empty() || std::env::var("SLT").is_ok(), "no .slt files in {folder}");
+    let failures: Vec<String> =
+        files.iter().filter_map(|file| run(file).err().map(|e| format!("{}: {e}", file.display()))).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]
+fn sql_front_end_slt_files_pass() {
+    check_all("tests/sql", |file| {
+        let mut runner = sqllogictest::Runner::new(|| async { Ok(Db::open()) });
+        runner.run_file(file).map_err(|e| e.to_string())
+    });
+}
+
+#[test]
 fn shipped_analyses_slt_files_pass() {
-    let files = slt_files("tests/sql/analyses");
-    assert!(!files.is_empty() || std::env::var("SLT").is_ok(), "no .slt files in tests/sql/analyses");
-    let mut failures = Vec::new();
-    for file in &files {
+    check_all("tests/sql/analyses", |file| {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(file).unwrap();
         let folder = text.lines().next().and_then(|l| l.strip_prefix("# fixtures: ")).unwrap_or(&stem);
@@ -192,9 +192,6 @@ fn shipped_analyses_slt_files_pass() {
             let path = path.clone();
             async move { Ok(Db::over(&path)) }
         });
-        if let Err(e) = runner.run_file(file) {
-            failures.push(format!("{}: {e}", file.display()));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+        runner.run_file(file).map_err(|e| e.to_string())
+    });
 }

@@ -12,6 +12,9 @@
 --       (evidence may be null, e.g. "no test at all"), or 'detail' (only `detail`: what the
 --       numerator was decided on, shown for every patient of the population)
 --
+-- The exclusions all five measures share (lib/ecqm.sql's ecqm_common_exclusion: hospice,
+-- palliative care, 66 and over in a nursing home) are added here.
+--
 -- measure_patients: one row per patient of the warehouse, with the populations as the
 -- eCQM counts them: the numerator and the care gap only among the denominator less its
 -- exclusions.
@@ -26,7 +29,10 @@ WITH per_patient AS (
         array_sort(array_agg(DISTINCT evidence) FILTER (WHERE part = 'exclusion')) AS exclusion_evidence,
         array_sort(array_agg(DISTINCT evidence) FILTER (WHERE part = 'numerator' AND evidence IS NOT NULL)) AS numerator_evidence,
         string_agg(DISTINCT detail, '; ') FILTER (WHERE part IN ('numerator', 'detail')) AS detail
-    FROM measure_criteria
+    FROM (SELECT * FROM measure_criteria
+          UNION ALL
+          SELECT i.measure, x.patient_id, 'exclusion', x.reason, x.evidence, NULL
+          FROM ecqm_common_exclusion x CROSS JOIN measure_info i) criteria
     GROUP BY patient_id
 )
 SELECT i.measure, p.patient_id, p.age, p.gender,

@@ -31,28 +31,43 @@ pub(super) fn age_in_years_udf() -> ScalarUDF {
         DataType::Int32,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let rows = args.iter().find_map(|a| match a {
-                ColumnarValue::Array(a) => Some(a.len()),
-                ColumnarValue::Scalar(_) => None,
-            });
-            let arrays: Vec<ArrayRef> =
-                args.iter().map(|a| a.clone().into_array(rows.unwrap_or(1))).collect::<Result<_, _>>()?;
-            let [birth, on] = [&arrays[0], &arrays[1]].map(|a| a.as_primitive::<Date32Type>());
-            let result: Int32Array = (0..birth.len())
-                .map(|i| {
-                    if birth.is_null(i) || on.is_null(i) {
-                        return None;
-                    }
-                    Some(age_in_years(birth.value_as_date(i)?, on.value_as_date(i)?))
-                })
-                .collect();
-            let result: ArrayRef = Arc::new(result);
-            Ok(match rows {
-                Some(_) => ColumnarValue::Array(result),
-                None => ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?),
+            over_arrays(args, |arrays| {
+                let [birth, on] = [&arrays[0], &arrays[1]].map(|a| a.as_primitive::<Date32Type>());
+                let ages: Int32Array = (0..birth.len())
+                    .map(|i| {
+                        if birth.is_null(i) || on.is_null(i) {
+                            return None;
+                        }
+                        Some(age_in_years(birth.value_as_date(i)?, on.value_as_date(i)?))
+                    })
+                    .collect();
+                Arc::new(ages)
             })
         }),
     )
+}
+
+/// Calls `f` with a scalar UDF's arguments as arrays of one length, and returns its array,
+/// or a scalar when every argument was one (so that constant folding keeps working).
+///
+/// # Errors
+///
+/// An argument that cannot be made an array, or a result that cannot be made a scalar.
+pub(super) fn over_arrays(
+    args: &[ColumnarValue],
+    f: impl Fn(&[ArrayRef]) -> ArrayRef,
+) -> datafusion::error::Result<ColumnarValue> {
+    let rows = args.iter().find_map(|a| match a {
+        ColumnarValue::Array(a) => Some(a.len()),
+        ColumnarValue::Scalar(_) => None,
+    });
+    let arrays: Vec<ArrayRef> =
+        args.iter().map(|a| a.clone().into_array(rows.unwrap_or(1))).collect::<Result<_, _>>()?;
+    let result = f(&arrays);
+    Ok(match rows {
+        Some(_) => ColumnarValue::Array(result),
+        None => ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?),
+    })
 }
 
 #[cfg(test)]

@@ -83,33 +83,25 @@ fn icd10_in_range_udf() -> datafusion::logical_expr::ScalarUDF {
         DataType::Boolean,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let rows = args.iter().find_map(|a| match a {
-                ColumnarValue::Array(a) => Some(a.len()),
-                ColumnarValue::Scalar(_) => None,
-            });
-            let arrays: Vec<ArrayRef> =
-                args.iter().map(|a| a.clone().into_array(rows.unwrap_or(1))).collect::<Result<_, _>>()?;
-            let [code, start, end] = [&arrays[0], &arrays[1], &arrays[2]].map(|a| a.as_string::<i32>());
-            let mut scratch = [String::new(), String::new(), String::new()];
-            let result: BooleanArray = (0..code.len())
-                .map(|i| {
-                    if code.is_null(i) || start.is_null(i) || end.is_null(i) {
-                        return None;
-                    }
-                    let [c, s, e] = &mut scratch;
-                    let form = crate::terminology::CodeForm::Icd10;
-                    let (c, s, e) = (
-                        crate::terminology::systems::normalise_code(form, code.value(i), c),
-                        crate::terminology::systems::normalise_code(form, start.value(i), s),
-                        crate::terminology::systems::normalise_code(form, end.value(i), e),
-                    );
-                    Some(in_range(c, s, e))
-                })
-                .collect();
-            let result: ArrayRef = Arc::new(result);
-            Ok(match rows {
-                Some(_) => ColumnarValue::Array(result),
-                None => ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?),
+            super::functions::over_arrays(args, |arrays| {
+                let [code, start, end] = [&arrays[0], &arrays[1], &arrays[2]].map(|a| a.as_string::<i32>());
+                let mut scratch = [String::new(), String::new(), String::new()];
+                let result: BooleanArray = (0..code.len())
+                    .map(|i| {
+                        if code.is_null(i) || start.is_null(i) || end.is_null(i) {
+                            return None;
+                        }
+                        let [c, s, e] = &mut scratch;
+                        let form = crate::terminology::CodeForm::Icd10;
+                        let (c, s, e) = (
+                            crate::terminology::systems::normalise_code(form, code.value(i), c),
+                            crate::terminology::systems::normalise_code(form, start.value(i), s),
+                            crate::terminology::systems::normalise_code(form, end.value(i), e),
+                        );
+                        Some(in_range(c, s, e))
+                    })
+                    .collect();
+                Arc::new(result)
             })
         }),
     )
