@@ -23,7 +23,8 @@
 --    - Conditions: every crosswalked target (`condition.icd10cm_codes`, README "Code
 --      crosswalks") of a Condition not refuted or entered in error, recorded in the window
 --      (the date of its encounter, else its recordedDate, else its onset) or, with
---      --conditions active, whose onset-abatement span overlaps it;
+--      --conditions active, whose onset-abatement span overlaps it (without abatement: one
+--      active, recurring, relapsed or without clinical status);
 --    - ExplanationOfBenefit diagnoses (`explanation_of_benefit_diagnosis`): the code
 --      crosswalked to ICD-10-CM, or a code under http://hl7.org/fhir/sid/icd-10 (the URI
 --      Blue Button writes for ICD-10-CM), or the Condition a diagnosisReference names;
