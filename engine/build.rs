@@ -1,6 +1,7 @@
-//! Embeds the shipped ViewDefinitions (`schemas/*.json`) and mapping tables (`mappings/**`)
-//! in the binary, so that `fhirhouse load` has its default views and crosswalks wherever
-//! the binary is installed.
+//! Embeds the shipped ViewDefinitions (`schemas/*.json`), mapping tables (`mappings/**`)
+//! and SQL analyses (`queries/**/*.sql`) in the binary, so that `fhirhouse load` has its
+//! default views and crosswalks, and `fhirhouse report` its analyses, wherever the binary
+//! is installed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,17 @@ fn main() {
         "include_bytes",
     );
     std::fs::write(out_dir.join("embedded_mappings.rs"), code).expect("OUT_DIR is writable");
+
+    let queries = manifest_dir.join("../queries");
+    let analyses: Vec<PathBuf> =
+        files_under(&queries).into_iter().filter(|p| p.extension().is_some_and(|e| e == "sql")).collect();
+    let code = embed(
+        "/// The shipped SQL analyses: (path relative to `queries/`, SQL text).\npub const EMBEDDED_QUERIES: &[(&str, &str)] = &[\n",
+        &queries,
+        &analyses,
+        "include_str",
+    );
+    std::fs::write(out_dir.join("embedded_queries.rs"), code).expect("OUT_DIR is writable");
 }
 
 /// Every file under `dir`, sorted; folders are watched for added files.

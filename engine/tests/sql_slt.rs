@@ -3,6 +3,13 @@
 //! same tables computed straight from the sample's NDJSON (what `fhirhouse query --export`
 //! reads) under the schema `export`, so a file can compare the two.
 //!
+//! The shipped analyses' files, `tests/sql/analyses/<name>.slt`, each run on a warehouse
+//! loaded from their hand-written fixtures, `tests/data/analyses/<name>/` (or the folder
+//! a first line `# fixtures: <folder>` names). A record
+//! `REPORT <analysis> [--param value ...]` runs the analysis' SQL in the session as
+//! `fhirhouse report` does (its parameters bound the same way), so that the records after
+//! it query the views it makes.
+//!
 //! Values are Arrow's display form, `NULL` for null and `(empty)` for an empty string. An
 //! error is the message `fhirhouse query` prints (with the caret under the token), so an
 //! `.slt` file can hold it whole under `statement error` / `----`.
@@ -47,7 +54,49 @@ struct Db {
     session: Session,
 }
 
+/// Loads `dir` into a fresh warehouse, which must take every line.
+fn load_fixtures(dir: &Path) -> tempfile::TempDir {
+    let warehouse = tempfile::tempdir().unwrap();
+    let outcome = common::load_with(&[dir.to_path_buf()], warehouse.path(), |_| {});
+    assert!(outcome.committed(), "{}: {:?}", dir.display(), outcome.report.failure);
+    let totals = &outcome.report.totals;
+    assert_eq!(totals.dead_letters, 0, "{}: fixture lines were dead-lettered", dir.display());
+    warehouse
+}
+
 impl Db {
+    fn over(warehouse: &Path) -> Db {
+        Db { session: Session::open(&Tables::Warehouse(warehouse.into())).unwrap() }
+    }
+
+    /// `REPORT <analysis> [--param value ...]`: the analysis' scripts, run statement by
+    /// statement.
+    fn report(&mut self, command: &str) -> Result<DBOutput<DefaultColumnType>, SqlFailure> {
+        let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let Some((name, rest)) = words.split_first() else {
+            return Err(SqlFailure("REPORT needs an analysis".to_owned()));
+        };
+        if rest.len() % 2 != 0 {
+            return Err(SqlFailure(format!("REPORT {name}: parameters are --name value pairs, got {rest:?}")));
+        }
+        let names: Vec<String> =
+            rest.chunks(2).map(|pair| pair[0].trim_start_matches("--").replace('-', "_")).collect();
+        let values: Vec<(&str, &str)> =
+            names.iter().zip(rest.chunks(2)).map(|(n, pair)| (n.as_str(), pair[1])).collect();
+        let failure = |e: anyhow::Error| SqlFailure(format!("{e:#}"));
+        let analysis = fhirhouse::sql::analyses::find(name).map_err(failure)?;
+        for script in analysis.bind(&values).map_err(failure)?.scripts().map_err(failure)? {
+            for statement in script::split(&script.text) {
+                let frame = self
+                    .session
+                    .plan(statement.text)
+                    .map_err(|e| SqlFailure(e.render(&script.text, &statement, &script.source)))?;
+                self.session.block_on(frame.collect()).map_err(|e| SqlFailure(format!("{}: {e}", script.source)))?;
+            }
+        }
+        Ok(DBOutput::StatementComplete(0))
+    }
+
     fn open() -> Db {
         let session = Session::open(&Tables::Warehouse(warehouse().into())).unwrap();
         let catalog = Catalog::shipped_crosswalked().unwrap();
@@ -65,6 +114,9 @@ impl sqllogictest::DB for Db {
     type ColumnType = DefaultColumnType;
 
     fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlFailure> {
+        if sql.trim_start().get(..7).is_some_and(|w| w.eq_ignore_ascii_case("REPORT ")) {
+            return self.report(sql);
+        }
         let statements = script::split(sql);
         let [statement] = statements.as_slice() else {
             return Err(SqlFailure(format!("one statement per record, got {}", statements.len())));
@@ -98,8 +150,8 @@ impl sqllogictest::DB for Db {
     }
 }
 
-fn slt_files() -> Vec<PathBuf> {
-    let dir = common::root().join("tests/sql");
+fn slt_files(folder: &str) -> Vec<PathBuf> {
+    let dir = common::root().join(folder);
     let only = std::env::var("SLT").ok();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -111,16 +163,35 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+/// Runs every `.slt` file of `folder` with `run`, and fails with all their failures.
+fn check_all(folder: &str, run: impl Fn(&Path) -> Result<(), String>) {
+    let files = slt_files(folder);
+    assert!(!files.is_empty() || std::env::var("SLT").is_ok(), "no .slt files in {folder}");
+    let failures: Vec<String> =
+        files.iter().filter_map(|file| run(file).err().map(|e| format!("{}: {e}", file.display()))).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 #[test]
 fn sql_front_end_slt_files_pass() {
-    let files = slt_files();
-    assert!(!files.is_empty() || std::env::var("SLT").is_ok(), "no .slt files in tests/sql");
-    let mut failures = Vec::new();
-    for file in &files {
+    check_all("tests/sql", |file| {
         let mut runner = sqllogictest::Runner::new(|| async { Ok(Db::open()) });
-        if let Err(e) = runner.run_file(file) {
-            failures.push(format!("{}: {e}", file.display()));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+        runner.run_file(file).map_err(|e| e.to_string())
+    });
+}
+
+#[test]
+fn shipped_analyses_slt_files_pass() {
+    check_all("tests/sql/analyses", |file| {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        let folder = text.lines().next().and_then(|l| l.strip_prefix("# fixtures: ")).unwrap_or(&stem);
+        let warehouse = load_fixtures(&common::root().join("tests/data/analyses").join(folder.trim()));
+        let path = warehouse.path().to_path_buf();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let path = path.clone();
+            async move { Ok(Db::over(&path)) }
+        });
+        runner.run_file(file).map_err(|e| e.to_string())
+    });
 }

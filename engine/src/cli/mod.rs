@@ -14,6 +14,7 @@ mod gen_cmd;
 mod load_cmd;
 mod mappings_cmd;
 mod query_cmd;
+mod report_cmd;
 mod scan_cmd;
 mod shell;
 mod sql_cmd;
@@ -31,6 +32,7 @@ pub use gen_cmd::GenArgs;
 pub use load_cmd::LoadArgs;
 pub use mappings_cmd::{MappingsArgs, MappingsCommand};
 pub use query_cmd::QueryArgs;
+pub use report_cmd::{ParamArgs, ReportArgs};
 pub use scan_cmd::ScanArgs;
 pub use sql_cmd::SqlArgs;
 pub use sql_run::SourceArgs;
@@ -57,6 +59,13 @@ Query the warehouse with SQL, or open the SQL shell on it:
 
     fhirhouse query warehouse \"SELECT gender, count(*) FROM patient GROUP BY gender\"
     fhirhouse sql warehouse
+
+Run a shipped analysis: care gaps (eCQM CMS122, CMS125, CMS130, CMS131, CMS165) or CMS-HCC \
+risk scores:
+
+    fhirhouse report --list
+    fhirhouse report cms165 warehouse --period-start 2019-01-01
+    fhirhouse report hcc warehouse --payment-year 2026 --model V24 --result patients -o hcc.csv
 
 The same SQL straight over an export, without loading it:
 
@@ -122,6 +131,10 @@ pub enum Command {
     /// Interactive SQL shell over a warehouse (or, with --export, a raw export).
     #[command(long_about = sql_cmd::LONG_ABOUT)]
     Sql(SqlArgs),
+    /// Run a shipped analysis (care gaps CMS122/125/130/131/165, CMS-HCC risk scores) over a
+    /// warehouse.
+    #[command(long_about = report_cmd::LONG_ABOUT)]
+    Report(ReportArgs),
     /// Read and parse every line of an export on all cores, write nothing: a check and the
     /// speed ceiling of a load.
     #[command(long_about = scan_cmd::LONG_ABOUT)]
@@ -156,6 +169,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan_cmd::run(args),
         Command::Query(args) => query_cmd::run(args),
         Command::Sql(args) => sql_cmd::run(args),
+        Command::Report(args) => report_cmd::run(args),
         Command::View(args) => view_cmd::run(args, cli.quiet),
         Command::Conformance(args) => conformance_cmd::run(args),
         Command::Gen(args) => gen_cmd::run(args, cli.quiet),

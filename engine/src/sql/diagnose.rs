@@ -137,7 +137,7 @@ fn missing_table(err: &DataFusionError) -> Option<&str> {
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely slip (less
 /// than half of the longer name edited).
-fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let name = name.to_lowercase();
     candidates
         .into_iter()

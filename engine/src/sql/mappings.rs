@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{anyhow, Context};
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
@@ -50,9 +50,9 @@ fn shipped_tables() -> anyhow::Result<&'static BTreeMap<String, RecordBatch>> {
         .map_err(|e| anyhow!("shipped mappings: {e}"))
 }
 
-/// Registers the shipped mapping tables and `icd10_in_range` in `ctx`; a table the session
-/// already has (a warehouse table of the same name) is left alone. Returns the names
-/// registered.
+/// Registers the shipped mapping tables, `icd10_in_range` and the other SQL functions of
+/// [`super::functions`] (`age_in_years`) in `ctx`; a table the session already has (a
+/// warehouse table of the same name) is left alone. Returns the names registered.
 ///
 /// # Errors
 ///
@@ -68,6 +68,7 @@ pub fn register_mappings(ctx: &SessionContext) -> anyhow::Result<Vec<String>> {
         names.push(name.clone());
     }
     ctx.register_udf(icd10_in_range_udf());
+    ctx.register_udf(super::functions::age_in_years_udf());
     Ok(names)
 }
 
@@ -82,33 +83,25 @@ fn icd10_in_range_udf() -> datafusion::logical_expr::ScalarUDF {
         DataType::Boolean,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let rows = args.iter().find_map(|a| match a {
-                ColumnarValue::Array(a) => Some(a.len()),
-                ColumnarValue::Scalar(_) => None,
-            });
-            let arrays: Vec<ArrayRef> =
-                args.iter().map(|a| a.clone().into_array(rows.unwrap_or(1))).collect::<Result<_, _>>()?;
-            let [code, start, end] = [&arrays[0], &arrays[1], &arrays[2]].map(|a| a.as_string::<i32>());
-            let mut scratch = [String::new(), String::new(), String::new()];
-            let result: BooleanArray = (0..code.len())
-                .map(|i| {
-                    if code.is_null(i) || start.is_null(i) || end.is_null(i) {
-                        return None;
-                    }
-                    let [c, s, e] = &mut scratch;
-                    let form = crate::terminology::CodeForm::Icd10;
-                    let (c, s, e) = (
-                        crate::terminology::systems::normalise_code(form, code.value(i), c),
-                        crate::terminology::systems::normalise_code(form, start.value(i), s),
-                        crate::terminology::systems::normalise_code(form, end.value(i), e),
-                    );
-                    Some(in_range(c, s, e))
-                })
-                .collect();
-            let result: ArrayRef = Arc::new(result);
-            Ok(match rows {
-                Some(_) => ColumnarValue::Array(result),
-                None => ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?),
+            super::functions::over_arrays(args, |arrays| {
+                let [code, start, end] = [&arrays[0], &arrays[1], &arrays[2]].map(|a| a.as_string::<i32>());
+                let mut scratch = [String::new(), String::new(), String::new()];
+                let result: BooleanArray = (0..code.len())
+                    .map(|i| {
+                        if code.is_null(i) || start.is_null(i) || end.is_null(i) {
+                            return None;
+                        }
+                        let [c, s, e] = &mut scratch;
+                        let form = crate::terminology::CodeForm::Icd10;
+                        let (c, s, e) = (
+                            crate::terminology::systems::normalise_code(form, code.value(i), c),
+                            crate::terminology::systems::normalise_code(form, start.value(i), s),
+                            crate::terminology::systems::normalise_code(form, end.value(i), e),
+                        );
+                        Some(in_range(c, s, e))
+                    })
+                    .collect();
+                Arc::new(result)
             })
         }),
     )

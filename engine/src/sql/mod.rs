@@ -7,12 +7,15 @@
 //! ViewDefinition stored in the metadata) and its Hive partition key as an `Int32` column,
 //! so that filters on the key skip whole partitions. A warehouse in an object store is read
 //! through its commit record instead ([`snapshot`]): exactly the files it lists. The mapping
-//! tables (crosswalks, value sets, CMS-HCC) are registered beside them ([`mappings`]).
+//! tables (crosswalks, value sets, CMS-HCC) are registered beside them ([`mappings`]), with
+//! the SQL functions fhirhouse adds (`icd10_in_range`, `age_in_years`).
 //! [`ExportTables`] are the same tables computed straight from a raw export's NDJSON.
 //!
 //! [`Session`] is what `fhirhouse query` and `fhirhouse sql` run on: one function,
 //! [`Session::open`], sets up every table a session sees. [`script`] cuts SQL text into
 //! statements, [`diagnose`] turns DataFusion errors into messages with the SQL position.
+//! [`analyses`] are the shipped SQL analyses (`queries/`: care gaps, CMS-HCC risk scores)
+//! with their parameters, which `fhirhouse report` runs.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -23,9 +26,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analyses;
 pub mod diagnose;
 mod export;
 mod export_scan;
+mod functions;
 mod mappings;
 pub mod script;
 mod session;

@@ -1,0 +1,102 @@
+//! Scalar SQL functions fhirhouse adds to every session, beside the mapping tables:
+//! `age_in_years(birth_date, on_date)`, the whole years between two dates as clinical
+//! measures and risk models count them (the CQL `AgeInYearsAt`, CMS's age on February 1).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array};
+use arrow::datatypes::{DataType, Date32Type};
+use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+
+/// Whole years from `birth` to `on`: the year difference, less one when `on` falls before the
+/// birthday in its year (someone born on 29 February is a year older on 1 March in a common
+/// year). Negative when `on` is before `birth`.
+#[must_use]
+pub fn age_in_years(birth: chrono::NaiveDate, on: chrono::NaiveDate) -> i32 {
+    use chrono::Datelike;
+    let years = on.year() - birth.year();
+    if (on.month(), on.day()) < (birth.month(), birth.day()) {
+        years - 1
+    } else {
+        years
+    }
+}
+
+/// `age_in_years(birth_date, on_date)`: [`age_in_years`] over `DATE` columns; null when
+/// either date is null.
+pub(super) fn age_in_years_udf() -> ScalarUDF {
+    create_udf(
+        "age_in_years",
+        vec![DataType::Date32, DataType::Date32],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            over_arrays(args, |arrays| {
+                let [birth, on] = [&arrays[0], &arrays[1]].map(|a| a.as_primitive::<Date32Type>());
+                let ages: Int32Array = (0..birth.len())
+                    .map(|i| {
+                        if birth.is_null(i) || on.is_null(i) {
+                            return None;
+                        }
+                        Some(age_in_years(birth.value_as_date(i)?, on.value_as_date(i)?))
+                    })
+                    .collect();
+                Arc::new(ages)
+            })
+        }),
+    )
+}
+
+/// Calls `f` with a scalar UDF's arguments as arrays of one length, and returns its array,
+/// or a scalar when every argument was one (so that constant folding keeps working).
+///
+/// # Errors
+///
+/// An argument that cannot be made an array, or a result that cannot be made a scalar.
+pub(super) fn over_arrays(
+    args: &[ColumnarValue],
+    f: impl Fn(&[ArrayRef]) -> ArrayRef,
+) -> datafusion::error::Result<ColumnarValue> {
+    let rows = args.iter().find_map(|a| match a {
+        ColumnarValue::Array(a) => Some(a.len()),
+        ColumnarValue::Scalar(_) => None,
+    });
+    let arrays: Vec<ArrayRef> =
+        args.iter().map(|a| a.clone().into_array(rows.unwrap_or(1))).collect::<Result<_, _>>()?;
+    let result = f(&arrays);
+    Ok(match rows {
+        Some(_) => ColumnarValue::Array(result),
+        None => ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+
+    fn date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_year_is_complete_on_the_birthday() {
+        assert_eq!(age_in_years(date("1950-12-31"), date("2025-12-31")), 75);
+        assert_eq!(age_in_years(date("1951-01-01"), date("2025-12-31")), 74);
+        assert_eq!(age_in_years(date("2007-12-31"), date("2025-12-31")), 18);
+        assert_eq!(age_in_years(date("2008-01-01"), date("2025-12-31")), 17);
+    }
+
+    #[test]
+    fn leap_day_birthdays_count_from_the_first_of_march_in_common_years() {
+        assert_eq!(age_in_years(date("1960-02-29"), date("2025-02-28")), 64);
+        assert_eq!(age_in_years(date("1960-02-29"), date("2025-03-01")), 65);
+        assert_eq!(age_in_years(date("1960-02-29"), date("2024-02-29")), 64);
+    }
+
+    #[test]
+    fn before_birth_is_negative() {
+        assert_eq!(age_in_years(date("2025-06-01"), date("2025-01-01")), -1);
+    }
+}
