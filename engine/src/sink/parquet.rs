@@ -12,8 +12,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-/// Rows of a file's first batch sampled to decide each column's dictionary encoding.
-const DICTIONARY_SAMPLE_ROWS: usize = 1024;
+/// Rows of a file's first batch sampled to decide each column's dictionary encoding: enough
+/// to tell codes from ids, few enough to cost little next to encoding the column.
+const DICTIONARY_SAMPLE_ROWS: usize = 256;
 
 use super::{check_schema, BatchWriter, SinkError};
 
@@ -100,6 +101,9 @@ impl<W: Write + Send> ParquetWriter<W> {
     }
 }
 
+/// A fast hash for the sample (SipHash would cost more than the decision saves on small files).
+type FastHash = foldhash::fast::FixedState;
+
 /// Whether most of the first [`DICTIONARY_SAMPLE_ROWS`] non-null values of a text or
 /// timestamp column differ from each other (other types keep Parquet's default).
 fn mostly_distinct(column: &dyn Array) -> bool {
@@ -108,12 +112,12 @@ fn mostly_distinct(column: &dyn Array) -> bool {
     let (seen, distinct) = match column.data_type() {
         DataType::Utf8 => {
             let text = column.as_string::<i32>();
-            let values: HashSet<&str> = present.clone().map(|i| text.value(i)).collect();
+            let values: HashSet<&str, FastHash> = present.clone().map(|i| text.value(i)).collect();
             (present.count(), values.len())
         }
         DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
             let times = column.as_primitive::<TimestampMicrosecondType>();
-            let values: HashSet<i64> = present.clone().map(|i| times.value(i)).collect();
+            let values: HashSet<i64, FastHash> = present.clone().map(|i| times.value(i)).collect();
             (present.count(), values.len())
         }
         _ => return false,
