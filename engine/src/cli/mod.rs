@@ -10,6 +10,7 @@
 
 mod conformance_cmd;
 mod demo_cmd;
+mod export_cmd;
 mod gen_cmd;
 mod load_cmd;
 mod mappings_cmd;
@@ -27,6 +28,7 @@ use clap::{Parser, Subcommand};
 
 pub use conformance_cmd::ConformanceArgs;
 pub use demo_cmd::{DemoArgs, DEMO_QUERY};
+pub use export_cmd::{ClientArgs, ExportArgs, RequestArgs};
 pub use gen_cmd::GenArgs;
 pub use load_cmd::LoadArgs;
 pub use mappings_cmd::{MappingsArgs, MappingsCommand};
@@ -49,8 +51,9 @@ Load the bundled sample into ./warehouse and run an example query:
 
     fhirhouse demo
 
-Load an export (a folder or its manifest.json) into a Parquet warehouse:
+Export from a FHIR server (Bulk Data $export) into a folder, then load it:
 
+    fhirhouse export https://fhir.example.org/r4 --out export/
     fhirhouse load export/manifest.json --out warehouse
 
 Query the warehouse with SQL, or open the SQL shell on it:
@@ -116,6 +119,9 @@ pub enum Command {
     /// Load a Bulk Data export (folder or manifest) into a partitioned Parquet warehouse.
     #[command(long_about = load_cmd::LONG_ABOUT)]
     Load(LoadArgs),
+    /// Export from a FHIR server with Bulk Data $export into a folder that `load` reads.
+    #[command(long_about = export_cmd::LONG_ABOUT)]
+    Export(ExportArgs),
     /// Run SQL over a warehouse (or, with --export, a raw export) and write the results.
     #[command(long_about = query_cmd::LONG_ABOUT)]
     Query(QueryArgs),
@@ -152,6 +158,7 @@ pub enum Command {
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Load(args) => load_cmd::run(args, cli.quiet),
+        Command::Export(args) => export_cmd::run(args, cli.quiet),
         Command::Demo(args) => demo_cmd::run(args, cli.quiet),
         Command::Scan(args) => scan_cmd::run(args),
         Command::Query(args) => query_cmd::run(args),
