@@ -469,3 +469,34 @@ fn the_cli_exports_and_says_what_it_did_or_why_not() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ctrl_c_deletes_the_job_on_the_server() {
+    use std::io::BufRead;
+    let server = BulkServer::start();
+    server.faults(|f| {
+        f.polls_before_done = 1_000_000;
+        f.poll_retry_after_secs = Some(1);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(["export", &server.base, "--out", dir.path().to_str().unwrap(), "--poll-max", "50ms"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("export in progress") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the export ended early: {seen}");
+        seen.push_str(&line);
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(2), "{seen}{rest}");
+    assert!(rest.contains("interrupted: deleting the export job on the server"), "{rest}");
+    assert!(rest.contains("error: interrupted; the export job was deleted on the server"), "{rest}");
+    assert_eq!(server.state.lock().unwrap().deleted_jobs, ["job1"]);
+}

@@ -122,7 +122,9 @@ pub(crate) async fn poll(
     match status {
         StatusCode::ACCEPTED => {
             let progress = response.headers().get("X-Progress").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let wait = retry_after(response.headers()).unwrap_or(backoff).clamp(policy.min, policy.max);
+            // Not `clamp`: a minimum above the maximum (two options set apart) gives the maximum.
+            let wait =
+                retry_after(response.headers()).unwrap_or(backoff).min(policy.max).max(policy.min.min(policy.max));
             Ok(Poll::Running { progress, wait })
         }
         StatusCode::OK => {

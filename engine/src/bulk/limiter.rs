@@ -14,6 +14,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
+/// The longest spacing or pause (whatever a server or an option asks for): a day.
+const LONGEST: Duration = Duration::from_secs(24 * 3600);
+
 /// A shared, per-origin request budget; see the module docs.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -34,7 +37,9 @@ impl RateLimiter {
     /// only `Retry-After` pauses).
     #[must_use]
     pub fn new(per_second: Option<f64>) -> RateLimiter {
-        let interval = per_second.filter(|r| *r > 0.0 && r.is_finite()).map(|r| Duration::from_secs_f64(1.0 / r));
+        let interval = per_second
+            .filter(|r| *r > 0.0 && r.is_finite())
+            .map(|r| Duration::try_from_secs_f64(1.0 / r).unwrap_or(LONGEST).min(LONGEST));
         RateLimiter { interval, origins: Mutex::new(HashMap::new()) }
     }
 
@@ -61,7 +66,7 @@ impl RateLimiter {
         let mut origins = self.origins.lock().expect("never held across a panic");
         let now = Instant::now();
         let slot = origins.entry(origin(url)).or_insert(Slot { next: now, paused_until: now });
-        slot.paused_until = slot.paused_until.max(now + pause);
+        slot.paused_until = slot.paused_until.max(now + pause.min(LONGEST));
     }
 }
 
