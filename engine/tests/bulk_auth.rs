@@ -16,6 +16,13 @@ use url::Url;
 
 const CLIENT: &str = "fhirhouse-test";
 
+/// A test server that requires SMART Backend Services of the test client.
+fn auth_server() -> BulkServer {
+    let server = BulkServer::start();
+    server.require_auth(test_client(CLIENT));
+    server
+}
+
 fn key(file: &str, kid: Option<&str>) -> Result<SigningKey, BulkError> {
     SigningKey::load(&keys_dir().join(file), kid)
 }
@@ -78,8 +85,7 @@ fn test_keys_load_from_pem_and_jwks_in_every_form() {
 
 #[test]
 fn exports_authenticate_with_rs384_and_es384_assertions_the_server_verifies() {
-    let server = BulkServer::start();
-    server.require_auth(test_client(CLIENT));
+    let server = auth_server();
     let dir = tempfile::tempdir().unwrap();
     let narrow = "system/Patient.rs system/Condition.rs";
     for (file, kid, algorithm, scope) in
@@ -111,8 +117,7 @@ fn exports_authenticate_with_rs384_and_es384_assertions_the_server_verifies() {
 
 #[test]
 fn without_a_token_the_server_refuses_and_says_why() {
-    let server = BulkServer::start();
-    server.require_auth(test_client(CLIENT));
+    let server = auth_server();
     let dir = tempfile::tempdir().unwrap();
     let exporter =
         Exporter::new(ExportRequest::new(Url::parse(&server.base).unwrap()), fast(), &dir.path().to_path_buf().into())
@@ -129,8 +134,7 @@ fn without_a_token_the_server_refuses_and_says_why() {
 
 #[test]
 fn a_token_rejected_with_401_is_renewed_once_and_only_once() {
-    let server = BulkServer::start();
-    server.require_auth(test_client(CLIENT));
+    let server = auth_server();
     server.faults(|f| f.expire_tokens = 1);
     let dir = tempfile::tempdir().unwrap();
     let outcome = export(&server, &dir.path().join("a"), auth("ec-private.pem", Some("ec-test")), |_, _| {}).unwrap();
@@ -145,8 +149,7 @@ fn a_token_rejected_with_401_is_renewed_once_and_only_once() {
 
 #[test]
 fn a_token_is_renewed_before_it_expires() {
-    let server = BulkServer::start();
-    server.require_auth(test_client(CLIENT));
+    let server = auth_server();
     server.faults(|f| {
         f.token_lifetime_secs = 1;
         f.polls_before_done = 4;
@@ -183,8 +186,7 @@ fn servers_offering_only_smart_v1_get_v1_scopes() {
 
 #[test]
 fn tokens_and_assertions_never_reach_the_logs() {
-    let server = BulkServer::start();
-    server.require_auth(test_client(CLIENT));
+    let server = auth_server();
     server.faults(|f| f.expire_tokens = 1);
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))

@@ -21,8 +21,16 @@ fn request(server: &BulkServer) -> ExportRequest {
     ExportRequest::new(Url::parse(&server.base).unwrap())
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn exporter(server: &BulkServer, out: &Path, settings: ExportSettings) -> Exporter {
+    Exporter::new(request(server), settings, &out.to_path_buf().into()).unwrap()
+}
+
 fn run(exporter: &Exporter) -> Result<ExportOutcome, BulkError> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(exporter.run())
+    runtime().block_on(exporter.run())
 }
 
 fn export(
@@ -180,10 +188,8 @@ fn a_retry_after_pauses_every_concurrent_download() {
         f.piece_delay = Some(Duration::from_millis(2));
     });
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let exporter =
-        Exporter::new(request(&server), ExportSettings { concurrency: 6, ..fast() }, &dir.path().to_path_buf().into())
-            .unwrap();
+    let rt = runtime();
+    let exporter = exporter(&server, dir.path(), ExportSettings { concurrency: 6, ..fast() });
     // Throttle once downloads are under way.
     let throttle = {
         let state = std::sync::Arc::clone(&server.state);
@@ -283,10 +289,8 @@ fn a_crashed_export_resumes_its_job_without_downloading_finished_files_again() {
         f.piece_delay = Some(Duration::from_millis(3));
     });
     let dir = tempfile::tempdir().unwrap();
-    let exporter =
-        Exporter::new(request(&server), ExportSettings { concurrency: 2, ..fast() }, &dir.path().to_path_buf().into())
-            .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let exporter = exporter(&server, dir.path(), ExportSettings { concurrency: 2, ..fast() });
+    let rt = runtime();
     // The process "dies" part-way through the downloads: the export's future is dropped
     // where it is, once a few files are saved.
     let state_file = dir.path().join(".fhirhouse-export.json");
@@ -328,8 +332,8 @@ fn abandoning_deletes_the_job_and_the_next_run_starts_a_new_one() {
     let server = BulkServer::start();
     server.faults(|f| f.polls_before_done = 1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let exporter = Exporter::new(request(&server), fast(), &dir.path().to_path_buf().into()).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let exporter = exporter(&server, dir.path(), fast());
+    let rt = runtime();
     rt.block_on(async {
         // What Ctrl-C does: the run is dropped, then the job is abandoned. (The test server
         // takes a moment, in a debug build, to cut the sample into files at kick-off.)

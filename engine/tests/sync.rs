@@ -40,6 +40,14 @@ fn run_sync(
     sync(warehouse, &options)
 }
 
+/// A warehouse (in a new temporary folder) after its first sync from `server`.
+fn first_sync(server: &BulkServer) -> (tempfile::TempDir, PathBuf, SyncOutcome) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let first = run_sync(server, &wh, |_| {}).unwrap();
+    (dir, wh, first)
+}
+
 /// `load --merge` of an export folder.
 fn merge(export: &Path, warehouse: &Path) -> LoadOutcome {
     common::load_with(&[export.join("manifest.json")], warehouse, |o| o.merge = true)
@@ -88,9 +96,7 @@ fn inodes(warehouse: &Path, load_id: &str, table: &str) -> Vec<(String, u64)> {
 #[test]
 fn a_first_sync_loads_in_full_and_the_next_ones_merge_updates_inserts_and_deletions() {
     let server = BulkServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let wh = dir.path().join("wh");
-    let first = run_sync(&server, &wh, |_| {}).unwrap();
+    let (dir, wh, first) = first_sync(&server);
     assert_eq!(first.since, None);
     assert!(first.load.committed() && first.load.report.merge.is_none());
     assert!(first.kept_export.is_none() && !wh.join("_fhirhouse/sync/export").exists());
@@ -168,9 +174,7 @@ fn a_first_sync_loads_in_full_and_the_next_ones_merge_updates_inserts_and_deleti
 #[test]
 fn reapplying_an_increment_changes_nothing_and_an_older_copy_never_wins() {
     let server = BulkServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let wh = dir.path().join("wh");
-    run_sync(&server, &wh, |_| {}).unwrap();
+    let (dir, wh, _) = first_sync(&server);
     let patient = server.ids("Patient")[1].clone();
     server.update("Patient", &patient, |p| p["gender"] = "unknown".into());
     let condition = server.ids("Condition")[3].clone();
@@ -214,9 +218,7 @@ fn reapplying_an_increment_changes_nothing_and_an_older_copy_never_wins() {
 #[test]
 fn a_failed_sync_publishes_nothing_and_running_it_again_resumes_the_download() {
     let server = BulkServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let wh = dir.path().join("wh");
-    let first = run_sync(&server, &wh, |_| {}).unwrap();
+    let (_dir, wh, first) = first_sync(&server);
     let patient = server.ids("Patient")[2].clone();
     server.update("Patient", &patient, |p| p["gender"] = "other".into());
     let observation = server.ids("Observation")[0].clone();
@@ -243,9 +245,7 @@ fn a_failed_sync_publishes_nothing_and_running_it_again_resumes_the_download() {
 #[test]
 fn a_sync_killed_after_its_download_loads_that_download_when_run_again() {
     let server = BulkServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let wh = dir.path().join("wh");
-    let first = run_sync(&server, &wh, |_| {}).unwrap();
+    let (_dir, wh, first) = first_sync(&server);
     let patient = server.ids("Patient")[4].clone();
     server.update("Patient", &patient, |p| p["gender"] = "other".into());
     // What the killed sync had done: the increment's download, complete; no load.

@@ -35,7 +35,8 @@ if [[ ! -x "$venv/bin/sekmet" ]]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'sekmet-fhir==0.1.1' >&2
 fi
 
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source "$root/tests/lib/servers.sh"
+port=$(free_port "$venv/bin/python")
 base="http://127.0.0.1:$port/fhir"
 "$venv/bin/python" - "$data/settings.yaml" "$base" "$port" "$data" "$root/tests/data/keys/public.jwks.json" <<'PY'
 import json, sys
@@ -68,20 +69,6 @@ PY
 pid=$!
 [[ -n "$pid_file" ]] && echo "$pid" >"$pid_file"
 
-for _ in $(seq 1 150); do
-    if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('$base/.well-known/smart-configuration', timeout=1)" 2>/dev/null; then
-        echo "start-sekmet: sekmet (pid $pid) serving $base, data and log in $data" >&2
-        echo "$base"
-        exit 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-        echo "start-sekmet: sekmet exited; its log:" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
-echo "start-sekmet: sekmet did not answer on $base within 30 s; its log:" >&2
-cat "$log" >&2
-kill "$pid" 2>/dev/null || true
-exit 1
+wait_until_answers "start-sekmet: sekmet" "$pid" "$log" "$base/.well-known/smart-configuration" "$venv/bin/python" 150
+echo "start-sekmet: sekmet (pid $pid) serving $base, data and log in $data" >&2
+echo "$base"

@@ -166,7 +166,7 @@ impl BulkServer {
             .route("/fhir/$export", get(kick_off))
             .route("/fhir/Patient/$export", get(kick_off))
             .route("/fhir/Group/{id}/$export", get(kick_off))
-            .route("/fhir/status/{job}", get(status).delete(delete_job))
+            .route("/fhir/status/{job}", get(status).delete(status))
             .route("/files/{job}/{*name}", get(file))
             .with_state(Arc::clone(&state));
         runtime.spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -278,6 +278,18 @@ impl ServerState {
 
 type Shared = Arc<Mutex<ServerState>>;
 
+/// Runs a handler's `body` on the locked state and logs the request with its answer.
+fn answer(
+    state: &Shared,
+    (method, uri, headers): (&Method, &Uri, &HeaderMap),
+    body: impl FnOnce(&mut ServerState) -> Response,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    let response = body(&mut state);
+    state.log(method, uri, headers, response.status());
+    response
+}
+
 fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     let body = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]});
     (status, [("content-type", "application/fhir+json")], body.to_string()).into_response()
@@ -291,30 +303,27 @@ fn with_retry_after(mut response: Response, seconds: Option<u64>) -> Response {
 }
 
 async fn smart_configuration(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let mut state = state.lock().unwrap();
-    let root = state.base.trim_end_matches("/fhir").to_owned();
-    let v1_only = state.auth.as_ref().is_some_and(|a| a.v1_only);
-    let capabilities = if v1_only {
-        json!(["client-confidential-asymmetric", "permission-v1"])
-    } else {
-        json!(["client-confidential-asymmetric", "permission-v1", "permission-v2"])
-    };
-    let body = json!({
-        "token_endpoint": format!("{root}/auth/token"),
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "grant_types_supported": ["client_credentials"],
-        "capabilities": capabilities,
-    });
-    state.log(&method, &uri, &headers, StatusCode::OK);
-    ([("content-type", "application/json")], body.to_string()).into_response()
+    answer(&state, (&method, &uri, &headers), |state| {
+        let root = state.base.trim_end_matches("/fhir").to_owned();
+        let v1_only = state.auth.as_ref().is_some_and(|a| a.v1_only);
+        let capabilities = if v1_only {
+            json!(["client-confidential-asymmetric", "permission-v1"])
+        } else {
+            json!(["client-confidential-asymmetric", "permission-v1", "permission-v2"])
+        };
+        let body = json!({
+            "token_endpoint": format!("{root}/auth/token"),
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+            "grant_types_supported": ["client_credentials"],
+            "capabilities": capabilities,
+        });
+        ([("content-type", "application/json")], body.to_string()).into_response()
+    })
 }
 
 async fn token(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: String) -> Response {
-    let mut state = state.lock().unwrap();
-    let response = issue_token(&mut state, &body);
-    state.log(&method, &uri, &headers, response.status());
-    response
+    answer(&state, (&method, &uri, &headers), |state| issue_token(state, &body))
 }
 
 fn oauth_error(error: &str, description: &str) -> Response {
@@ -391,10 +400,7 @@ async fn kick_off(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let mut state = state.lock().unwrap();
-    let response = start_job(&mut state, group.map(|g| g.0), &params, &uri, &headers);
-    state.log(&method, &uri, &headers, response.status());
-    response
+    answer(&state, (&method, &uri, &headers), |state| start_job(state, group.map(|g| g.0), &params, &uri, &headers))
 }
 
 fn start_job(
@@ -545,10 +551,14 @@ async fn status(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let mut state = state.lock().unwrap();
-    let response = job_status(&mut state, &job, &headers);
-    state.log(&method, &uri, &headers, response.status());
-    response
+    let delete = method == Method::DELETE;
+    answer(&state, (&method, &uri, &headers), |state| {
+        if delete {
+            delete_job(state, &job, &headers)
+        } else {
+            job_status(state, &job, &headers)
+        }
+    })
 }
 
 fn job_status(state: &mut ServerState, job: &str, headers: &HeaderMap) -> Response {
@@ -572,24 +582,15 @@ fn job_status(state: &mut ServerState, job: &str, headers: &HeaderMap) -> Respon
     ([("content-type", "application/json")], job.manifest.to_string()).into_response()
 }
 
-async fn delete_job(
-    State(state): State<Shared>,
-    UrlPath(job): UrlPath<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let mut state = state.lock().unwrap();
-    let response = if let Some(denied) = state.check_bearer(&headers) {
+fn delete_job(state: &mut ServerState, job: &str, headers: &HeaderMap) -> Response {
+    if let Some(denied) = state.check_bearer(headers) {
         denied
-    } else if state.jobs.remove(&job).is_some() {
-        state.deleted_jobs.push(job);
+    } else if state.jobs.remove(job).is_some() {
+        state.deleted_jobs.push(job.to_owned());
         StatusCode::ACCEPTED.into_response()
     } else {
         outcome(StatusCode::NOT_FOUND, "not-found", "no such export")
-    };
-    state.log(&method, &uri, &headers, response.status());
-    response
+    }
 }
 
 /// Decrements the active-download count when the body is done (or dropped).
