@@ -4,6 +4,8 @@
 //! output table is defined by an HL7 SQL on FHIR v2 ViewDefinition. Data flows one way
 //! through the stages, one module each:
 //!
+//! - [`bulk`]: the FHIR Bulk Data client, `$export` from a server into an export folder
+//!   (SMART Backend Services auth, retries, resumable verified downloads);
 //! - [`source`]: finds input files and yields raw lines with file and line number;
 //! - [`view`]: compiles ViewDefinitions and evaluates them over parsed resources into
 //!   Arrow record batches;
@@ -44,6 +46,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bulk;
 pub mod cli;
 pub mod gen;
 pub mod load;

@@ -22,7 +22,8 @@ if [[ ! -x "$venv/bin/moto_server" ]]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' >&2
 fi
 
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source "$(dirname "$0")/../lib/servers.sh"
+port=$(free_port "$venv/bin/python")
 # setsid and a log file: the server must outlive this script and must not hold its stdout
 # (a caller reading the endpoint with $(...) would otherwise wait for the server to exit).
 setsid "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
@@ -30,19 +31,6 @@ pid=$!
 [[ -n "$pid_file" ]] && echo "$pid" >"$pid_file"
 
 endpoint="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
-    if "$venv/bin/python" -c "import urllib.request, sys; urllib.request.urlopen('$endpoint/moto-api/', timeout=1)" 2>/dev/null; then
-        echo "start-moto: moto_server (pid $pid) listening on $endpoint, log $log" >&2
-        echo "$endpoint"
-        exit 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-        echo "start-moto: moto_server exited; its log:" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
-echo "start-moto: moto_server did not answer on $endpoint within 20 s" >&2
-kill "$pid" 2>/dev/null || true
-exit 1
+wait_until_answers "start-moto: moto_server" "$pid" "$log" "$endpoint/moto-api/" "$venv/bin/python" 100
+echo "start-moto: moto_server (pid $pid) listening on $endpoint, log $log" >&2
+echo "$endpoint"

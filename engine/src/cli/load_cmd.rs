@@ -53,7 +53,10 @@ mappings are built in; --mappings DIR replaces them, --snomed-icd10-map adds the
 A load is atomic: it writes into a staging area and publishes with one rename (in an object \
 store: uploads the new files, then replaces _fhirhouse/current.json with one PUT). Until then, \
 and if it fails or is killed, readers see the previous load, complete. Re-running a load \
-replaces the tables; it never appends duplicates.
+replaces the tables; it never appends duplicates. With --merge, the export is applied as an \
+increment instead (see `fhirhouse sync`):
+
+    fhirhouse load increment/manifest.json --out warehouse --merge
 
 Exit status: 0 when every line loaded, 1 when the load was published but some lines were \
 dead-lettered, 2 when nothing was published (a fatal error, or more dead letters than \
@@ -123,6 +126,12 @@ pub struct LoadArgs {
     /// leave the machine, patient data must not.
     #[arg(long)]
     pub log_phi: bool,
+
+    /// Apply the export as an increment to the warehouse's current load instead of replacing
+    /// it: upsert by resource id (newest meta.versionId / meta.lastUpdated wins), remove the
+    /// resources of the manifest's deleted[] files. A local warehouse only.
+    #[arg(long, conflicts_with = "keep_raw")]
+    pub merge: bool,
 }
 
 impl LoadArgs {
@@ -141,6 +150,7 @@ impl LoadArgs {
         options.mappings_dir.clone_from(&self.mappings);
         options.snomed_icd10_map.clone_from(&self.snomed_icd10_map);
         options.progress = !quiet;
+        options.merge = self.merge;
         options
     }
 }

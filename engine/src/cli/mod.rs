@@ -10,7 +10,9 @@
 
 mod conformance_cmd;
 mod demo_cmd;
+mod export_cmd;
 mod gen_cmd;
+mod history_cmd;
 mod load_cmd;
 mod mappings_cmd;
 mod query_cmd;
@@ -19,6 +21,7 @@ mod scan_cmd;
 mod shell;
 mod sql_cmd;
 mod sql_run;
+mod sync_cmd;
 mod view_cmd;
 
 use std::io;
@@ -28,7 +31,9 @@ use clap::{Parser, Subcommand};
 
 pub use conformance_cmd::ConformanceArgs;
 pub use demo_cmd::{DemoArgs, DEMO_QUERY};
+pub use export_cmd::{ClientArgs, ExportArgs, RequestArgs};
 pub use gen_cmd::GenArgs;
+pub use history_cmd::HistoryArgs;
 pub use load_cmd::LoadArgs;
 pub use mappings_cmd::{MappingsArgs, MappingsCommand};
 pub use query_cmd::QueryArgs;
@@ -36,6 +41,7 @@ pub use report_cmd::{ParamArgs, ReportArgs};
 pub use scan_cmd::ScanArgs;
 pub use sql_cmd::SqlArgs;
 pub use sql_run::SourceArgs;
+pub use sync_cmd::SyncArgs;
 pub use view_cmd::ViewArgs;
 
 /// Exit status of a run that finished but had failing lines or tests.
@@ -51,9 +57,15 @@ Load the bundled sample into ./warehouse and run an example query:
 
     fhirhouse demo
 
-Load an export (a folder or its manifest.json) into a Parquet warehouse:
+Export from a FHIR server (Bulk Data $export) into a folder, then load it:
 
+    fhirhouse export https://fhir.example.org/r4 --out export/
     fhirhouse load export/manifest.json --out warehouse
+
+Keep a warehouse up to date with a server (increments since the last sync), and list its loads:
+
+    fhirhouse sync https://fhir.example.org/r4 --warehouse warehouse
+    fhirhouse history warehouse
 
 Query the warehouse with SQL, or open the SQL shell on it:
 
@@ -125,6 +137,15 @@ pub enum Command {
     /// Load a Bulk Data export (folder or manifest) into a partitioned Parquet warehouse.
     #[command(long_about = load_cmd::LONG_ABOUT)]
     Load(LoadArgs),
+    /// Export from a FHIR server with Bulk Data $export into a folder that `load` reads.
+    #[command(long_about = export_cmd::LONG_ABOUT)]
+    Export(ExportArgs),
+    /// Export what changed on a FHIR server since the last sync and merge it into a warehouse.
+    #[command(long_about = sync_cmd::LONG_ABOUT)]
+    Sync(SyncArgs),
+    /// List the loads of a warehouse with their counts.
+    #[command(long_about = history_cmd::LONG_ABOUT)]
+    History(HistoryArgs),
     /// Run SQL over a warehouse (or, with --export, a raw export) and write the results.
     #[command(long_about = query_cmd::LONG_ABOUT)]
     Query(QueryArgs),
@@ -165,6 +186,9 @@ pub enum Command {
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Load(args) => load_cmd::run(args, cli.quiet),
+        Command::Export(args) => export_cmd::run(args, cli.quiet),
+        Command::Sync(args) => sync_cmd::run(args, cli.quiet),
+        Command::History(args) => history_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args, cli.quiet),
         Command::Scan(args) => scan_cmd::run(args),
         Command::Query(args) => query_cmd::run(args),

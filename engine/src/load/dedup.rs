@@ -35,6 +35,27 @@ pub(crate) struct IdRecord {
 impl IdRecord {
     /// The record of a resource with `resource_type` and `id`, read from its `meta`.
     pub fn of(resource_type: &str, id: &str, resource: &simd_json::BorrowedValue<'_>, index: u64, offset: u64) -> Self {
+        let Version { version, updated } = Version::of(resource);
+        IdRecord { key: key_hash(resource_type, id), version, updated, index, offset }
+    }
+}
+
+/// How new a resource is, from its `meta`: ordered by numeric `versionId`, then
+/// `lastUpdated`. Shared by duplicate resolution within a load and incremental loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Version {
+    /// `versionId + 1`; 0 = no numeric version.
+    pub version: u64,
+    /// `lastUpdated` in microseconds; `i64::MIN` = none.
+    pub updated: i64,
+}
+
+impl Version {
+    /// No version information.
+    pub const UNKNOWN: Version = Version { version: 0, updated: i64::MIN };
+
+    /// The version of a parsed resource.
+    pub fn of(resource: &simd_json::BorrowedValue<'_>) -> Version {
         let meta = resource.get("meta");
         // 0 = no usable version; numeric versions rank above it in their order.
         let version = meta
@@ -45,7 +66,7 @@ impl IdRecord {
             .and_then(|m| m.get_str("lastUpdated"))
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map_or(i64::MIN, |t| t.timestamp_micros());
-        IdRecord { key: key_hash(resource_type, id), version, updated, index, offset }
+        Version { version, updated }
     }
 }
 

@@ -169,21 +169,8 @@ pub(crate) fn read_server_errors(files: &[Location]) -> Vec<ServerErrors> {
 }
 
 fn diagnostics_of(line: &[u8]) -> String {
-    let Ok(outcome) = serde_json::from_slice::<serde_json::Value>(line) else {
-        return "not valid JSON".to_owned();
-    };
-    let issues = outcome["issue"].as_array().cloned().unwrap_or_default();
-    let texts: Vec<String> = issues
-        .iter()
-        .map(|i| {
-            let text =
-                i["diagnostics"].as_str().or_else(|| i["details"]["text"].as_str()).unwrap_or("(no diagnostics)");
-            format!("{}: {text}", i["severity"].as_str().unwrap_or("?"))
-        })
-        .collect();
-    if texts.is_empty() {
-        "OperationOutcome without issues".to_owned()
-    } else {
-        texts.join("; ")
+    match serde_json::from_slice::<serde_json::Value>(line) {
+        Ok(outcome) => crate::bulk::outcome::describe(&outcome),
+        Err(_) => "not valid JSON".to_owned(),
     }
 }

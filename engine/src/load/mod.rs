@@ -19,12 +19,15 @@ mod catalog;
 mod collect;
 pub mod dead_letter;
 mod dedup;
+mod keys;
+mod merge;
 mod metadata;
 mod raw;
 pub mod report;
 mod resource_types;
 mod scan;
 mod supersede;
+pub mod sync;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Context};
 
 pub use catalog::Catalog;
+pub use merge::{sync_record, MergeReport};
 pub use report::LoadReport;
 pub use resource_types::{is_r4_resource_type, R4_RESOURCE_TYPES};
 pub use scan::{scan, ScanReport};
@@ -91,6 +95,16 @@ pub struct LoadOptions {
     pub mappings_dir: Option<PathBuf>,
     /// The NLM SNOMED CT → ICD-10-CM map (RF2 ExtendedMap), tried before the other tables.
     pub snomed_icd10_map: Option<PathBuf>,
+    /// Apply the export as an increment to the warehouse's current load (upsert by resource
+    /// id, newest version wins; `deleted` resources removed) instead of replacing it; see
+    /// [`merge`]. Into an empty warehouse it is a full load.
+    pub merge: bool,
+    /// Write the key index (every resource's id and version) that later merges compare
+    /// against. Merges always write it.
+    pub key_index: bool,
+    /// The FHIR server the export came from, recorded with its `transactionTime` for
+    /// `fhirhouse sync` (`_sync.json` in the snapshot).
+    pub sync_server: Option<String>,
 }
 
 impl LoadOptions {
@@ -114,6 +128,9 @@ impl LoadOptions {
             crosswalk: true,
             mappings_dir: None,
             snomed_icd10_map: None,
+            merge: false,
+            key_index: false,
+            sync_server: None,
         }
     }
 }
@@ -153,9 +170,12 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     let export = open_export(&options.inputs)?;
     let warehouse = Destination::open(&options.out, options.staging.as_deref()).context("cannot open the warehouse")?;
     let load_id = new_load_id(started_at);
+    let incremental = merge::Incremental::prepare(options, &warehouse)?;
     let staging = warehouse.begin(&load_id)?;
-    // Object-store warehouses keep the files of two loads side by side for a moment.
-    let names = matches!(warehouse, Destination::Remote(_)).then_some(load_id.as_str());
+    // Object-store warehouses keep the files of two loads side by side for a moment, and
+    // merged snapshots for good.
+    let unique_names = matches!(warehouse, Destination::Remote(_)) || incremental.as_ref().is_some_and(|i| i.merges());
+    let names = unique_names.then_some(load_id.as_str());
     let threads = if options.threads == 0 { num_cpus() } else { options.threads };
     tracing::info!(load_id, files = export.files.len(), views = catalog.views.len(), threads, "load starting");
 
@@ -183,6 +203,9 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         if let Some(max) = options.max_errors.filter(|max| report.totals.dead_letters > *max) {
             return Err(anyhow!("{} lines dead-lettered, over --max-errors {max}", report.totals.dead_letters));
         }
+        if let Some(incremental) = &incremental {
+            report.merge = incremental.apply(&catalog, &export, &staging, &mut pipeline, &load_id)?;
+        }
         report.tables = metadata::table_reports(&catalog, &pipeline.outputs);
         report.status = "committed".into();
         report.check().map_err(|e| anyhow!("counts do not reconcile: {e}"))?;
@@ -193,8 +216,15 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
             report.unmapped_codes =
                 Some(report::UnmappedReport { rows: unmapped.total(), codes: unmapped.distinct() as u64 });
             let (name, load) = (crate::terminology::unmapped::TABLE, (load_id.as_str(), &started_at));
-            metadata::write_unmapped(&staging, names, &unmapped.to_batch(&terminology.bindings), load)?;
+            let mut batch = unmapped.to_batch(&terminology.bindings);
+            if let Some(incremental) = &incremental {
+                batch = incremental.unmapped(batch)?;
+            }
+            metadata::write_unmapped(&staging, names, &batch, load)?;
             tables.push(name.to_owned());
+        }
+        if let Some(incremental) = &incremental {
+            incremental.finish(&staging, export.transaction_time.as_deref(), &load_id)?;
         }
         warehouse.publish(&load_id, &tables)?;
         Ok(())

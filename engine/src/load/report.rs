@@ -137,6 +137,9 @@ pub struct LoadReport {
     /// What the crosswalks left unmapped (table `_dq_unmapped_codes`), when they ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unmapped_codes: Option<UnmappedReport>,
+    /// What merging an increment into the previous load did (incremental loads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<super::MergeReport>,
 }
 
 /// The size of `_dq_unmapped_codes`.
@@ -178,8 +181,16 @@ impl LoadReport {
             }
         }
         let table_rows: u64 = self.tables.iter().map(|t| t.rows).sum();
-        if self.status == "committed" && table_rows != self.totals.rows {
-            return Err(format!("tables hold {table_rows} rows but the views produced {}", self.totals.rows));
+        let (carried, dropped) =
+            self.merge.as_ref().map_or((0, 0), |m| (m.base_rows - m.base_rows_removed, m.increment_rows_dropped));
+        if self.status == "committed" && table_rows + dropped != self.totals.rows + carried {
+            return Err(match &self.merge {
+                None => format!("tables hold {table_rows} rows but the views produced {}", self.totals.rows),
+                Some(_) => format!(
+                    "tables hold {table_rows} rows but the views produced {} (of which {dropped} not applied) and {carried} were kept from the previous load",
+                    self.totals.rows
+                ),
+            });
         }
         Ok(())
     }
@@ -249,6 +260,33 @@ impl LoadReport {
                 "  {} coded rows not crosswalked ({} distinct codes): see table _dq_unmapped_codes",
                 u.rows, u.codes
             );
+        }
+        if let Some(m) = &self.merge {
+            let _ = writeln!(
+                s,
+                "  merged into load {}: {} inserted, {} updated, {} unchanged, {} deleted ({} listed as deleted were not held)",
+                m.base_load, m.inserted, m.updated, m.unchanged, m.deleted, m.deleted_absent
+            );
+            if m.replaced_unchecked > 0 {
+                let _ =
+                    writeln!(s, "  {} replaced without a version check (not in the key index)", m.replaced_unchecked);
+            }
+            let _ = writeln!(
+                s,
+                "  {} previous rows kept, {} removed; {} part files carried over, {} rewritten",
+                m.base_rows - m.base_rows_removed,
+                m.base_rows_removed,
+                m.files_linked,
+                m.files_rewritten
+            );
+            if m.deleted_unreadable > 0 {
+                let _ = writeln!(
+                    s,
+                    "  {} unreadable lines in the deleted files: {}",
+                    m.deleted_unreadable,
+                    m.deleted_examples.join("; ")
+                );
+            }
         }
         for e in &self.server_errors {
             let _ = writeln!(s, "  server reported {} OperationOutcomes in {}", e.outcomes, e.path);

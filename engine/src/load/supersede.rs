@@ -146,27 +146,46 @@ fn rows_of(catalog: &Catalog, resource_type: &str, line: &[u8]) -> anyhow::Resul
     Ok(rows)
 }
 
-/// Rewrites the part files of one table without the rows whose key is in `ids`.
-fn drop_rows(dir: &Path, output: &mut TableOutput, key_column: usize, ids: &HashSet<String>) -> anyhow::Result<()> {
+/// What [`drop_rows`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DropStats {
+    /// Rows removed.
+    pub rows: u64,
+    /// Files rewritten without those rows (or removed, when no row was left).
+    pub files_rewritten: u64,
+}
+
+/// Rewrites the part files of one table without the rows whose key is in `ids`. Only the key
+/// column is read first; a file without such a key is left as it is.
+pub(crate) fn drop_rows(
+    dir: &Path,
+    output: &mut TableOutput,
+    key_column: usize,
+    ids: &HashSet<String>,
+) -> anyhow::Result<DropStats> {
+    let mut stats = DropStats::default();
+    if ids.is_empty() {
+        return Ok(stats);
+    }
     let mut kept_files = Vec::with_capacity(output.files.len());
     for relative in std::mem::take(&mut output.files) {
         let path = dir.join(&relative);
+        if !holds_any(&path, key_column, ids)? {
+            kept_files.push(relative);
+            continue;
+        }
         let reader = ParquetRecordBatchReader::try_new(File::open(&path)?, 64 * 1024)?;
         let schema = reader.schema();
         let mut batches = Vec::new();
         let mut removed = 0;
         for batch in reader {
             let batch = batch?;
-            let keys = arrow::compute::cast(batch.column(key_column), &arrow::datatypes::DataType::Utf8)?;
-            let keys = keys.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-            let keep: BooleanArray = keys.iter().map(|k| Some(!k.is_some_and(|k| ids.contains(k)))).collect();
+            let keep = keep_mask(batch.column(key_column), ids)?;
             removed += keep.false_count() as u64;
             batches.push(filter_record_batch(&batch, &keep)?);
         }
-        if removed == 0 {
-            kept_files.push(relative);
-            continue;
-        }
+        stats.rows += removed;
+        stats.files_rewritten += 1;
         output.rows -= removed;
         output.bytes -= std::fs::metadata(&path)?.len();
         let rows: usize = batches.iter().map(arrow::record_batch::RecordBatch::num_rows).sum();
@@ -185,5 +204,24 @@ fn drop_rows(dir: &Path, output: &mut TableOutput, key_column: usize, ids: &Hash
         kept_files.push(relative);
     }
     output.files = kept_files;
-    Ok(())
+    Ok(stats)
+}
+
+/// `false` for the rows whose key is in `ids`.
+fn keep_mask(keys: &arrow::array::ArrayRef, ids: &HashSet<String>) -> anyhow::Result<BooleanArray> {
+    let keys = arrow::compute::cast(keys, &arrow::datatypes::DataType::Utf8)?;
+    let keys = keys.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+    Ok(keys.iter().map(|k| Some(!k.is_some_and(|k| ids.contains(k)))).collect())
+}
+
+/// Whether the file at `path` has a row whose key is in `ids`, reading only the key column.
+fn holds_any(path: &Path, key_column: usize, ids: &HashSet<String>) -> anyhow::Result<bool> {
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?;
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [key_column]);
+    for batch in builder.with_projection(mask).with_batch_size(64 * 1024).build()? {
+        if keep_mask(batch?.column(0), ids)?.false_count() > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

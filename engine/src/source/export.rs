@@ -22,6 +22,9 @@ pub struct Export {
     pub files: Vec<ExportFile>,
     /// The manifest's `error[]` files (OperationOutcome NDJSON), reported, not loaded.
     pub error_files: Vec<Location>,
+    /// The manifest's `deleted[]` files (Bundles of DELETE entries, in exports with
+    /// `_since`): read by incremental loads, which remove those resources.
+    pub deleted_files: Vec<Location>,
     /// The manifest (path or URL), when the export was named by one.
     pub manifest: Option<String>,
     /// The manifest's `transactionTime`, when given.
@@ -37,6 +40,8 @@ struct Manifest {
     output: Vec<ManifestEntry>,
     #[serde(default)]
     error: Vec<ManifestEntry>,
+    #[serde(default)]
+    deleted: Vec<ManifestEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,9 +145,12 @@ fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
     }
     let error_files =
         parsed.error.iter().enumerate().map(|(i, e)| resolve(i, "error", &e.url)).collect::<Result<_, _>>()?;
+    let deleted_files =
+        parsed.deleted.iter().enumerate().map(|(i, e)| resolve(i, "deleted", &e.url)).collect::<Result<_, _>>()?;
     Ok(Export {
         files: inspect_all(pending)?,
         error_files,
+        deleted_files,
         manifest: Some(manifest.to_string()),
         transaction_time: parsed.transaction_time,
     })
@@ -199,6 +207,7 @@ mod tests {
             "transactionTime": "2024-01-01T00:00:00Z",
             "output": [{"type": "Patient", "url": "Patient.ndjson"}, {"type": "Observation", "url": abs.as_str()}],
             "error": [{"type": "OperationOutcome", "url": "err.ndjson"}],
+            "deleted": [{"type": "Bundle", "url": "sub/Obs.ndjson"}],
         });
         fs::write(d.join("manifest.json"), manifest.to_string()).unwrap();
 
@@ -208,6 +217,7 @@ mod tests {
         assert_eq!(export.files[0].declared_type.as_deref(), Some("Patient"));
         assert_eq!(export.files[1].location, Location::Local(d.join("sub/Obs.ndjson")));
         assert_eq!(export.error_files, [Location::Local(d.join("err.ndjson"))]);
+        assert_eq!(export.deleted_files, [Location::Local(d.join("sub/Obs.ndjson"))]);
         assert_eq!(export.transaction_time.as_deref(), Some("2024-01-01T00:00:00Z"));
     }
 

@@ -15,7 +15,8 @@
 //! endpoint; `GOOGLE_SERVICE_ACCOUNT` (or `GOOGLE_SERVICE_ACCOUNT_PATH`, `GOOGLE_APPLICATION_CREDENTIALS`);
 //! `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY` (or `AZURE_STORAGE_SAS_KEY`, a
 //! client secret, ...). `http(s)://` URLs are read with object_store's HTTP store, without
-//! credentials for now: [`http_client_options`] is where a Bulk Data bearer token goes.
+//! credentials: a server that wants a token is exported with `fhirhouse export`
+//! ([`crate::bulk`]), which downloads with one, and the export folder is loaded.
 //!
 //! Object-store calls are async; the engine is not. [`run`] executes a future on one shared
 //! runtime and waits for it from any thread (a rayon worker, the CLI, even a thread inside
@@ -245,8 +246,9 @@ fn build_store(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
 
 /// Client options for `http(s)://` exports (a Bulk Data server's file URLs).
 ///
-/// The seam for authenticated servers: the Bulk Data client (issue 7) adds the bearer token
-/// here as a default `Authorization` header.
+/// Unauthenticated: files that need a bearer token are downloaded by the Bulk Data client
+/// ([`crate::bulk`]) instead; a default `Authorization` header here would be the seam for
+/// reading them in place.
 #[must_use]
 pub fn http_client_options(url: &Url) -> ClientOptions {
     ClientOptions::new().with_allow_http(url.scheme() == "http")

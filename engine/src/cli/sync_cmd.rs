@@ -1,0 +1,109 @@
+//! `fhirhouse sync`: export what changed on a FHIR server since the last sync and merge it
+//! into a warehouse.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use url::Url;
+
+use super::export_cmd::{ClientArgs, RequestArgs};
+use crate::load::sync::{sync, SyncOptions};
+use crate::load::LoadOptions;
+
+pub(super) const LONG_ABOUT: &str = "\
+Keep a warehouse up to date with a FHIR server: export (Bulk Data $export) everything changed \
+since the last sync, and merge it into the warehouse.
+
+The first sync of a warehouse is a full export and a full load. Each later one exports with \
+_since = the transactionTime of the last successful sync (recorded in the warehouse) and \
+merges the increment: a resource is upserted by its type and id (the newest meta.versionId, \
+then meta.lastUpdated, wins; the same version again changes nothing), and the resources the \
+export lists as deleted are removed from every table made from them. Untouched part files \
+are carried over as hard links; only files holding changed resources are rewritten.
+
+    fhirhouse sync https://fhir.example.org/r4 --warehouse warehouse
+    fhirhouse sync https://fhir.example.org/r4 --warehouse warehouse \\
+        --client-id my-client --key private.pem --kid key-2025
+    fhirhouse history warehouse
+
+Readers never see a half-merged warehouse: the merge is published with the same atomic \
+commit as a full load. A sync that fails or is killed can be run again: the download \
+(<warehouse>/_fhirhouse/sync/export/) resumes where it stopped, and a finished download is \
+loaded again. The export options (--type, --group, auth, retries) are those of `fhirhouse \
+export`; keep them the same from one sync to the next. --full replaces the warehouse with a \
+full export (after changing views, or to compact the files increments add).
+
+Exit status: 0 when the warehouse was updated and every line loaded, 1 when some lines were \
+dead-lettered, 2 when nothing was published.";
+
+/// Arguments of `fhirhouse sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The FHIR server's base URL, e.g. https://fhir.example.org/r4.
+    #[arg(value_name = "FHIR_BASE_URL")]
+    pub server: Url,
+
+    /// The warehouse folder (created on the first sync).
+    #[arg(short, long, value_name = "DIR")]
+    pub warehouse: PathBuf,
+
+    /// A full export replacing the warehouse, whatever its last sync.
+    #[arg(long)]
+    pub full: bool,
+
+    /// Keep the downloaded export (<warehouse>/_fhirhouse/sync/export/) after loading it.
+    #[arg(long)]
+    pub keep_export: bool,
+
+    /// A folder of ViewDefinitions to use instead of the shipped ones (the same at every sync).
+    #[arg(long, value_name = "DIR")]
+    pub views: Option<PathBuf>,
+
+    /// Worker threads of the load [default: one per core].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Publish nothing when more than N lines are dead-lettered.
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<u64>,
+
+    /// What to export.
+    #[command(flatten)]
+    pub what: RequestArgs,
+
+    /// How to talk to the server.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Runs `fhirhouse sync`.
+pub(super) fn run(args: &SyncArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let mut load = LoadOptions::new(Vec::<crate::store::Address>::new(), args.warehouse.clone());
+    load.views_dir.clone_from(&args.views);
+    load.threads = args.threads.unwrap_or(0);
+    load.max_errors = args.max_errors;
+    load.progress = !quiet;
+    let options = SyncOptions {
+        request: args.what.request(&args.server),
+        export: args.client.settings(quiet)?,
+        load,
+        full: args.full,
+        keep_export: args.keep_export,
+    };
+    if !quiet {
+        eprintln!("sync {} into {}", args.server, args.warehouse.display());
+    }
+    let outcome = sync(&args.warehouse, &options)?;
+    if !quiet {
+        match &outcome.since {
+            Some(since) => eprintln!("increment since {since}"),
+            None => eprintln!("full export (the warehouse had no earlier sync, or --full)"),
+        }
+        eprint!("{}", outcome.export.summary());
+        if let Some(kept) = &outcome.kept_export {
+            eprintln!("  export kept in {}", kept.display());
+        }
+    }
+    Ok(super::load_cmd::finish(&outcome.load, quiet))
+}
