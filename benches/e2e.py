@@ -139,11 +139,18 @@ def duckdb_sql(export, out, threads):
     return "\n".join(statements)
 
 
-def generate(fhirhouse, patients, dest):
+def generate(fhirhouse, patients, dest, seed=1):
     """Writes a fresh export of `patients` patients; returns (seconds, peak RSS MB)."""
     shutil.rmtree(dest, ignore_errors=True)
-    seconds, rss, _ = timed([str(fhirhouse), "-q", "gen", "--patients", str(patients), "--seed", "1", "--out", str(dest)])
+    seconds, rss, _ = timed([str(fhirhouse), "-q", "gen", "--patients", str(patients), "--seed", str(seed),
+                             "--out", str(dest)])
     return seconds, rss
+
+
+def machine():
+    """What the numbers were measured on, for the results file."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
 
 
 def peer_sof_cli(work, explicit):
@@ -333,8 +340,7 @@ def main():
         ratios["gen_mb_per_s"] = max(gens, key=lambda r: r["mb"])["mb_per_s"]
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
-                    "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "machine": machine(),
         "export": {"path": str(export), "mb": size_mb, "lines": runs[f"ceiling_{args.threads}t"]["lines"]},
         "duckdb_version": None if args.skip_duckdb else DUCKDB_VERSION,
         "build": "debug" if args.debug else "release",

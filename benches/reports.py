@@ -19,13 +19,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import ROOT, export_bytes, timed  # noqa: E402
+from e2e import ROOT, export_bytes, generate, machine, timed  # noqa: E402
 
 ANALYSES = {
     "care_gaps_summary": ["care_gaps", "--period-start", "2019-01-01"],
@@ -58,9 +57,7 @@ def main():
     runs = {}
 
     if not (export / "manifest.json").exists():
-        shutil.rmtree(export, ignore_errors=True)
-        s, rss, _ = timed([fhirhouse, "-q", "gen", "--patients", str(args.patients), "--seed", "7",
-                           "--out", str(export)])
+        s, rss = generate(fhirhouse, args.patients, export, seed=7)
         runs["gen"] = {"seconds": s, "peak_rss_mb": rss}
     mb = export_bytes(export) / 1e6
     shutil.rmtree(warehouse, ignore_errors=True)
@@ -78,7 +75,7 @@ def main():
 
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "export": {"path": str(export), "patients": args.patients, "mb": mb},
         "threads": args.threads,
         "runs": runs,
