@@ -392,20 +392,14 @@ pub(super) fn call<'a>(
         Func::GetResourceKey => {
             let mut out = Collection::new();
             for item in base {
-                if let Some(Json::String(s)) = item.as_object().and_then(|o| o.get("id")) {
-                    out.push(Item::Str(Cow::Borrowed(s.as_ref())));
-                }
+                out.extend(resource_key_of(item));
             }
             out
         }
         Func::GetReferenceKey(type_name) => {
             let mut out = Collection::new();
             for item in base {
-                if let Some(Json::String(s)) = item.as_object().and_then(|o| o.get("reference")) {
-                    if let Some(key) = reference_key(s, type_name.as_deref()) {
-                        out.push(Item::Str(Cow::Borrowed(key)));
-                    }
-                }
+                out.extend(reference_key_of(item, type_name.as_deref()));
             }
             out
         }
@@ -494,6 +488,23 @@ fn boundary<'a>(item: &Item<'a>, low: bool, precision: Option<u32>) -> Option<It
     };
     let s = if low { temporal.low_boundary_string() } else { temporal.high_boundary_string() };
     Some(wrap(Cow::Owned(s)))
+}
+
+/// `getResourceKey()` of one item: its `id`, when it is an object with a text `id`.
+pub(super) fn resource_key_of<'a>(item: &Item<'a>) -> Option<Item<'a>> {
+    match item.as_object()?.get("id")? {
+        Json::String(s) => Some(Item::Str(Cow::Borrowed(s.as_ref()))),
+        _ => None,
+    }
+}
+
+/// `getReferenceKey([type])` of one item: the key of its `reference`, when it is a
+/// Reference whose target has that type (or any type when none is given).
+pub(super) fn reference_key_of<'a>(item: &Item<'a>, type_name: Option<&str>) -> Option<Item<'a>> {
+    match item.as_object()?.get("reference")? {
+        Json::String(s) => reference_key(s, type_name).map(|key| Item::Str(Cow::Borrowed(key))),
+        _ => None,
+    }
 }
 
 /// The key a reference points at: the id of `Type/id`, `http://base/Type/id`,

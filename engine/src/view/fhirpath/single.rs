@@ -12,7 +12,9 @@ use smallvec::smallvec;
 
 use super::ast::BinaryOp;
 use super::compile::{Expression, Func, Op};
-use super::eval::{binary, call, concat_items, lit_item, logic, to_boolean, EvalContext, EvalError};
+use super::eval::{
+    binary, call, concat_items, lit_item, logic, reference_key_of, resource_key_of, to_boolean, EvalContext, EvalError,
+};
 use super::navigate::PathOp;
 use super::value::{Collection, Item};
 
@@ -61,19 +63,29 @@ impl Expression {
 }
 
 /// `op` evaluated with input `[focus]`. Plain paths, most of a view's columns, are walked
-/// here; everything else goes through the larger [`at_op`].
+/// here; literals, function calls and operators have their own small functions, the rest
+/// goes through [`at_op`].
 #[inline]
 pub(super) fn at<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Found<'a>, EvalError> {
     match op {
         Op::Path(None, path) => Ok(walk(path, focus, ctx)),
+        Op::Lit(lit) => Ok(Found::One(Some(lit_item(lit)))),
+        Op::Call(inner, func, args) => {
+            let base = match inner {
+                Some(inner) => at(inner, ctx, focus)?,
+                None => Found::One(Some(focus.clone())),
+            };
+            call_at(func, base, args, ctx, std::slice::from_ref(focus))
+        }
+        Op::Binary(op, l, r) => binary_at(*op, l, r, ctx, focus),
         op => at_op(op, ctx, focus),
     }
 }
 
+/// The rarer ops. Kept apart from [`at`] (as [`call_at`] and [`binary_at`] are) so that the
+/// dispatch the common ops go through stays small.
 fn at_op<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Found<'a>, EvalError> {
-    let input = std::slice::from_ref(focus);
     Ok(match op {
-        Op::Lit(lit) => Found::One(Some(lit_item(lit))),
         Op::This => Found::One(Some(focus.clone())),
         Op::Path(None, path) => walk(path, focus, ctx),
         Op::Path(Some(inner), path) => match at(inner, ctx, focus)? {
@@ -85,35 +97,37 @@ fn at_op<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<
                 Found::Many(out)
             }
         },
-        Op::Call(inner, func, args) => {
-            let base = match inner {
-                Some(inner) => at(inner, ctx, focus)?,
-                None => Found::One(Some(focus.clone())),
-            };
-            call_at(func, base, args, ctx, input)?
+        _ => Found::Many(super::eval::eval(op, ctx, std::slice::from_ref(focus))?),
+    })
+}
+
+/// `l op r` at one focus.
+fn binary_at<'a>(
+    op: BinaryOp,
+    l: &'a Op,
+    r: &'a Op,
+    ctx: &EvalContext<'_, 'a>,
+    focus: &Item<'a>,
+) -> Result<Found<'a>, EvalError> {
+    let (l, r) = (at(l, ctx, focus)?, at(r, ctx, focus)?);
+    Ok(match (op, l, r) {
+        // `a | b` where one side is empty is the other side, when that is one item
+        // (a collection of several would still need its duplicates removed).
+        (BinaryOp::Union, Found::One(None), one @ Found::One(_))
+        | (BinaryOp::Union, one @ Found::One(_), Found::One(None)) => one,
+        (BinaryOp::Concat, Found::One(l), Found::One(r)) => Found::One(Some(concat_items(l, r.as_ref()))),
+        (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies, l, r) => {
+            let (a, b) = (to_boolean(l.as_slice(), "and/or")?, to_boolean(r.as_slice(), "and/or")?);
+            Found::One(logic(op, a, b).map(Item::Bool))
         }
-        Op::Binary(op, l, r) => {
-            let (l, r) = (at(l, ctx, focus)?, at(r, ctx, focus)?);
-            match (op, l, r) {
-                // `a | b` where one side is empty is the other side, when that is one item
-                // (a collection of several would still need its duplicates removed).
-                (BinaryOp::Union, Found::One(None), one @ Found::One(_))
-                | (BinaryOp::Union, one @ Found::One(_), Found::One(None)) => one,
-                (BinaryOp::Concat, Found::One(l), Found::One(r)) => Found::One(Some(concat_items(l, r.as_ref()))),
-                (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies, l, r) => {
-                    let (a, b) = (to_boolean(l.as_slice(), "and/or")?, to_boolean(r.as_slice(), "and/or")?);
-                    Found::One(logic(*op, a, b).map(Item::Bool))
-                }
-                (op, l, r) => Found::Many(binary(*op, l.into_collection(), r.into_collection())?),
-            }
-        }
-        _ => Found::Many(super::eval::eval(op, ctx, input)?),
+        (op, l, r) => Found::Many(binary(op, l.into_collection(), r.into_collection())?),
     })
 }
 
 /// `func` applied to `base`. The functions a view's columns chain most (`where`, `select`,
-/// `exists()`, `empty()`) keep a single item out of collections, and iterate a collection
-/// of one as that item; the others run the general [`call`].
+/// `exists()`, `empty()`, `count()`, `getResourceKey()`, `getReferenceKey()`) keep a single
+/// item out of collections, and iterate a collection of one as that item; the others run
+/// the general [`call`].
 fn call_at<'a>(
     func: &'a Func,
     base: Found<'a>,
@@ -127,6 +141,11 @@ fn call_at<'a>(
     Ok(match (func, base) {
         (Func::Exists, base) if args.is_empty() => Found::One(Some(Item::Bool(!base.as_slice().is_empty()))),
         (Func::Empty, base) => Found::One(Some(Item::Bool(base.as_slice().is_empty()))),
+        (Func::Count, base) => Found::One(Some(Item::Int(base.as_slice().len() as i64))),
+        (Func::GetResourceKey, Found::One(item)) => Found::One(item.as_ref().and_then(resource_key_of)),
+        (Func::GetReferenceKey(type_name), Found::One(item)) => {
+            Found::One(item.as_ref().and_then(|item| reference_key_of(item, type_name.as_deref())))
+        }
         (Func::Where, Found::One(item)) => Found::One(match item {
             Some(item) if holds(&item)? => Some(item),
             _ => None,
