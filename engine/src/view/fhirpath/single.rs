@@ -87,7 +87,6 @@ pub(super) fn at<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) ->
 fn at_op<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Found<'a>, EvalError> {
     Ok(match op {
         Op::This => Found::One(Some(focus.clone())),
-        Op::Path(None, path) => walk(path, focus, ctx),
         Op::Path(Some(inner), path) => match at(inner, ctx, focus)? {
             Found::One(None) => Found::One(None),
             Found::One(Some(item)) => walk(path, &item, ctx),
