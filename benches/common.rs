@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use fhirhouse::view::ResourceParser;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -25,13 +27,9 @@ pub fn lines(path: &Path) -> Vec<Vec<u8>> {
 }
 
 /// Parses one line the way a load does: copied into a reused buffer (simd-json parses in
-/// place) with reused parser buffers.
-pub fn parse<'s>(
-    scratch: &'s mut Vec<u8>,
-    buffers: &mut simd_json::Buffers,
-    line: &[u8],
-) -> simd_json::BorrowedValue<'s> {
+/// place) and parsed by a reused [`ResourceParser`].
+pub fn parse<'s>(scratch: &'s mut Vec<u8>, parser: &mut ResourceParser, line: &[u8]) -> simd_json::BorrowedValue<'s> {
     scratch.clear();
     scratch.extend_from_slice(line);
-    simd_json::to_borrowed_value_with_buffers(scratch, buffers).expect("valid JSON")
+    parser.parse(scratch).expect("valid JSON")
 }

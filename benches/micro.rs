@@ -50,7 +50,7 @@ fn lines_by_type() -> BTreeMap<String, Vec<Vec<u8>>> {
 fn views(c: &mut Criterion) {
     let catalog = Catalog::shipped().expect("shipped views compile");
     let mut scratch = Vec::new();
-    let mut buffers = simd_json::Buffers::default();
+    let mut parser = fhirhouse::view::ResourceParser::default();
     for (resource_type, lines) in lines_by_type().into_iter().filter(|(t, _)| catalog.reads(t)) {
         let bytes: usize = lines.iter().map(Vec::len).sum();
         let mut set = ViewSet::new(catalog.views.iter().filter(|v| v.resource_type() == resource_type).cloned());
@@ -62,7 +62,7 @@ fn views(c: &mut Criterion) {
                 lines
                     .iter()
                     .filter(|line| {
-                        matches!(parse(&mut scratch, &mut buffers, line), simd_json::BorrowedValue::Object(_))
+                        matches!(parse(&mut scratch, &mut parser, line), simd_json::BorrowedValue::Object(_))
                     })
                     .count()
             })
@@ -71,7 +71,7 @@ fn views(c: &mut Criterion) {
             b.iter(|| {
                 let mut rows = 0;
                 for line in &lines {
-                    let doc = parse(&mut scratch, &mut buffers, line);
+                    let doc = parse(&mut scratch, &mut parser, line);
                     rows += set.append(&resource_type, &doc).expect("shipped views evaluate");
                     cut_full_batches(&mut set, BATCH_ROWS);
                 }
@@ -94,10 +94,10 @@ fn table_batches() -> Vec<(String, Option<Arc<TableStage>>, Vec<RecordBatch>)> {
     let catalog = Catalog::shipped_crosswalked().expect("shipped views and mappings compile");
     let mut set = ViewSet::new(catalog.views.iter().cloned());
     let mut scratch = Vec::new();
-    let mut buffers = simd_json::Buffers::default();
+    let mut parser = fhirhouse::view::ResourceParser::default();
     for (resource_type, lines) in lines_by_type() {
         for line in &lines {
-            let doc = parse(&mut scratch, &mut buffers, line);
+            let doc = parse(&mut scratch, &mut parser, line);
             set.append(&resource_type, &doc).expect("shipped views evaluate");
         }
     }

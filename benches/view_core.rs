@@ -46,12 +46,12 @@ fn bench_type(c: &mut Criterion, resource_type: &str, view_file: &str) {
     group.sample_size(20);
 
     let mut scratch = Vec::new();
-    let mut buffers = simd_json::Buffers::default();
+    let mut parser = fhirhouse::view::ResourceParser::default();
     group.bench_function("parse", |b| {
         b.iter(|| {
             let mut parsed = 0usize;
             for line in &lines {
-                let doc = parse(&mut scratch, &mut buffers, line);
+                let doc = parse(&mut scratch, &mut parser, line);
                 parsed += matches!(std::hint::black_box(&doc), simd_json::BorrowedValue::Object(_)) as usize;
             }
             parsed
@@ -63,7 +63,7 @@ fn bench_type(c: &mut Criterion, resource_type: &str, view_file: &str) {
         b.iter(|| {
             let mut rows = 0usize;
             for line in &lines {
-                let doc = parse(&mut scratch, &mut buffers, line);
+                let doc = parse(&mut scratch, &mut parser, line);
                 rows += builder.append(&doc).expect("view evaluates");
                 if builder.len() >= BATCH_ROWS {
                     std::hint::black_box(builder.finish());

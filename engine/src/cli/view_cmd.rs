@@ -12,7 +12,7 @@ use simd_json::prelude::*;
 
 use crate::sink::{open_writer, BatchWriter, Format};
 use crate::source::{discover_inputs, LineReader};
-use crate::view::{CompiledView, ViewBatchBuilder};
+use crate::view::{CompiledView, ResourceParser, ViewBatchBuilder};
 
 use super::EXIT_SOME_FAILED;
 
@@ -170,7 +170,7 @@ struct ViewRun {
     view: Arc<CompiledView>,
     builder: ViewBatchBuilder,
     writer: Box<dyn BatchWriter>,
-    parse_buffers: simd_json::Buffers,
+    parser: ResourceParser,
     summary: Summary,
     stderr: io::Stderr,
 }
@@ -181,7 +181,7 @@ impl ViewRun {
             builder: ViewBatchBuilder::new(view.clone()),
             view,
             writer,
-            parse_buffers: simd_json::Buffers::default(),
+            parser: ResourceParser::default(),
             summary: Summary::default(),
             stderr: io::stderr(),
         }
@@ -220,8 +220,7 @@ impl ViewRun {
 
     /// Parses one line and appends its rows; `Err` holds the reason the line failed.
     fn process_line(&mut self, bytes: &mut [u8]) -> Result<(), String> {
-        let resource = simd_json::to_borrowed_value_with_buffers(bytes, &mut self.parse_buffers)
-            .map_err(|e| format!("invalid JSON: {e}"))?;
+        let resource = self.parser.parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
         let Some(resource_type) = resource.get_str("resourceType") else {
             return Err("not a FHIR resource: no \"resourceType\" string".to_owned());
         };

@@ -17,6 +17,7 @@ use simd_json::prelude::*;
 use super::plan_chunks;
 use crate::source::{open_export, ChunkLine, ChunkLines};
 use crate::store::Address;
+use crate::view::ResourceParser;
 
 /// What a scan found.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -55,7 +56,7 @@ pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow
     let total = Mutex::new(ScanReport { threads, files: export.files.len(), ..ScanReport::default() });
     let started = Instant::now();
     pool.install(|| {
-        chunks.par_iter().for_each_init(simd_json::Buffers::default, |buffers, chunk| {
+        chunks.par_iter().for_each_init(ResourceParser::default, |parser, chunk| {
             let file = &export.files[chunk.file];
             let mut part = ScanReport::default();
             let from = chunk.range.start.saturating_sub(1);
@@ -68,7 +69,7 @@ pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow
                             Ok(None) => break,
                             Ok(Some(ChunkLine::Line { bytes, .. })) => {
                                 part.lines += 1;
-                                match simd_json::to_borrowed_value_with_buffers(bytes, buffers) {
+                                match parser.parse(bytes) {
                                     Ok(value) => {
                                         let t = value.get_str("resourceType").unwrap_or("(none)");
                                         *part.resources_by_type.entry(t.to_owned()).or_default() += 1;

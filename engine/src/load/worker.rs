@@ -21,7 +21,7 @@ use super::resource_types::is_r4_resource_type;
 use crate::sink::partition::PartitionValue;
 use crate::source::{ChunkLine, ChunkLines, ExportFile};
 use crate::terminology::UnmappedCounts;
-use crate::view::ViewSet;
+use crate::view::{ResourceParser, ViewSet};
 
 /// Rows buffered by a worker, all views together, before it hands batches to the writers.
 const FLUSH_ROWS: usize = 16 * 1024;
@@ -80,7 +80,7 @@ pub(crate) struct Shared<'a> {
 /// A worker's reusable state: builders for every view and the parser's scratch space.
 pub(crate) struct WorkerState {
     views: ViewSet,
-    parse_buffers: simd_json::Buffers,
+    parser: ResourceParser,
     /// A copy of the line before parsing: simd-json rewrites its input in place, and a dead
     /// letter must keep the original bytes.
     original: Vec<u8>,
@@ -93,7 +93,7 @@ impl WorkerState {
     pub fn new(catalog: &Catalog) -> Self {
         WorkerState {
             views: ViewSet::new(catalog.views.iter().cloned()),
-            parse_buffers: simd_json::Buffers::default(),
+            parser: ResourceParser::default(),
             original: Vec::new(),
             pending_rows: 0,
             unmapped: UnmappedCounts::default(),
@@ -215,7 +215,7 @@ fn process_line(
 ) -> Result<(), Reason> {
     state.original.clear();
     state.original.extend_from_slice(bytes);
-    let resource = simd_json::to_borrowed_value_with_buffers(bytes, &mut state.parse_buffers).map_err(|e| {
+    let resource = state.parser.parse(bytes).map_err(|e| {
         if *e.error() == simd_json::ErrorType::InvalidUtf8 {
             Reason::InvalidUtf8
         } else {

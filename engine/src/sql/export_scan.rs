@@ -27,7 +27,7 @@ use super::export::{ExportIssues, BATCH_ROWS};
 use crate::sink::partition::PartitionSpec;
 use crate::source::{ChunkLine, ChunkLines, ExportFile};
 use crate::terminology::TableStage;
-use crate::view::{CompiledView, ViewBatchBuilder};
+use crate::view::{CompiledView, ResourceParser, ViewBatchBuilder};
 
 /// Batches in flight between a partition's reader thread and the query.
 const CHANNEL_BATCHES: usize = 2;
@@ -243,7 +243,7 @@ impl Reader {
     /// Reads every piece; returns early once the receiver is gone.
     fn run(&self, pieces: &[Piece]) {
         let mut builder = ViewBatchBuilder::new(Arc::clone(&self.projection.view));
-        let mut buffers = simd_json::Buffers::default();
+        let mut parser = ResourceParser::default();
         let finder = memchr::memmem::Finder::new(&self.type_name);
         for piece in pieces {
             let reader = match piece.file.open_at(piece.range.start.saturating_sub(1)) {
@@ -266,7 +266,7 @@ impl Reader {
                         if !piece.typed && finder.find(bytes).is_none() {
                             continue;
                         }
-                        self.append(&mut builder, bytes, &mut buffers).err().map(|reason| (index, offset, reason))
+                        self.append(&mut builder, bytes, &mut parser).err().map(|reason| (index, offset, reason))
                     }
                     Ok(Some(ChunkLine::Oversized { index, offset, len, .. })) => {
                         Some((index, offset, format!("line of {len} bytes is longer than {MAX_LINE_BYTES}")))
@@ -296,10 +296,9 @@ impl Reader {
         &self,
         builder: &mut ViewBatchBuilder,
         bytes: &mut [u8],
-        buffers: &mut simd_json::Buffers,
+        parser: &mut ResourceParser,
     ) -> Result<(), String> {
-        let resource =
-            simd_json::to_borrowed_value_with_buffers(bytes, buffers).map_err(|e| format!("invalid JSON: {e}"))?;
+        let resource = parser.parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
         if resource.get_str("resourceType") != Some(self.projection.view.resource_type()) {
             return Ok(());
         }

@@ -18,7 +18,6 @@ use simd_json::BorrowedValue as Json;
 
 use super::builders::ColumnBuilder;
 use super::fhirpath::navigate::RootSlots;
-use super::fhirpath::compile::Op;
 use super::fhirpath::Item;
 use super::plan::{ColumnEval, CompiledView};
 
@@ -152,16 +151,15 @@ fn append_one_row(
     let focus = Item::Node(resource);
     for column in one_row {
         let builder = &mut columns[column.slot];
-        // Most columns are plain paths, and the single-item walk finds their one item (or
-        // none): it goes straight into the builder. A path that meets several items, and
-        // every other expression, takes the general route with its checks.
-        if let Op::Path(None, path) = &column.expr.op {
-            if let Some(found) = path.walk_one(&focus, ctx.root) {
-                let plan = &view.columns()[column.slot];
-                let appended = if plan.collection { builder.append_list(found) } else { builder.append_item(found) };
-                appended.map_err(|e| view.error(resource, Some(plan), e))?;
-                continue;
-            }
+        // Most columns are plain paths or the keys of one, and the single-item walk finds
+        // their one item (or none): it goes straight into the builder. A path that meets
+        // several items, and every other expression, takes the general route with its
+        // checks.
+        if let Some(found) = column.expr.single_item_at(&ctx, &focus) {
+            let plan = &view.columns()[column.slot];
+            let appended = if plan.collection { builder.append_list(found) } else { builder.append_item(found) };
+            appended.map_err(|e| view.error(resource, Some(plan), e))?;
+            continue;
         }
         let (plan, found) = view.column_value(column, &ctx, std::slice::from_ref(&focus))?;
         let appended = if plan.collection {

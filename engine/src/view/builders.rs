@@ -19,6 +19,7 @@ use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{FieldRef, Int32Type};
 
 use super::fhirpath::Item;
+use super::temporal::Temporal;
 use super::types::{Cell, ValueType};
 
 /// Takes a finished batch's values out of `v` (for Arrow, without copying) and leaves an
@@ -320,10 +321,14 @@ impl ColumnBuilder {
     /// Appends one value, converted to the column's type.
     fn push_value(&mut self, item: Item<'_>) -> Result<(), String> {
         // Text into a text column, the commonest value: what `convert` makes of any item
-        // that is text (the text itself), without the detour through a cell.
+        // that is text (the text itself), without the detour through a cell; likewise a
+        // dateTime that reads as one. Anything else, and any error, is `convert`'s.
         match (&mut self.values.values, item.as_str()) {
             (Values::Text(v), Some(text)) => v.push(text),
             (Values::Code(v), Some(text)) => v.push(text),
+            (Values::Timestamp(v), Some(text)) if let Some(micros) = Temporal::timestamp_micros_of(text) => {
+                v.push(micros)
+            }
             _ => {
                 let cell = self.value_type.convert(item)?;
                 self.values.append(&cell);

@@ -123,7 +123,7 @@ fn overflow() -> EvalError {
 }
 
 /// The single item of a collection; several items are an error naming `what` needed one.
-fn singleton<'c, 'a>(c: &'c [Item<'a>], what: &str) -> Result<Option<&'c Item<'a>>, EvalError> {
+pub(super) fn singleton<'c, 'a>(c: &'c [Item<'a>], what: &str) -> Result<Option<&'c Item<'a>>, EvalError> {
     match c.len() {
         0 => Ok(None),
         1 => Ok(c.first()),
@@ -238,7 +238,7 @@ pub(super) fn logic(op: BinaryOp, a: Option<bool>, b: Option<bool>) -> Option<bo
 
 /// `l & r` of two singletons (`None` is empty, which counts as ''). `a & b & c` nests to
 /// the left, so the string an inner `&` built is reused.
-pub(super) fn concat_items<'a>(l: Option<Item<'a>>, r: Option<&Item<'a>>) -> Item<'a> {
+fn concat_items<'a>(l: Option<Item<'a>>, r: Option<&Item<'a>>) -> Item<'a> {
     let mut text = match l {
         Some(Item::Str(Cow::Owned(text))) => text,
         Some(item) => concat(&item.to_text(), ""),
@@ -515,6 +515,13 @@ pub fn reference_key<'s>(reference: &'s str, type_name: Option<&str>) -> Option<
         return Some(rest);
     }
     // Runs for every reference column of every row, so plain byte scans, no searchers.
+    // The common form first: `Type/id` of the wanted type, one scan over the id.
+    if let Some(id) = type_name.filter(|t| *t != "_history").and_then(|t| reference.strip_prefix(t)?.strip_prefix('/'))
+    {
+        if !id.is_empty() && memchr::memchr3(b'/', b'?', b'#', id.as_bytes()).is_none() {
+            return Some(id);
+        }
+    }
     let end = memchr::memchr2(b'?', b'#', reference.as_bytes()).unwrap_or(reference.len());
     let mut segments = SegmentsFromEnd { text: Some(&reference[..end]) };
     let (mut id, mut ty) = (segments.next()?, segments.next()?);

@@ -104,4 +104,10 @@ fn reference_keys() {
     assert_eq!(reference_key("https://x/fhir/Encounter/e1/_history/3", Some("Encounter")), Some("e1"));
     assert_eq!(reference_key("urn:uuid:abc", Some("Patient")), Some("abc"));
     assert_eq!(reference_key("#contained", None), None);
+    // Forms that look like `Type/id` to the fast path but are not, taken the general way.
+    assert_eq!(reference_key("Patient/123?x=1", Some("Patient")), Some("123"));
+    assert_eq!(reference_key("Patient/p1/_history/2", Some("Patient")), Some("p1"));
+    assert_eq!(reference_key("Patient/", Some("Patient")), None);
+    assert_eq!(reference_key("PatientX/1", Some("Patient")), None);
+    assert_eq!(reference_key("Patient/Group/1", Some("Patient")), None);
 }

@@ -56,66 +56,84 @@ pub type RootSlot<'a> = Option<(&'a Json<'a>, Option<&'static str>)>;
 ///
 /// A wide view reads a dozen or more root elements; looking each up is a scan of the root
 /// object per column. The prefetch scans the keys once, finding each needed name (and
-/// choice elements `name[x]`) through a table indexed by first byte.
+/// choice elements `name[x]`) among the few names that share the key's first byte.
 #[derive(Debug, Clone, Default)]
 pub struct RootIndex {
-    /// Names by slot, and whether a choice element `name[x]` may stand in for the name.
-    names: Vec<(Box<str>, bool)>,
-    /// Slots by the first byte of their name (ASCII only; other names never match).
-    by_first_byte: Vec<Vec<usize>>,
+    /// How many slots there are.
+    slots: usize,
+    /// For each ASCII first byte, the names that start with it (other names never match).
+    by_first_byte: Vec<Vec<RootName>>,
+}
+
+/// A name the prefetch looks for, kept beside its slot so the scan reads one list.
+#[derive(Debug, Clone)]
+struct RootName {
+    name: Box<str>,
+    slot: usize,
+    /// Whether a choice element `name[x]` may stand in for the name.
+    choice: bool,
 }
 
 impl RootIndex {
     /// The slot for `name`, added if new. `choice` lets `name[x]` keys fill it.
     pub fn slot(&mut self, name: &str, choice: bool) -> usize {
-        if let Some(i) = self.names.iter().position(|(n, c)| **n == *name && *c == choice) {
-            return i;
-        }
+        let Some(&first) = name.as_bytes().first().filter(|b| b.is_ascii()) else {
+            // No key can match: a slot that stays empty.
+            self.slots += 1;
+            return self.slots - 1;
+        };
         if self.by_first_byte.is_empty() {
             self.by_first_byte = vec![Vec::new(); 128];
         }
-        let slot = self.names.len();
-        self.names.push((name.into(), choice));
-        if let Some(list) = name.as_bytes().first().and_then(|&b| self.by_first_byte.get_mut(usize::from(b))) {
-            list.push(slot);
+        let names = &mut self.by_first_byte[usize::from(first)];
+        if let Some(known) = names.iter().find(|n| *n.name == *name && n.choice == choice) {
+            return known.slot;
         }
-        slot
+        names.push(RootName { name: name.into(), slot: self.slots, choice });
+        self.slots += 1;
+        self.slots - 1
     }
 
     /// Whether any path uses the index.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.slots == 0
     }
 
     /// Fills `out` with one entry per slot, read from the resource's keys. (Filled in place:
     /// returning the inline array would copy it.)
     pub fn prefetch<'a>(&self, resource: &'a Json<'a>, out: &mut RootSlots<'a>) {
         out.clear();
-        out.resize(self.names.len(), None);
+        if self.slots == 0 {
+            return;
+        }
+        const EMPTY: [RootSlot<'static>; 32] = [None; 32];
+        match EMPTY.get(..self.slots) {
+            Some(empty) => out.extend_from_slice(empty),
+            None => out.resize(self.slots, None),
+        }
         let Json::Object(obj) = resource else { return };
         for (key, node) in obj.iter() {
             let bytes = key.as_bytes();
-            let Some(candidates) = bytes.first().and_then(|&b| self.by_first_byte.get(usize::from(b))) else {
+            let Some(names) = bytes.first().and_then(|&b| self.by_first_byte.get(usize::from(b))) else {
                 continue;
             };
-            for &slot in candidates {
-                let (name, choice) = &self.names[slot];
+            for RootName { name, slot, choice } in names {
                 let name = name.as_bytes();
                 if bytes.len() == name.len() {
                     if bytes == name {
-                        out[slot] = Some((node, None));
+                        out[*slot] = Some((node, None));
                     }
                 } else if *choice
                     && bytes.len() > name.len()
                     // A choice key continues with an upper-case type name: test that byte
                     // first, it rules out nearly every other key without comparing.
                     && bytes[name.len()].is_ascii_uppercase()
-                    && out[slot].is_none()
+                    && out[*slot].is_none()
                     && &bytes[..name.len()] == name
                 {
                     let suffix = &key[name.len()..];
                     if CHOICE_TYPE_SUFFIXES.contains(&suffix) {
-                        out[slot] = Some((node, temporal_tag(suffix)));
+                        out[*slot] = Some((node, temporal_tag(suffix)));
                     }
                 }
             }
@@ -168,16 +186,19 @@ impl PathOp {
     /// (a single element, or an array followed by `first()`). `None` when that does not hold
     /// and the general walk must run; `Some(None)` when the path reaches nothing.
     pub fn walk_one<'a>(&'a self, item: &Item<'a>, root: &[RootSlot<'a>]) -> Option<Option<Item<'a>>> {
-        // Where the walk stands: `item` until a step moves off it, then a node (never an
-        // array or a JSON null) with its date/time tag. Items are made only at the end.
-        let mut at: Option<(&'a Json<'a>, Option<&str>)> = None;
-        let object = |at: Option<(&'a Json<'a>, _)>| match at {
-            Some((Json::Object(o), _)) => Some(&**o),
-            Some(_) => None,
-            None => item.as_object(),
+        // Where the walk stands: the focus until a step moves off it (`None` when the focus
+        // is a computed item, which has no members), then a node (never an array or a JSON
+        // null) with its date/time tag. Items are made only at the end.
+        let mut node: Option<&'a Json<'a>> = match item {
+            Item::Node(node) => Some(node),
+            _ => None,
         };
-        for (i, step) in self.steps.iter().enumerate() {
-            let (node, tag): (&'a Json<'a>, Option<&str>) = match step {
+        let mut tag: Option<&str> = None;
+        let mut moved = false;
+        let mut rest = &self.steps[..];
+        while let [step, after @ ..] = rest {
+            rest = after;
+            let (next, next_tag): (&'a Json<'a>, Option<&str>) = match step {
                 Step::Nth(0) => continue,
                 Step::Nth(_) => return None,
                 Step::Root(slot) => match root.get(*slot).copied().flatten() {
@@ -185,18 +206,18 @@ impl PathOp {
                     None => return Some(None),
                 },
                 Step::Member(name) => {
-                    let Some(obj) = object(at) else { return Some(None) };
+                    let Some(Json::Object(obj)) = node else { return Some(None) };
                     match lookup(obj, name) {
-                        Lookup::Exact(node) => (node, None),
-                        Lookup::Choice(node, suffix) => (node, temporal_tag(suffix)),
+                        Lookup::Exact(found) => (found, None),
+                        Lookup::Choice(found, suffix) => (found, temporal_tag(suffix)),
                         Lookup::Missing if is_resource_type(obj, name) => continue,
                         Lookup::Missing => return Some(None),
                     }
                 }
                 Step::Choice { base, choice_key, type_name } => {
-                    let Some(obj) = object(at) else { return Some(None) };
+                    let Some(Json::Object(obj)) = node else { return Some(None) };
                     match obj.get(choice_key.as_ref()) {
-                        Some(node) => (node, Some(type_name.as_ref())),
+                        Some(found) => (found, Some(type_name.as_ref())),
                         // A plain element filtered by type: the general walk does that.
                         None if obj.contains_key(base.as_ref()) => return None,
                         None => return Some(None),
@@ -204,17 +225,17 @@ impl PathOp {
                 }
                 Step::RootChoice { choice_slot, base_slot, type_name } => {
                     match (root.get(*choice_slot).copied().flatten(), root.get(*base_slot).copied().flatten()) {
-                        (Some((node, _)), _) => (node, Some(type_name.as_ref())),
+                        (Some((found, _)), _) => (found, Some(type_name.as_ref())),
                         (None, Some(_)) => return None,
                         (None, None) => return Some(None),
                     }
                 }
             };
-            let single = match node {
+            let single = match next {
                 Json::Array(elements) => {
                     // The first element that is not null; a second one is fine only when
                     // the next step takes the first.
-                    let takes_first = matches!(self.steps.get(i + 1), Some(Step::Nth(0)));
+                    let takes_first = matches!(after.first(), Some(Step::Nth(0)));
                     let mut first = None;
                     for element in elements.iter() {
                         if matches!(element, Json::Static(StaticNode::Null)) {
@@ -233,14 +254,12 @@ impl PathOp {
                 Json::Static(StaticNode::Null) => None,
                 other => Some(other),
             };
-            match single {
-                Some(node) => at = Some((node, tag)),
-                None => return Some(None),
-            }
+            let Some(single) = single else { return Some(None) };
+            (node, tag, moved) = (Some(single), next_tag, true);
         }
-        Some(match at {
-            None => Some(item.clone()),
-            Some((node, tag)) => item_of(node, tag),
+        Some(match node {
+            Some(node) if moved => item_of(node, tag),
+            _ => Some(item.clone()),
         })
     }
 
@@ -353,6 +372,7 @@ pub fn for_each_item<'a>(
 
 /// The item of one JSON element that is not an array: none for JSON null, a tagged
 /// date/time for a string of a date/time choice type, else the node.
+#[inline]
 fn item_of<'a>(node: &'a Json<'a>, type_name: Option<&str>) -> Option<Item<'a>> {
     match node {
         Json::Static(StaticNode::Null) => None,
@@ -387,6 +407,7 @@ enum Lookup<'a> {
 }
 
 /// Finds `name`, or failing that the choice element `name[x]`.
+#[inline]
 fn lookup<'a>(obj: &'a Object<'a>, name: &str) -> Lookup<'a> {
     if let Some(node) = obj.get(name) {
         return Lookup::Exact(node);

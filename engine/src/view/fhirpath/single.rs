@@ -6,14 +6,18 @@
 //! [`Expression::evaluate`] over a one-item input, but walks paths with the single-item walk
 //! and passes single results along as plain items ([`Found::One`]); operators and functions
 //! still run the general code in [`super::eval`], fed from those items. Anything else is
-//! evaluated the general way and returned as [`Found::Many`].
+//! evaluated the general way and returned as [`Found::Many`]. Before all that, the commonest
+//! column expressions are tried with no machinery at all ([`Expression::single_item_at`]);
+//! conditions are tested without building boolean items, and `a & b & c` fills one string.
+
+use std::borrow::Cow;
 
 use smallvec::smallvec;
 
 use super::ast::BinaryOp;
-use super::compile::{Expression, Func, Op};
+use super::compile::{Expression, Func, Lit, Op};
 use super::eval::{
-    binary, call, concat_items, lit_item, logic, reference_key_of, resource_key_of, to_boolean, EvalContext, EvalError,
+    binary, call, lit_item, logic, reference_key_of, resource_key_of, singleton, to_boolean, EvalContext, EvalError,
 };
 use super::navigate::PathOp;
 use super::value::{Collection, Item};
@@ -59,6 +63,52 @@ impl Expression {
     /// [`evaluate`](Expression::evaluate) with `&[focus]`, found with less machinery.
     pub fn evaluate_at<'a>(&'a self, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Found<'a>, EvalError> {
         at(&self.op, ctx, focus).map_err(|e| self.locate(e))
+    }
+
+    /// The value at `focus` when it is at most one item found without collections or
+    /// [`Found`]: a plain path; `getResourceKey()`, `getReferenceKey()` or `count()` of one;
+    /// `where` and `select` over at most one item; `&`; a literal; a union of such values
+    /// of which at most one is not empty. `None` for any other expression, when a walk
+    /// meets several items, or on an error: [`evaluate_at`](Expression::evaluate_at) then
+    /// gives the answer (or reports the error). Most columns of a view are such values,
+    /// and they are evaluated for every resource.
+    #[inline]
+    pub fn single_item_at<'a>(&'a self, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Option<Option<Item<'a>>> {
+        single_item(&self.op, ctx, focus)
+    }
+}
+
+/// [`Expression::single_item_at`] of `op`.
+fn single_item<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Option<Option<Item<'a>>> {
+    let walk_one = |op: &'a Op| match op {
+        Op::Path(None, path) => path.walk_one(focus, ctx.root),
+        _ => None,
+    };
+    match op {
+        Op::Path(None, path) => path.walk_one(focus, ctx.root),
+        Op::Call(None, Func::GetResourceKey, _) => Some(resource_key_of(focus)),
+        Op::Call(Some(inner), Func::GetReferenceKey(type_name), _) => {
+            Some(walk_one(inner)?.and_then(|item| reference_key_of(&item, type_name.as_deref())))
+        }
+        Op::Call(Some(inner), Func::Count, _) => Some(Some(Item::Int(i64::from(walk_one(inner)?.is_some())))),
+        // `where` and `select` over at most one item. An error in the criterion or the
+        // projection goes the general route, which reports it.
+        Op::Call(Some(inner), Func::Where, args) => match single_item(inner, ctx, focus)? {
+            Some(item) => Some((test_at(&args[0], ctx, &item, "criteria").ok()? == Some(true)).then_some(item)),
+            None => Some(None),
+        },
+        Op::Call(Some(inner), Func::Select, args) => match single_item(inner, ctx, focus)? {
+            Some(item) => single_item(&args[0], ctx, &item),
+            None => Some(None),
+        },
+        Op::Binary(BinaryOp::Concat, l, r) => Some(Some(concat_at(l, r, ctx, focus).ok()?)),
+        Op::Lit(lit) => Some(Some(lit_item(lit))),
+        Op::Binary(BinaryOp::Union, l, r) => match (single_item(l, ctx, focus)?, single_item(r, ctx, focus)?) {
+            (None, one) | (one, None) => Some(one),
+            // Two items may be equal, and a union keeps one of them: the general route.
+            (Some(_), Some(_)) => None,
+        },
+        _ => None,
     }
 }
 
@@ -108,19 +158,79 @@ fn binary_at<'a>(
     ctx: &EvalContext<'_, 'a>,
     focus: &Item<'a>,
 ) -> Result<Found<'a>, EvalError> {
+    if matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies) {
+        let (a, b) = (test_at(l, ctx, focus, "and/or")?, test_at(r, ctx, focus, "and/or")?);
+        return Ok(Found::One(logic(op, a, b).map(Item::Bool)));
+    }
+    if op == BinaryOp::Concat {
+        return Ok(Found::One(Some(concat_at(l, r, ctx, focus)?)));
+    }
     let (l, r) = (at(l, ctx, focus)?, at(r, ctx, focus)?);
     Ok(match (op, l, r) {
         // `a | b` where one side is empty is the other side, when that is one item
         // (a collection of several would still need its duplicates removed).
         (BinaryOp::Union, Found::One(None), one @ Found::One(_))
         | (BinaryOp::Union, one @ Found::One(_), Found::One(None)) => one,
-        (BinaryOp::Concat, Found::One(l), Found::One(r)) => Found::One(Some(concat_items(l, r.as_ref()))),
-        (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies, l, r) => {
-            let (a, b) = (to_boolean(l.as_slice(), "and/or")?, to_boolean(r.as_slice(), "and/or")?);
-            Found::One(logic(op, a, b).map(Item::Bool))
-        }
         (op, l, r) => Found::Many(binary(op, l.into_collection(), r.into_collection())?),
     })
+}
+
+/// `l & r` at one focus: one string, however long the chain of `&`.
+fn concat_at<'a>(l: &'a Op, r: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<Item<'a>, EvalError> {
+    // Room for a typical `system & '|' & code` without growing.
+    let mut text = String::with_capacity(64);
+    concat_into(l, ctx, focus, &mut text)?;
+    concat_into(r, ctx, focus, &mut text)?;
+    Ok(Item::Str(Cow::Owned(text)))
+}
+
+/// Appends `op` at `focus`, an operand of `&`, to `out`: the text of its one item, or
+/// nothing when it is empty. The operands of a chain `a & b & c` all go into one string.
+/// (An operand of several items is an error as soon as it is found, before the operands
+/// after it are evaluated.)
+fn concat_into<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>, out: &mut String) -> Result<(), EvalError> {
+    let found = match op {
+        Op::Binary(BinaryOp::Concat, l, r) => {
+            concat_into(l, ctx, focus, out)?;
+            return concat_into(r, ctx, focus, out);
+        }
+        Op::Lit(Lit::Str(text)) => {
+            out.push_str(text);
+            return Ok(());
+        }
+        Op::Path(None, path) => walk(path, focus, ctx),
+        op => at(op, ctx, focus)?,
+    };
+    if let Some(item) = singleton(found.as_slice(), "&")? {
+        out.push_str(&item.to_text());
+    }
+    Ok(())
+}
+
+/// `op` at one focus as a condition (a `where` criterion, an operand of `and`): FHIRPath's
+/// singleton evaluation of its result as a boolean, with `what` naming the condition in the
+/// error for several items. Conditions are mostly `exists()`, `empty()` and logic over them,
+/// which need no items at all: only whether a path reaches any.
+fn test_at<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>, what: &str) -> Result<Option<bool>, EvalError> {
+    match op {
+        Op::Call(Some(inner), func @ (Func::Exists | Func::Empty), args) if args.is_empty() => {
+            Ok(Some(reaches_any(inner, ctx, focus)? == (*func == Func::Exists)))
+        }
+        Op::Binary(op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies), l, r) => {
+            Ok(logic(*op, test_at(l, ctx, focus, "and/or")?, test_at(r, ctx, focus, "and/or")?))
+        }
+        op => to_boolean(at(op, ctx, focus)?.as_slice(), what),
+    }
+}
+
+/// Whether `op` at `focus` yields any item.
+fn reaches_any<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Result<bool, EvalError> {
+    if let Op::Path(None, path) = op {
+        if let Some(found) = path.walk_one(focus, ctx.root) {
+            return Ok(found.is_some());
+        }
+    }
+    Ok(!at(op, ctx, focus)?.as_slice().is_empty())
 }
 
 /// `func` applied to `base`. The functions a view's columns chain most (`where`, `select`,
@@ -134,9 +244,8 @@ fn call_at<'a>(
     ctx: &EvalContext<'_, 'a>,
     input: &[Item<'a>],
 ) -> Result<Found<'a>, EvalError> {
-    let holds = |item: &Item<'a>| -> Result<bool, EvalError> {
-        Ok(to_boolean(at(&args[0], ctx, item)?.as_slice(), "criteria")? == Some(true))
-    };
+    let holds =
+        |item: &Item<'a>| -> Result<bool, EvalError> { Ok(test_at(&args[0], ctx, item, "criteria")? == Some(true)) };
     Ok(match (func, base) {
         (Func::Exists, base) if args.is_empty() => Found::One(Some(Item::Bool(!base.as_slice().is_empty()))),
         (Func::Empty, base) => Found::One(Some(Item::Bool(base.as_slice().is_empty()))),

@@ -56,6 +56,15 @@ const EXPRESSIONS: &[&str] = &[
     "%resource.id",
     "Observation.code.text",
     "name.family > 'B'",
+    "code.coding.where(system.exists() xor code.exists()).code",
+    "name.where(given.empty() or family.exists()).family",
+    "status.exists() implies code.coding.code.exists()",
+    "name.given.exists() and name.family.empty()",
+    "code.coding.where(code).code",
+    "code.coding.first().system & '|' & code.coding.first().code & '|' & status",
+    "status & {} & status",
+    "name.given.first() & (name.family | name.family).first()",
+    "name.given & 'x' & status",
 ];
 
 fn render(result: Result<Vec<Item<'_>>, EvalError>) -> Result<Vec<String>, String> {
@@ -81,6 +90,10 @@ fn evaluation_at_one_focus_agrees_with_the_general_evaluator() {
                 let general = render(expr.evaluate(&ctx, std::slice::from_ref(&focus)).map(|c| c.to_vec()));
                 let single = render(expr.evaluate_at(&ctx, &focus).map(|f| f.as_slice().to_vec()));
                 assert_eq!(single, general, "{source} over {doc:?}");
+                if let Some(found) = expr.single_item_at(&ctx, &focus) {
+                    let direct = render(Ok(found.into_iter().collect()));
+                    assert_eq!(direct, general, "{source} over {doc:?}, single item");
+                }
             }
         }
     }
