@@ -159,8 +159,7 @@ fn binary_at<'a>(
     focus: &Item<'a>,
 ) -> Result<Found<'a>, EvalError> {
     if matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies) {
-        let (a, b) = (test_at(l, ctx, focus, "and/or")?, test_at(r, ctx, focus, "and/or")?);
-        return Ok(Found::One(logic(op, a, b).map(Item::Bool)));
+        return Ok(Found::One(logic_at(op, l, r, ctx, focus)?.map(Item::Bool)));
     }
     if op == BinaryOp::Concat {
         return Ok(Found::One(Some(concat_at(l, r, ctx, focus)?)));
@@ -217,10 +216,21 @@ fn test_at<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>, what: &s
             Ok(Some(reaches_any(inner, ctx, focus)? == (*func == Func::Exists)))
         }
         Op::Binary(op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies), l, r) => {
-            Ok(logic(*op, test_at(l, ctx, focus, "and/or")?, test_at(r, ctx, focus, "and/or")?))
+            logic_at(*op, l, r, ctx, focus)
         }
         op => to_boolean(at(op, ctx, focus)?.as_slice(), what),
     }
+}
+
+/// `l op r` for a logic operator at one focus: both operands tested as conditions.
+fn logic_at<'a>(
+    op: BinaryOp,
+    l: &'a Op,
+    r: &'a Op,
+    ctx: &EvalContext<'_, 'a>,
+    focus: &Item<'a>,
+) -> Result<Option<bool>, EvalError> {
+    Ok(logic(op, test_at(l, ctx, focus, "and/or")?, test_at(r, ctx, focus, "and/or")?))
 }
 
 /// Whether `op` at `focus` yields any item.
