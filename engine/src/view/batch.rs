@@ -3,7 +3,8 @@
 //! [`ViewBatchBuilder`] serves one view; [`ViewSet`] serves every view of a load, so a
 //! resource parsed once feeds all the views of its type. A view that yields one row per
 //! resource (no `forEach`, `repeat` or `unionAll`) writes each column's value straight into
-//! its builder; any other view builds the resource's rows with the spec's algorithm
+//! its builder, and so does a view with one row per item of a single `forEach`; any other
+//! view builds the resource's rows with the spec's algorithm
 //! ([`CompiledView::rows`]) and appends them. Either way a resource that fails is taken back
 //! out of every builder, so it leaves no trace in any batch and the caller can dead-letter
 //! it.
@@ -18,8 +19,8 @@ use simd_json::BorrowedValue as Json;
 
 use super::builders::ColumnBuilder;
 use super::fhirpath::navigate::RootSlots;
-use super::fhirpath::Item;
-use super::plan::{ColumnEval, CompiledView};
+use super::fhirpath::{EvalContext, Item};
+use super::plan::{ColumnEval, CompiledView, ForEachShape};
 
 /// A resource the view could not turn into rows, as the spec defines such errors (several
 /// values in a non-collection column, a non-boolean `where`, a value of the wrong type).
@@ -121,9 +122,23 @@ impl ViewBatchBuilder {
 /// Appends the rows of one resource and returns how many. On error the builders may hold
 /// part of it, for the caller to truncate.
 fn append_resource(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Json<'_>) -> Result<usize, RowError> {
-    match view.one_row_columns() {
-        Some(one_row) => append_one_row(view, one_row, columns, resource),
-        None => append_rows(view, columns, resource),
+    let (one_row, for_each) = (view.one_row_columns(), view.for_each_shape());
+    if one_row.is_none() && for_each.is_none() {
+        return append_rows(view, columns, resource);
+    }
+    let mut root_slots = RootSlots::new();
+    let Some(ctx) = view.start(resource, &mut root_slots)? else { return Ok(0) };
+    let focus = Item::Node(resource);
+    match (one_row, for_each) {
+        // One row: each column's value evaluated at the resource, straight into its builder.
+        (Some(one_row), _) => {
+            for column in one_row {
+                append_value(view, column, &ctx, &focus, &mut columns[column.slot])?;
+            }
+            Ok(1)
+        }
+        (None, Some(shape)) => append_for_each_rows(view, &shape, columns, &ctx, &focus),
+        (None, None) => unreachable!("the general route returned above"),
     }
 }
 
@@ -138,38 +153,62 @@ fn append_rows(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Js
     Ok(rows.len())
 }
 
-/// The one-row route: each column's value evaluated at the resource and written straight
-/// into its builder.
-fn append_one_row(
-    view: &CompiledView,
-    one_row: &[ColumnEval],
+/// The route of views with one row per item of a single `forEach`
+/// ([`CompiledView::for_each_shape`]): the root's columns evaluated once per resource, the
+/// iterating element's columns at each item written straight into their builders. The
+/// columns are evaluated in the general route's order, so the same error is reported.
+fn append_for_each_rows<'a>(
+    view: &'a CompiledView,
+    shape: &ForEachShape<'a>,
     columns: &mut [ColumnBuilder],
-    resource: &Json<'_>,
+    ctx: &EvalContext<'_, 'a>,
+    focus: &Item<'a>,
 ) -> Result<usize, RowError> {
-    let mut root_slots = RootSlots::new();
-    let Some(ctx) = view.start(resource, &mut root_slots)? else { return Ok(0) };
-    let focus = Item::Node(resource);
-    for column in one_row {
-        let builder = &mut columns[column.slot];
-        // Most columns are plain paths or the keys of one, and the single-item walk finds
-        // their one item (or none): it goes straight into the builder. A path that meets
-        // several items, and every other expression, takes the general route with its
-        // checks.
-        if let Some(found) = column.expr.single_item_at(&ctx, &focus) {
-            let plan = &view.columns()[column.slot];
-            let appended = if plan.collection { builder.append_list(found) } else { builder.append_item(found) };
-            appended.map_err(|e| view.error(resource, Some(plan), e))?;
-            continue;
-        }
-        let (plan, found) = view.column_value(column, &ctx, std::slice::from_ref(&focus))?;
-        let appended = if plan.collection {
-            builder.append_list(found.into_collection())
-        } else {
-            builder.append_item(found.into_single())
-        };
-        appended.map_err(|e| view.error(resource, Some(plan), e))?;
+    let shared = shape
+        .shared
+        .iter()
+        .map(|column| view.cell(column, ctx, std::slice::from_ref(focus)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let items = view.for_each_items(shape.path, ctx, focus)?;
+    if items.is_empty() {
+        // No rows, or `forEachOrNull`'s one row of nulls, which the general route builds.
+        return if shape.or_null { append_rows(view, columns, ctx.resource) } else { Ok(0) };
     }
-    Ok(1)
+    for (i, item) in items.iter().enumerate() {
+        for (column, cell) in shape.shared.iter().zip(&shared) {
+            columns[column.slot].append_cell(cell);
+        }
+        let ctx = EvalContext { row_index: i as i64, ..*ctx };
+        for column in shape.columns {
+            append_value(view, column, &ctx, item, &mut columns[column.slot])?;
+        }
+    }
+    Ok(items.len())
+}
+
+/// Evaluates `column` at `focus` and appends its value to `builder`.
+fn append_value<'a>(
+    view: &'a CompiledView,
+    column: &'a ColumnEval,
+    ctx: &EvalContext<'_, 'a>,
+    focus: &Item<'a>,
+    builder: &mut ColumnBuilder,
+) -> Result<(), RowError> {
+    // Most columns are plain paths or the keys of one, and the single-item walk finds their
+    // one item (or none): it goes straight into the builder. A path that meets several
+    // items, and every other expression, takes the general route with its checks.
+    if let Some(found) = column.expr.single_item_at(ctx, focus) {
+        let plan = &view.columns()[column.slot];
+        let appended = if plan.collection { builder.append_list(found) } else { builder.append_item(found) };
+        return appended.map_err(|e| view.error(ctx.resource, Some(plan), e));
+    }
+    let (plan, found) = view.column_value(column, ctx, std::slice::from_ref(focus))?;
+    let appended = if plan.collection {
+        builder.append_list(found.into_collection())
+    } else {
+        builder.append_item(found.into_single())
+    };
+    appended.map_err(|e| view.error(ctx.resource, Some(plan), e))
 }
 
 fn list_item_field(field: &FieldRef) -> FieldRef {

@@ -22,7 +22,7 @@ use super::decimal::Decimal;
 use super::definition::{ColumnDef, ConstantDef, Iteration, SelectDef, ViewDefinition};
 use super::fhirpath::compile::bind_root;
 use super::fhirpath::navigate::{RootIndex, RootSlots};
-use super::fhirpath::{CompileEnv, EvalContext, Expression, Found, Item, Kind, Lit};
+use super::fhirpath::{Collection, CompileEnv, EvalContext, Expression, Found, Item, Kind, Lit};
 use super::types::{Cell, ValueType};
 
 /// A ViewDefinition that cannot be used, with the element it is about.
@@ -70,6 +70,19 @@ enum IterationPlan {
     ForEach(Expression),
     ForEachOrNull(Expression),
     Repeat(Vec<Expression>),
+}
+
+/// A view whose rows are one per item of a single `forEach`: see
+/// [`CompiledView::for_each_shape`].
+pub(crate) struct ForEachShape<'v> {
+    /// The root's columns: evaluated at the resource, the same on each of its rows.
+    pub shared: &'v [ColumnEval],
+    /// The `forEach` (or `forEachOrNull`) path.
+    pub path: &'v Expression,
+    /// Whether a resource where the path finds nothing still has one row (of nulls).
+    pub or_null: bool,
+    /// The iterating element's columns, evaluated at each item.
+    pub columns: &'v [ColumnEval],
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +275,39 @@ impl CompiledView {
             .then_some(&root.columns[..])
     }
 
+    /// The shape of most `forEach` views: one row per item of a single `forEach` (or
+    /// `forEachOrNull`), each row the root's columns (the same for every item) beside the
+    /// iterating element's columns at the item. The root has no `unionAll`, and the
+    /// iterating element is its only nested select (non-iterating ones are merged into the
+    /// root), with nothing nested in it. Such rows can go straight to the builders too.
+    pub(crate) fn for_each_shape(&self) -> Option<ForEachShape<'_>> {
+        let root = &self.root;
+        let [each] = &root.selects[..] else { return None };
+        if !matches!(root.iteration, IterationPlan::None)
+            || !root.union_all.is_empty()
+            || !each.selects.is_empty()
+            || !each.union_all.is_empty()
+        {
+            return None;
+        }
+        let (path, or_null) = match &each.iteration {
+            IterationPlan::ForEach(path) => (path, false),
+            IterationPlan::ForEachOrNull(path) => (path, true),
+            _ => return None,
+        };
+        Some(ForEachShape { shared: &root.columns, path, or_null, columns: &each.columns })
+    }
+
+    /// The items a `forEach` path finds at `focus`.
+    pub(crate) fn for_each_items<'a>(
+        &'a self,
+        path: &'a Expression,
+        ctx: &EvalContext<'_, 'a>,
+        focus: &Item<'a>,
+    ) -> Result<Collection<'a>, RowError> {
+        path.evaluate(ctx, std::slice::from_ref(focus)).map_err(|err| self.error(ctx.resource, None, err.0))
+    }
+
     /// Rows of one select element for one parent focus: chooses the focus items, then
     /// builds rows at each.
     fn select_rows<'a>(
@@ -270,15 +316,12 @@ impl CompiledView {
         ctx: &EvalContext<'_, 'a>,
         focus: &Item<'a>,
     ) -> Result<Vec<Row<'a>>, RowError> {
-        let focus = std::slice::from_ref(focus);
         let items = match &node.iteration {
-            IterationPlan::None => return self.rows_at(node, ctx, &focus[0]),
-            IterationPlan::ForEach(e) | IterationPlan::ForEachOrNull(e) => {
-                e.evaluate(ctx, focus).map_err(|err| self.error(ctx.resource, None, err.0))?
-            }
+            IterationPlan::None => return self.rows_at(node, ctx, focus),
+            IterationPlan::ForEach(e) | IterationPlan::ForEachOrNull(e) => self.for_each_items(e, ctx, focus)?,
             IterationPlan::Repeat(paths) => {
                 let mut found = Vec::new();
-                self.repeat(paths, ctx, &focus[0], &mut found)?;
+                self.repeat(paths, ctx, focus, &mut found)?;
                 found.into_iter().collect()
             }
         };
@@ -352,7 +395,9 @@ impl CompiledView {
         Ok(rows)
     }
 
-    fn cell<'a>(
+    /// One column's value at `focus` (none for `forEachOrNull`'s empty row), converted to
+    /// its type.
+    pub(crate) fn cell<'a>(
         &'a self,
         column: &'a ColumnEval,
         ctx: &EvalContext<'_, 'a>,
@@ -377,7 +422,11 @@ impl CompiledView {
     ) -> Result<(&'a ColumnPlan, Found<'a>), RowError> {
         let plan = &self.columns[column.slot];
         let found = match focus {
-            [one] => column.expr.evaluate_at(ctx, one),
+            // The commonest shapes need no evaluator (see `single_item_at`).
+            [one] => match column.expr.single_item_at(ctx, one) {
+                Some(item) => Ok(Found::One(item)),
+                None => column.expr.evaluate_at(ctx, one),
+            },
             _ => column.expr.evaluate(ctx, focus).map(Found::Many),
         }
         .map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;

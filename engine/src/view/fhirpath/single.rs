@@ -20,7 +20,7 @@ use super::eval::{
     binary, call, lit_item, logic, reference_key_of, resource_key_of, singleton, to_boolean, EvalContext, EvalError,
 };
 use super::navigate::PathOp;
-use super::value::{Collection, Item};
+use super::value::{items_equal, Collection, Item};
 
 /// The result of evaluating at one focus.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ impl Expression {
     }
 
     /// The value at `focus` when it is at most one item found without collections or
-    /// [`Found`]: a plain path; `getResourceKey()`, `getReferenceKey()` or `count()` of one;
+    /// [`Found`]: a plain path, or a path from such a value; `getResourceKey()`, `getReferenceKey()` or `count()` of one;
     /// `where` and `select` over at most one item; `&`; a literal; a union of such values
     /// of which at most one is not empty. `None` for any other expression, when a walk
     /// meets several items, or on an error: [`evaluate_at`](Expression::evaluate_at) then
@@ -86,6 +86,10 @@ fn single_item<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> O
     };
     match op {
         Op::Path(None, path) => path.walk_one(focus, ctx.root),
+        Op::Path(Some(inner), path) => match single_item(inner, ctx, focus)? {
+            Some(item) => path.walk_one(&item, ctx.root),
+            None => Some(None),
+        },
         Op::Call(None, Func::GetResourceKey, _) => Some(resource_key_of(focus)),
         Op::Call(Some(inner), Func::GetReferenceKey(type_name), _) => {
             Some(walk_one(inner)?.and_then(|item| reference_key_of(&item, type_name.as_deref())))
@@ -217,6 +221,23 @@ fn test_at<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>, what: &s
         }
         Op::Binary(op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies), l, r) => {
             logic_at(*op, l, r, ctx, focus)
+        }
+        // `a = b` of two single items: compared as they are, with no collections.
+        Op::Binary(cmp @ (BinaryOp::Eq | BinaryOp::Ne), l, r) => {
+            match (single_item(l, ctx, focus), single_item(r, ctx, focus)) {
+                (Some(Some(a)), Some(Some(b))) => Ok(items_equal(&a, &b).map(|equal| equal == (*cmp == BinaryOp::Eq))),
+                (Some(None), Some(_)) | (Some(_), Some(None)) => Ok(None),
+                _ => to_boolean(at(op, ctx, focus)?.as_slice(), what),
+            }
+        }
+        // `x.exists(criteria)`: whether any item of `x` meets it, every item tested as the
+        // general `exists` does (so that an error in any of them is still reported).
+        Op::Call(Some(inner), Func::Exists, args) if args.len() == 1 => {
+            let mut any = false;
+            for item in at(inner, ctx, focus)?.as_slice() {
+                any |= test_at(&args[0], ctx, item, "criteria")? == Some(true);
+            }
+            Ok(Some(any))
         }
         op => to_boolean(at(op, ctx, focus)?.as_slice(), what),
     }

@@ -65,6 +65,17 @@ const EXPRESSIONS: &[&str] = &[
     "status & {} & status",
     "name.given.first() & (name.family | name.family).first()",
     "name.given & 'x' & status",
+    "code.coding.exists(system = 's1' and code = 'a')",
+    "code.coding.exists(code = 'x' or system.empty())",
+    "category.exists(coding.code = 'y')",
+    "code.coding.exists(code)",
+    "name.where(given = 'x').family",
+    "name.where(family != 'A').given",
+    "code.coding.where(system = {}).code",
+    "code.coding.where(code = 'c' and system != 's3').system",
+    "effective.ofType(dateTime) = @2011-02-02T16:30:49-05:00",
+    "(code | status).coding.first().system",
+    "(value | effective).start",
 ];
 
 fn render(result: Result<Vec<Item<'_>>, EvalError>) -> Result<Vec<String>, String> {
