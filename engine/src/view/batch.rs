@@ -122,6 +122,8 @@ impl ViewBatchBuilder {
 /// Appends the rows of one resource and returns how many. On error the builders may hold
 /// part of it, for the caller to truncate.
 fn append_resource(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Json<'_>) -> Result<usize, RowError> {
+    // The two direct routes' shapes exclude each other: one row has no nested select, a
+    // single `forEach` has exactly one.
     let (one_row, for_each) = (view.one_row_columns(), view.for_each_shape());
     if one_row.is_none() && for_each.is_none() {
         return append_rows(view, columns, resource);
@@ -129,17 +131,14 @@ fn append_resource(view: &CompiledView, columns: &mut [ColumnBuilder], resource:
     let mut root_slots = RootSlots::new();
     let Some(ctx) = view.start(resource, &mut root_slots)? else { return Ok(0) };
     let focus = Item::Node(resource);
-    match (one_row, for_each) {
-        // One row: each column's value evaluated at the resource, straight into its builder.
-        (Some(one_row), _) => {
-            for column in one_row {
-                append_value(view, column, &ctx, &focus, &mut columns[column.slot])?;
-            }
-            Ok(1)
-        }
-        (None, Some(shape)) => append_for_each_rows(view, &shape, columns, &ctx, &focus),
-        (None, None) => unreachable!("the general route returned above"),
+    if let Some(shape) = for_each {
+        return append_for_each_rows(view, &shape, columns, &ctx, &focus);
     }
+    // One row: each column's value evaluated at the resource, straight into its builder.
+    for column in one_row.unwrap_or_default() {
+        append_value(view, column, &ctx, &focus, &mut columns[column.slot])?;
+    }
+    Ok(1)
 }
 
 /// The general route: the resource's rows built with the spec's algorithm, then appended.

@@ -403,7 +403,15 @@ impl CompiledView {
         ctx: &EvalContext<'_, 'a>,
         focus: &[Item<'a>],
     ) -> Result<Cell<'a>, RowError> {
-        let (plan, found) = self.column_value(column, ctx, focus)?;
+        // The commonest shapes need no evaluator (see `single_item_at`).
+        let single = match focus {
+            [one] => column.expr.single_item_at(ctx, one),
+            _ => None,
+        };
+        let (plan, found) = match single {
+            Some(item) => (&self.columns[column.slot], Found::One(item)),
+            None => self.column_value(column, ctx, focus)?,
+        };
         let convert =
             |item: Item<'a>| plan.value_type.convert(item).map_err(|e| self.error(ctx.resource, Some(plan), e));
         if plan.collection {
@@ -412,7 +420,8 @@ impl CompiledView {
         found.into_single().map_or(Ok(Cell::Null), convert)
     }
 
-    /// A column's items for one row, unconverted; several items in a column that is not a
+    /// A column's items for one row, unconverted, by the general route (callers try
+    /// [`Expression::single_item_at`] first); several items in a column that is not a
     /// collection are an error. Returns the column's plan beside them.
     pub(crate) fn column_value<'a>(
         &'a self,
@@ -422,11 +431,7 @@ impl CompiledView {
     ) -> Result<(&'a ColumnPlan, Found<'a>), RowError> {
         let plan = &self.columns[column.slot];
         let found = match focus {
-            // The commonest shapes need no evaluator (see `single_item_at`).
-            [one] => match column.expr.single_item_at(ctx, one) {
-                Some(item) => Ok(Found::One(item)),
-                None => column.expr.evaluate_at(ctx, one),
-            },
+            [one] => column.expr.evaluate_at(ctx, one),
             _ => column.expr.evaluate(ctx, focus).map(Found::Many),
         }
         .map_err(|e| self.error(ctx.resource, Some(plan), e.0))?;

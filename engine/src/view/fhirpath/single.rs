@@ -66,11 +66,11 @@ impl Expression {
     }
 
     /// The value at `focus` when it is at most one item found without collections or
-    /// [`Found`]: a plain path, or a path from such a value; `getResourceKey()`, `getReferenceKey()` or `count()` of one;
-    /// `where` and `select` over at most one item; `&`; a literal; a union of such values
-    /// of which at most one is not empty. `None` for any other expression, when a walk
-    /// meets several items, or on an error: [`evaluate_at`](Expression::evaluate_at) then
-    /// gives the answer (or reports the error). Most columns of a view are such values,
+    /// [`Found`]: a plain path, or a path from such a value; `getResourceKey()`,
+    /// `getReferenceKey()` or `count()` of one; `where` and `select` over at most one item;
+    /// `&`; a literal; a union of such values of which at most one is not empty. `None` for
+    /// any other expression, when a walk meets several items, or on an error:
+    /// [`evaluate_at`](Expression::evaluate_at) then gives the answer (or reports the error). Most columns of a view are such values,
     /// and they are evaluated for every resource.
     #[inline]
     pub fn single_item_at<'a>(&'a self, ctx: &EvalContext<'_, 'a>, focus: &Item<'a>) -> Option<Option<Item<'a>>> {
