@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fhirhouse::view::ResourceParser;
+use fhirhouse::view::{Parsed, ResourceParser};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -28,7 +28,7 @@ pub fn lines(path: &Path) -> Vec<Vec<u8>> {
 
 /// Parses one line the way a load does: copied into a reused buffer (simd-json parses in
 /// place) and parsed by a reused [`ResourceParser`].
-pub fn parse<'s>(scratch: &'s mut Vec<u8>, parser: &mut ResourceParser, line: &[u8]) -> simd_json::BorrowedValue<'s> {
+pub fn parse<'p>(scratch: &'p mut Vec<u8>, parser: &'p mut ResourceParser, line: &[u8]) -> Parsed<'p, 'p> {
     scratch.clear();
     scratch.extend_from_slice(line);
     parser.parse(scratch).expect("valid JSON")

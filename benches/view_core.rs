@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fhirhouse::view::{CompiledView, ViewBatchBuilder};
+use fhirhouse::view::{CompiledView, Json, ViewBatchBuilder};
 
 #[path = "common.rs"]
 mod common;
@@ -52,7 +52,7 @@ fn bench_type(c: &mut Criterion, resource_type: &str, view_file: &str) {
             let mut parsed = 0usize;
             for line in &lines {
                 let doc = parse(&mut scratch, &mut parser, line);
-                parsed += matches!(std::hint::black_box(&doc), simd_json::BorrowedValue::Object(_)) as usize;
+                parsed += std::hint::black_box(doc.doc()).as_object().is_some() as usize;
             }
             parsed
         })
@@ -63,8 +63,8 @@ fn bench_type(c: &mut Criterion, resource_type: &str, view_file: &str) {
         b.iter(|| {
             let mut rows = 0usize;
             for line in &lines {
-                let doc = parse(&mut scratch, &mut parser, line);
-                rows += builder.append(&doc).expect("view evaluates");
+                let parsed = parse(&mut scratch, &mut parser, line);
+                rows += builder.append(parsed.doc()).expect("view evaluates");
                 if builder.len() >= BATCH_ROWS {
                     std::hint::black_box(builder.finish());
                 }
@@ -75,13 +75,13 @@ fn bench_type(c: &mut Criterion, resource_type: &str, view_file: &str) {
     });
 
     let mut owned: Vec<Vec<u8>> = lines.clone();
-    let docs: Vec<simd_json::BorrowedValue<'_>> =
-        owned.iter_mut().map(|l| simd_json::to_borrowed_value(l).expect("valid JSON")).collect();
+    let tapes: Vec<simd_json::Tape<'_>> =
+        owned.iter_mut().map(|l| simd_json::to_tape(l).expect("valid JSON")).collect();
     group.bench_function("view", |b| {
         b.iter(|| {
             let mut rows = 0usize;
-            for doc in &docs {
-                rows += builder.append(doc).expect("view evaluates");
+            for tape in &tapes {
+                rows += builder.append(Json::root(tape)).expect("view evaluates");
                 if builder.len() >= BATCH_ROWS {
                     std::hint::black_box(builder.finish());
                 }

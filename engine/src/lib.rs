@@ -27,7 +27,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use fhirhouse::view::{CompiledView, ViewBatchBuilder};
+//! use fhirhouse::view::{CompiledView, Json, ViewBatchBuilder};
 //!
 //! let view = CompiledView::from_json_str(r#"{
 //!   "resource": "Observation",
@@ -39,7 +39,7 @@
 //! let mut rows = ViewBatchBuilder::new(Arc::new(view));
 //! let mut line = br#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},
 //!                     "valueQuantity":{"value":7.25,"unit":"%"}}"#.to_vec();
-//! rows.append(&simd_json::to_borrowed_value(&mut line).unwrap()).unwrap();
+//! rows.append(Json::root(&simd_json::to_tape(&mut line).unwrap())).unwrap();
 //! let batch = rows.finish();
 //! assert_eq!(batch.num_rows(), 1);
 //! assert_eq!(batch.schema().field(2).data_type(), &arrow::datatypes::DataType::Decimal128(38, 9));

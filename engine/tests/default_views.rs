@@ -15,8 +15,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use fhirhouse::view::definition::{ColumnDef, SelectDef, ViewDefinition};
-use fhirhouse::view::{CompiledView, ViewBatchBuilder};
-use simd_json::prelude::{ValueAsObject, ValueAsScalar};
+use fhirhouse::view::{CompiledView, Json, ViewBatchBuilder};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -52,10 +51,10 @@ fn run(view_file: &str, data: &Path) -> Output {
     let mut resources = 0;
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
         let mut line = line.to_vec();
-        let doc = simd_json::to_borrowed_value(&mut line).unwrap();
-        let ours =
-            doc.as_object().and_then(|o| o.get("resourceType")).and_then(|t| t.as_str()) == Some(view.resource_type());
-        builder.append(&doc).unwrap_or_else(|e| panic!("{view_file} over {}:{}: {e}", data.display(), i + 1));
+        let tape = simd_json::to_tape(&mut line).unwrap();
+        let doc = Json::root(&tape);
+        let ours = doc.get_str("resourceType") == Some(view.resource_type());
+        builder.append(doc).unwrap_or_else(|e| panic!("{view_file} over {}:{}: {e}", data.display(), i + 1));
         resources += usize::from(ours);
     }
     Output { resources, batch: builder.finish() }
@@ -317,7 +316,7 @@ fn patient_deceased_reads_either_choice_type() {
         r#"{"resourceType":"Patient","id":"d"}"#,
     ] {
         let mut bytes = line.as_bytes().to_vec();
-        builder.append(&simd_json::to_borrowed_value(&mut bytes).unwrap()).unwrap();
+        builder.append(Json::root(&simd_json::to_tape(&mut bytes).unwrap())).unwrap();
     }
     let batch = builder.finish();
     let deceased = batch.column_by_name("deceased").unwrap().as_boolean();

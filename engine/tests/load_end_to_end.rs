@@ -41,11 +41,10 @@ fn view_rows_of_sample() -> BTreeMap<String, (usize, Vec<String>)> {
             }
             for line in std::fs::read(&path).unwrap().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 let mut line = line.to_vec();
-                let resource = simd_json::to_borrowed_value(&mut line).unwrap();
-                if simd_json::prelude::ValueObjectAccessAsScalar::get_str(&resource, "resourceType")
-                    == Some(view.resource_type())
-                {
-                    builder.append(&resource).unwrap();
+                let tape = simd_json::to_tape(&mut line).unwrap();
+                let resource = fhirhouse::view::Json::root(&tape);
+                if resource.get_str("resourceType") == Some(view.resource_type()) {
+                    builder.append(resource).unwrap();
                 }
             }
         }

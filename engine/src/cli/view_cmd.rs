@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use simd_json::prelude::*;
 
 use crate::sink::{open_writer, BatchWriter, Format};
 use crate::source::{discover_inputs, LineReader};
@@ -220,7 +219,8 @@ impl ViewRun {
 
     /// Parses one line and appends its rows; `Err` holds the reason the line failed.
     fn process_line(&mut self, bytes: &mut [u8]) -> Result<(), String> {
-        let resource = self.parser.parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        let parsed = self.parser.parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        let resource = parsed.doc();
         let Some(resource_type) = resource.get_str("resourceType") else {
             return Err("not a FHIR resource: no \"resourceType\" string".to_owned());
         };
@@ -230,7 +230,7 @@ impl ViewRun {
             self.summary.skipped += 1;
             return Ok(());
         }
-        self.builder.append(&resource).map(drop).map_err(|e| e.to_string())
+        self.builder.append(resource).map(drop).map_err(|e| e.to_string())
     }
 
     /// Counts a failed line or file and prints it on standard error.

@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use simd_json::prelude::*;
+use crate::view::Json;
 
 /// Number of spill files; each is sorted in memory on its own (1/64 of the keys).
 pub const SHARDS: usize = 64;
@@ -34,7 +34,7 @@ pub(crate) struct IdRecord {
 
 impl IdRecord {
     /// The record of a resource with `resource_type` and `id`, read from its `meta`.
-    pub fn of(resource_type: &str, id: &str, resource: &simd_json::BorrowedValue<'_>, index: u64, offset: u64) -> Self {
+    pub fn of(resource_type: &str, id: &str, resource: Json<'_>, index: u64, offset: u64) -> Self {
         let Version { version, updated } = Version::of(resource);
         IdRecord { key: key_hash(resource_type, id), version, updated, index, offset }
     }
@@ -55,7 +55,7 @@ impl Version {
     pub const UNKNOWN: Version = Version { version: 0, updated: i64::MIN };
 
     /// The version of a parsed resource.
-    pub fn of(resource: &simd_json::BorrowedValue<'_>) -> Version {
+    pub fn of(resource: Json<'_>) -> Version {
         let meta = resource.get("meta");
         // 0 = no usable version; numeric versions rank above it in their order.
         let version = meta
@@ -186,7 +186,8 @@ pub(crate) fn confirm(
         for occurrence in group {
             let bytes = read_line(&occurrence)?;
             let mut scratch = bytes.clone();
-            let Ok(resource) = simd_json::to_borrowed_value(&mut scratch) else { continue };
+            let Ok(tape) = simd_json::to_tape(&mut scratch) else { continue };
+            let resource = Json::root(&tape);
             let (Some(t), Some(id)) = (resource.get_str("resourceType"), resource.get_str("id")) else { continue };
             by_key.entry((t.to_owned(), id.to_owned())).or_default().push((occurrence, bytes));
         }
@@ -272,8 +273,8 @@ mod tests {
 
         let rec = |text: &str| {
             let mut bytes = text.as_bytes().to_vec();
-            let value = simd_json::to_borrowed_value(&mut bytes).unwrap();
-            IdRecord::of("Patient", "a", &value, 0, 0)
+            let tape = simd_json::to_tape(&mut bytes).unwrap();
+            IdRecord::of("Patient", "a", Json::root(&tape), 0, 0)
         };
         let older = rec(r#"{"meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"}}"#);
         let newer = rec(r#"{"meta":{"versionId":"1","lastUpdated":"2021-01-01T00:00:00+01:00"}}"#);

@@ -33,11 +33,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
-use simd_json::prelude::*;
 
 use super::dedup::Version;
 use crate::sink::ParquetWriter;
 use crate::source::{Export, ExportFile, LineReader};
+use crate::view::Json;
 
 /// The key index folder in a snapshot.
 pub const KEYS_DIR: &str = "_keys";
@@ -68,12 +68,13 @@ fn read_keys(
     let reader = file.open_at(0).with_context(|| format!("cannot read {}", file.location))?;
     let mut lines = LineReader::from_reader(file.location.to_string(), reader)?;
     while let Some((_, line)) = lines.next_line()? {
-        let Ok(resource) = simd_json::to_borrowed_value(line) else { continue };
+        let Ok(tape) = simd_json::to_tape(line) else { continue };
+        let resource = Json::root(&tape);
         let (Some(resource_type), Some(id)) = (resource.get_str("resourceType"), resource.get_str("id")) else {
             continue;
         };
         if types.contains(resource_type) {
-            each(resource_type, id, Version::of(&resource));
+            each(resource_type, id, Version::of(resource));
         }
     }
     Ok(())

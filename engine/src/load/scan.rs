@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
-use simd_json::prelude::*;
 
 use super::plan_chunks;
 use crate::source::{open_export, ChunkLine, ChunkLines};
@@ -70,8 +69,8 @@ pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow
                             Ok(Some(ChunkLine::Line { bytes, .. })) => {
                                 part.lines += 1;
                                 match parser.parse(bytes) {
-                                    Ok(value) => {
-                                        let t = value.get_str("resourceType").unwrap_or("(none)");
+                                    Ok(parsed) => {
+                                        let t = parsed.doc().get_str("resourceType").unwrap_or("(none)");
                                         *part.resources_by_type.entry(t.to_owned()).or_default() += 1;
                                     }
                                     Err(_) => part.invalid_lines += 1,

@@ -24,7 +24,7 @@ use super::PipelineOutput;
 use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
 use crate::sink::ParquetWriter;
 use crate::source::ExportFile;
-use crate::view::{CompiledView, ViewSet};
+use crate::view::{CompiledView, Json, ViewSet};
 
 /// How many duplicate keys the report lists by name.
 const EXAMPLES: usize = 10;
@@ -79,8 +79,10 @@ pub(crate) fn apply(
         let mut views = ViewSet::new(tables.iter().map(|&i| catalog.views[i].clone()));
         for d in duplicates.iter().filter(|d| &d.resource_type == resource_type) {
             let mut bytes = d.winner_bytes.clone();
-            let resource = simd_json::to_borrowed_value(&mut bytes).context("re-reading a duplicate")?;
-            views.append(resource_type, &resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
+            let tape = simd_json::to_tape(&mut bytes).context("re-reading a duplicate")?;
+            views
+                .append(resource_type, Json::root(&tape))
+                .map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
         }
         for (builder, &table) in views.builders_mut().iter_mut().zip(&tables) {
             // Not counted again for _dq_unmapped_codes: the winner's rows were counted when
@@ -138,10 +140,11 @@ pub(crate) fn resource_key_column(view: &CompiledView) -> Option<usize> {
 /// Rows the views of `resource_type` give for one resource line.
 fn rows_of(catalog: &Catalog, resource_type: &str, line: &[u8]) -> anyhow::Result<u64> {
     let mut bytes = line.to_vec();
-    let resource = simd_json::to_borrowed_value(&mut bytes).context("re-reading a duplicate")?;
+    let tape = simd_json::to_tape(&mut bytes).context("re-reading a duplicate")?;
+    let resource = Json::root(&tape);
     let mut rows = 0;
     for view in catalog.views.iter().filter(|v| v.resource_type() == resource_type) {
-        rows += view.rows(&resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?.len() as u64;
+        rows += view.rows(resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?.len() as u64;
     }
     Ok(rows)
 }

@@ -215,13 +215,14 @@ fn process_line(
 ) -> Result<(), Reason> {
     state.original.clear();
     state.original.extend_from_slice(bytes);
-    let resource = state.parser.parse(bytes).map_err(|e| {
+    let parsed = state.parser.parse(bytes).map_err(|e| {
         if *e.error() == simd_json::ErrorType::InvalidUtf8 {
             Reason::InvalidUtf8
         } else {
             Reason::InvalidJson(e.to_string())
         }
     })?;
+    let resource = parsed.doc();
     if resource.as_object().is_none() {
         return Err(Reason::NotAnObject);
     }
@@ -230,12 +231,12 @@ fn process_line(
         done.report.type_mismatches += 1;
     }
     if state.views.reads(resource_type) {
-        let rows = state.views.append(resource_type, &resource).map_err(|e| Reason::View(e.to_string()))?;
+        let rows = state.views.append(resource_type, resource).map_err(|e| Reason::View(e.to_string()))?;
         done.report.loaded += 1;
         done.report.rows += rows as u64;
         state.pending_rows += rows;
         if let Some(id) = resource.get_str("id") {
-            done.ids.push(IdRecord::of(resource_type, id, &resource, index, offset));
+            done.ids.push(IdRecord::of(resource_type, id, resource, index, offset));
         }
         if let Some(n) = done.loaded_by_type.get_mut(resource_type) {
             *n += 1;

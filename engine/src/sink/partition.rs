@@ -207,7 +207,7 @@ mod tests {
         let mut builder = crate::view::ViewBatchBuilder::new(std::sync::Arc::new(view.clone()));
         for line in lines {
             let mut bytes = line.as_bytes().to_vec();
-            builder.append(&simd_json::to_borrowed_value(&mut bytes).unwrap()).unwrap();
+            builder.append(crate::view::Json::root(&simd_json::to_tape(&mut bytes).unwrap())).unwrap();
         }
         builder.finish()
     }

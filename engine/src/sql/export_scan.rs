@@ -298,11 +298,12 @@ impl Reader {
         bytes: &mut [u8],
         parser: &mut ResourceParser,
     ) -> Result<(), String> {
-        let resource = parser.parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        let parsed = parser.parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        let resource = parsed.doc();
         if resource.get_str("resourceType") != Some(self.projection.view.resource_type()) {
             return Ok(());
         }
-        builder.append(&resource).map(drop).map_err(|e| e.to_string())
+        builder.append(resource).map(drop).map_err(|e| e.to_string())
     }
 
     /// Sends one batch; false when nobody reads any more.
@@ -355,7 +356,7 @@ mod tests {
         let mut line = br#"{"resourceType":"Observation","id":"o","status":"final","effectiveDateTime":"2019-03-01",
             "component":[{"code":{"text":"a"}},{"code":{"text":"b"}}]}"#
             .to_vec();
-        builder.append(&simd_json::to_borrowed_value(&mut line).unwrap()).unwrap();
+        builder.append(crate::view::Json::root(&simd_json::to_tape(&mut line).unwrap())).unwrap();
         let out = p.apply(&builder.finish()).unwrap();
         assert_eq!(out.num_rows(), 2, "the forEach still gives one row per component");
         let keys = out.column(1).as_any().downcast_ref::<arrow::array::Int32Array>().unwrap();

@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::json::Json;
 use arrow::array::ArrayRef;
 use arrow::datatypes::FieldRef;
 use arrow::record_batch::RecordBatch;
-use simd_json::BorrowedValue as Json;
 
 use super::builders::ColumnBuilder;
 use super::fhirpath::navigate::RootSlots;
@@ -41,13 +41,14 @@ pub struct RowError {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use fhirhouse::view::{CompiledView, ViewBatchBuilder};
+/// use fhirhouse::view::{CompiledView, Json, ViewBatchBuilder};
 /// let view = CompiledView::from_json_str(r#"{"resource": "Patient",
 ///   "select": [{"column": [{"name": "id", "path": "id", "type": "id"}]},
 ///              {"forEach": "name", "column": [{"name": "family", "path": "family", "type": "string"}]}]}"#).unwrap();
 /// let mut builder = ViewBatchBuilder::new(Arc::new(view));
 /// let mut line = br#"{"resourceType":"Patient","id":"p1","name":[{"family":"A"},{"family":"B"}]}"#.to_vec();
-/// assert_eq!(builder.append(&simd_json::to_borrowed_value(&mut line).unwrap()).unwrap(), 2);
+/// let tape = simd_json::to_tape(&mut line).unwrap();
+/// assert_eq!(builder.append(Json::root(&tape)).unwrap(), 2);
 /// let batch = builder.finish();
 /// assert_eq!((batch.num_rows(), batch.num_columns()), (2, 2));
 /// ```
@@ -77,7 +78,7 @@ impl ViewBatchBuilder {
 
     /// Evaluates the view over `resource` and appends its rows; returns how many. A resource
     /// of another type, or filtered out by `where`, appends nothing and returns 0.
-    pub fn append(&mut self, resource: &Json<'_>) -> Result<usize, RowError> {
+    pub fn append(&mut self, resource: Json<'_>) -> Result<usize, RowError> {
         match append_resource(&self.view, &mut self.columns, resource) {
             Ok(rows) => {
                 self.rows += rows;
@@ -121,7 +122,7 @@ impl ViewBatchBuilder {
 
 /// Appends the rows of one resource and returns how many. On error the builders may hold
 /// part of it, for the caller to truncate.
-fn append_resource(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Json<'_>) -> Result<usize, RowError> {
+fn append_resource(view: &CompiledView, columns: &mut [ColumnBuilder], resource: Json<'_>) -> Result<usize, RowError> {
     // The two direct routes' shapes exclude each other: one row has no nested select, a
     // single `forEach` has exactly one.
     let (one_row, for_each) = (view.one_row_columns(), view.for_each_shape());
@@ -142,7 +143,7 @@ fn append_resource(view: &CompiledView, columns: &mut [ColumnBuilder], resource:
 }
 
 /// The general route: the resource's rows built with the spec's algorithm, then appended.
-fn append_rows(view: &CompiledView, columns: &mut [ColumnBuilder], resource: &Json<'_>) -> Result<usize, RowError> {
+fn append_rows(view: &CompiledView, columns: &mut [ColumnBuilder], resource: Json<'_>) -> Result<usize, RowError> {
     let rows = view.rows(resource)?;
     for row in &rows {
         for (builder, cell) in columns.iter_mut().zip(row) {
@@ -244,7 +245,7 @@ impl ViewSet {
     }
 
     /// Evaluates every view of the resource's type; returns the rows appended in total.
-    pub fn append(&mut self, resource_type: &str, resource: &Json<'_>) -> Result<usize, RowError> {
+    pub fn append(&mut self, resource_type: &str, resource: Json<'_>) -> Result<usize, RowError> {
         let Some(indexes) = self.by_type.get(resource_type) else { return Ok(0) };
         let mut appended: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
         for &i in indexes {

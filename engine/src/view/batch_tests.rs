@@ -26,7 +26,7 @@ fn typed_columns_and_lists() {
         r#"{"resourceType":"Patient","id":"b"}"#,
     ] {
         let mut bytes = parse(line);
-        b.append(&simd_json::to_borrowed_value(&mut bytes).unwrap()).unwrap();
+        b.append(Json::root(&simd_json::to_tape(&mut bytes).unwrap())).unwrap();
     }
     let batch = b.finish();
     assert_eq!(batch.num_rows(), 2);
@@ -49,9 +49,9 @@ fn view_set_is_all_or_nothing_across_views() {
     let mut set = ViewSet::new([ok, strict]);
     assert!(set.reads("Patient") && !set.reads("Observation"));
     let mut bad = parse(r#"{"resourceType":"Patient","id":"a","name":[{"given":["X","Y"]}]}"#);
-    assert!(set.append("Patient", &simd_json::to_borrowed_value(&mut bad).unwrap()).is_err());
+    assert!(set.append("Patient", Json::root(&simd_json::to_tape(&mut bad).unwrap())).is_err());
     let mut good = parse(r#"{"resourceType":"Patient","id":"b","name":[{"given":["X"]}]}"#);
-    assert_eq!(set.append("Patient", &simd_json::to_borrowed_value(&mut good).unwrap()).unwrap(), 2);
+    assert_eq!(set.append("Patient", Json::root(&simd_json::to_tape(&mut good).unwrap())).unwrap(), 2);
     let counts: Vec<usize> = set.builders_mut().iter().map(ViewBatchBuilder::len).collect();
     assert_eq!(counts, [1, 1], "the failed resource left no row in the first view");
 }
@@ -107,10 +107,11 @@ fn views_written_straight_to_builders_match_the_row_algorithm() {
         for line in lines {
             let text = String::from_utf8_lossy(&line).into_owned();
             let mut line = line;
-            let doc = simd_json::to_borrowed_value(&mut line).unwrap();
-            let fast = direct.append(&doc);
+            let tape = simd_json::to_tape(&mut line).unwrap();
+            let doc = Json::root(&tape);
+            let fast = direct.append(doc);
             let before = general.rows;
-            let slow = append_rows(&view, &mut general.columns, &doc);
+            let slow = append_rows(&view, &mut general.columns, doc);
             match &slow {
                 Ok(rows) => general.rows += rows,
                 Err(_) => general.truncate(before),

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 
 use super::fhirpath::Item;
 use super::types::Cell;
-use super::{CompiledView, ViewBatchBuilder};
+use super::{CompiledView, Json, ViewBatchBuilder};
 
 /// The outcome of one test case.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,8 +151,8 @@ fn evaluate(
     let mut builder = ViewBatchBuilder::new(view.clone());
     for resource in resources {
         let mut line = serde_json::to_vec(resource).map_err(|e| e.to_string())?;
-        let parsed = simd_json::to_borrowed_value(&mut line).map_err(|e| e.to_string())?;
-        builder.append(&parsed).map_err(|e| e.to_string())?;
+        let tape = simd_json::to_tape(&mut line).map_err(|e| e.to_string())?;
+        builder.append(Json::root(&tape)).map_err(|e| e.to_string())?;
     }
     Ok((view, builder.finish()))
 }
@@ -206,10 +206,10 @@ fn expected_cell(value: &Value, column: &super::plan::ColumnPlan) -> Result<Cell
             return Ok(Cell::Null);
         }
         let mut bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
-        let parsed = simd_json::to_borrowed_value(&mut bytes).map_err(|e| e.to_string())?;
+        let tape = simd_json::to_tape(&mut bytes).map_err(|e| e.to_string())?;
         let cell = column
             .value_type
-            .convert(Item::Node(&parsed))
+            .convert(Item::Node(Json::root(&tape)))
             .map_err(|e| format!("expected value {v} for column '{}': {e}", column.name))?;
         Ok(into_owned(cell))
     };

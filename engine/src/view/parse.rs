@@ -1,12 +1,14 @@
-//! Parses NDJSON lines into the borrowed documents views evaluate, reusing every buffer.
+//! Parses NDJSON lines into the documents views evaluate, reusing every buffer.
 //!
-//! simd-json's `to_borrowed_value_with_buffers` reuses its scratch buffers but allocates a
-//! fresh tape for every document and frees it after building the DOM. The tape of a typical
+//! simd-json's `to_tape` allocates a fresh tape for every document. The tape of a typical
 //! resource is a few kilobytes: too large for the allocator's per-thread caches, so every
 //! line paid the allocator's slow path, more so once the Arrow builders of a load had
-//! fragmented the heap. [`ResourceParser`] keeps one tape for all lines.
+//! fragmented the heap. [`ResourceParser`] keeps one tape for all lines, and views read
+//! the tape itself ([`Json`]): no tree is built, and nothing is freed per line.
 
-use simd_json::{BorrowedValue, Buffers, Tape};
+use simd_json::{Buffers, Tape};
+
+use super::json::Json;
 
 /// A reusable parser of one document at a time: parse buffers and the tape kept between
 /// lines.
@@ -15,8 +17,8 @@ use simd_json::{BorrowedValue, Buffers, Tape};
 /// let mut parser = fhirhouse::view::ResourceParser::default();
 /// for line in [r#"{"resourceType":"Patient","id":"a"}"#, r#"{"resourceType":"Patient","id":"b"}"#] {
 ///     let mut bytes = line.as_bytes().to_vec();
-///     let doc = parser.parse(&mut bytes).unwrap();
-///     assert_eq!(doc["resourceType"], "Patient");
+///     let parsed = parser.parse(&mut bytes).unwrap();
+///     assert_eq!(parsed.doc().get_str("resourceType"), Some("Patient"));
 /// }
 /// assert!(parser.parse(&mut b"{not json".to_vec()).is_err());
 /// ```
@@ -35,13 +37,38 @@ impl Default for ResourceParser {
 }
 
 impl ResourceParser {
-    /// Parses `line` (in place, as simd-json does) into a document that borrows it.
-    pub fn parse<'s>(&mut self, line: &'s mut [u8]) -> simd_json::Result<BorrowedValue<'s>> {
-        let mut tape: Tape<'s> = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
-        let parsed = simd_json::fill_tape(line, &mut self.buffers, &mut tape)
-            .map(|()| simd_json::value::lazy::Value::from_tape(tape.as_value()).into_value());
-        self.tape = tape.reset();
-        parsed
+    /// Parses `line` (in place, as simd-json does) into a document that borrows it and
+    /// the parser's tape, until the [`Parsed`] is dropped.
+    ///
+    /// # Errors
+    ///
+    /// simd-json's error when the line is not one JSON value in UTF-8.
+    pub fn parse<'p, 's>(&'p mut self, line: &'s mut [u8]) -> simd_json::Result<Parsed<'p, 's>> {
+        let tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
+        // Made before filling so that the tape comes back to the parser on errors too.
+        let mut parsed = Parsed { slot: &mut self.tape, tape };
+        simd_json::fill_tape(line, &mut self.buffers, &mut parsed.tape)?;
+        Ok(parsed)
+    }
+}
+
+/// One parsed line: the tape lent by a [`ResourceParser`], handed back when dropped.
+pub struct Parsed<'p, 's> {
+    slot: &'p mut Tape<'static>,
+    tape: Tape<'s>,
+}
+
+impl Parsed<'_, '_> {
+    /// The document.
+    #[must_use]
+    pub fn doc(&self) -> Json<'_> {
+        Json::root(&self.tape)
+    }
+}
+
+impl Drop for Parsed<'_, '_> {
+    fn drop(&mut self) {
+        *self.slot = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
     }
 }
 
@@ -54,14 +81,15 @@ mod tests {
         let mut parser = ResourceParser::default();
         let mut first = br#"{"a":[1,2,{"b":"c"}],"d":"e"}"#.to_vec();
         let mut copy = first.clone();
-        let expected = simd_json::to_borrowed_value(&mut copy).unwrap();
-        assert_eq!(parser.parse(&mut first).unwrap(), expected);
+        let expected = simd_json::to_tape(&mut copy).unwrap();
+        assert_eq!(parser.parse(&mut first).unwrap().doc(), Json::root(&expected));
         let capacity = parser.tape.0.capacity();
         assert!(capacity > 0, "the tape is kept");
         let (mut second, mut copy) = (br#"{"x":1}"#.to_vec(), br#"{"x":1}"#.to_vec());
-        assert_eq!(parser.parse(&mut second).unwrap(), simd_json::to_borrowed_value(&mut copy).unwrap());
+        assert_eq!(parser.parse(&mut second).unwrap().doc(), Json::root(&simd_json::to_tape(&mut copy).unwrap()));
         assert_eq!(parser.tape.0.capacity(), capacity, "and reused, not reallocated");
         assert!(parser.parse(&mut br#"{"x":"#.to_vec()).is_err());
+        assert_eq!(parser.tape.0.capacity(), capacity, "a failed parse hands the tape back");
         assert!(parser.parse(&mut br#"[1,2]"#.to_vec()).is_ok());
     }
 }

@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::json::Json;
 use arrow::datatypes::{Schema, SchemaRef};
-use simd_json::BorrowedValue as Json;
 
 use super::batch::RowError;
 use super::decimal::Decimal;
@@ -96,15 +96,15 @@ struct SelectPlan {
 /// A ViewDefinition ready to run: validated, with every FHIRPath compiled once.
 ///
 /// ```
-/// use fhirhouse::view::CompiledView;
+/// use fhirhouse::view::{CompiledView, Json};
 /// let view = CompiledView::from_json_str(r#"{
 ///   "resource": "Patient", "name": "patient",
 ///   "select": [{"column": [{"name": "id", "path": "getResourceKey()"},
 ///                          {"name": "family", "path": "name.family.first()", "type": "string"}]}]
 /// }"#).unwrap();
 /// let mut line = br#"{"resourceType":"Patient","id":"p1","name":[{"family":"Smith"}]}"#.to_vec();
-/// let patient = simd_json::to_borrowed_value(&mut line).unwrap();
-/// let rows = view.rows(&patient).unwrap();
+/// let tape = simd_json::to_tape(&mut line).unwrap();
+/// let rows = view.rows(Json::root(&tape)).unwrap();
 /// assert_eq!(rows.len(), 1);
 /// assert_eq!(view.schema().field(1).name(), "family");
 /// ```
@@ -217,7 +217,7 @@ impl CompiledView {
 
     /// Evaluates the view over one resource. A resource of another type, or one that a
     /// `where` path filters out, yields no rows. Any error leaves no partial rows.
-    pub fn rows<'a>(&'a self, resource: &'a Json<'a>) -> Result<Vec<Row<'a>>, RowError> {
+    pub fn rows<'a>(&'a self, resource: Json<'a>) -> Result<Vec<Row<'a>>, RowError> {
         let mut root_slots = RootSlots::new();
         let Some(ctx) = self.start(resource, &mut root_slots)? else { return Ok(Vec::new()) };
         self.select_rows(&self.root, &ctx, &Item::Node(resource))
@@ -227,14 +227,11 @@ impl CompiledView {
     /// paths and fills the root prefetch. `None` when the resource yields no rows.
     pub(crate) fn start<'c, 'a>(
         &'a self,
-        resource: &'a Json<'a>,
+        resource: Json<'a>,
         root_slots: &'c mut RootSlots<'a>,
     ) -> Result<Option<EvalContext<'c, 'a>>, RowError> {
         let root = Item::Node(resource);
-        let is_ours = root
-            .as_object()
-            .and_then(|o| o.get("resourceType"))
-            .is_some_and(|rt| matches!(rt, Json::String(s) if *s == *self.resource_type));
+        let is_ours = resource.get_str("resourceType") == Some(self.resource_type.as_str());
         if !is_ours {
             return Ok(None);
         }
@@ -450,11 +447,8 @@ impl CompiledView {
     }
 
     /// A row error about `resource`, and `column` when given.
-    pub(crate) fn error(&self, resource: &Json<'_>, column: Option<&ColumnPlan>, message: String) -> RowError {
-        let id = match Item::Node(resource).as_object().and_then(|o| o.get("id")) {
-            Some(Json::String(s)) => s.to_string(),
-            _ => "(no id)".to_string(),
-        };
+    pub(crate) fn error(&self, resource: Json<'_>, column: Option<&ColumnPlan>, message: String) -> RowError {
+        let id = resource.get_str("id").unwrap_or("(no id)");
         RowError {
             resource: format!("{}/{id}", self.resource_type),
             view: self.name.clone(),

@@ -7,8 +7,9 @@ fn compile(view: serde_json::Value) -> Result<CompiledView, String> {
 
 fn rows(view: &CompiledView, resource: &str) -> Result<Vec<Vec<Cell<'static>>>, String> {
     let mut bytes = resource.as_bytes().to_vec();
-    let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
-    let rows = view.rows(&doc).map_err(|e| e.to_string())?;
+    let tape = simd_json::to_tape(&mut bytes).unwrap();
+    let doc = Json::root(&tape);
+    let rows = view.rows(doc).map_err(|e| e.to_string())?;
     Ok(rows
         .into_iter()
         .map(|r| r.into_iter().map(|c| format!("{c:?}")).map(|s| Cell::Str(s.into())).collect())

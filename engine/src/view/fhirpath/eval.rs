@@ -1,4 +1,4 @@
-//! Evaluates compiled FHIRPath ([`Op`]) over a simd-json document.
+//! Evaluates compiled FHIRPath ([`Op`]) over a parsed document (simd-json's tape).
 //!
 //! Every op takes the input collection (the focus, `$this`) and returns a new collection.
 //! Navigation borrows nodes from the document; nothing is re-parsed and no name is looked up
@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use simd_json::BorrowedValue as Json;
+use crate::view::json::Json;
 use smallvec::smallvec;
 
 use super::ast::BinaryOp;
@@ -23,7 +23,7 @@ use crate::view::temporal::Temporal;
 #[derive(Debug, Clone, Copy)]
 pub struct EvalContext<'c, 'a> {
     /// The resource being evaluated (`%resource`).
-    pub resource: &'a Json<'a>,
+    pub resource: Json<'a>,
     /// The index of the current `forEach`/`forEachOrNull`/`repeat` item (`%rowIndex`).
     pub row_index: i64,
     /// The prefetched root elements, one per slot of the view's root index.
@@ -32,7 +32,7 @@ pub struct EvalContext<'c, 'a> {
 
 impl<'c, 'a> EvalContext<'c, 'a> {
     /// A context for evaluating expressions that were not bound to a root index.
-    pub fn new(resource: &'a Json<'a>, row_index: i64) -> Self {
+    pub fn new(resource: Json<'a>, row_index: i64) -> Self {
         EvalContext { resource, row_index, root: &[] }
     }
 }
@@ -354,10 +354,7 @@ pub(super) fn call<'a>(
             let mut out = Collection::new();
             for extensions in base.iter().filter_map(|item| item.as_object()?.get("extension")) {
                 let _ = for_each_item(extensions, None, |e| {
-                    if e.as_object()
-                        .and_then(|o| o.get("url"))
-                        .is_some_and(|u| matches!(u, Json::String(s) if *s == *url))
-                    {
+                    if e.as_object().and_then(|o| o.get("url")).is_some_and(|u| u.as_str() == Some(&*url)) {
                         out.push(e);
                     }
                     std::ops::ControlFlow::Continue(())
@@ -492,19 +489,14 @@ fn boundary<'a>(item: &Item<'a>, low: bool, precision: Option<u32>) -> Option<It
 
 /// `getResourceKey()` of one item: its `id`, when it is an object with a text `id`.
 pub(super) fn resource_key_of<'a>(item: &Item<'a>) -> Option<Item<'a>> {
-    match item.as_object()?.get("id")? {
-        Json::String(s) => Some(Item::Str(Cow::Borrowed(s.as_ref()))),
-        _ => None,
-    }
+    item.as_object()?.get("id")?.as_str().map(|s| Item::Str(Cow::Borrowed(s)))
 }
 
 /// `getReferenceKey([type])` of one item: the key of its `reference`, when it is a
 /// Reference whose target has that type (or any type when none is given).
 pub(super) fn reference_key_of<'a>(item: &Item<'a>, type_name: Option<&str>) -> Option<Item<'a>> {
-    match item.as_object()?.get("reference")? {
-        Json::String(s) => reference_key(s, type_name).map(|key| Item::Str(Cow::Borrowed(key))),
-        _ => None,
-    }
+    let reference = item.as_object()?.get("reference")?.as_str()?;
+    reference_key(reference, type_name).map(|key| Item::Str(Cow::Borrowed(key)))
 }
 
 /// The key a reference points at: the id of `Type/id`, `http://base/Type/id`,

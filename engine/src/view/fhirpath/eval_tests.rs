@@ -4,10 +4,11 @@ use crate::view::fhirpath::{CompileEnv, Expression};
 /// Evaluates `expr` over `resource` and renders the result as text items.
 fn run(resource: &str, expr: &str) -> Result<Vec<String>, String> {
     let mut bytes = resource.as_bytes().to_vec();
-    let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
+    let tape = simd_json::to_tape(&mut bytes).unwrap();
+    let doc = Json::root(&tape);
     let compiled = Expression::compile(expr, &CompileEnv::default()).map_err(|e| e.0)?;
-    let ctx = EvalContext::new(&doc, 3);
-    let out = compiled.evaluate(&ctx, &[Item::Node(&doc)]).map_err(|e| e.0)?;
+    let ctx = EvalContext::new(doc, 3);
+    let out = compiled.evaluate(&ctx, &[Item::Node(doc)]).map_err(|e| e.0)?;
     Ok(out.iter().map(|i| i.to_text().into_owned()).collect())
 }
 

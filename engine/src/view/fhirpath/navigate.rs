@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
-use simd_json::{BorrowedValue as Json, StaticNode};
+use crate::view::json::{Json, Object};
 
 use super::value::{Collection, Item};
 
@@ -49,7 +49,7 @@ pub enum Step {
 
 /// What the prefetch found for one root name: the node and, for a choice element reached
 /// by its base name, the date/time type tag (see [`for_each_item`]).
-pub type RootSlot<'a> = Option<(&'a Json<'a>, Option<&'static str>)>;
+pub type RootSlot<'a> = Option<(Json<'a>, Option<&'static str>)>;
 
 /// The element names a view reads straight off the resource, resolved for all columns in
 /// one pass over the resource's keys.
@@ -101,7 +101,7 @@ impl RootIndex {
 
     /// Fills `out` with one entry per slot, read from the resource's keys. (Filled in place:
     /// returning the inline array would copy it.)
-    pub fn prefetch<'a>(&self, resource: &'a Json<'a>, out: &mut RootSlots<'a>) {
+    pub fn prefetch<'a>(&self, resource: Json<'a>, out: &mut RootSlots<'a>) {
         out.clear();
         if self.slots == 0 {
             return;
@@ -111,7 +111,7 @@ impl RootIndex {
             Some(empty) => out.extend_from_slice(empty),
             None => out.resize(self.slots, None),
         }
-        let Json::Object(obj) = resource else { return };
+        let Some(obj) = resource.as_object() else { return };
         for (key, node) in obj.iter() {
             let bytes = key.as_bytes();
             let Some(names) = bytes.first().and_then(|&b| self.by_first_byte.get(usize::from(b))) else {
@@ -189,8 +189,8 @@ impl PathOp {
         // Where the walk stands: the focus until a step moves off it (`None` when the focus
         // is a computed item, which has no members), then a node (never an array or a JSON
         // null) with its date/time tag. Items are made only at the end.
-        let mut node: Option<&'a Json<'a>> = match item {
-            Item::Node(node) => Some(node),
+        let mut node: Option<Json<'a>> = match item {
+            Item::Node(node) => Some(*node),
             _ => None,
         };
         let mut tag: Option<&str> = None;
@@ -198,7 +198,7 @@ impl PathOp {
         let mut rest = &self.steps[..];
         while let [step, after @ ..] = rest {
             rest = after;
-            let (next, next_tag): (&'a Json<'a>, Option<&str>) = match step {
+            let (next, next_tag): (Json<'a>, Option<&str>) = match step {
                 Step::Nth(0) => continue,
                 Step::Nth(_) => return None,
                 Step::Root(slot) => match root.get(*slot).copied().flatten() {
@@ -206,7 +206,7 @@ impl PathOp {
                     None => return Some(None),
                 },
                 Step::Member(name) => {
-                    let Some(Json::Object(obj)) = node else { return Some(None) };
+                    let Some(obj) = node.and_then(Json::as_object) else { return Some(None) };
                     match lookup(obj, name) {
                         Lookup::Exact(found) => (found, None),
                         Lookup::Choice(found, suffix) => (found, temporal_tag(suffix)),
@@ -215,7 +215,7 @@ impl PathOp {
                     }
                 }
                 Step::Choice { base, choice_key, type_name } => {
-                    let Some(Json::Object(obj)) = node else { return Some(None) };
+                    let Some(obj) = node.and_then(Json::as_object) else { return Some(None) };
                     match obj.get(choice_key.as_ref()) {
                         Some(found) => (found, Some(type_name.as_ref())),
                         // A plain element filtered by type: the general walk does that.
@@ -231,28 +231,26 @@ impl PathOp {
                     }
                 }
             };
-            let single = match next {
-                Json::Array(elements) => {
-                    // The first element that is not null; a second one is fine only when
-                    // the next step takes the first.
-                    let takes_first = matches!(after.first(), Some(Step::Nth(0)));
-                    let mut first = None;
-                    for element in elements.iter() {
-                        if matches!(element, Json::Static(StaticNode::Null)) {
-                            continue;
-                        }
-                        if first.is_some() {
-                            return None;
-                        }
-                        first = Some(element);
-                        if takes_first {
-                            break;
-                        }
+            let single = if let Some(elements) = next.as_array() {
+                // The first element that is not null; a second one is fine only when the
+                // next step takes the first.
+                let takes_first = matches!(after.first(), Some(Step::Nth(0)));
+                let mut first = None;
+                for element in elements.iter() {
+                    if element.is_null() {
+                        continue;
                     }
-                    first
+                    if first.is_some() {
+                        return None;
+                    }
+                    first = Some(element);
+                    if takes_first {
+                        break;
+                    }
                 }
-                Json::Static(StaticNode::Null) => None,
-                other => Some(other),
+                first
+            } else {
+                (!next.is_null()).then_some(next)
             };
             let Some(single) = single else { return Some(None) };
             (node, tag, moved) = (Some(single), next_tag, true);
@@ -318,8 +316,8 @@ impl PathOp {
     fn of_type<'a>(
         &'a self,
         i: usize,
-        typed: Option<&'a Json<'a>>,
-        plain: impl FnOnce() -> Option<&'a Json<'a>>,
+        typed: Option<Json<'a>>,
+        plain: impl FnOnce() -> Option<Json<'a>>,
         type_name: &str,
         root: &[RootSlot<'a>],
         seen: &mut [usize],
@@ -341,7 +339,7 @@ impl PathOp {
     fn each<'a>(
         &'a self,
         i: usize,
-        node: &'a Json<'a>,
+        node: Json<'a>,
         type_name: Option<&str>,
         root: &[RootSlot<'a>],
         seen: &mut [usize],
@@ -355,35 +353,34 @@ impl PathOp {
 /// node itself; JSON nulls are no item. Date/time strings reached through a typed choice
 /// element are tagged so boundaries and comparisons know their FHIR type.
 pub fn for_each_item<'a>(
-    node: &'a Json<'a>,
+    node: Json<'a>,
     type_name: Option<&str>,
     mut f: impl FnMut(Item<'a>) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
-    match node {
-        Json::Array(items) => {
+    match node.as_array() {
+        Some(items) => {
             for item in items.iter().filter_map(|n| item_of(n, type_name)) {
                 f(item)?;
             }
             ControlFlow::Continue(())
         }
-        other => item_of(other, type_name).map_or(ControlFlow::Continue(()), f),
+        None => item_of(node, type_name).map_or(ControlFlow::Continue(()), f),
     }
 }
 
 /// The item of one JSON element that is not an array: none for JSON null, a tagged
 /// date/time for a string of a date/time choice type, else the node.
 #[inline]
-fn item_of<'a>(node: &'a Json<'a>, type_name: Option<&str>) -> Option<Item<'a>> {
-    match node {
-        Json::Static(StaticNode::Null) => None,
-        Json::String(s) => Some(match type_name {
-            Some("dateTime" | "instant") => Item::DateTime(Cow::Borrowed(s)),
-            Some("date") => Item::Date(Cow::Borrowed(s)),
-            Some("time") => Item::Time(Cow::Borrowed(s)),
-            _ => Item::Node(node),
-        }),
-        _ => Some(Item::Node(node)),
+fn item_of<'a>(node: Json<'a>, type_name: Option<&str>) -> Option<Item<'a>> {
+    if node.is_null() {
+        return None;
     }
+    Some(match (node.as_str(), type_name) {
+        (Some(s), Some("dateTime" | "instant")) => Item::DateTime(Cow::Borrowed(s)),
+        (Some(s), Some("date")) => Item::Date(Cow::Borrowed(s)),
+        (Some(s), Some("time")) => Item::Time(Cow::Borrowed(s)),
+        _ => Item::Node(node),
+    })
 }
 
 /// Whether `name` is the resource type of `item` (FHIRPath allows `Patient.name`).
@@ -392,38 +389,42 @@ fn is_resource_type_step(item: &Item<'_>, name: &str) -> bool {
 }
 
 /// Whether `name` is the resource type of `obj`.
-fn is_resource_type(obj: &Object<'_>, name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_uppercase())
-        && matches!(obj.get("resourceType"), Some(Json::String(rt)) if rt == name)
+fn is_resource_type(obj: Object<'_>, name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase()) && obj.get("resourceType").and_then(Json::as_str) == Some(name)
 }
 
-type Object<'a> = simd_json::value::borrowed::Object<'a>;
-
 enum Lookup<'a> {
-    Exact(&'a Json<'a>),
+    Exact(Json<'a>),
     /// A choice element `name[x]`, with its type suffix (`Quantity`, `DateTime`).
-    Choice(&'a Json<'a>, &'a str),
+    Choice(Json<'a>, &'a str),
     Missing,
 }
 
-/// Finds `name`, or failing that the choice element `name[x]`.
+/// Finds `name`, or failing that the choice element `name[x]`, in one pass over the keys.
 #[inline]
-fn lookup<'a>(obj: &'a Object<'a>, name: &str) -> Lookup<'a> {
-    if let Some(node) = obj.get(name) {
-        return Lookup::Exact(node);
-    }
-    // Absent elements are common (most are optional), so the scan for `name[x]` checks
-    // length and first byte before comparing bytes.
-    let first = name.as_bytes().first().copied();
+fn lookup<'a>(obj: Object<'a>, name: &str) -> Lookup<'a> {
+    let name = name.as_bytes();
+    let mut choice = Lookup::Missing;
     for (key, node) in obj.iter() {
-        if key.len() > name.len() && key.as_bytes().first().copied() == first && key.starts_with(name) {
+        let bytes = key.as_bytes();
+        if bytes.len() == name.len() {
+            if bytes == name {
+                return Lookup::Exact(node);
+            }
+        } else if matches!(choice, Lookup::Missing)
+            && bytes.len() > name.len()
+            // A choice key continues with an upper-case type name: test that byte first,
+            // it rules out nearly every other key without comparing.
+            && bytes[name.len()].is_ascii_uppercase()
+            && &bytes[..name.len()] == name
+        {
             let suffix = &key[name.len()..];
-            if suffix.starts_with(|c: char| c.is_ascii_uppercase()) && CHOICE_TYPE_SUFFIXES.contains(&suffix) {
-                return Lookup::Choice(node, suffix);
+            if CHOICE_TYPE_SUFFIXES.contains(&suffix) {
+                choice = Lookup::Choice(node, suffix);
             }
         }
     }
-    Lookup::Missing
+    choice
 }
 
 /// The tag [`for_each_item`] needs for a choice element's type suffix: only dates and times
@@ -503,7 +504,7 @@ pub fn is_type(item: &Item<'_>, type_name: &str) -> bool {
     match type_name {
         "string" | "code" | "id" | "uri" | "url" | "canonical" | "oid" | "uuid" | "markdown" | "base64Binary"
         | "xhtml" | "String" => {
-            matches!(item, Item::Node(Json::String(_)) | Item::Str(_))
+            matches!(item, Item::Str(_)) || matches!(item, Item::Node(node) if node.as_str().is_some())
         }
         "boolean" | "Boolean" => item.as_bool().is_some(),
         "integer" | "positiveInt" | "unsignedInt" | "integer64" | "Integer" => {
@@ -515,16 +516,16 @@ pub fn is_type(item: &Item<'_>, type_name: &str) -> bool {
         }
         "dateTime" | "instant" | "DateTime" => {
             matches!(item, Item::DateTime(_))
-                || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_datetime(s).is_some())
+                || matches!(item, Item::Node(node) if node.as_str().is_some_and(|s| Temporal::parse_datetime(s).is_some()))
         }
         "time" | "Time" => {
             matches!(item, Item::Time(_))
-                || matches!(item, Item::Node(Json::String(s)) if Temporal::parse_time(s).is_some())
+                || matches!(item, Item::Node(node) if node.as_str().is_some_and(|s| Temporal::parse_time(s).is_some()))
         }
         t if t.starts_with(|c: char| c.is_ascii_uppercase()) => match item.as_object() {
-            Some(obj) => match obj.get("resourceType") {
-                Some(Json::String(rt)) => rt == t || t == "Resource" || t == "DomainResource",
-                _ => true,
+            Some(obj) => match obj.get("resourceType").and_then(Json::as_str) {
+                Some(rt) => rt == t || t == "Resource" || t == "DomainResource",
+                None => true,
             },
             None => false,
         },
@@ -538,10 +539,10 @@ mod tests {
 
     fn walk(doc: &str, steps: Vec<Step>) -> Vec<String> {
         let mut bytes = doc.as_bytes().to_vec();
-        let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
+        let tape = simd_json::to_tape(&mut bytes).unwrap();
         let path = PathOp { steps };
         let mut out = Collection::new();
-        path.walk(&[Item::Node(&doc)], &[], &mut out);
+        path.walk(&[Item::Node(Json::root(&tape))], &[], &mut out);
         out.iter().map(|i| i.to_text().into_owned()).collect()
     }
 
@@ -591,12 +592,13 @@ mod tests {
         ];
         for doc in docs {
             let mut bytes = doc.as_bytes().to_vec();
-            let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
+            let tape = simd_json::to_tape(&mut bytes).unwrap();
+            let doc = Json::root(&tape);
             for steps in &paths {
                 let path = PathOp { steps: steps.clone() };
                 let (mut fast, mut general) = (Collection::new(), Collection::new());
-                path.walk(&[Item::Node(&doc)], &[], &mut fast);
-                path.walk_all(&[Item::Node(&doc)], &[], &mut general);
+                path.walk(&[Item::Node(doc)], &[], &mut fast);
+                path.walk_all(&[Item::Node(doc)], &[], &mut general);
                 let text = |c: &Collection<'_>| c.iter().map(|i| i.to_text().into_owned()).collect::<Vec<_>>();
                 assert_eq!(text(&fast), text(&general), "{steps:?}");
             }

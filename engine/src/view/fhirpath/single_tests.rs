@@ -2,6 +2,7 @@ use super::*;
 use crate::view::fhirpath::compile::bind_root;
 use crate::view::fhirpath::navigate::{RootIndex, RootSlots};
 use crate::view::fhirpath::CompileEnv;
+use crate::view::json::Json;
 
 const DOCS: &[&str] = &[
     r#"{"resourceType":"Observation","id":"o1","status":"final",
@@ -86,8 +87,9 @@ fn render(result: Result<Vec<Item<'_>>, EvalError>) -> Result<Vec<String>, Strin
 fn evaluation_at_one_focus_agrees_with_the_general_evaluator() {
     for doc in DOCS {
         let mut bytes = doc.as_bytes().to_vec();
-        let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
-        let focus = Item::Node(&doc);
+        let tape = simd_json::to_tape(&mut bytes).unwrap();
+        let doc = Json::root(&tape);
+        let focus = Item::Node(doc);
         for source in EXPRESSIONS {
             let plain = Expression::compile(source, &CompileEnv::default()).unwrap();
             // Also bound to a root prefetch, as the view's top-level columns are.
@@ -95,9 +97,9 @@ fn evaluation_at_one_focus_agrees_with_the_general_evaluator() {
             let mut index = RootIndex::default();
             bind_root(&mut bound.op, &mut index);
             let mut slots = RootSlots::new();
-            index.prefetch(&doc, &mut slots);
+            index.prefetch(doc, &mut slots);
             for (expr, root) in [(&plain, &[][..]), (&bound, &slots[..])] {
-                let ctx = EvalContext { resource: &doc, row_index: 2, root };
+                let ctx = EvalContext { resource: doc, row_index: 2, root };
                 let general = render(expr.evaluate(&ctx, std::slice::from_ref(&focus)).map(|c| c.to_vec()));
                 let single = render(expr.evaluate_at(&ctx, &focus).map(|f| f.as_slice().to_vec()));
                 assert_eq!(single, general, "{source} over {doc:?}");

@@ -1,7 +1,7 @@
 //! FHIRPath values: what an expression yields when evaluated over a parsed resource.
 //!
-//! Most items are borrowed nodes of the simd-json document ([`Item::Node`]), so navigating a
-//! resource copies nothing. Only computed values (literals, constants, arithmetic, `join`,
+//! Most items are nodes of the parsed document ([`Item::Node`]: a place on simd-json's tape), so
+//! navigating a resource copies nothing. Only computed values (literals, constants, arithmetic, `join`,
 //! boundaries) own or borrow text from elsewhere. Equality and ordering follow the FHIRPath
 //! rules for the types a JSON document can carry, with typed date/time values compared by
 //! instant and precision rather than as text.
@@ -9,10 +9,11 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use simd_json::{BorrowedValue as Json, StaticNode};
+use simd_json::StaticNode;
 use smallvec::SmallVec;
 
 use crate::view::decimal::Decimal;
+use crate::view::json::{Json, Object};
 use crate::view::temporal::Temporal;
 
 /// A FHIRPath collection. Most results hold zero or one item, so two live inline.
@@ -22,7 +23,7 @@ pub type Collection<'a> = SmallVec<[Item<'a>; 2]>;
 #[derive(Debug, Clone)]
 pub enum Item<'a> {
     /// A node of the resource being evaluated (object, string, number, boolean).
-    Node(&'a Json<'a>),
+    Node(Json<'a>),
     /// A computed boolean.
     Bool(bool),
     /// A computed integer.
@@ -68,7 +69,7 @@ impl<'a> Item<'a> {
     /// The item as a string, if it is one (JSON string, computed string or date/time text).
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Item::Node(Json::String(s)) => Some(s),
+            Item::Node(node) => node.as_str(),
             Item::Str(s) | Item::Date(s) | Item::DateTime(s) | Item::Time(s) => Some(s),
             _ => None,
         }
@@ -77,7 +78,8 @@ impl<'a> Item<'a> {
     /// The item as a boolean, if it is one.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
-            Item::Node(Json::Static(StaticNode::Bool(b))) | Item::Bool(b) => Some(*b),
+            Item::Node(node) => node.as_bool(),
+            Item::Bool(b) => Some(*b),
             _ => None,
         }
     }
@@ -87,15 +89,15 @@ impl<'a> Item<'a> {
         match self {
             Item::Int(i) => Some(Number::Int(*i)),
             Item::Dec(d) => Some(Number::Dec(**d)),
-            Item::Node(Json::Static(node)) => json_number(node),
+            Item::Node(node) => json_number(&node.as_static()?),
             _ => None,
         }
     }
 
     /// The item as a JSON object node, if it is one.
-    pub fn as_object(&self) -> Option<&'a simd_json::value::borrowed::Object<'a>> {
+    pub fn as_object(&self) -> Option<Object<'a>> {
         match self {
-            Item::Node(Json::Object(o)) => Some(o),
+            Item::Node(node) => node.as_object(),
             _ => None,
         }
     }
@@ -113,13 +115,11 @@ impl<'a> Item<'a> {
     /// A short name of the item's kind, for error messages.
     pub fn kind_name(&self) -> &'static str {
         match self {
-            Item::Node(Json::Object(_)) => "object",
-            Item::Node(Json::Array(_)) => "array",
-            Item::Node(Json::String(_)) | Item::Str(_) => "string",
-            Item::Node(Json::Static(StaticNode::Bool(_))) | Item::Bool(_) => "boolean",
-            Item::Node(Json::Static(StaticNode::Null)) => "null",
-            Item::Node(Json::Static(StaticNode::F64(_))) | Item::Dec(_) => "decimal",
-            Item::Node(Json::Static(_)) | Item::Int(_) => "integer",
+            Item::Node(node) => node.kind_name(),
+            Item::Str(_) => "string",
+            Item::Bool(_) => "boolean",
+            Item::Dec(_) => "decimal",
+            Item::Int(_) => "integer",
             Item::Date(_) => "date",
             Item::DateTime(_) => "dateTime",
             Item::Time(_) => "time",
@@ -139,20 +139,22 @@ impl<'a> Item<'a> {
     /// string-typed columns fed non-string values.
     pub fn to_text(&self) -> Cow<'a, str> {
         match self {
-            Item::Node(Json::String(s)) => Cow::Borrowed(s.as_ref()),
+            Item::Node(node) => match (node.as_str(), node.as_static()) {
+                (Some(s), _) => Cow::Borrowed(s),
+                (None, Some(scalar)) => match json_number(&scalar) {
+                    Some(Number::Int(i)) => Cow::Owned(i.to_string()),
+                    Some(Number::Dec(d)) => Cow::Owned(d.to_string()),
+                    None => match scalar {
+                        StaticNode::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+                        _ => Cow::Borrowed(""),
+                    },
+                },
+                (None, None) => Cow::Owned(node.to_json()),
+            },
             Item::Str(s) | Item::Date(s) | Item::DateTime(s) | Item::Time(s) => s.clone(),
             Item::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
             Item::Int(i) => Cow::Owned(i.to_string()),
             Item::Dec(d) => Cow::Owned(d.to_string()),
-            Item::Node(Json::Static(node)) => match json_number(node) {
-                Some(Number::Int(i)) => Cow::Owned(i.to_string()),
-                Some(Number::Dec(d)) => Cow::Owned(d.to_string()),
-                None => match node {
-                    StaticNode::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-                    _ => Cow::Borrowed(""),
-                },
-            },
-            Item::Node(node) => Cow::Owned(simd_json::to_string(node).unwrap_or_default()),
         }
     }
 }
