@@ -270,11 +270,10 @@ impl<'a> Iterator for Members<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let [Node::String(key), value, ..] = self.0 else { return None };
-        let end = 1 + span(value);
-        let member = Json(&self.0[1..end]);
-        self.0 = &self.0[end..];
-        Some((*key, member))
+        let (Node::String(key), after_key) = self.0.split_first()? else { return None };
+        let (value, rest) = after_key.split_at(span(after_key.first()?));
+        self.0 = rest;
+        Some((key, Json(value)))
     }
 }
 
@@ -287,10 +286,9 @@ impl<'a> Iterator for Elements<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let end = span(self.0.first()?);
-        let element = Json(&self.0[..end]);
-        self.0 = &self.0[end..];
-        Some(element)
+        let (element, rest) = self.0.split_at(span(self.0.first()?));
+        self.0 = rest;
+        Some(Json(element))
     }
 }
 
