@@ -1,7 +1,7 @@
 //! Requests to a Bulk Data server: retries of transient failures, the shared request budget,
 //! bearer tokens.
 //!
-//! [`Http::send`] retries what the IG calls transient: network errors, timeouts, 429 and
+//! `Http::send` retries what the IG calls transient: network errors, timeouts, 429 and
 //! 5xx, waiting the server's `Retry-After` when it gives one (through the shared
 //! [`RateLimiter`], so every concurrent request waits with it) and otherwise a capped
 //! exponential backoff with jitter. A 401 on an authorised request gets one new token and

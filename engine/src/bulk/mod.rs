@@ -1,9 +1,9 @@
 //! The Bulk Data client: `$export` from a FHIR server into a folder that `fhirhouse load`
 //! reads as it is (FHIR Bulk Data Access IG 2.0).
 //!
-//! An [`Exporter`] runs one export: kick-off ([`job`]), polling the status URL until the
-//! manifest is ready, downloading its files in parallel, verified ([`download`]), into a
-//! local folder or an object-store prefix ([`output`]), and finally writing the folder's own
+//! An [`Exporter`] runs one export: kick-off (`job`), polling the status URL until the
+//! manifest is ready, downloading its files in parallel, verified (`download`), into a
+//! local folder or an object-store prefix (`output`), and finally writing the folder's own
 //! `manifest.json` (relative URLs) and deleting the job on the server. Every request goes
 //! through one [`Http`](http) layer: retries of transient failures, one request budget per
 //! server honouring `Retry-After` across all downloads ([`limiter`]), and SMART Backend

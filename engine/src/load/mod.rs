@@ -2,7 +2,7 @@
 //!
 //! This module wires the stages together and owns nothing else: the [`source`] cuts files
 //! into line-aligned chunks, workers on a rayon pool parse each line once and run every
-//! [`view`] of its type ([`worker`]), writer threads turn the batches into partitioned
+//! [`view`] of its type (`worker`), writer threads turn the batches into partitioned
 //! Parquet part files in a staging folder ([`sink::parts`]), a collector orders the results
 //! and writes dead letters, and [`sink::destination`] publishes the staging folder atomically
 //! (a local warehouse) or uploads it and commits it (an object-store warehouse).
@@ -97,7 +97,7 @@ pub struct LoadOptions {
     pub snomed_icd10_map: Option<PathBuf>,
     /// Apply the export as an increment to the warehouse's current load (upsert by resource
     /// id, newest version wins; `deleted` resources removed) instead of replacing it; see
-    /// [`merge`]. Into an empty warehouse it is a full load.
+    /// `load::merge`. Into an empty warehouse it is a full load.
     pub merge: bool,
     /// Write the key index (every resource's id and version) that later merges compare
     /// against. Merges always write it.

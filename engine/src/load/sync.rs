@@ -2,7 +2,7 @@
 //!
 //! A sync exports from the server everything changed since the `transactionTime` of the
 //! warehouse's last successful sync (recorded in its snapshot, `_sync.json`), then merges
-//! that increment into the warehouse ([`merge`](super::merge)), in one atomic publish. The
+//! that increment into the warehouse (`load::merge`), in one atomic publish. The
 //! first sync (a warehouse without a sync record) is a full export and a full load.
 //!
 //! The export is downloaded into `<warehouse>/_fhirhouse/sync/export/`, a resumable export

@@ -153,7 +153,7 @@ impl ExportFile {
     /// `size` is the object size when a listing already gave it.
     ///
     /// Blocks on the store for an object: call it off async tasks, or use
-    /// [`inspect_all`] for many files at once.
+    /// `inspect_all` for many files at once.
     ///
     /// # Errors
     ///

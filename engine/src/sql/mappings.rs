@@ -51,7 +51,7 @@ fn shipped_tables() -> anyhow::Result<&'static BTreeMap<String, RecordBatch>> {
 }
 
 /// Registers the shipped mapping tables, `icd10_in_range` and the other SQL functions of
-/// [`super::functions`] (`age_in_years`) in `ctx`; a table the session already has (a
+/// `sql::functions` (`age_in_years`) in `ctx`; a table the session already has (a
 /// warehouse table of the same name) is left alone. Returns the names registered.
 ///
 /// # Errors

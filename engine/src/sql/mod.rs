@@ -6,8 +6,8 @@
 //! table over its Parquet files, with its exact Arrow schema (recompiled from the
 //! ViewDefinition stored in the metadata) and its Hive partition key as an `Int32` column,
 //! so that filters on the key skip whole partitions. A warehouse in an object store is read
-//! through its commit record instead ([`snapshot`]): exactly the files it lists. The mapping
-//! tables (crosswalks, value sets, CMS-HCC) are registered beside them ([`mappings`]), with
+//! through its commit record instead (`snapshot`): exactly the files it lists. The mapping
+//! tables (crosswalks, value sets, CMS-HCC) are registered beside them (`mappings`), with
 //! the SQL functions fhirhouse adds (`icd10_in_range`, `age_in_years`).
 //! [`ExportTables`] are the same tables computed straight from a raw export's NDJSON.
 //!

@@ -3,7 +3,7 @@
 //! members.
 //!
 //! A ConceptMap element without targets, or a target with equivalence `unmatched`, is an
-//! unmatched row; its reason is the target's `comment` (or "no target in ConceptMap <url>").
+//! unmatched row; its reason is the target's `comment` (or "no target in ConceptMap `<url>`").
 //! `group.unmapped` (what to do with codes the map does not list) is not applied: such codes
 //! are simply unmapped. A ValueSet without an expansion is read from
 //! `compose.include[].concept[]`; an include with a `filter` or `valueSet` needs an expansion
