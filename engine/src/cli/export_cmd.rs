@@ -60,9 +60,6 @@ the files not yet saved. Ctrl-C deletes the job on the server; the next run star
 Exit status: 0 when the export is complete, 2 when it is not (the message says why).";
 
 /// Arguments of `fhirhouse export`.
-// The field docs are this command's --help text, printed as written: placeholders such as
-// `<id>` and bare URLs are for the terminal, not rustdoc markup.
-#[allow(rustdoc::invalid_html_tags, rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The FHIR server's base URL, e.g. https://fhir.example.org/r4.
@@ -87,9 +84,6 @@ pub struct ExportArgs {
 }
 
 /// What to export, besides `_since` (shared with `fhirhouse sync`).
-// The field docs are this command's --help text, printed as written: placeholders such as
-// `<id>` and bare URLs are for the terminal, not rustdoc markup.
-#[allow(rustdoc::invalid_html_tags, rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Args)]
 pub struct RequestArgs {
     /// Only these resource types (_type); repeat or separate with commas.

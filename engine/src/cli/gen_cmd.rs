@@ -45,9 +45,6 @@ letters, by reason:
 A summary (patients, resources, bytes, seconds, MB/s) goes to standard error.";
 
 /// Arguments of `fhirhouse gen`.
-// The field docs are this command's --help text, printed as written: placeholders such as
-// `<id>` and bare URLs are for the terminal, not rustdoc markup.
-#[allow(rustdoc::invalid_html_tags, rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Args)]
 pub struct GenArgs {
     /// Number of patients to generate.

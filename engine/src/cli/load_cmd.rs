@@ -63,9 +63,6 @@ dead-lettered, 2 when nothing was published (a fatal error, or more dead letters
 --max-errors).";
 
 /// Arguments of `fhirhouse load`.
-// The field docs are this command's --help text, printed as written: placeholders such as
-// `<id>` and bare URLs are for the terminal, not rustdoc markup.
-#[allow(rustdoc::invalid_html_tags, rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// The export: a folder of NDJSON files, a Bulk Data manifest.json, or data files; a

@@ -38,9 +38,6 @@ Exit status: 0 when the warehouse was updated and every line loaded, 1 when some
 dead-lettered, 2 when nothing was published.";
 
 /// Arguments of `fhirhouse sync`.
-// The field docs are this command's --help text, printed as written: placeholders such as
-// `<id>` and bare URLs are for the terminal, not rustdoc markup.
-#[allow(rustdoc::invalid_html_tags, rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// The FHIR server's base URL, e.g. https://fhir.example.org/r4.

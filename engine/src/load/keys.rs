@@ -37,7 +37,7 @@ use rayon::prelude::*;
 use super::dedup::Version;
 use crate::sink::ParquetWriter;
 use crate::source::{Export, ExportFile, LineReader};
-use crate::view::Json;
+use crate::view::ResourceParser;
 
 /// The key index folder in a snapshot.
 pub const KEYS_DIR: &str = "_keys";
@@ -67,9 +67,10 @@ fn read_keys(
 ) -> anyhow::Result<()> {
     let reader = file.open_at(0).with_context(|| format!("cannot read {}", file.location))?;
     let mut lines = LineReader::from_reader(file.location.to_string(), reader)?;
+    let mut parser = ResourceParser::default();
     while let Some((_, line)) = lines.next_line()? {
-        let Ok(tape) = simd_json::to_tape(line) else { continue };
-        let resource = Json::root(&tape);
+        let Ok(parsed) = parser.parse(line) else { continue };
+        let resource = parsed.doc();
         let (Some(resource_type), Some(id)) = (resource.get_str("resourceType"), resource.get_str("id")) else {
             continue;
         };

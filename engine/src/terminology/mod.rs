@@ -12,7 +12,8 @@
 //! - [`bindings`]: which view columns are crosswalked to which system (`bindings.json`);
 //! - [`stage`]: adds the standard columns to a view's record batches;
 //! - [`unmapped`]: counts codes no table maps, for `_dq_unmapped_codes`;
-//! - [`reference`](mod@reference): reference tables (value sets, categories, CMS-HCC) as Arrow batches for SQL;
+//! - [`reference`](mod@reference): reference tables (value sets, categories, CMS-HCC) as
+//!   Arrow batches for SQL;
 //! - [`check`]: `fhirhouse mappings check`.
 //!
 //! Data flows one way: the load hands batches from the views to [`stage::TableStage`], and

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::json::Json;
 use arrow::array::ArrayRef;
 use arrow::datatypes::FieldRef;
 use arrow::record_batch::RecordBatch;
@@ -20,6 +19,7 @@ use arrow::record_batch::RecordBatch;
 use super::builders::ColumnBuilder;
 use super::fhirpath::navigate::RootSlots;
 use super::fhirpath::{EvalContext, Item};
+use super::json::Json;
 use super::plan::{ColumnEval, CompiledView, ForEachShape};
 
 /// A resource the view could not turn into rows, as the spec defines such errors (several

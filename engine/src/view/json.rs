@@ -200,14 +200,19 @@ impl PartialEq for Json<'_> {
     }
 }
 
+/// The members or elements a container node holds (0 for anything else).
+fn container_len(node: &Node<'_>) -> usize {
+    match node {
+        Node::Object { len, .. } | Node::Array { len, .. } => *len,
+        _ => 0,
+    }
+}
+
 impl<'a> Object<'a> {
     /// The number of members.
     #[must_use]
     pub fn len(self) -> usize {
-        match self.0[0] {
-            Node::Object { len, .. } => len,
-            _ => 0,
-        }
+        container_len(&self.0[0])
     }
 
     /// Whether the object has no members.
@@ -241,10 +246,7 @@ impl<'a> Array<'a> {
     /// The number of elements.
     #[must_use]
     pub fn len(self) -> usize {
-        match self.0[0] {
-            Node::Array { len, .. } => len,
-            _ => 0,
-        }
+        container_len(&self.0[0])
     }
 
     /// Whether the array has no elements.

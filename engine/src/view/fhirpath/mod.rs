@@ -2,7 +2,8 @@
 //!
 //! [`parser`] turns text into an [`ast::Expr`]; [`compile`] turns that into a plan
 //! ([`Expression`]) with constants inlined and functions resolved; [`eval`] runs the plan over
-//! a parsed document (simd-json's tape, [`Json`](crate::view::Json)), producing [`Collection`]s of [`Item`]s that borrow from it.
+//! a parsed document (simd-json's tape, [`Json`](crate::view::Json)), producing
+//! [`Collection`]s of [`Item`]s that borrow from it.
 //!
 //! ```
 //! use fhirhouse::view::fhirpath::{CompileEnv, EvalContext, Expression, Item};
