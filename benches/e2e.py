@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end harness: fhirhouse load against the parse-only ceiling and DuckDB, same run.
 
-    python3 benches/e2e.py [--patients 2000] [--small-patients 200] [--export DIR]
+    python3 benches/e2e.py [--patients 2000] [--small-patients 200] [--large-patients N]
+                           [--export DIR]
                            [--threads N] [--skip-duckdb] [--skip-peer] [--binary PATH]
 
 On one export (generated with `fhirhouse gen --patients N --seed 1` unless --export names
@@ -12,7 +13,8 @@ one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
    (`fhirhouse scan`, which reads exactly as a load does), and on one core;
 2. `fhirhouse load` with all default views, on all cores and on one, on all cores without
    the code crosswalks (`--no-crosswalk`, for what they cost), and on all cores over a
-   second export 10x smaller (--small-patients), for the memory curve;
+   second export 10x smaller (--small-patients) and, with --large-patients N, a third one
+   (say 10x larger; 8.8 GB for 20,000 patients), for the memory curve;
 3. DuckDB (pinned, installed into a throwaway venv under the work folder) flattening
    Patient, Condition, Observation + components, MedicationRequest and Encounter with
    read_ndjson and explicit columns, then COPY TO Parquet (zstd); and fhirhouse load
@@ -21,7 +23,8 @@ one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
    work folder on first use; that compile takes a while), running the same six
    ViewDefinitions file by file to zstd Parquet; its row counts are compared too.
 
-Writes the machine description and raw numbers to benches/results/<date>.json and prints
+Every run records its CPU seconds (user + system) beside its wall seconds, and every load
+the part files it wrote. Writes the machine description and raw numbers to benches/results/<date>.json and prints
 a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
 comes from PyPI into <work>/duckdb-venv.
 """
@@ -48,12 +51,12 @@ def sh(cmd, **kw):
 
 
 def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MB, stdout)."""
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MB, stdout, CPU seconds)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
-        out = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %M", *cmd], check=True, text=True,
+        out = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %M %U %S", *cmd], check=True, text=True,
                              capture_output=True, env=env)
-        seconds, rss_kb = t.read().split()[-2:]
-    return float(seconds), int(rss_kb) / 1024, out.stdout
+        seconds, rss_kb, user, system = t.read().split()[-4:]
+    return float(seconds), int(rss_kb) / 1024, out.stdout, float(user) + float(system)
 
 
 def export_bytes(export):
@@ -140,11 +143,11 @@ def duckdb_sql(export, out, threads):
 
 
 def generate(fhirhouse, patients, dest, seed=1):
-    """Writes a fresh export of `patients` patients; returns (seconds, peak RSS MB)."""
+    """Writes a fresh export of `patients` patients; returns (seconds, peak RSS MB, CPU seconds)."""
     shutil.rmtree(dest, ignore_errors=True)
-    seconds, rss, _ = timed([str(fhirhouse), "-q", "gen", "--patients", str(patients), "--seed", str(seed),
-                             "--out", str(dest)])
-    return seconds, rss
+    seconds, rss, _, cpu = timed([str(fhirhouse), "-q", "gen", "--patients", str(patients), "--seed", str(seed),
+                                  "--out", str(dest)])
+    return seconds, rss, cpu
 
 
 def machine():
@@ -171,22 +174,22 @@ def peer_sof_cli(work, explicit):
 
 
 def run_peer(sof_cli, export, out, views, threads):
-    """Runs each view over its resource type's files; returns (seconds, peak RSS MB, errors)."""
+    """Runs each view over its resource type's files; returns (seconds, peak RSS MB, CPU seconds, errors)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    seconds, rss, errors = 0.0, 0.0, {}
+    seconds, rss, cpu, errors = 0.0, 0.0, 0.0, {}
     for view in views:
         resource = json.loads((ROOT / "schemas" / f"{view}.json").read_text())["resource"]
         for i, source in enumerate(sorted(Path(export).glob(f"{resource}.*ndjson"))):
             cmd = [str(sof_cli), "-v", str(ROOT / "schemas" / f"{view}.json"), "-b", str(source), "-f", "parquet",
                    "--parquet-compression", "zstd", "--threads", str(threads), "-o", str(out / f"{view}-{i:03}.parquet")]
             try:
-                s, r, _ = timed(cmd)
+                s, r, _, c = timed(cmd)
             except subprocess.CalledProcessError as e:
                 errors[view] = (e.stderr or "").strip()[-500:]
                 break
-            seconds, rss = seconds + s, max(rss, r)
-    return seconds, rss, errors
+            seconds, rss, cpu = seconds + s, max(rss, r), cpu + c
+    return seconds, rss, cpu, errors
 
 
 def duckdb_python(work):
@@ -203,6 +206,8 @@ def main():
     ap.add_argument("--patients", type=int, default=2000)
     ap.add_argument("--small-patients", type=int,
                     help="patients in the second, smaller export for the memory curve (default: a tenth; 0: none)")
+    ap.add_argument("--large-patients", type=int, default=0,
+                    help="patients in a third, larger export, loaded for the memory curve only (default: none)")
     ap.add_argument("--export", type=Path, help="use this export instead of generating one")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--skip-duckdb", action="store_true")
@@ -227,9 +232,10 @@ def main():
 
     runs = {}
 
-    def record(name, seconds, rss, mb=None, **extra):
+    def record(name, seconds, rss, cpu, mb=None, **extra):
         mb = size_mb if mb is None else mb
-        runs[name] = {"seconds": seconds, "peak_rss_mb": rss, "mb": mb, "mb_per_s": mb / seconds, **extra}
+        runs[name] = {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": rss, "mb": mb, "mb_per_s": mb / seconds,
+                      **extra}
         if "resources" in extra:
             runs[name]["resources_per_s"] = extra["resources"] / seconds
         print(f"{name:32} {seconds:8.2f} s {mb / seconds:8.1f} MB/s {rss:8.0f} MB", file=sys.stderr)
@@ -237,20 +243,25 @@ def main():
     export, small = args.export, None
     if export is None:
         export = work / f"export-{args.patients}"
-        s, rss = generate(fhirhouse, args.patients, export)
+        s, rss, cpu = generate(fhirhouse, args.patients, export)
         size_mb = export_bytes(export) / 1e6
-        record(f"gen_{args.patients}p", s, rss, patients=args.patients)
+        record(f"gen_{args.patients}p", s, rss, cpu, patients=args.patients)
     size_mb = export_bytes(export) / 1e6
     if args.small_patients is None:
         args.small_patients = max(1, args.patients // 10) if args.export is None else 0
     if args.small_patients:
         small = work / f"export-{args.small_patients}"
-        s, rss = generate(fhirhouse, args.small_patients, small)
-        record(f"gen_{args.small_patients}p", s, rss, mb=export_bytes(small) / 1e6, patients=args.small_patients)
+        s, rss, cpu = generate(fhirhouse, args.small_patients, small)
+        record(f"gen_{args.small_patients}p", s, rss, cpu, mb=export_bytes(small) / 1e6, patients=args.small_patients)
+    large = None
+    if args.large_patients:
+        large = work / f"export-{args.large_patients}"
+        s, rss, cpu = generate(fhirhouse, args.large_patients, large)
+        record(f"gen_{args.large_patients}p", s, rss, cpu, mb=export_bytes(large) / 1e6, patients=args.large_patients)
 
     for threads in sorted({args.threads, 1}, reverse=True):
-        s, rss, out = timed([str(fhirhouse), "scan", str(export), "--threads", str(threads), "--json"])
-        record(f"ceiling_{threads}t", s, rss, lines=json.loads(out)["lines"])
+        s, rss, out, cpu = timed([str(fhirhouse), "scan", str(export), "--threads", str(threads), "--json"])
+        record(f"ceiling_{threads}t", s, rss, cpu, lines=json.loads(out)["lines"])
 
     views5 = work / "five-views"
     shutil.rmtree(views5, ignore_errors=True)
@@ -265,6 +276,8 @@ def main():
              (f"load_five_{args.threads}t", export, args.threads, views5, [])]
     if small:
         loads.append((f"load_all_small_{args.threads}t", small, args.threads, None, []))
+    if large:
+        loads.append((f"load_all_large_{args.threads}t", large, args.threads, None, []))
     for name, source, threads, views, extra in loads:
         if name in runs:
             continue
@@ -277,11 +290,11 @@ def main():
                "--threads", str(threads)]
         if views:
             cmd += ["--views", str(views)]
-        s, rss, _ = timed(cmd + extra)
+        s, rss, _, cpu = timed(cmd + extra)
         report = json.loads(next((wh / "_fhirhouse" / "loads").glob("*.json")).read_text())
         rows = {t["table"]: t["rows"] for t in report["tables"]}
-        record(name, s, rss, mb=export_bytes(source) / 1e6, resources=report["totals"]["loaded"],
-               rows=sum(rows.values()))
+        record(name, s, rss, cpu, mb=export_bytes(source) / 1e6, resources=report["totals"]["loaded"],
+               rows=sum(rows.values()), files=sum(t["files"] for t in report["tables"]))
         if views:
             counts["fhirhouse"] = rows
 
@@ -292,12 +305,12 @@ def main():
         sof_cli = peer_sof_cli(work, args.peer_binary)
         if sof_cli:
             out = work / "peer-out"
-            s, rss, errors = run_peer(sof_cli, export, out, FIVE_VIEWS, args.threads)
+            s, rss, cpu, errors = run_peer(sof_cli, export, out, FIVE_VIEWS, args.threads)
             if errors:
                 runs["peer_errors"] = errors
                 print(f"sof-cli failed on: {', '.join(errors)}", file=sys.stderr)
             else:
-                record(f"sof_cli_five_{args.threads}t", s, rss)
+                record(f"sof_cli_five_{args.threads}t", s, rss, cpu)
                 if not args.skip_duckdb:
                     out_json = sh([str(duckdb_python(work)), "-c", count_script, str(out)]).stdout
                     counts["sof_cli"] = json.loads(out_json.strip().splitlines()[-1])
@@ -311,9 +324,9 @@ def main():
         script = ("import duckdb, json, sys\ncon = duckdb.connect()\ncon.execute(sys.argv[1])\n"
                   "print(json.dumps({t: con.execute(f\"SELECT count(*) FROM '{sys.argv[2]}/{t}.parquet'\").fetchone()[0] "
                   f"for t in {FIVE_VIEWS!r}}}))\n")
-        s, rss, stdout = timed([str(python), "-c", script, sql, str(out)])
+        s, rss, stdout, cpu = timed([str(python), "-c", script, sql, str(out)])
         counts["duckdb"] = json.loads(stdout.strip().splitlines()[-1])
-        record(f"duckdb_five_{args.threads}t", s, rss)
+        record(f"duckdb_five_{args.threads}t", s, rss, cpu)
 
     ratios = {
         "load_vs_ceiling": runs[f"ceiling_{args.threads}t"]["seconds"] / runs[f"load_all_{args.threads}t"]["seconds"],
@@ -335,6 +348,10 @@ def main():
         big, little = runs[f"load_all_{args.threads}t"], runs[f"load_all_small_{args.threads}t"]
         ratios["size_ratio"] = big["mb"] / little["mb"]
         ratios["rss_growth"] = big["peak_rss_mb"] / little["peak_rss_mb"]
+    if large:
+        big, larger = runs[f"load_all_{args.threads}t"], runs[f"load_all_large_{args.threads}t"]
+        ratios["size_ratio_large"] = larger["mb"] / big["mb"]
+        ratios["rss_growth_large"] = larger["peak_rss_mb"] / big["peak_rss_mb"]
     gens = [r for name, r in runs.items() if name.startswith("gen_")]
     if gens:
         ratios["gen_mb_per_s"] = max(gens, key=lambda r: r["mb"])["mb_per_s"]
@@ -351,11 +368,12 @@ def main():
     size = args.patients if args.export is None else "custom"
     path = results / f"{datetime.date.today().isoformat()}-{size}{'-debug' if args.debug else ''}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n| run | seconds | MB/s | peak RSS MB |\n|---|---:|---:|---:|")
+    print(f"\n| run | seconds | CPU seconds | MB/s | peak RSS MB | part files |\n|---|---:|---:|---:|---:|---:|")
     for name, r in runs.items():
         if "seconds" not in r:
             continue
-        print(f"| {name} | {r['seconds']:.2f} | {r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+        print(f"| {name} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['mb_per_s']:.1f} | "
+              f"{r['peak_rss_mb']:.0f} | {r.get('files', '')} |")
     print("\n" + "\n".join(f"- {k}: {v:.2f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in ratios.items()))
     print(f"\nraw numbers: {path.relative_to(ROOT)}")
 

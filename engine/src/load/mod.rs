@@ -302,10 +302,11 @@ fn run_pipeline(
 ) -> anyhow::Result<PipelineOutput> {
     let chunks = plan_chunks(export, options.chunk_bytes);
     let shards = (threads / 4).max(1);
-    // Half the limit for rows waiting to be written; the rest is for the workers' batches,
-    // the channels, the Parquet writer at work and allocator slack.
+    // A quarter of the limit for rows waiting to be written: they go out as row groups of
+    // open part files, so a larger buffer only makes larger row groups. The rest is for the
+    // workers' batches, the channels, the row groups being encoded and allocator slack.
     let limits = PartLimits {
-        memory_budget: (options.memory_limit / 2 / shards as u64) as usize,
+        memory_budget: (options.memory_limit / 4 / shards as u64) as usize,
         // The final flush runs once the workers are done: every thread can encode then.
         parallel_writes: (threads / shards).max(1),
         ..PartLimits::default()

@@ -89,6 +89,33 @@ impl<W: Write + Send> ParquetWriter<W> {
         Ok(())
     }
 
+    /// Ends the row group in progress: encodes the rows written since the last one and writes
+    /// them out, flushed to the destination. Until the next [`write`](Self::write) the writer then holds no column
+    /// writers (nor their compression contexts), only the metadata of the row groups written.
+    ///
+    /// # Errors
+    ///
+    /// A Parquet or I/O error.
+    pub fn flush_row_group(&mut self) -> Result<(), SinkError> {
+        self.inner.flush()?;
+        self.inner.sync()?;
+        Ok(())
+    }
+
+    /// Column chunks (row groups × leaf columns) written so far: their metadata is held
+    /// until [`finish`](Self::finish) writes the footer.
+    #[must_use]
+    pub fn flushed_column_chunks(&self) -> usize {
+        self.inner.flushed_row_groups().iter().map(|group| group.num_columns()).sum()
+    }
+
+    /// The destination. Writing to it directly would corrupt the file; it is there for
+    /// destinations that need a call between row groups (after
+    /// [`flush_row_group`](Self::flush_row_group), everything written has reached it).
+    pub fn get_mut(&mut self) -> &mut W {
+        self.inner.inner_mut()
+    }
+
     /// Writes the last row group and the footer, flushes, and returns the destination.
     ///
     /// # Errors

@@ -1,21 +1,28 @@
 //! Parquet part files of partitioned tables, written under a memory budget.
 //!
-//! A [`PartWriters`] collects the record batches of some (table, partition) pairs in memory
-//! and writes each pair's rows as one part file in one go: when the buffers together exceed
-//! the memory budget (the largest pair is written), when one pair reaches the file size
-//! target, and at the end. Only one Parquet writer is open at a time, so memory does not
-//! grow with the number of partitions (an open Parquet writer holds a compression context
-//! per column), and a partition gets as few files as the budget allows: one, unless the
-//! data is larger than the budget.
+//! A [`PartWriters`] collects the record batches of (table, partition) pairs in memory and
+//! appends them to one open part file per pair, a row group at a time: the largest pair's
+//! rows when the buffers together exceed the memory budget, a pair's rows when they reach
+//! the file size target (which also closes its file), and everything at the end.
 //!
-//! The final flush writes what is still buffered with several threads
+//! Only the buffered rows take memory. Parquet's column writers, each with its compression
+//! contexts, exist only while a row group is encoded; between row groups a file in progress
+//! holds its footer metadata and not even a file descriptor (it is reopened to append the
+//! next row group), so any number of partitions can be in progress under any `ulimit -n`.
+//! The footers wait in memory until their files close (statistics and page indexes, about
+//! 2 KB per column chunk), so they have a budget too
+//! ([`PartLimits::max_open_column_chunks`]): past it, the file with the most row groups is
+//! closed. Memory thus stays flat whatever the size of the input, and a partition gets one
+//! file per load unless it is larger than the file size target or the footer budget.
+//!
+//! The final flush writes the last row groups and closes the files with several threads
 //! ([`PartLimits::parallel_writes`]): at the end of a load the workers are done, and
 //! encoding the last partitions one after another would leave the other cores idle.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::BufWriter;
-use std::path::PathBuf;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -51,18 +58,27 @@ impl TableLayout {
 /// Limits for [`PartWriters`].
 #[derive(Debug, Clone, Copy)]
 pub struct PartLimits {
-    /// Write a pair's rows out once they take this much memory (Arrow size; the Parquet
+    /// Close a pair's file once this much of its rows went into it (Arrow size; the Parquet
     /// file is several times smaller).
     pub target_file_bytes: usize,
-    /// Write the largest pair out when all buffers together exceed this.
+    /// Write the largest pair's rows out when all buffers together exceed this.
     pub memory_budget: usize,
+    /// Column chunks (row groups × columns) the files in progress may hold together: their
+    /// footer metadata waits in memory until the file closes. Past this, the file with the
+    /// most is closed (its partition's next rows start a new file).
+    pub max_open_column_chunks: usize,
     /// Part files the final flush writes at the same time (each on its own thread).
     pub parallel_writes: usize,
 }
 
 impl Default for PartLimits {
     fn default() -> Self {
-        PartLimits { target_file_bytes: 512 << 20, memory_budget: 256 << 20, parallel_writes: 1 }
+        PartLimits {
+            target_file_bytes: 512 << 20,
+            memory_budget: 256 << 20,
+            max_open_column_chunks: 16 << 10,
+            parallel_writes: 1,
+        }
     }
 }
 
@@ -77,14 +93,17 @@ pub struct TableOutput {
     pub bytes: u64,
 }
 
-/// The rows of one (table, partition) pair waiting to be written.
+/// A (table index, partition) pair: the rows that go to the same part file.
+type PairKey = (usize, PartitionValue);
+
+/// The rows of one pair waiting to be written.
 #[derive(Default)]
 struct Pending {
     batches: Vec<RecordBatch>,
     bytes: usize,
 }
 
-/// The buffered rows of one writer thread. Part files are named
+/// The buffered rows and open part files of one writer thread. Part files are named
 /// `part-<writer>-<sequence>.parquet`, unique across writers of one load, or
 /// `part-<load id>-<writer>-<sequence>.parquet` with [`PartWriters::with_load_id`].
 pub struct PartWriters {
@@ -93,9 +112,14 @@ pub struct PartWriters {
     tables: Arc<Vec<TableLayout>>,
     writer_id: usize,
     limits: PartLimits,
-    pending: HashMap<(usize, PartitionValue), Pending>,
+    pending: HashMap<PairKey, Pending>,
+    open: HashMap<PairKey, OpenPart>,
     outputs: Vec<TableOutput>,
     sequence: u64,
+    /// Row groups written before the final flush, for the debug log.
+    row_groups: u64,
+    /// Column chunks of the files in `open`, against [`PartLimits::max_open_column_chunks`].
+    open_column_chunks: usize,
     buffered: usize,
     /// The most `buffered` has been, for the debug log.
     peak_buffered: usize,
@@ -113,8 +137,11 @@ impl PartWriters {
             writer_id,
             limits,
             pending: HashMap::new(),
+            open: HashMap::new(),
             outputs,
             sequence: 0,
+            row_groups: 0,
+            open_column_chunks: 0,
             buffered: 0,
             peak_buffered: 0,
         }
@@ -145,36 +172,50 @@ impl PartWriters {
         self.buffered += bytes;
         self.peak_buffered = self.peak_buffered.max(self.buffered);
         if pending.bytes >= self.limits.target_file_bytes {
-            self.write_out(key)?;
+            self.write_row_group(key)?;
         }
         while self.buffered > self.limits.memory_budget {
             let largest = self.pending.iter().max_by_key(|(_, p)| p.bytes).map(|(k, _)| *k);
             match largest {
-                Some(key) => self.write_out(key)?,
+                Some(key) => self.write_row_group(key)?,
                 None => break,
             }
         }
         Ok(())
     }
 
-    /// Writes every buffered pair, [`PartLimits::parallel_writes`] files at a time, and
-    /// returns what was written per table (indexed like the layouts).
+    /// Writes every buffered pair's last row group and closes every file,
+    /// [`PartLimits::parallel_writes`] files at a time, and returns what was written per
+    /// table (indexed like the layouts).
     ///
     /// # Errors
     ///
     /// An I/O or Parquet error writing a file.
     pub fn finish(mut self) -> Result<Vec<TableOutput>, SinkError> {
-        let mut keys: Vec<_> = self.pending.keys().copied().collect();
+        let mut keys: Vec<PairKey> = self.pending.keys().chain(self.open.keys()).copied().collect();
         keys.sort_unstable();
-        let mut parts: Vec<Part> = keys.into_iter().filter_map(|key| self.take(key)).collect();
+        keys.dedup();
+        let mut last: Vec<LastWrite> = keys
+            .into_iter()
+            .map(|key| {
+                let pending = self.pending.remove(&key);
+                let file = match self.open.remove(&key) {
+                    Some(part) => PartFile::Open(Box::new(part)),
+                    None => PartFile::New(self.name_part(key)),
+                };
+                LastWrite { key, file, pending }
+            })
+            .collect();
         // Largest first, so that no big file starts last and runs alone.
-        parts.sort_by_key(|part| std::cmp::Reverse(part.pending.bytes));
-        let pool = (self.limits.parallel_writes > 1 && parts.len() > 1)
+        last.sort_by_key(|write| std::cmp::Reverse(write.pending.as_ref().map_or(0, |p| p.bytes)));
+        let pool = (self.limits.parallel_writes > 1 && last.len() > 1)
             .then(|| rayon::ThreadPoolBuilder::new().num_threads(self.limits.parallel_writes).build().ok())
             .flatten();
+        let (root, tables) = (&self.root, &self.tables);
+        let close = |write: LastWrite| write.close(root, tables);
         let written: Vec<Result<Written, SinkError>> = match pool {
-            Some(pool) => pool.install(|| parts.into_par_iter().map(|part| part.write(&self.root)).collect()),
-            None => parts.into_iter().map(|part| part.write(&self.root)).collect(),
+            Some(pool) => pool.install(|| last.into_par_iter().map(close).collect()),
+            None => last.into_iter().map(close).collect(),
         };
         for part in written {
             self.record(part?);
@@ -183,32 +224,63 @@ impl PartWriters {
             writer = self.writer_id,
             peak_buffered = self.peak_buffered,
             files = self.sequence,
+            row_groups_before_the_end = self.row_groups,
             "part files written"
         );
         Ok(self.outputs)
     }
 
-    /// Writes one pair's buffered rows as a new part file.
-    fn write_out(&mut self, key: (usize, PartitionValue)) -> Result<(), SinkError> {
-        if let Some(part) = self.take(key) {
-            let written = part.write(&self.root)?;
+    /// Appends one pair's buffered rows to its open file as a row group, opening the file
+    /// first if it has none; closes the file once it reached the size target, and the files
+    /// with the most row groups while the footers are over their budget.
+    fn write_row_group(&mut self, key: PairKey) -> Result<(), SinkError> {
+        let Some(pending) = self.pending.remove(&key) else {
+            return Ok(());
+        };
+        self.buffered -= pending.bytes;
+        let mut part = match self.open.remove(&key) {
+            Some(part) => part,
+            None => {
+                let relative = self.name_part(key);
+                OpenPart::create(&self.root, &self.tables, key.0, relative, &pending.batches[0])?
+            }
+        };
+        let chunks_before = part.column_chunks();
+        part.append(&pending)?;
+        self.row_groups += 1;
+        self.open_column_chunks += part.column_chunks() - chunks_before;
+        self.open.insert(key, part);
+        if self.open[&key].bytes >= self.limits.target_file_bytes {
+            self.close_open(key)?;
+        }
+        while self.open_column_chunks > self.limits.max_open_column_chunks {
+            let most = self.open.iter().max_by_key(|(_, part)| part.column_chunks()).map(|(key, _)| *key);
+            match most {
+                Some(key) => self.close_open(key)?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the file in progress of `key`.
+    fn close_open(&mut self, key: PairKey) -> Result<(), SinkError> {
+        if let Some(part) = self.open.remove(&key) {
+            self.open_column_chunks -= part.column_chunks();
+            let written = part.close()?;
             self.record(written);
         }
         Ok(())
     }
 
-    /// Takes one pair's buffered rows out, naming the file they will go to.
-    fn take(&mut self, key: (usize, PartitionValue)) -> Option<Part> {
-        let pending = self.pending.remove(&key)?;
-        self.buffered -= pending.bytes;
-        let layout = &self.tables[key.0];
+    /// The path, relative to its table, of a new part file of `key`.
+    fn name_part(&mut self, key: PairKey) -> String {
         self.sequence += 1;
         let file_name = format!("part-{}{}-{:05}.parquet", self.name_prefix, self.writer_id, self.sequence);
-        let relative = match &layout.partition {
+        match &self.tables[key.0].partition {
             Some(spec) => format!("{}/{file_name}", spec.directory(key.1)),
             None => file_name,
-        };
-        Some(Part { table: key.0, layout: layout.clone(), relative, pending })
+        }
     }
 
     fn record(&mut self, written: Written) {
@@ -219,12 +291,138 @@ impl PartWriters {
     }
 }
 
-/// One part file to write: a pair's rows and the file's path in its table.
-struct Part {
+/// A part file with row groups written and its footer not yet.
+struct OpenPart {
     table: usize,
-    layout: TableLayout,
     relative: String,
-    pending: Pending,
+    path: PathBuf,
+    writer: ParquetWriter<ReopenedFile>,
+    rows: u64,
+    /// Arrow size of the rows written, against [`PartLimits::target_file_bytes`].
+    bytes: usize,
+}
+
+impl OpenPart {
+    /// Creates the file `relative` of table `table`, with the writer properties suited to
+    /// rows like `sample`.
+    fn create(
+        root: &Path,
+        tables: &[TableLayout],
+        table: usize,
+        relative: String,
+        sample: &RecordBatch,
+    ) -> Result<Self, SinkError> {
+        let layout = &tables[table];
+        let path = root.join(&layout.name).join(&relative);
+        let io_error = |source| SinkError::File { path: path.clone(), source };
+        fs::create_dir_all(path.parent().expect("part files sit in a table directory")).map_err(io_error)?;
+        let file = File::create(&path).map_err(io_error)?;
+        let properties = ParquetWriter::<File>::properties_for(sample);
+        // Parquet's writer buffers small writes itself.
+        let out = ReopenedFile { path: path.clone(), file: Some(file) };
+        let writer = ParquetWriter::try_new_with(out, layout.schema.clone(), properties)?;
+        Ok(OpenPart { table, relative, path, writer, rows: 0, bytes: 0 })
+    }
+
+    /// Encodes `pending` and appends it as one row group (more for over a million rows).
+    fn append(&mut self, pending: &Pending) -> Result<(), SinkError> {
+        for batch in &pending.batches {
+            self.writer.write(batch)?;
+            self.rows += batch.num_rows() as u64;
+        }
+        self.bytes += pending.bytes;
+        self.writer.flush_row_group()?;
+        self.writer.get_mut().release();
+        Ok(())
+    }
+
+    /// Column chunks written, whose metadata waits for the footer.
+    fn column_chunks(&self) -> usize {
+        self.writer.flushed_column_chunks()
+    }
+
+    /// Writes the footer and makes the file durable.
+    fn close(self) -> Result<Written, SinkError> {
+        let io_error = |source| SinkError::File { path: self.path.clone(), source };
+        let file = self.writer.finish()?.into_file().map_err(io_error)?;
+        // Durable before the load can publish it: a crash after the commit point must not
+        // leave a published table pointing at data still in the page cache only.
+        file.sync_all().map_err(io_error)?;
+        let bytes = file.metadata().map_err(io_error)?.len();
+        Ok(Written { table: self.table, relative: self.relative, rows: self.rows, bytes })
+    }
+}
+
+/// A file written through a descriptor that is closed between row groups
+/// ([`release`](Self::release)) and reopened, appending, by the next write.
+struct ReopenedFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl ReopenedFile {
+    /// Closes the descriptor; call only with every buffered write flushed.
+    fn release(&mut self) {
+        self.file = None;
+    }
+
+    /// The file, open.
+    fn into_file(self) -> io::Result<File> {
+        match self.file {
+            Some(file) => Ok(file),
+            None => OpenOptions::new().append(true).open(&self.path),
+        }
+    }
+
+    fn open(&mut self) -> io::Result<&mut File> {
+        match &mut self.file {
+            Some(file) => Ok(file),
+            file @ None => Ok(file.insert(OpenOptions::new().append(true).open(&self.path)?)),
+        }
+    }
+}
+
+impl Write for ReopenedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.open()?.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.open()?.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+/// A pair's part file at the final flush: open already, or still to be created.
+enum PartFile {
+    Open(Box<OpenPart>),
+    New(String),
+}
+
+/// What the final flush does for one pair: write its last rows, if any, and close its file.
+struct LastWrite {
+    key: PairKey,
+    file: PartFile,
+    pending: Option<Pending>,
+}
+
+impl LastWrite {
+    fn close(self, root: &Path, tables: &[TableLayout]) -> Result<Written, SinkError> {
+        let mut part = match self.file {
+            PartFile::Open(part) => *part,
+            PartFile::New(relative) => {
+                let sample = &self.pending.as_ref().expect("a pair without a file has rows").batches[0];
+                OpenPart::create(root, tables, self.key.0, relative, sample)?
+            }
+        };
+        if let Some(pending) = &self.pending {
+            part.append(pending)?;
+        }
+        part.close()
+    }
 }
 
 /// A part file written.
@@ -233,29 +431,6 @@ struct Written {
     relative: String,
     rows: u64,
     bytes: u64,
-}
-
-impl Part {
-    fn write(self, root: &std::path::Path) -> Result<Written, SinkError> {
-        let path = root.join(&self.layout.name).join(&self.relative);
-        let io_error = |source| SinkError::File { path: path.clone(), source };
-        fs::create_dir_all(path.parent().expect("part files sit in a table directory")).map_err(io_error)?;
-        let file = File::create(&path).map_err(io_error)?;
-        let properties = ParquetWriter::<File>::properties_for(&self.pending.batches[0]);
-        let out = BufWriter::with_capacity(1 << 20, file);
-        let mut writer = ParquetWriter::try_new_with(out, self.layout.schema.clone(), properties)?;
-        let mut rows = 0;
-        for batch in &self.pending.batches {
-            writer.write(batch)?;
-            rows += batch.num_rows() as u64;
-        }
-        let file = writer.finish()?.into_inner().map_err(|e| io_error(e.into_error()))?;
-        // Durable before the load can publish it: a crash after the commit point must not
-        // leave a published table pointing at data still in the page cache only.
-        file.sync_all().map_err(io_error)?;
-        let bytes = file.metadata().map_err(io_error)?.len();
-        Ok(Written { table: self.table, relative: self.relative, rows, bytes })
-    }
 }
 
 #[cfg(test)]
@@ -332,19 +507,57 @@ mod tests {
         assert_eq!(serial[0].files.len(), 5, "one file per partition: {:?}", serial[0].files);
     }
 
-    #[test]
-    fn memory_budget_writes_the_largest_partition_and_keeps_every_row() {
-        let dir = tempfile::tempdir().unwrap();
+    fn row_groups(path: &std::path::Path) -> usize {
+        let reader = parquet::file::reader::SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+        parquet::file::reader::FileReader::metadata(&reader).num_row_groups()
+    }
+
+    fn int_table() -> (Arc<Vec<TableLayout>>, RecordBatch) {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
         let tables = Arc::new(vec![TableLayout { name: "t".into(), schema: schema.clone(), partition: None }]);
+        let b = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
+        (tables, b)
+    }
+
+    #[test]
+    fn over_budget_rows_go_out_as_row_groups_of_one_file_per_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tables, b) = int_table();
         let limits = PartLimits { target_file_bytes: usize::MAX, memory_budget: 1, ..PartLimits::default() };
         let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
-        let b = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
-        for year in [2001, 2002, 2003, 2001, 2004] {
+        for year in [2001, 2002, 2003, 2001, 2004, 2001] {
             writers.write(0, Some(year), &b).unwrap();
         }
-        let out = writers.finish().unwrap();
-        assert_eq!(out[0].rows, 15);
-        assert_eq!(out[0].files.len(), 5, "over budget, every write goes out: {:?}", out[0].files);
+        let mut out = writers.finish().unwrap();
+        out[0].files.sort();
+        assert_eq!(out[0].rows, 18);
+        assert_eq!(out[0].files.len(), 4, "one file per partition: {:?}", out[0].files);
+        // Files are numbered as they are opened: 2001's is the first.
+        let path = |i: usize| dir.path().join("t").join(&out[0].files[i]);
+        assert_eq!(out[0].files[0], "part-0-00001.parquet");
+        assert_eq!((read_rows(&path(0)), row_groups(&path(0))), (9, 3), "every write of 2001 is a row group");
+        let total: usize = (0..4).map(|i| read_rows(&path(i))).sum();
+        assert_eq!(total, 18);
+    }
+
+    #[test]
+    fn past_the_footer_budget_the_file_with_the_most_row_groups_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tables, b) = int_table();
+        let limits = PartLimits { memory_budget: 1, max_open_column_chunks: 3, ..PartLimits::default() };
+        let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
+        // One column, so a row group is one column chunk: the fourth row group in progress
+        // (2001's third) closes 2001's file, and its next rows start a new one.
+        for year in [2001, 2002, 2001, 2001, 2001] {
+            writers.write(0, Some(year), &b).unwrap();
+        }
+        let mut out = writers.finish().unwrap();
+        assert_eq!(out[0].files[0], "part-0-00001.parquet", "closed before the end: {:?}", out[0].files);
+        let path = |f: &str| dir.path().join("t").join(f);
+        assert_eq!((read_rows(&path("part-0-00001.parquet")), row_groups(&path("part-0-00001.parquet"))), (9, 3));
+        out[0].files.sort();
+        assert_eq!(out[0].files, ["part-0-00001.parquet", "part-0-00002.parquet", "part-0-00003.parquet"]);
+        let total: usize = out[0].files.iter().map(|f| read_rows(&path(f))).sum();
+        assert_eq!((out[0].rows, total), (15, 15));
     }
 }
