@@ -17,7 +17,9 @@
 //!
 //! The final flush writes the last row groups and closes the files with several threads
 //! ([`PartLimits::parallel_writes`]): at the end of a load the workers are done, and
-//! encoding the last partitions one after another would leave the other cores idle.
+//! encoding the last partitions one after another would leave the other cores idle. Then
+//! every file of the load is fsynced, several at a time, since each fsync waits on the
+//! disk.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -115,6 +117,8 @@ pub struct PartWriters {
     pending: HashMap<PairKey, Pending>,
     open: HashMap<PairKey, OpenPart>,
     outputs: Vec<TableOutput>,
+    /// Every file closed, to be made durable by [`finish`](Self::finish).
+    written_paths: Vec<PathBuf>,
     sequence: u64,
     /// Row groups written before the final flush, for the debug log.
     row_groups: u64,
@@ -139,6 +143,7 @@ impl PartWriters {
             pending: HashMap::new(),
             open: HashMap::new(),
             outputs,
+            written_paths: Vec::new(),
             sequence: 0,
             row_groups: 0,
             open_column_chunks: 0,
@@ -220,6 +225,11 @@ impl PartWriters {
         for part in written {
             self.record(part?);
         }
+        // Durable before the load can publish them: a crash after the commit point must not
+        // leave a published table pointing at data still in the page cache only. Synced
+        // together at the end, so that the disk waits overlap, and the files closed before
+        // were written back in the meantime.
+        super::commit::sync_paths(&self.written_paths)?;
         tracing::debug!(
             writer = self.writer_id,
             peak_buffered = self.peak_buffered,
@@ -288,6 +298,7 @@ impl PartWriters {
         output.rows += written.rows;
         output.bytes += written.bytes;
         output.files.push(written.relative);
+        self.written_paths.push(written.path);
     }
 }
 
@@ -341,15 +352,12 @@ impl OpenPart {
         self.writer.flushed_column_chunks()
     }
 
-    /// Writes the footer and makes the file durable.
+    /// Writes the footer (the file is made durable by [`PartWriters::finish`]).
     fn close(self) -> Result<Written, SinkError> {
         let io_error = |source| SinkError::File { path: self.path.clone(), source };
         let file = self.writer.finish()?.into_file().map_err(io_error)?;
-        // Durable before the load can publish it: a crash after the commit point must not
-        // leave a published table pointing at data still in the page cache only.
-        file.sync_all().map_err(io_error)?;
         let bytes = file.metadata().map_err(io_error)?.len();
-        Ok(Written { table: self.table, relative: self.relative, rows: self.rows, bytes })
+        Ok(Written { table: self.table, relative: self.relative, path: self.path, rows: self.rows, bytes })
     }
 }
 
@@ -429,6 +437,7 @@ impl LastWrite {
 struct Written {
     table: usize,
     relative: String,
+    path: PathBuf,
     rows: u64,
     bytes: u64,
 }
