@@ -133,7 +133,7 @@ impl Warehouse {
         let snapshot = meta.join("snapshots").join(load_id);
         sync_tree(&staged)?;
         rename(&staged, &snapshot)?;
-        sync_dir(&meta.join("snapshots")).map_err(|source| SinkError::File { path: snapshot.clone(), source })?;
+        sync_path(&meta.join("snapshots")).map_err(|source| SinkError::File { path: snapshot.clone(), source })?;
 
         // Table links resolve through `current`, so they can be made before the switch: a
         // link for a table new in this load dangles (the table is absent) until then.
@@ -146,7 +146,7 @@ impl Warehouse {
         symlink(Path::new("snapshots").join(load_id), &link_tmp)?;
         // The commit point.
         rename(&link_tmp, &meta.join("current"))?;
-        sync_dir(&meta).map_err(|source| SinkError::File { path: meta.clone(), source })?;
+        sync_path(&meta).map_err(|source| SinkError::File { path: meta.clone(), source })?;
 
         self.remove_stale_links(tables);
         self.remove_old_snapshots(load_id, previous.as_deref());
@@ -228,9 +228,11 @@ fn symlink(_target: impl AsRef<Path>, link: &Path) -> Result<(), SinkError> {
     })
 }
 
-/// Makes a folder's entries durable (file contents are synced by their writers).
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// Makes a file's contents, or a folder's entries, durable. A new descriptor is enough:
+/// since Linux 4.16 a writeback error not yet reported to anyone is reported to the next
+/// fsync of the file, whichever descriptor.
+fn sync_path(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
 }
 
 /// Makes `dir` and every folder under it durable.
@@ -266,13 +268,9 @@ pub(crate) fn sync_paths(paths: &[PathBuf]) -> Result<(), SinkError> {
         .build()
         .map_err(|e| SinkError::Io(io::Error::other(e)))?;
     pool.install(|| {
-        paths.par_iter().try_for_each(|path| {
-            // A new descriptor is enough: since Linux 4.16 a writeback error not yet reported
-            // to anyone is reported to the next fsync of the file, whichever descriptor.
-            File::open(path)
-                .and_then(|file| file.sync_all())
-                .map_err(|source| SinkError::File { path: path.clone(), source })
-        })
+        paths
+            .par_iter()
+            .try_for_each(|path| sync_path(path).map_err(|source| SinkError::File { path: path.clone(), source }))
     })
 }
 

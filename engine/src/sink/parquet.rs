@@ -90,8 +90,9 @@ impl<W: Write + Send> ParquetWriter<W> {
     }
 
     /// Ends the row group in progress: encodes the rows written since the last one and writes
-    /// them out, flushed to the destination. Until the next [`write`](Self::write) the writer then holds no column
-    /// writers (nor their compression contexts), only the metadata of the row groups written.
+    /// them out, flushed to the destination. Until the next [`write`](Self::write) the
+    /// writer then holds no column writers (nor their compression contexts), only the
+    /// metadata of the row groups written.
     ///
     /// # Errors
     ///

@@ -354,9 +354,10 @@ impl OpenPart {
 
     /// Writes the footer (the file is made durable by [`PartWriters::finish`]).
     fn close(self) -> Result<Written, SinkError> {
-        let io_error = |source| SinkError::File { path: self.path.clone(), source };
-        let file = self.writer.finish()?.into_file().map_err(io_error)?;
-        let bytes = file.metadata().map_err(io_error)?.len();
+        // Flushed, and its descriptor closed when dropped.
+        drop(self.writer.finish()?);
+        let bytes =
+            fs::metadata(&self.path).map_err(|source| SinkError::File { path: self.path.clone(), source })?.len();
         Ok(Written { table: self.table, relative: self.relative, path: self.path, rows: self.rows, bytes })
     }
 }
@@ -372,14 +373,6 @@ impl ReopenedFile {
     /// Closes the descriptor; call only with every buffered write flushed.
     fn release(&mut self) {
         self.file = None;
-    }
-
-    /// The file, open.
-    fn into_file(self) -> io::Result<File> {
-        match self.file {
-            Some(file) => Ok(file),
-            None => OpenOptions::new().append(true).open(&self.path),
-        }
     }
 
     fn open(&mut self) -> io::Result<&mut File> {
@@ -494,9 +487,7 @@ mod tests {
 
     #[test]
     fn the_final_flush_writes_in_parallel_with_the_names_of_a_serial_one() {
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
-        let tables = Arc::new(vec![TableLayout { name: "t".into(), schema: schema.clone(), partition: None }]);
-        let b = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
+        let (tables, b) = int_table();
         let run = |parallel_writes| {
             let dir = tempfile::tempdir().unwrap();
             let limits = PartLimits { parallel_writes, ..PartLimits::default() };
