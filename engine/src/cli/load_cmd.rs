@@ -20,7 +20,8 @@ schemas/, or your own with --views). Each view becomes a table:
     <out>/<table>/[<column>_year=<year>/]part-*.parquet
 
 Large event tables are partitioned by year (declared in the view with the column tag \
-fhirhouse/partition). Files are zstd-compressed, with statistics.
+fhirhouse/partition). Files are zstd-compressed, with statistics (a column with no \
+value in a file is left uncompressed: there is nothing to compress).
 
 Examples:
 

@@ -252,7 +252,7 @@ impl PartWriters {
             Some(part) => part,
             None => {
                 let relative = self.name_part(key);
-                OpenPart::create(&self.root, &self.tables, key.0, relative, &pending.batches[0])?
+                OpenPart::create(&self.root, &self.tables, key.0, relative, &pending.batches)?
             }
         };
         let chunks_before = part.column_chunks();
@@ -315,20 +315,20 @@ struct OpenPart {
 
 impl OpenPart {
     /// Creates the file `relative` of table `table`, with the writer properties suited to
-    /// rows like `sample`.
+    /// `samples`, the rows of its first row group.
     fn create(
         root: &Path,
         tables: &[TableLayout],
         table: usize,
         relative: String,
-        sample: &RecordBatch,
+        samples: &[RecordBatch],
     ) -> Result<Self, SinkError> {
         let layout = &tables[table];
         let path = root.join(&layout.name).join(&relative);
         let io_error = |source| SinkError::File { path: path.clone(), source };
         fs::create_dir_all(path.parent().expect("part files sit in a table directory")).map_err(io_error)?;
         let file = File::create(&path).map_err(io_error)?;
-        let properties = ParquetWriter::<File>::properties_for(sample);
+        let properties = ParquetWriter::<File>::properties_for(samples);
         // Parquet's writer buffers small writes itself.
         let out = ReopenedFile { path: path.clone(), file: Some(file) };
         let writer = ParquetWriter::try_new_with(out, layout.schema.clone(), properties)?;
@@ -415,8 +415,8 @@ impl LastWrite {
         let mut part = match self.file {
             PartFile::Open(part) => *part,
             PartFile::New(relative) => {
-                let sample = &self.pending.as_ref().expect("a pair without a file has rows").batches[0];
-                OpenPart::create(root, tables, self.key.0, relative, sample)?
+                let samples = &self.pending.as_ref().expect("a pair without a file has rows").batches;
+                OpenPart::create(root, tables, self.key.0, relative, samples)?
             }
         };
         if let Some(pending) = &self.pending {
