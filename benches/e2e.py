@@ -4,6 +4,7 @@
     python3 benches/e2e.py [--patients 2000] [--small-patients 200] [--large-patients N]
                            [--export DIR]
                            [--threads N] [--skip-duckdb] [--skip-peer] [--binary PATH]
+                           [--encode-only PATH]
 
 On one export (generated with `fhirhouse gen --patients N --seed 1` unless --export names
 one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
@@ -18,10 +19,15 @@ one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
 3. DuckDB (pinned, installed into a throwaway venv under the work folder) flattening
    Patient, Condition, Observation + components, MedicationRequest and Encounter with
    read_ndjson and explicit columns, then COPY TO Parquet (zstd); and fhirhouse load
-   restricted to the same six views; row counts are compared;
+   restricted to the same six views, partitioned as shipped and without their partition
+   column (one file per table, as DuckDB writes); row counts are compared;
 4. a peer Rust SQL on FHIR CLI, helios-sof's `sof-cli` (pinned, `cargo install`ed into the
    work folder on first use; that compile takes a while), running the same six
-   ViewDefinitions file by file to zstd Parquet; its row counts are compared too.
+   ViewDefinitions file by file to zstd Parquet; its row counts are compared too;
+5. the Parquet encoding alone (benches/encode_only.rs: the warehouse of the all-view load,
+   and of the six-view load, read back into memory and written again with the load's
+   settings, on one thread), and the ceiling of the six views' five input files: with the
+   ceilings, what bounds the ratios if views, crosswalks and partitioning cost nothing.
 
 Every run records its CPU seconds (user + system) beside its wall seconds, and every load
 the part files it wrote. Writes the machine description and raw numbers to benches/results/<date>.json and prints
@@ -44,6 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DUCKDB_VERSION = "1.1.3"
 HELIOS_SOF_VERSION = "0.2.7"
 FIVE_VIEWS = ["patient", "condition", "observation", "observation_component", "medication_request", "encounter"]
+# The resource types the six views read.
+FIVE_VIEW_TYPES = ["Patient", "Condition", "Observation", "MedicationRequest", "Encounter"]
 
 
 def sh(cmd, **kw):
@@ -57,6 +65,19 @@ def timed(cmd, env=None):
                              capture_output=True, env=env)
         seconds, rss_kb, user, system = t.read().split()[-4:]
     return float(seconds), int(rss_kb) / 1024, out.stdout, float(user) + float(system)
+
+
+def without_partition_tags(node):
+    """A ViewDefinition (or part of one) with its fhirhouse/partition column tags removed."""
+    if isinstance(node, list):
+        return [without_partition_tags(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: without_partition_tags(v) for k, v in node.items() if k != "tag"}
+    tags = [t for t in node.get("tag", []) if t.get("name") != "fhirhouse/partition"]
+    if tags:
+        out["tag"] = tags
+    return out
 
 
 def export_bytes(export):
@@ -215,6 +236,8 @@ def main():
     ap.add_argument("--peer-binary", type=Path, help="use this sof-cli binary instead of installing one")
     ap.add_argument("--debug", action="store_true", help="use the debug build (a quick check of the harness)")
     ap.add_argument("--binary", type=Path, help="use this fhirhouse binary instead of building one")
+    ap.add_argument("--encode-only", type=Path,
+                    help="the encode_only bench binary (built unless --binary is given; without one, step 5 is skipped)")
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache/fhirhouse/bench")
     args = ap.parse_args()
     work = args.work
@@ -229,6 +252,19 @@ def main():
         profile = [] if args.debug else ["--release"]
         subprocess.run(["cargo", "build", *profile, "--locked", "--bin", "fhirhouse"], check=True, cwd=ROOT, env=env)
         fhirhouse = target / ("debug" if args.debug else "release") / "fhirhouse"
+    encode_only = args.encode_only.resolve() if args.encode_only else None
+    if encode_only is None and not args.binary and not args.debug:
+        # Like --release, but with the dev-dependencies in the feature set: on a fresh target
+        # folder this builds the stack once more.
+        built = subprocess.run(["cargo", "bench", "--locked", "-p", "fhirhouse", "--bench", "encode_only", "--no-run",
+                                "--message-format=json"], check=True, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               text=True)
+        encode_only = next(Path(m["executable"]) for m in map(json.loads, built.stdout.splitlines())
+                           if m.get("reason") == "compiler-artifact" and m.get("executable")
+                           and m["target"]["name"] == "encode_only")
+    if encode_only is None:
+        print("encode-only floor skipped: no --encode-only binary "
+              "(cargo bench -p fhirhouse --bench encode_only --no-run prints its path)", file=sys.stderr)
 
     runs = {}
 
@@ -262,18 +298,31 @@ def main():
     for threads in sorted({args.threads, 1}, reverse=True):
         s, rss, out, cpu = timed([str(fhirhouse), "scan", str(export), "--threads", str(threads), "--json"])
         record(f"ceiling_{threads}t", s, rss, cpu, lines=json.loads(out)["lines"])
+    # The ceiling of what the six-view load reads: the files of their five resource types.
+    five_files = sorted(str(p) for t in FIVE_VIEW_TYPES for p in Path(export).glob(f"{t}.*ndjson*"))
+    s, rss, out, cpu = timed([str(fhirhouse), "scan", *five_files, "--threads", str(args.threads), "--json"])
+    record(f"ceiling_five_{args.threads}t", s, rss, cpu, mb=sum(Path(f).stat().st_size for f in five_files) / 1e6,
+           lines=json.loads(out)["lines"])
+    encoding = {}
 
     views5 = work / "five-views"
     shutil.rmtree(views5, ignore_errors=True)
     views5.mkdir()
+    # The same views without their partition column: one file per table, as DuckDB writes.
+    views5_flat = work / "five-views-unpartitioned"
+    shutil.rmtree(views5_flat, ignore_errors=True)
+    views5_flat.mkdir()
     for v in FIVE_VIEWS:
         shutil.copy(ROOT / "schemas" / f"{v}.json", views5)
+        view = json.loads((ROOT / "schemas" / f"{v}.json").read_text())
+        (views5_flat / f"{v}.json").write_text(json.dumps(without_partition_tags(view)))
     counts = {}
     # (name, export, threads, views folder, extra arguments)
     loads = [(f"load_all_{args.threads}t", export, args.threads, None, []),
              (f"load_all_nocrosswalk_{args.threads}t", export, args.threads, None, ["--no-crosswalk"]),
              ("load_all_1t", export, 1, None, []),
-             (f"load_five_{args.threads}t", export, args.threads, views5, [])]
+             (f"load_five_{args.threads}t", export, args.threads, views5, []),
+             (f"load_five_unpartitioned_{args.threads}t", export, args.threads, views5_flat, [])]
     if small:
         loads.append((f"load_all_small_{args.threads}t", small, args.threads, None, []))
     if large:
@@ -296,7 +345,10 @@ def main():
         record(name, s, rss, cpu, mb=export_bytes(source) / 1e6, resources=report["totals"]["loaded"],
                rows=sum(rows.values()), files=sum(t["files"] for t in report["tables"]))
         if views:
-            counts["fhirhouse"] = rows
+            counts["fhirhouse" if views == views5 else "fhirhouse_unpartitioned"] = rows
+        if encode_only and threads == args.threads and not extra and source == export:
+            encoding[name] = json.loads(sh([str(encode_only), str(wh), "--json"]).stdout)
+            print(f"{'  encoding alone':32} {encoding[name]['encode_seconds']:8.2f} s (one thread)", file=sys.stderr)
 
     count_script = ("import duckdb, json, sys\ncon = duckdb.connect()\n"
                     "print(json.dumps({t: con.execute(f\"SELECT count(*) FROM '{sys.argv[1]}/{t}-*.parquet'\").fetchone()[0] "
@@ -339,11 +391,35 @@ def main():
         ratios["duckdb_vs_fhirhouse_five"] = runs[f"duckdb_five_{args.threads}t"]["seconds"] / \
             runs[f"load_five_{args.threads}t"]["seconds"]
         ratios["row_counts_equal"] = counts["duckdb"] == {t: counts["fhirhouse"][t] for t in FIVE_VIEWS}
+        # Like for like: DuckDB writes one file per table, unpartitioned.
+        ratios["duckdb_vs_fhirhouse_five_unpartitioned"] = runs[f"duckdb_five_{args.threads}t"]["seconds"] / \
+            runs[f"load_five_unpartitioned_{args.threads}t"]["seconds"]
+        ratios["row_counts_equal_unpartitioned"] = counts["duckdb"] == {
+            t: counts["fhirhouse_unpartitioned"][t] for t in FIVE_VIEWS}
     if f"sof_cli_five_{args.threads}t" in runs:
         ratios["sof_cli_vs_fhirhouse_five"] = runs[f"sof_cli_five_{args.threads}t"]["seconds"] / \
             runs[f"load_five_{args.threads}t"]["seconds"]
         if "sof_cli" in counts:
             ratios["sof_cli_row_counts_equal"] = counts["sof_cli"] == {t: counts["fhirhouse"][t] for t in FIVE_VIEWS}
+    # What the ratios could be if everything but the parse and the Parquet encoding cost
+    # nothing, with both spread perfectly over the threads.
+    duckdb_seconds = runs.get(f"duckdb_five_{args.threads}t", {}).get("seconds")
+    for load, ceiling, key, baseline in [
+            (f"load_all_{args.threads}t", f"ceiling_{args.threads}t", "load_vs_ceiling_bound",
+             runs[f"ceiling_{args.threads}t"]["seconds"]),
+            (f"load_five_{args.threads}t", f"ceiling_five_{args.threads}t", "duckdb_vs_fhirhouse_five_bound",
+             duckdb_seconds),
+            (f"load_five_unpartitioned_{args.threads}t", f"ceiling_five_{args.threads}t",
+             "duckdb_vs_fhirhouse_five_unpartitioned_bound", duckdb_seconds)]:
+        if load not in encoding:
+            continue
+        floor_cpu = runs[ceiling]["cpu_seconds"] + encoding[load]["encode_seconds"]
+        floor_seconds = max(runs[ceiling]["seconds"], floor_cpu / args.threads)
+        encoding[load]["floor_seconds"] = floor_seconds
+        # The load's CPU that is neither parse nor encoding: views, crosswalks, partitioning, I/O.
+        encoding[load]["other_cpu_seconds"] = runs[load]["cpu_seconds"] - floor_cpu
+        if baseline:
+            ratios[key] = baseline / floor_seconds
     if small:
         big, little = runs[f"load_all_{args.threads}t"], runs[f"load_all_small_{args.threads}t"]
         ratios["size_ratio"] = big["mb"] / little["mb"]
@@ -361,7 +437,7 @@ def main():
         "export": {"path": str(export), "mb": size_mb, "lines": runs[f"ceiling_{args.threads}t"]["lines"]},
         "duckdb_version": None if args.skip_duckdb else DUCKDB_VERSION,
         "build": "debug" if args.debug else "release",
-        "runs": runs, "row_counts": counts, "ratios": ratios,
+        "runs": runs, "encoding_alone": encoding, "row_counts": counts, "ratios": ratios,
     }
     results = ROOT / "benches" / "results"
     results.mkdir(exist_ok=True)
@@ -374,6 +450,10 @@ def main():
             continue
         print(f"| {name} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['mb_per_s']:.1f} | "
               f"{r['peak_rss_mb']:.0f} | {r.get('files', '')} |")
+    for name, e in encoding.items():
+        print(f"\n{name}: encoding alone {e['encode_seconds']:.2f} s on one thread ({e['files']} files, "
+              f"{e['parquet_bytes'] / 1e6:.1f} MB); parse + encoding on {args.threads} threads at best "
+              f"{e['floor_seconds']:.2f} s; the load's other CPU {e['other_cpu_seconds']:.2f} s")
     print("\n" + "\n".join(f"- {k}: {v:.2f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in ratios.items()))
     print(f"\nraw numbers: {path.relative_to(ROOT)}")
 
