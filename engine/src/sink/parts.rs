@@ -202,14 +202,7 @@ impl PartWriters {
         keys.dedup();
         let mut last: Vec<LastWrite> = keys
             .into_iter()
-            .map(|key| {
-                let pending = self.pending.remove(&key);
-                let file = match self.open.remove(&key) {
-                    Some(part) => PartFile::Open(Box::new(part)),
-                    None => PartFile::New(self.name_part(key)),
-                };
-                LastWrite { key, file, pending }
-            })
+            .map(|key| LastWrite { key, file: self.part_file(key), pending: self.pending.remove(&key) })
             .collect();
         // Largest first, so that no big file starts last and runs alone.
         last.sort_by_key(|write| std::cmp::Reverse(write.pending.as_ref().map_or(0, |p| p.bytes)));
@@ -248,13 +241,7 @@ impl PartWriters {
             return Ok(());
         };
         self.buffered -= pending.bytes;
-        let mut part = match self.open.remove(&key) {
-            Some(part) => part,
-            None => {
-                let relative = self.name_part(key);
-                OpenPart::create(&self.root, &self.tables, key.0, relative, &pending.batches)?
-            }
-        };
+        let mut part = self.part_file(key).open(&self.root, &self.tables, key.0, &pending.batches)?;
         let chunks_before = part.column_chunks();
         part.append(&pending)?;
         self.row_groups += 1;
@@ -281,6 +268,16 @@ impl PartWriters {
             self.record(written);
         }
         Ok(())
+    }
+
+    /// The file `key`'s next rows go to: its file in progress, or a new one, named now (so
+    /// that names follow the order of this writer's calls, also when the final flush
+    /// creates files in parallel).
+    fn part_file(&mut self, key: PairKey) -> PartFile {
+        match self.open.remove(&key) {
+            Some(part) => PartFile::Open(Box::new(part)),
+            None => PartFile::New(self.name_part(key)),
+        }
     }
 
     /// The path, relative to its table, of a new part file of `key`.
@@ -397,10 +394,27 @@ impl Write for ReopenedFile {
     }
 }
 
-/// A pair's part file at the final flush: open already, or still to be created.
+/// A pair's part file: open already, or still to be created under the name it holds.
 enum PartFile {
     Open(Box<OpenPart>),
     New(String),
+}
+
+impl PartFile {
+    /// The file in progress, created first if new, with the writer properties suited to
+    /// `samples`, the rows of its first row group.
+    fn open(
+        self,
+        root: &Path,
+        tables: &[TableLayout],
+        table: usize,
+        samples: &[RecordBatch],
+    ) -> Result<OpenPart, SinkError> {
+        match self {
+            PartFile::Open(part) => Ok(*part),
+            PartFile::New(relative) => OpenPart::create(root, tables, table, relative, samples),
+        }
+    }
 }
 
 /// What the final flush does for one pair: write its last rows, if any, and close its file.
@@ -412,13 +426,9 @@ struct LastWrite {
 
 impl LastWrite {
     fn close(self, root: &Path, tables: &[TableLayout]) -> Result<Written, SinkError> {
-        let mut part = match self.file {
-            PartFile::Open(part) => *part,
-            PartFile::New(relative) => {
-                let samples = &self.pending.as_ref().expect("a pair without a file has rows").batches;
-                OpenPart::create(root, tables, self.key.0, relative, samples)?
-            }
-        };
+        // A pair without a file in progress has rows: its file gets properties suited to them.
+        let samples = self.pending.as_ref().map_or(&[][..], |pending| &pending.batches[..]);
+        let mut part = self.file.open(root, tables, self.key.0, samples)?;
         if let Some(pending) = &self.pending {
             part.append(pending)?;
         }
