@@ -21,7 +21,8 @@ schemas/, or your own with --views). Each view becomes a table:
 
 Large event tables are partitioned by year (declared in the view with the column tag \
 fhirhouse/partition). Files are zstd-compressed, with statistics (a column with no \
-value in a file is left uncompressed: there is nothing to compress).
+value in a file, or under 4 KiB of values, is left uncompressed: zstd would save next \
+to nothing there).
 
 Examples:
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::collections::HashSet;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Field, SchemaRef, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -15,6 +15,11 @@ use parquet::schema::types::ColumnPath;
 /// Rows of a file's first batch sampled to decide each column's dictionary encoding: enough
 /// to tell codes from ids, few enough to cost little next to encoding the column.
 const DICTIONARY_SAMPLE_ROWS: usize = 256;
+
+/// A column whose values take fewer bytes than this (as Parquet stores them before
+/// compression, estimated from above) is stored uncompressed: see
+/// [`ParquetWriter::properties_for`].
+const SMALL_COLUMN_BYTES: usize = 4 << 10;
 
 use super::{check_schema, BatchWriter, SinkError};
 
@@ -48,13 +53,17 @@ impl<W: Write + Send> ParquetWriter<W> {
     ///   unique values costs a hash lookup per value and makes the file larger; Parquet's
     ///   own fallback only starts once the dictionary page is full, which the files of a
     ///   partition often never reach.
-    /// - A flat column with no value in any of the batches is not compressed. Its pages
-    ///   hold only definition levels, a few bytes that zstd would not shrink, and parquet's
-    ///   writer creates a zstd compressor and decompressor for every compressed column of
-    ///   every row group: at 2,000 patients a third of the column chunks are empty, and
-    ///   creating their contexts cost more than encoding them. Rows written later keep the
-    ///   setting, so a column that gains values after the sampled rows is stored
-    ///   uncompressed (still correct, only larger).
+    /// - A column (or list of scalars) with no value in any of the batches, or whose
+    ///   values there take under 4 KiB as Parquet stores them before compression
+    ///   (estimated from above), is not compressed. parquet's writer creates a zstd
+    ///   compressor and decompressor for every compressed column of every row group; for
+    ///   such a column that costs more than encoding it, to save at most a few KiB (an
+    ///   empty column's pages hold only definition levels, which zstd does not shrink).
+    ///   Most column chunks of a year-partitioned warehouse are this small: at 2,000
+    ///   patients a third are empty, and most of the rest hold a few hundred rows of an
+    ///   early year. The samples are a file's first row group, which is this small only
+    ///   in a file of one row group; should more follow, they keep the setting (still
+    ///   correct, only larger).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -64,14 +73,23 @@ impl<W: Write + Send> ParquetWriter<W> {
     /// use parquet::basic::Compression;
     /// use parquet::schema::types::ColumnPath;
     ///
+    /// let ids: StringArray = (0..1000).map(|i| Some(format!("observation-{i}"))).collect();
+    /// let status = StringArray::from(vec!["final"; 1000]);
+    /// let note = StringArray::new_null(1000);
     /// let batch = RecordBatch::try_from_iter([
-    ///     ("status", Arc::new(StringArray::from(vec!["final"])) as ArrayRef),
-    ///     ("note", Arc::new(StringArray::from(vec![None::<&str>])) as ArrayRef),
+    ///     ("id", Arc::new(ids) as ArrayRef),
+    ///     ("status", Arc::new(status) as ArrayRef),
+    ///     ("note", Arc::new(note) as ArrayRef),
     /// ])
     /// .unwrap();
-    /// let properties = ParquetWriter::<Vec<u8>>::properties_for(&[batch]);
-    /// assert!(matches!(properties.compression(&ColumnPath::from("status")), Compression::ZSTD(_)));
-    /// assert_eq!(properties.compression(&ColumnPath::from("note")), Compression::UNCOMPRESSED);
+    /// let properties = ParquetWriter::<Vec<u8>>::properties_for(&[batch.clone()]);
+    /// let compression = |column: &str| properties.compression(&ColumnPath::from(column));
+    /// assert!(matches!(compression("id"), Compression::ZSTD(_)));
+    /// assert!(matches!(compression("status"), Compression::ZSTD(_)), "9 KB of text");
+    /// assert_eq!(compression("note"), Compression::UNCOMPRESSED, "no value");
+    /// // The first 100 rows alone are small enough to store as they are.
+    /// let properties = ParquetWriter::<Vec<u8>>::properties_for(&[batch.slice(0, 100)]);
+    /// assert_eq!(properties.compression(&ColumnPath::from("id")), Compression::UNCOMPRESSED);
     /// ```
     #[must_use]
     pub fn properties_for(samples: &[RecordBatch]) -> WriterProperties {
@@ -82,10 +100,11 @@ impl<W: Write + Send> ParquetWriter<W> {
             if mostly_distinct(first.column(index).as_ref()) {
                 builder = builder.set_column_dictionary_enabled(path(), false);
             }
-            // A nested column's leaves have longer paths; they keep the default.
-            let empty = samples.iter().all(|batch| batch.column(index).null_count() == batch.num_rows());
-            if empty && !field.data_type().is_nested() {
-                builder = builder.set_column_compression(path(), Compression::UNCOMPRESSED);
+            let columns = || samples.iter().map(|batch| batch.column(index));
+            let empty = columns().all(|column| column.null_count() == column.len());
+            let bytes = columns().map(|column| encoded_size_bound(column.as_ref())).fold(0, usize::saturating_add);
+            if let Some(leaf) = leaf_path(field).filter(|_| empty || bytes < SMALL_COLUMN_BYTES) {
+                builder = builder.set_column_compression(leaf, Compression::UNCOMPRESSED);
             }
         }
         builder.build()
@@ -161,6 +180,43 @@ impl<W: Write + Send> ParquetWriter<W> {
         out.flush()?;
         Ok(out)
     }
+}
+
+/// The Parquet path of a column's one leaf: the column's name, or `name.list.item` for a
+/// list of scalars (how parquet's writer names a list's levels). `None` for other nested
+/// columns, which keep the default compression.
+fn leaf_path(field: &Field) -> Option<ColumnPath> {
+    let name = field.name().clone();
+    match field.data_type() {
+        DataType::List(item) if !item.data_type().is_nested() => {
+            Some(ColumnPath::new(vec![name, "list".to_owned(), item.name().clone()]))
+        }
+        data_type if !data_type.is_nested() => Some(ColumnPath::new(vec![name])),
+        _ => None,
+    }
+}
+
+/// About how many bytes a column's values take in Parquet before compression, or more.
+/// Its memory size, except for two kinds of column that Parquet stores in much less:
+/// - a dictionary column (codes): its distinct values and each row's index in as few bits
+///   as they need; a thousand rows of a handful of codes take a few hundred bytes there,
+///   against 4 KB of Arrow keys;
+/// - a list column: its items, and each row's levels in two bits or less instead of an
+///   Arrow offset of four bytes.
+fn encoded_size_bound(column: &dyn Array) -> usize {
+    if let Some(list) = column.as_list_opt::<i32>() {
+        let offsets = list.value_offsets();
+        let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+        let items = list.values().slice(first, last - first);
+        return encoded_size_bound(items.as_ref()).saturating_add(list.len().div_ceil(4));
+    }
+    if let Some(dictionary) = column.as_any_dictionary_opt() {
+        let bits = usize::BITS - dictionary.values().len().leading_zeros();
+        let indexes = (column.len() * bits as usize).div_ceil(8);
+        let values = dictionary.values().to_data().get_slice_memory_size().unwrap_or(usize::MAX);
+        return values.saturating_add(indexes);
+    }
+    column.to_data().get_slice_memory_size().unwrap_or(usize::MAX)
 }
 
 /// A fast hash for the sample (SipHash would cost more than the decision saves on small files).
@@ -255,25 +311,51 @@ mod tests {
     }
 
     #[test]
-    fn columns_without_a_value_are_stored_uncompressed() {
-        let batch = all_types_batch();
+    fn columns_too_small_to_pay_for_compression_are_stored_uncompressed() {
+        use arrow::array::{ArrayRef, BooleanArray, DictionaryArray, ListBuilder, StringArray, StringBuilder};
+        use arrow::datatypes::Int32Type;
+        // 2,000 rows in two samples. Distinct ids take 30 KB, and so do the lists of
+        // `tags`: zstd. Flags take 500 bytes; notes have no value at all (8 KB of offsets);
+        // three codes take 8 KB of Arrow keys but 500 bytes of 2-bit indexes in Parquet; the
+        // lists of `codes` hold one value: all four stored as they are.
+        let rows = 2000;
+        let ids: StringArray = (0..rows).map(|i| Some(format!("patient-{i:05}"))).collect();
+        let flags = BooleanArray::from_iter((0..rows).map(|i| Some(i % 3 == 0)));
+        let status: DictionaryArray<Int32Type> = (0..rows).map(|i| ["final", "amended", "draft"][i % 3]).collect();
+        let mut codes = ListBuilder::new(StringBuilder::new());
+        codes.append_value([Some("a")]);
+        (1..rows).for_each(|_| codes.append_null());
+        let mut tags = ListBuilder::new(StringBuilder::new());
+        (0..rows).for_each(|i| tags.append_value([Some(format!("tag-{i}"))]));
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(ids) as ArrayRef),
+            ("flag", Arc::new(flags) as ArrayRef),
+            ("note", Arc::new(StringArray::new_null(rows)) as ArrayRef),
+            ("status", Arc::new(status) as ArrayRef),
+            ("codes", Arc::new(codes.finish()) as ArrayRef),
+            ("tags", Arc::new(tags.finish()) as ArrayRef),
+        ])
+        .unwrap();
         let schema = batch.schema();
-        let empty = schema.fields().iter().position(|f| !f.data_type().is_nested()).unwrap();
-        let nulls = arrow::array::new_null_array(schema.field(empty).data_type(), batch.num_rows());
-        let mut columns = batch.columns().to_vec();
-        columns[empty] = nulls;
-        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-        // Null in both batches: uncompressed. A column with one value in either stays zstd.
-        let samples = [batch.slice(0, 2), batch.slice(2, 1)];
+        let samples = [batch.slice(0, 1500), batch.slice(1500, 500)];
         let properties = ParquetWriter::<Vec<u8>>::properties_for(&samples);
         let mut w = ParquetWriter::try_new_with(Vec::new(), schema.clone(), properties).unwrap();
         samples.iter().for_each(|b| w.write(b).unwrap());
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(w.finish().unwrap())).unwrap();
-        for column in reader.metadata().row_groups()[0].columns() {
-            let path = column.column_path().string();
-            let expected_plain = path == *schema.field(empty).name();
-            assert_eq!(column.compression() == Compression::UNCOMPRESSED, expected_plain, "{path}");
-        }
+        let stored: Vec<(String, bool)> = reader.metadata().row_groups()[0]
+            .columns()
+            .iter()
+            .map(|c| (c.column_path().string(), c.compression() == Compression::UNCOMPRESSED))
+            .collect();
+        let expected = [
+            ("id", false),
+            ("flag", true),
+            ("note", true),
+            ("status", true),
+            ("codes.list.item", true),
+            ("tags.list.item", false),
+        ];
+        assert_eq!(stored, expected.map(|(path, plain)| (path.to_owned(), plain)));
         let read: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
         assert_eq!(arrow::compute::concat_batches(&schema, &read).unwrap(), batch);
     }
