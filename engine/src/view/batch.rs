@@ -154,9 +154,12 @@ fn append_rows(view: &CompiledView, columns: &mut [ColumnBuilder], resource: Jso
 }
 
 /// The route of views with one row per item of a single `forEach`
-/// ([`CompiledView::for_each_shape`]): the root's columns evaluated once per resource, the
-/// iterating element's columns at each item written straight into their builders. The
-/// columns are evaluated in the general route's order, so the same error is reported.
+/// ([`CompiledView::for_each_shape`]): the iterating element's columns at each item written
+/// straight into their builders, then the root's columns (the same for every item)
+/// evaluated once and appended to every row. Evaluated in the general route's order, so the
+/// same error is reported; like it, when the `forEach` finds nothing the root's columns are
+/// not evaluated at all (most Observations have no component, and the
+/// `observation_component` view's root columns cost more than the rest of it).
 fn append_for_each_rows<'a>(
     view: &'a CompiledView,
     shape: &ForEachShape<'a>,
@@ -164,24 +167,21 @@ fn append_for_each_rows<'a>(
     ctx: &EvalContext<'_, 'a>,
     focus: &Item<'a>,
 ) -> Result<usize, RowError> {
-    let shared = shape
-        .shared
-        .iter()
-        .map(|column| view.cell(column, ctx, std::slice::from_ref(focus)))
-        .collect::<Result<Vec<_>, _>>()?;
     let items = view.for_each_items(shape.path, ctx, focus)?;
     if items.is_empty() {
         // No rows, or `forEachOrNull`'s one row of nulls, which the general route builds.
         return if shape.or_null { append_rows(view, columns, ctx.resource) } else { Ok(0) };
     }
     for (i, item) in items.iter().enumerate() {
-        for (column, cell) in shape.shared.iter().zip(&shared) {
-            columns[column.slot].append_cell(cell);
-        }
         let ctx = EvalContext { row_index: i as i64, ..*ctx };
         for column in shape.columns {
             append_value(view, column, &ctx, item, &mut columns[column.slot])?;
         }
+    }
+    for column in shape.shared {
+        let cell = view.cell(column, ctx, std::slice::from_ref(focus))?;
+        let builder = &mut columns[column.slot];
+        (0..items.len()).for_each(|_| builder.append_cell(&cell));
     }
     Ok(items.len())
 }

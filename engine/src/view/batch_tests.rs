@@ -66,6 +66,31 @@ fn sample_lines(resource_type: &str) -> Vec<Vec<u8>> {
 }
 
 #[test]
+fn columns_beside_a_for_each_that_finds_nothing_are_not_evaluated() {
+    // `given` fails on a patient with two given names, but only where there are rows.
+    let v = view(
+        r#"{"resource": "Patient", "select": [{"column": [{"name": "given", "path": "name.given"}]},
+        {"forEach": "contact", "column": [{"name": "relationship", "path": "relationship.text"}]}]}"#,
+    );
+    let mut b = ViewBatchBuilder::new(v.clone());
+    let two_names = r#""name":[{"given":["X","Y"]}]"#;
+    let mut no_contact = parse(&format!(r#"{{"resourceType":"Patient","id":"a",{two_names}}}"#));
+    let mut contacts = parse(&format!(
+        r#"{{"resourceType":"Patient","id":"b",{two_names},"contact":[{{"relationship":[{{"text":"mother"}}]}}]}}"#
+    ));
+    let no_contact_tape = simd_json::to_tape(&mut no_contact).unwrap();
+    let no_contact = Json::root(&no_contact_tape);
+    assert_eq!(b.append(no_contact), Ok(0), "the straight route");
+    assert!(v.rows(no_contact).unwrap().is_empty(), "the row algorithm");
+    let contacts_tape = simd_json::to_tape(&mut contacts).unwrap();
+    let contacts = Json::root(&contacts_tape);
+    let error = b.append(contacts).unwrap_err();
+    assert_eq!((error.column.as_deref(), error.resource.as_str()), (Some("given"), "Patient/b"));
+    assert_eq!(v.rows(contacts).unwrap_err(), error);
+    assert!(b.is_empty(), "the failed resource left no row");
+}
+
+#[test]
 fn views_written_straight_to_builders_match_the_row_algorithm() {
     let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
     let shipped = |file: &str| std::fs::read_to_string(schemas.join(file)).unwrap();

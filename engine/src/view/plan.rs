@@ -366,30 +366,38 @@ impl CompiledView {
     }
 
     /// Rows of one select element at one focus item: its columns × each nested select ×
-    /// the concatenated unionAll branches.
+    /// the concatenated unionAll branches. The nested elements are evaluated first, in
+    /// order, and as soon as one yields no rows the element yields none: the elements after
+    /// it and the element's own columns are not evaluated (nor their errors reported), as
+    /// for a resource that a `where` leaves out.
     fn rows_at<'a>(
         &'a self,
         node: &'a SelectPlan,
         ctx: &EvalContext<'_, 'a>,
         focus: &Item<'a>,
     ) -> Result<Vec<Row<'a>>, RowError> {
-        let mut row = self.empty_row();
-        for column in &node.columns {
-            row[column.slot] = self.cell(column, ctx, std::slice::from_ref(focus))?;
-        }
-        let mut rows = vec![row];
+        let mut nested = Vec::with_capacity(node.selects.len() + 1);
         for select in &node.selects {
-            let nested = self.select_rows(select, ctx, focus)?;
-            rows = cross_join(&rows, nested);
+            nested.push(self.select_rows(select, ctx, focus)?);
+            if nested.last().is_some_and(Vec::is_empty) {
+                return Ok(Vec::new());
+            }
         }
         if !node.union_all.is_empty() {
             let mut branches = Vec::new();
             for branch in &node.union_all {
                 branches.extend(self.select_rows(branch, ctx, focus)?);
             }
-            rows = cross_join(&rows, branches);
+            if branches.is_empty() {
+                return Ok(Vec::new());
+            }
+            nested.push(branches);
         }
-        Ok(rows)
+        let mut row = self.empty_row();
+        for column in &node.columns {
+            row[column.slot] = self.cell(column, ctx, std::slice::from_ref(focus))?;
+        }
+        Ok(nested.into_iter().fold(vec![row], |rows, nested| cross_join(&rows, nested)))
     }
 
     /// One column's value at `focus` (none for `forEachOrNull`'s empty row), converted to
