@@ -100,10 +100,11 @@ impl<W: Write + Send> ParquetWriter<W> {
             if mostly_distinct(first.column(index).as_ref()) {
                 builder = builder.set_column_dictionary_enabled(path(), false);
             }
+            let Some(leaf) = leaf_path(field) else { continue };
             let columns = || samples.iter().map(|batch| batch.column(index));
-            let empty = columns().all(|column| column.null_count() == column.len());
-            let bytes = columns().map(|column| encoded_size_bound(column.as_ref())).fold(0, usize::saturating_add);
-            if let Some(leaf) = leaf_path(field).filter(|_| empty || bytes < SMALL_COLUMN_BYTES) {
+            let empty = || columns().all(|column| column.null_count() == column.len());
+            let bytes = || columns().map(|column| encoded_size_bound(column.as_ref())).fold(0, usize::saturating_add);
+            if empty() || bytes() < SMALL_COLUMN_BYTES {
                 builder = builder.set_column_compression(leaf, Compression::UNCOMPRESSED);
             }
         }

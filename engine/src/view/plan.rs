@@ -378,10 +378,11 @@ impl CompiledView {
     ) -> Result<Vec<Row<'a>>, RowError> {
         let mut nested = Vec::with_capacity(node.selects.len() + 1);
         for select in &node.selects {
-            nested.push(self.select_rows(select, ctx, focus)?);
-            if nested.last().is_some_and(Vec::is_empty) {
+            let rows = self.select_rows(select, ctx, focus)?;
+            if rows.is_empty() {
                 return Ok(Vec::new());
             }
+            nested.push(rows);
         }
         if !node.union_all.is_empty() {
             let mut branches = Vec::new();
