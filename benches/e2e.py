@@ -4,7 +4,7 @@
     python3 benches/e2e.py [--patients 2000] [--small-patients 200] [--large-patients N]
                            [--export DIR]
                            [--threads N] [--skip-duckdb] [--skip-peer] [--binary PATH]
-                           [--encode-only PATH]
+                           [--encode-only PATH] [--repeat N]
 
 On one export (generated with `fhirhouse gen --patients N --seed 1` unless --export names
 one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
@@ -29,8 +29,11 @@ one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
    settings, on one thread), and the ceiling of the six views' five input files: with the
    ceilings, what bounds the ratios if views, crosswalks and partitioning cost nothing.
 
-Every run records its CPU seconds (user + system) beside its wall seconds, and every load
-the part files it wrote. Writes the machine description and raw numbers to benches/results/<date>.json and prints
+Every timed run but the generator and the peer runs --repeat times (default 3), in rounds
+that go through all of them in turn, so that a slow spell of the host falls on every run
+alike rather than on one; each run reports its median seconds and CPU seconds, its largest
+peak RSS, and keeps every sample. Every run records its CPU seconds (user + system) beside
+its wall seconds, and every load the part files it wrote. Writes the machine description and raw numbers to benches/results/<date>.json and prints
 a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
 comes from PyPI into <work>/duckdb-venv.
 """
@@ -78,6 +81,25 @@ def without_partition_tags(node):
     if tags:
         out["tag"] = tags
     return out
+
+
+def median(values):
+    """The middle value; the mean of the two middle ones for an even count."""
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def summary(samples):
+    """One run's samples as one result: median seconds and CPU seconds, the largest peak
+    RSS (the memory target is a ceiling), the other fields of the last sample, and every
+    sample's seconds and CPU seconds."""
+    last = samples[-1]
+    return {**last, "seconds": median([s["seconds"] for s in samples]),
+            "cpu_seconds": median([s["cpu_seconds"] for s in samples]),
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in samples),
+            "seconds_samples": [s["seconds"] for s in samples],
+            "cpu_seconds_samples": [s["cpu_seconds"] for s in samples]}
 
 
 def export_bytes(export):
@@ -239,6 +261,8 @@ def main():
     ap.add_argument("--encode-only", type=Path,
                     help="the encode_only bench binary (built unless --binary is given; without one, step 5 is skipped)")
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache/fhirhouse/bench")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of the timed runs; each reports its median (default 3)")
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -276,6 +300,12 @@ def main():
             runs[name]["resources_per_s"] = extra["resources"] / seconds
         print(f"{name:32} {seconds:8.2f} s {mb / seconds:8.1f} MB/s {rss:8.0f} MB", file=sys.stderr)
 
+    # The timed runs that are repeated: (name, MB read, function timing one sample).
+    measurements = []
+
+    def sample(seconds, rss, cpu, **extra):
+        return {"seconds": seconds, "peak_rss_mb": rss, "cpu_seconds": cpu, **extra}
+
     export, small = args.export, None
     if export is None:
         export = work / f"export-{args.patients}"
@@ -295,15 +325,17 @@ def main():
         s, rss, cpu = generate(fhirhouse, args.large_patients, large)
         record(f"gen_{args.large_patients}p", s, rss, cpu, mb=export_bytes(large) / 1e6, patients=args.large_patients)
 
+    def scan(paths, threads):
+        s, rss, out, cpu = timed([str(fhirhouse), "scan", *paths, "--threads", str(threads), "--json"])
+        return sample(s, rss, cpu, lines=json.loads(out)["lines"])
+
     for threads in sorted({args.threads, 1}, reverse=True):
-        s, rss, out, cpu = timed([str(fhirhouse), "scan", str(export), "--threads", str(threads), "--json"])
-        record(f"ceiling_{threads}t", s, rss, cpu, lines=json.loads(out)["lines"])
+        measurements.append((f"ceiling_{threads}t", size_mb, lambda threads=threads: scan([str(export)], threads)))
     # The ceiling of what the six-view load reads: the files of their five resource types.
     five_files = sorted(str(p) for t in FIVE_VIEW_TYPES for p in Path(export).glob(f"{t}.*ndjson*"))
-    s, rss, out, cpu = timed([str(fhirhouse), "scan", *five_files, "--threads", str(args.threads), "--json"])
-    record(f"ceiling_five_{args.threads}t", s, rss, cpu, mb=sum(Path(f).stat().st_size for f in five_files) / 1e6,
-           lines=json.loads(out)["lines"])
-    encoding = {}
+    measurements.append((f"ceiling_five_{args.threads}t", sum(Path(f).stat().st_size for f in five_files) / 1e6,
+                         lambda: scan(five_files, args.threads)))
+    encoding_samples = {}
 
     views5 = work / "five-views"
     shutil.rmtree(views5, ignore_errors=True)
@@ -327,9 +359,8 @@ def main():
         loads.append((f"load_all_small_{args.threads}t", small, args.threads, None, []))
     if large:
         loads.append((f"load_all_large_{args.threads}t", large, args.threads, None, []))
-    for name, source, threads, views, extra in loads:
-        if name in runs:
-            continue
+
+    def load(name, source, threads, views, extra):
         wh = work / "wh"
         shutil.rmtree(wh, ignore_errors=True)
         # Through the manifest when there is one, as a user would: it declares each file's type,
@@ -342,13 +373,18 @@ def main():
         s, rss, _, cpu = timed(cmd + extra)
         report = json.loads(next((wh / "_fhirhouse" / "loads").glob("*.json")).read_text())
         rows = {t["table"]: t["rows"] for t in report["tables"]}
-        record(name, s, rss, cpu, mb=export_bytes(source) / 1e6, resources=report["totals"]["loaded"],
-               rows=sum(rows.values()), files=sum(t["files"] for t in report["tables"]))
         if views:
             counts["fhirhouse" if views == views5 else "fhirhouse_unpartitioned"] = rows
+        timing = sample(s, rss, cpu, resources=report["totals"]["loaded"], rows=sum(rows.values()),
+                        files=sum(t["files"] for t in report["tables"]))
         if encode_only and threads == args.threads and not extra and source == export:
-            encoding[name] = json.loads(sh([str(encode_only), str(wh), "--json"]).stdout)
-            print(f"{'  encoding alone':32} {encoding[name]['encode_seconds']:8.2f} s (one thread)", file=sys.stderr)
+            # Kept apart from the load's own sample: the rounds below file it under `encoding`.
+            timing["encoded"] = json.loads(sh([str(encode_only), str(wh), "--json"]).stdout)
+        return timing
+
+    for name, source, threads, views, extra in loads:
+        measurements.append((name, export_bytes(source) / 1e6,
+                             lambda args_=(name, source, threads, views, extra): load(*args_)))
 
     count_script = ("import duckdb, json, sys\ncon = duckdb.connect()\n"
                     "print(json.dumps({t: con.execute(f\"SELECT count(*) FROM '{sys.argv[1]}/{t}-*.parquet'\").fetchone()[0] "
@@ -369,16 +405,39 @@ def main():
 
     if not args.skip_duckdb:
         python = duckdb_python(work)
-        out = work / "duckdb-out"
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir()
-        sql = duckdb_sql(export, out, args.threads)
+        duckdb_out = work / "duckdb-out"
+        sql = duckdb_sql(export, duckdb_out, args.threads)
         script = ("import duckdb, json, sys\ncon = duckdb.connect()\ncon.execute(sys.argv[1])\n"
                   "print(json.dumps({t: con.execute(f\"SELECT count(*) FROM '{sys.argv[2]}/{t}.parquet'\").fetchone()[0] "
                   f"for t in {FIVE_VIEWS!r}}}))\n")
-        s, rss, stdout, cpu = timed([str(python), "-c", script, sql, str(out)])
-        counts["duckdb"] = json.loads(stdout.strip().splitlines()[-1])
-        record(f"duckdb_five_{args.threads}t", s, rss, cpu)
+
+        def duckdb():
+            shutil.rmtree(duckdb_out, ignore_errors=True)
+            duckdb_out.mkdir()
+            s, rss, stdout, cpu = timed([str(python), "-c", script, sql, str(duckdb_out)])
+            counts["duckdb"] = json.loads(stdout.strip().splitlines()[-1])
+            return sample(s, rss, cpu)
+
+        measurements.append((f"duckdb_five_{args.threads}t", size_mb, duckdb))
+
+    samples = {name: [] for name, _, _ in measurements}
+    for round_ in range(1, max(1, args.repeat) + 1):
+        for name, mb, run in measurements:
+            one = run()
+            encoded = one.pop("encoded", None)
+            samples[name].append(one)
+            print(f"{name:32} {one['seconds']:8.2f} s {mb / one['seconds']:8.1f} MB/s {one['peak_rss_mb']:8.0f} MB"
+                  f"  (round {round_})", file=sys.stderr)
+            if encoded:
+                encoding_samples.setdefault(name, []).append(encoded)
+                print(f"{'  encoding alone':32} {encoded['encode_seconds']:8.2f} s (one thread)", file=sys.stderr)
+    for name, mb, _ in measurements:
+        result = summary(samples[name])
+        record(name, result.pop("seconds"), result.pop("peak_rss_mb"), result.pop("cpu_seconds"), mb=mb, **result)
+    encoding = {}
+    for name, encoded in encoding_samples.items():
+        encoding[name] = {**encoded[-1], "encode_seconds": median([e["encode_seconds"] for e in encoded]),
+                          "encode_seconds_samples": [e["encode_seconds"] for e in encoded]}
 
     ratios = {
         "load_vs_ceiling": runs[f"ceiling_{args.threads}t"]["seconds"] / runs[f"load_all_{args.threads}t"]["seconds"],
@@ -437,19 +496,21 @@ def main():
         "export": {"path": str(export), "mb": size_mb, "lines": runs[f"ceiling_{args.threads}t"]["lines"]},
         "duckdb_version": None if args.skip_duckdb else DUCKDB_VERSION,
         "build": "debug" if args.debug else "release",
-        "runs": runs, "encoding_alone": encoding, "row_counts": counts, "ratios": ratios,
+        "repeat": max(1, args.repeat), "runs": runs, "encoding_alone": encoding, "row_counts": counts, "ratios": ratios,
     }
     results = ROOT / "benches" / "results"
     results.mkdir(exist_ok=True)
     size = args.patients if args.export is None else "custom"
     path = results / f"{datetime.date.today().isoformat()}-{size}{'-debug' if args.debug else ''}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n| run | seconds | CPU seconds | MB/s | peak RSS MB | part files |\n|---|---:|---:|---:|---:|---:|")
+    print(f"\n| run | seconds (median) | range | CPU seconds | MB/s | peak RSS MB | part files |\n"
+          f"|---|---:|---:|---:|---:|---:|---:|")
     for name, r in runs.items():
         if "seconds" not in r:
             continue
-        print(f"| {name} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['mb_per_s']:.1f} | "
-              f"{r['peak_rss_mb']:.0f} | {r.get('files', '')} |")
+        spread = r.get("seconds_samples", [r["seconds"]])
+        print(f"| {name} | {r['seconds']:.2f} | {min(spread):.2f}–{max(spread):.2f} | {r['cpu_seconds']:.2f} | "
+              f"{r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r.get('files', '')} |")
     for name, e in encoding.items():
         print(f"\n{name}: encoding alone {e['encode_seconds']:.2f} s on one thread ({e['files']} files, "
               f"{e['parquet_bytes'] / 1e6:.1f} MB); parse + encoding on {args.threads} threads at best "
