@@ -7,7 +7,8 @@
                            [--encode-only PATH] [--repeat N]
 
 On one export (generated with `fhirhouse gen --patients N --seed 1` unless --export names
-one), measures in one run, each with wall seconds and peak RSS (/usr/bin/time):
+one), measures in one run, each with wall seconds, MB/s, resources/s and peak RSS
+(/usr/bin/time):
 
 0. the generator itself (`fhirhouse gen`, timed while it writes both exports);
 1. the ceiling: every line read and parsed by simd-json on all cores, nothing else
@@ -195,8 +196,23 @@ def generate(fhirhouse, patients, dest, seed=1):
 
 def machine():
     """What the numbers were measured on, for the results file."""
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 platform.processor())
+    flags = next((line.split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return {"cpus": os.cpu_count(), "cpu_model": model, "virtual_machine": "hypervisor" in flags,
+            "platform": platform.platform(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+def code_version(fhirhouse):
+    """The commit the numbers were measured on (with `-dirty` for uncommitted changes) and
+    the binary's own version line."""
+    try:
+        commit = sh(["git", "describe", "--always", "--dirty"], cwd=ROOT).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"commit": commit, "binary": str(fhirhouse), "version": sh([str(fhirhouse), "--version"]).stdout.strip()}
 
 
 def peer_sof_cli(work, explicit):
@@ -298,6 +314,8 @@ def main():
                       **extra}
         if "resources" in extra:
             runs[name]["resources_per_s"] = extra["resources"] / seconds
+        elif "lines" in extra:
+            runs[name]["lines_per_s"] = extra["lines"] / seconds
         print(f"{name:32} {seconds:8.2f} s {mb / seconds:8.1f} MB/s {rss:8.0f} MB", file=sys.stderr)
 
     # The timed runs that are repeated: (name, MB read, function timing one sample).
@@ -493,6 +511,7 @@ def main():
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
+        "code": code_version(fhirhouse),
         "export": {"path": str(export), "mb": size_mb, "lines": runs[f"ceiling_{args.threads}t"]["lines"]},
         "duckdb_version": None if args.skip_duckdb else DUCKDB_VERSION,
         "build": "debug" if args.debug else "release",
@@ -503,14 +522,17 @@ def main():
     size = args.patients if args.export is None else "custom"
     path = results / f"{datetime.date.today().isoformat()}-{size}{'-debug' if args.debug else ''}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n| run | seconds (median) | range | CPU seconds | MB/s | peak RSS MB | part files |\n"
-          f"|---|---:|---:|---:|---:|---:|---:|")
+    print(f"\n| run | seconds (median) | range | CPU seconds | MB/s | resources/s | peak RSS MB | part files |\n"
+          f"|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in runs.items():
         if "seconds" not in r:
             continue
         spread = r.get("seconds_samples", [r["seconds"]])
+        # A scan counts lines, each one resource in a valid export.
+        per_s = r.get("resources_per_s", r.get("lines_per_s"))
         print(f"| {name} | {r['seconds']:.2f} | {min(spread):.2f}–{max(spread):.2f} | {r['cpu_seconds']:.2f} | "
-              f"{r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r.get('files', '')} |")
+              f"{r['mb_per_s']:.1f} | {'' if per_s is None else f'{per_s:,.0f}'} | {r['peak_rss_mb']:.0f} | "
+              f"{r.get('files', '')} |")
     for name, e in encoding.items():
         print(f"\n{name}: encoding alone {e['encode_seconds']:.2f} s on one thread ({e['files']} files, "
               f"{e['parquet_bytes'] / 1e6:.1f} MB); parse + encoding on {args.threads} threads at best "
