@@ -33,7 +33,7 @@ one), measures in one run, each with wall seconds, MB/s, resources/s and peak RS
 Every timed run but the generator and the peer runs --repeat times (default 3), in rounds
 that go through all of them in turn, so that a slow spell of the host falls on every run
 alike rather than on one; each run reports its median seconds and CPU seconds, its largest
-peak RSS, and keeps every sample. Every run records its CPU seconds (user + system) beside
+peak RSS, and keeps every sample; each ratio is given from the medians and round by round. Every run records its CPU seconds (user + system) beside
 its wall seconds, and every load the part files it wrote. Writes the machine description and raw numbers to benches/results/<date>.json and prints
 a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
 comes from PyPI into <work>/duckdb-venv.
@@ -457,23 +457,34 @@ def main():
         encoding[name] = {**encoded[-1], "encode_seconds": median([e["encode_seconds"] for e in encoded]),
                           "encode_seconds_samples": [e["encode_seconds"] for e in encoded]}
 
-    ratios = {
-        "load_vs_ceiling": runs[f"ceiling_{args.threads}t"]["seconds"] / runs[f"load_all_{args.threads}t"]["seconds"],
-        "scaling_load": runs["load_all_1t"]["seconds"] / runs[f"load_all_{args.threads}t"]["seconds"],
-        # What the crosswalks add to a load (issue 5's budget: at most 0.10).
-        "crosswalk_cost": runs[f"load_all_{args.threads}t"]["seconds"] /
-        runs[f"load_all_nocrosswalk_{args.threads}t"]["seconds"] - 1,
-    }
+    ratios, ratios_per_round = {}, {}
+
+    def ratio(key, numerator, denominator, minus=0.0):
+        """numerator's seconds / denominator's, from the medians, and round by round: two
+        runs of one round ran minutes apart at most, so their ratio is the least touched by
+        the host's drift."""
+        if numerator not in runs or denominator not in runs:
+            return
+        a, b = runs[numerator], runs[denominator]
+        ratios[key] = a["seconds"] / b["seconds"] - minus
+        rounds = list(zip(a.get("seconds_samples", []), b.get("seconds_samples", [])))
+        if len(rounds) > 1:
+            ratios_per_round[key] = [x / y - minus for x, y in rounds]
+
+    n = args.threads
+    ratio("load_vs_ceiling", f"ceiling_{n}t", f"load_all_{n}t")
+    ratio("scaling_load", "load_all_1t", f"load_all_{n}t")
+    # What the crosswalks add to a load (issue 5's budget: at most 0.10).
+    ratio("crosswalk_cost", f"load_all_{n}t", f"load_all_nocrosswalk_{n}t", minus=1.0)
     if "duckdb" in counts:
-        ratios["duckdb_vs_fhirhouse_five"] = runs[f"duckdb_five_{args.threads}t"]["seconds"] / \
-            runs[f"load_five_{args.threads}t"]["seconds"]
+        ratio("duckdb_vs_fhirhouse_five", f"duckdb_five_{n}t", f"load_five_{n}t")
         ratios["row_counts_equal"] = counts["duckdb"] == {t: counts["fhirhouse"][t] for t in FIVE_VIEWS}
         # Like for like: DuckDB writes one file per table, unpartitioned.
-        ratios["duckdb_vs_fhirhouse_five_unpartitioned"] = runs[f"duckdb_five_{args.threads}t"]["seconds"] / \
-            runs[f"load_five_unpartitioned_{args.threads}t"]["seconds"]
+        ratio("duckdb_vs_fhirhouse_five_unpartitioned", f"duckdb_five_{n}t", f"load_five_unpartitioned_{n}t")
         ratios["row_counts_equal_unpartitioned"] = counts["duckdb"] == {
             t: counts["fhirhouse_unpartitioned"][t] for t in FIVE_VIEWS}
     if f"sof_cli_five_{args.threads}t" in runs:
+        # The peer runs once: its ratio has no rounds.
         ratios["sof_cli_vs_fhirhouse_five"] = runs[f"sof_cli_five_{args.threads}t"]["seconds"] / \
             runs[f"load_five_{args.threads}t"]["seconds"]
         if "sof_cli" in counts:
@@ -515,7 +526,8 @@ def main():
         "export": {"path": str(export), "mb": size_mb, "lines": runs[f"ceiling_{args.threads}t"]["lines"]},
         "duckdb_version": None if args.skip_duckdb else DUCKDB_VERSION,
         "build": "debug" if args.debug else "release",
-        "repeat": max(1, args.repeat), "runs": runs, "encoding_alone": encoding, "row_counts": counts, "ratios": ratios,
+        "repeat": max(1, args.repeat), "runs": runs, "encoding_alone": encoding,
+        "ratios_per_round": ratios_per_round, "row_counts": counts, "ratios": ratios,
     }
     results = ROOT / "benches" / "results"
     results.mkdir(exist_ok=True)
@@ -537,7 +549,13 @@ def main():
         print(f"\n{name}: encoding alone {e['encode_seconds']:.2f} s on one thread ({e['files']} files, "
               f"{e['parquet_bytes'] / 1e6:.1f} MB); parse + encoding on {args.threads} threads at best "
               f"{e['floor_seconds']:.2f} s; the load's other CPU {e['other_cpu_seconds']:.2f} s")
-    print("\n" + "\n".join(f"- {k}: {v:.2f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in ratios.items()))
+    def line(key, value):
+        if not isinstance(value, float):
+            return f"- {key}: {value}"
+        rounds = ratios_per_round.get(key)
+        return f"- {key}: {value:.2f}" + (f" (round by round: {', '.join(f'{r:.2f}' for r in rounds)})"
+                                          if rounds else "")
+    print("\n" + "\n".join(line(k, v) for k, v in ratios.items()))
     print(f"\nraw numbers: {path.relative_to(ROOT)}")
 
 
