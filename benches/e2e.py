@@ -474,6 +474,9 @@ def main():
     n = args.threads
     ratio("load_vs_ceiling", f"ceiling_{n}t", f"load_all_{n}t")
     ratio("scaling_load", "load_all_1t", f"load_all_{n}t")
+    # The control: how much faster the host runs parse-only work on all threads than on one.
+    # A load cannot scale better than this; on a shared host it can fall well below `n`.
+    ratio("scaling_ceiling", "ceiling_1t", f"ceiling_{n}t")
     # What the crosswalks add to a load (issue 5's budget: at most 0.10).
     ratio("crosswalk_cost", f"load_all_{n}t", f"load_all_nocrosswalk_{n}t", minus=1.0)
     if "duckdb" in counts:
