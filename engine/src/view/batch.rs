@@ -225,14 +225,16 @@ fn list_item_field(field: &FieldRef) -> FieldRef {
 /// on a resource, no view keeps rows from it.
 pub struct ViewSet {
     builders: Vec<ViewBatchBuilder>,
-    by_type: HashMap<String, Vec<usize>>,
+    /// Looked up twice per resource: with SipHash, hashing the type name cost more than
+    /// the lookup. The keys are the views' own resource types, nothing an input chooses.
+    by_type: HashMap<String, Vec<usize>, foldhash::fast::FixedState>,
 }
 
 impl ViewSet {
     /// A set over the given views.
     pub fn new(views: impl IntoIterator<Item = Arc<CompiledView>>) -> Self {
         let builders: Vec<ViewBatchBuilder> = views.into_iter().map(ViewBatchBuilder::new).collect();
-        let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_type: HashMap<String, Vec<usize>, _> = HashMap::with_hasher(foldhash::fast::FixedState::default());
         for (i, b) in builders.iter().enumerate() {
             by_type.entry(b.view.resource_type().to_string()).or_default().push(i);
         }

@@ -232,7 +232,7 @@ impl<'a> Object<'a> {
     #[inline]
     #[must_use]
     pub fn get(self, key: &str) -> Option<Json<'a>> {
-        self.iter().find_map(|(k, value)| (k == key).then_some(value))
+        self.iter().find_map(|(k, value)| same_bytes(k.as_bytes(), key.as_bytes()).then_some(value))
     }
 
     /// Whether the object has a member `key`.
@@ -291,6 +291,36 @@ impl<'a> Iterator for Elements<'a> {
         let (element, rest) = self.0.split_at(span(self.0.first()?));
         self.0 = rest;
         Some(Json(element))
+    }
+}
+
+/// Whether two byte strings are equal, for the short member names of FHIR JSON: compared
+/// in two machine words at most, inline. Slice equality calls `memcmp`, whose call costs more
+/// than comparing a name of a few bytes, and views compare names for every member they pass.
+///
+/// ```
+/// use fhirhouse::view::json::same_bytes;
+///
+/// assert!(same_bytes(b"valueQuantity", b"valueQuantity"));
+/// assert!(!same_bytes(b"code", b"text"));
+/// assert!(!same_bytes(b"system", b"systems"));
+/// ```
+#[inline]
+#[must_use]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // Two overlapping words cover the first and the last bytes: every byte for n up to twice
+    // the word size.
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("four bytes"));
+    match n {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -362,5 +392,26 @@ mod tests {
         });
         let empty = Tape(Vec::new());
         assert!(Json::root(&empty).is_null());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn same_bytes_agrees_with_slice_equality(a in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+                                                 b in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            proptest::prop_assert_eq!(same_bytes(&a, &b), a == b);
+        }
+
+        #[test]
+        fn same_bytes_sees_a_difference_at_any_position(a in proptest::collection::vec(proptest::num::u8::ANY, 1..40),
+                                                        at in proptest::num::usize::ANY,
+                                                        flip in 1u8..=255) {
+            // Equal strings, then the same with one byte changed: every length class and every
+            // byte position a word comparison could miss.
+            proptest::prop_assert!(same_bytes(&a, &a.clone()));
+            let mut b = a.clone();
+            let at = at % b.len();
+            b[at] ^= flip;
+            proptest::prop_assert!(!same_bytes(&a, &b));
+        }
     }
 }
