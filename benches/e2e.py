@@ -33,9 +33,10 @@ one), measures in one run, each with wall seconds, MB/s, resources/s and peak RS
 Every timed run but the generator and the peer runs --repeat times (default 3), in rounds
 that go through all of them in turn, so that a slow spell of the host falls on every run
 alike rather than on one; each run reports its median seconds and CPU seconds, its largest
-peak RSS, and keeps every sample; each ratio is given from the medians and round by round. Every run records its CPU seconds (user + system) beside
-its wall seconds, and every load the part files it wrote. Writes the machine description and raw numbers to benches/results/<date>.json and prints
-a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
+peak RSS, and keeps every sample; each ratio is given from the medians and round by round.
+Every run records its CPU seconds (user + system) beside its wall seconds, and every load
+the part files it wrote. Writes the machine description and raw numbers to
+benches/results/<date>.json and prints a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
 comes from PyPI into <work>/duckdb-venv.
 """
 
@@ -438,8 +439,9 @@ def main():
 
         measurements.append((f"duckdb_five_{args.threads}t", size_mb, duckdb))
 
+    repeat = max(1, args.repeat)
     samples = {name: [] for name, _, _ in measurements}
-    for round_ in range(1, max(1, args.repeat) + 1):
+    for round_ in range(1, repeat + 1):
         for name, mb, run in measurements:
             one = run()
             encoded = one.pop("encoded", None)
@@ -486,10 +488,9 @@ def main():
         ratio("duckdb_vs_fhirhouse_five_unpartitioned", f"duckdb_five_{n}t", f"load_five_unpartitioned_{n}t")
         ratios["row_counts_equal_unpartitioned"] = counts["duckdb"] == {
             t: counts["fhirhouse_unpartitioned"][t] for t in FIVE_VIEWS}
-    if f"sof_cli_five_{args.threads}t" in runs:
+    if f"sof_cli_five_{n}t" in runs:
         # The peer runs once: its ratio has no rounds.
-        ratios["sof_cli_vs_fhirhouse_five"] = runs[f"sof_cli_five_{args.threads}t"]["seconds"] / \
-            runs[f"load_five_{args.threads}t"]["seconds"]
+        ratio("sof_cli_vs_fhirhouse_five", f"sof_cli_five_{n}t", f"load_five_{n}t")
         if "sof_cli" in counts:
             ratios["sof_cli_row_counts_equal"] = counts["sof_cli"] == {t: counts["fhirhouse"][t] for t in FIVE_VIEWS}
     # What the ratios could be if everything but the parse and the Parquet encoding cost
@@ -529,7 +530,7 @@ def main():
         "export": {"path": str(export), "mb": size_mb, "lines": runs[f"ceiling_{args.threads}t"]["lines"]},
         "duckdb_version": None if args.skip_duckdb else DUCKDB_VERSION,
         "build": "debug" if args.debug else "release",
-        "repeat": max(1, args.repeat), "runs": runs, "encoding_alone": encoding,
+        "repeat": repeat, "runs": runs, "encoding_alone": encoding,
         "ratios_per_round": ratios_per_round, "row_counts": counts, "ratios": ratios,
     }
     results = ROOT / "benches" / "results"
@@ -552,6 +553,7 @@ def main():
         print(f"\n{name}: encoding alone {e['encode_seconds']:.2f} s on one thread ({e['files']} files, "
               f"{e['parquet_bytes'] / 1e6:.1f} MB); parse + encoding on {args.threads} threads at best "
               f"{e['floor_seconds']:.2f} s; the load's other CPU {e['other_cpu_seconds']:.2f} s")
+
     def line(key, value):
         if not isinstance(value, float):
             return f"- {key}: {value}"

@@ -407,7 +407,7 @@ mod tests {
                                                         flip in 1u8..=255) {
             // Equal strings, then the same with one byte changed: every length class and every
             // byte position a word comparison could miss.
-            proptest::prop_assert!(same_bytes(&a, &a.clone()));
+            proptest::prop_assert!(same_bytes(&a, &a));
             let mut b = a.clone();
             let at = at % b.len();
             b[at] ^= flip;
