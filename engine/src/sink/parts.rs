@@ -212,7 +212,10 @@ impl PartWriters {
         let (root, tables) = (&self.root, &self.tables);
         let close = |write: LastWrite| write.close(root, tables);
         let written: Vec<Result<Written, SinkError>> = match pool {
-            Some(pool) => pool.install(|| last.into_par_iter().map(close).collect()),
+            // One file per job: rayon otherwise hands each thread a run of neighbouring
+            // files to write in a row, and the thread given the largest ones (they are
+            // sorted first) is left writing them alone while the others idle.
+            Some(pool) => pool.install(|| last.into_par_iter().with_max_len(1).map(close).collect()),
             None => last.into_iter().map(close).collect(),
         };
         for part in written {
