@@ -16,6 +16,8 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::view::Json;
 
 /// Number of spill files; each is sorted in memory on its own (1/64 of the keys).
@@ -133,32 +135,51 @@ impl IdSpill {
     }
 }
 
-/// Every group of occurrences sharing a key hash, read shard by shard.
-pub(crate) fn repeated_keys(dir: &Path) -> io::Result<Vec<Vec<Occurrence>>> {
-    let mut groups = Vec::new();
-    for shard in 0..SHARDS {
-        let bytes = fs::read(dir.join(format!("{shard:02}.bin")))?;
-        let mut records: Vec<(u64, Occurrence)> = bytes
-            .chunks_exact(RECORD_BYTES)
-            .map(|r| {
-                let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8 bytes"));
-                let file = u32::from_le_bytes(r[24..28].try_into().expect("4 bytes")) as usize;
-                let occurrence = Occurrence {
-                    file,
-                    line: u64_at(28),
-                    offset: u64_at(36),
-                    version: u64_at(8),
-                    updated: u64_at(16) as i64,
-                };
-                (u64_at(0), occurrence)
-            })
-            .collect();
-        records.sort_unstable_by_key(|(key, o)| (*key, o.file, o.line));
-        for group in records.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
-            groups.push(group.iter().map(|(_, o)| *o).collect());
-        }
-    }
-    Ok(groups)
+/// Every group of occurrences sharing a key hash, shard by shard, each group in export
+/// order. The shards are read and sorted on `threads` threads at once (each shard holds
+/// 1/[`SHARDS`] of the keys): at the end of a load this is all that runs.
+pub(crate) fn repeated_keys(dir: &Path, threads: usize) -> io::Result<Vec<Vec<Occurrence>>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(io::Error::other)?;
+    let shards: Vec<Vec<Vec<Occurrence>>> = pool.install(|| {
+        (0..SHARDS)
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|shard| repeated_in_shard(&dir.join(format!("{shard:02}.bin"))))
+            .collect::<io::Result<_>>()
+    })?;
+    Ok(shards.into_iter().flatten().collect())
+}
+
+/// The groups of occurrences sharing a key hash in one shard file.
+fn repeated_in_shard(path: &Path) -> io::Result<Vec<Vec<Occurrence>>> {
+    let bytes = fs::read(path)?;
+    let mut records: Vec<(u64, Occurrence)> = bytes
+        .chunks_exact(RECORD_BYTES)
+        .map(|r| {
+            let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8 bytes"));
+            let file = u32::from_le_bytes(r[24..28].try_into().expect("4 bytes")) as usize;
+            let occurrence = Occurrence {
+                file,
+                line: u64_at(28),
+                offset: u64_at(36),
+                version: u64_at(8),
+                updated: u64_at(16) as i64,
+            };
+            (u64_at(0), occurrence)
+        })
+        .collect();
+    // Nearly every key is unique, so the sort looks at the key alone; the few occurrences of
+    // a repeated one are then put in export order.
+    records.sort_unstable_by_key(|(key, _)| *key);
+    Ok(records
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|group| group.len() > 1)
+        .map(|group| {
+            let mut occurrences: Vec<Occurrence> = group.iter().map(|(_, o)| *o).collect();
+            occurrences.sort_unstable_by_key(|o| (o.file, o.line));
+            occurrences
+        })
+        .collect())
 }
 
 /// An occurrence with the bytes of its line.
@@ -244,7 +265,7 @@ mod tests {
         spill.push(1, 9, &record(7, 3, -4)).unwrap();
         spill.push(2, 3, &record(u64::MAX, 0, 0)).unwrap();
         let dir = spill.finish().unwrap();
-        let groups = repeated_keys(&dir).unwrap();
+        let groups = repeated_keys(&dir, 2).unwrap();
         assert_eq!(groups.len(), 1);
         let lines: Vec<(usize, u64, u64, i64)> =
             groups[0].iter().map(|o| (o.file, o.line, o.version, o.updated)).collect();

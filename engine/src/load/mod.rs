@@ -192,7 +192,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     };
     let result = run.and_then(|mut pipeline| {
         let mut dead_letters = pipeline.dead_letters.take().expect("set by the pipeline");
-        report.duplicates = resolve_duplicates(&catalog, &export, &staging, &mut pipeline, &mut dead_letters)?;
+        report.duplicates = resolve_duplicates(&catalog, &export, &staging, threads, &mut pipeline, &mut dead_letters)?;
         if dead_letters.written > 0 {
             report.dead_letter_dir = Some(warehouse.dead_letter_location(&load_id));
         }
@@ -273,10 +273,11 @@ fn resolve_duplicates(
     catalog: &Catalog,
     export: &Export,
     staging: &Path,
+    threads: usize,
     pipeline: &mut PipelineOutput,
     dead_letters: &mut DeadLetterWriter,
 ) -> anyhow::Result<Option<DuplicateReport>> {
-    let groups = dedup::repeated_keys(&pipeline.ids_dir).context("reading the spilled resource keys")?;
+    let groups = dedup::repeated_keys(&pipeline.ids_dir, threads).context("reading the spilled resource keys")?;
     if groups.is_empty() {
         return Ok(None);
     }

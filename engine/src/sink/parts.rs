@@ -17,9 +17,9 @@
 //!
 //! The final flush writes the last row groups and closes the files with several threads
 //! ([`PartLimits::parallel_writes`]): at the end of a load the workers are done, and
-//! encoding the last partitions one after another would leave the other cores idle. Then
-//! every file of the load is fsynced, several at a time, since each fsync waits on the
-//! disk.
+//! encoding the last partitions one after another would leave the other cores idle. Every
+//! file of the load is fsynced on threads of its own, each file as soon as the final flush
+//! has closed it, since each fsync waits on the disk rather than using a core.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -209,23 +209,32 @@ impl PartWriters {
         let pool = (self.limits.parallel_writes > 1 && last.len() > 1)
             .then(|| rayon::ThreadPoolBuilder::new().num_threads(self.limits.parallel_writes).build().ok())
             .flatten();
-        let (root, tables) = (&self.root, &self.tables);
-        let close = |write: LastWrite| write.close(root, tables);
-        let written: Vec<Result<Written, SinkError>> = match pool {
-            // One file per job: rayon otherwise hands each thread a run of neighbouring
-            // files to write in a row, and the thread given the largest ones (they are
-            // sorted first) is left writing them alone while the others idle.
-            Some(pool) => pool.install(|| last.into_par_iter().with_max_len(1).map(close).collect()),
-            None => last.into_iter().map(close).collect(),
-        };
+        let (root, tables, closed_before) = (&self.root, &self.tables, &self.written_paths);
+        // Every file is made durable before the load can publish it: a crash after the
+        // commit point must not leave a published table pointing at data still in the page
+        // cache only. Each is synced in the background as soon as it is closed, so that the
+        // disk waits overlap with writing the others.
+        let written = super::commit::syncing_while(|sync_later| {
+            for path in closed_before {
+                sync_later(path.clone());
+            }
+            let close = |write: LastWrite| {
+                let written = write.close(root, tables)?;
+                sync_later(written.path.clone());
+                Ok(written)
+            };
+            let written: Vec<Result<Written, SinkError>> = match pool {
+                // One file per job: rayon otherwise hands each thread a run of neighbouring
+                // files to write in a row, and the thread given the largest ones (they are
+                // sorted first) is left writing them alone while the others idle.
+                Some(pool) => pool.install(|| last.into_par_iter().with_max_len(1).map(close).collect()),
+                None => last.into_iter().map(close).collect(),
+            };
+            written
+        })?;
         for part in written {
             self.record(part?);
         }
-        // Durable before the load can publish them: a crash after the commit point must not
-        // leave a published table pointing at data still in the page cache only. Synced
-        // together at the end, so that the disk waits overlap, and the files closed before
-        // were written back in the meantime.
-        super::commit::sync_paths(&self.written_paths)?;
         tracing::debug!(
             writer = self.writer_id,
             peak_buffered = self.peak_buffered,
