@@ -117,7 +117,8 @@ pub struct PartWriters {
     pending: HashMap<PairKey, Pending>,
     open: HashMap<PairKey, OpenPart>,
     outputs: Vec<TableOutput>,
-    /// Every file closed, to be made durable by [`finish`](Self::finish).
+    /// Every file closed. Those closed before [`finish`](Self::finish) are made durable
+    /// there, beside the ones its final flush closes.
     written_paths: Vec<PathBuf>,
     sequence: u64,
     /// Row groups written before the final flush, for the debug log.
