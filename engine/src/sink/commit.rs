@@ -24,8 +24,6 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use super::SinkError;
 
 const META_DIR: &str = "_fhirhouse";
@@ -263,15 +261,7 @@ pub(crate) fn sync_paths(paths: &[PathBuf]) -> Result<(), SinkError> {
     if paths.is_empty() {
         return Ok(());
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(SYNC_THREADS.min(paths.len()))
-        .build()
-        .map_err(|e| SinkError::Io(io::Error::other(e)))?;
-    pool.install(|| {
-        paths
-            .par_iter()
-            .try_for_each(|path| sync_path(path).map_err(|source| SinkError::File { path: path.clone(), source }))
-    })
+    syncing_while(|sync_later| paths.iter().for_each(|path| sync_later(path.clone())))
 }
 
 /// Files and folders fsynced at once by [`sync_paths`] and [`syncing_while`].

@@ -215,7 +215,7 @@ impl PartWriters {
         // commit point must not leave a published table pointing at data still in the page
         // cache only. Each is synced in the background as soon as it is closed, so that the
         // disk waits overlap with writing the others.
-        let written = super::commit::syncing_while(|sync_later| {
+        let written: Vec<Result<Written, SinkError>> = super::commit::syncing_while(|sync_later| {
             for path in closed_before {
                 sync_later(path.clone());
             }
@@ -224,14 +224,13 @@ impl PartWriters {
                 sync_later(written.path.clone());
                 Ok(written)
             };
-            let written: Vec<Result<Written, SinkError>> = match pool {
+            match pool {
                 // One file per job: rayon otherwise hands each thread a run of neighbouring
                 // files to write in a row, and the thread given the largest ones (they are
                 // sorted first) is left writing them alone while the others idle.
                 Some(pool) => pool.install(|| last.into_par_iter().with_max_len(1).map(close).collect()),
                 None => last.into_iter().map(close).collect(),
-            };
-            written
+            }
         })?;
         for part in written {
             self.record(part?);

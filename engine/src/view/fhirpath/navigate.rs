@@ -123,16 +123,8 @@ impl RootIndex {
                     if same_bytes(bytes, name) {
                         out[*slot] = Some((node, None));
                     }
-                } else if *choice
-                    && bytes.len() > name.len()
-                    // A choice key continues with an upper-case type name: test that byte
-                    // first, it rules out nearly every other key without comparing.
-                    && bytes[name.len()].is_ascii_uppercase()
-                    && out[*slot].is_none()
-                    && same_bytes(&bytes[..name.len()], name)
-                {
-                    let suffix = &key[name.len()..];
-                    if CHOICE_TYPE_SUFFIXES.contains(&suffix) {
+                } else if *choice && out[*slot].is_none() {
+                    if let Some(suffix) = choice_suffix(key, name) {
                         out[*slot] = Some((node, temporal_tag(suffix)));
                     }
                 }
@@ -412,20 +404,27 @@ fn lookup<'a>(obj: Object<'a>, name: &str) -> Lookup<'a> {
             if same_bytes(bytes, name) {
                 return Lookup::Exact(node);
             }
-        } else if matches!(choice, Lookup::Missing)
-            && bytes.len() > name.len()
-            // A choice key continues with an upper-case type name: test that byte first,
-            // it rules out nearly every other key without comparing.
-            && bytes[name.len()].is_ascii_uppercase()
-            && same_bytes(&bytes[..name.len()], name)
-        {
-            let suffix = &key[name.len()..];
-            if CHOICE_TYPE_SUFFIXES.contains(&suffix) {
+        } else if matches!(choice, Lookup::Missing) {
+            if let Some(suffix) = choice_suffix(key, name) {
                 choice = Lookup::Choice(node, suffix);
             }
         }
     }
     choice
+}
+
+/// The type suffix of `key` when it is the choice element `name[x]` (`valueQuantity` for
+/// `value`: `Quantity`), for a key longer than `name`. Inlined into the member lookup and
+/// the root prefetch, which test every key they pass.
+#[inline(always)]
+fn choice_suffix<'k>(key: &'k str, name: &[u8]) -> Option<&'k str> {
+    let bytes = key.as_bytes();
+    // A choice key continues with an upper-case type name: test that byte first, it rules
+    // out nearly every other key without comparing.
+    let is_choice =
+        bytes.len() > name.len() && bytes[name.len()].is_ascii_uppercase() && same_bytes(&bytes[..name.len()], name);
+    let suffix = is_choice.then(|| &key[name.len()..])?;
+    CHOICE_TYPE_SUFFIXES.contains(&suffix).then_some(suffix)
 }
 
 /// The tag [`for_each_item`] needs for a choice element's type suffix: only dates and times
