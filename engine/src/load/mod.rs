@@ -1,18 +1,21 @@
 //! The load: a whole Bulk Data export through every view into a warehouse, in parallel.
 //!
 //! This module wires the stages together and owns nothing else: the [`source`] cuts files
-//! into line-aligned chunks, workers on a rayon pool parse each line once and run every
-//! [`view`] of its type (`worker`), writer threads turn the batches into partitioned
-//! Parquet part files in a staging folder ([`sink::parts`]), a collector orders the results
-//! and writes dead letters, and [`sink::destination`] publishes the staging folder atomically
-//! (a local warehouse) or uploads it and commits it (an object-store warehouse).
+//! into line-aligned chunks, workers on a rayon pool parse each line once, run every
+//! [`view`] of its type (`worker`) and hand the batches to part writers they share
+//! ([`sink::shared_parts`]), which turn them into partitioned Parquet part files in a
+//! staging folder; a collector orders the results and writes dead letters, and
+//! [`sink::destination`] publishes the staging folder atomically (a local warehouse) or
+//! uploads it and commits it (an object-store warehouse).
 //!
-//! Data flows one way, through bounded channels: when writers fall behind, workers block
-//! (back-pressure), so memory stays flat however large the export.
+//! Data flows one way. The workers encode the row groups their rows make due themselves,
+//! so encoding never waits for a core while a worker waits for it, and a worker that finds
+//! a budget's worth of row groups already being encoded waits for one (back-pressure), so
+//! memory stays flat however large the export.
 //!
 //! [`source`]: crate::source
 //! [`view`]: crate::view
-//! [`sink::parts`]: crate::sink::parts
+//! [`sink::shared_parts`]: crate::sink::shared_parts
 //! [`sink::destination`]: crate::sink::destination
 
 mod catalog;
@@ -46,11 +49,12 @@ pub use supersede::DuplicateReport;
 
 use crate::sink::destination::Destination;
 use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
+use crate::sink::shared_parts::SharedPartWriters;
 use crate::source::{open_export, Export};
 use crate::store::Address;
 use collect::Collector;
 use dead_letter::DeadLetterWriter;
-use worker::{Chunk, ChunkDone, Shared, WorkerState, WriteMsg};
+use worker::{Chunk, ChunkDone, Shared, WorkerState};
 
 /// The size plain files are cut into for the workers: large enough that per-chunk costs
 /// vanish, small enough that a few files keep every core busy.
@@ -302,16 +306,20 @@ fn run_pipeline(
     threads: usize,
 ) -> anyhow::Result<PipelineOutput> {
     let chunks = plan_chunks(export, options.chunk_bytes);
-    let shards = (threads / 4).max(1);
     // A quarter of the limit for rows waiting to be written: they go out as row groups of
     // open part files, so a larger buffer only makes larger row groups. The rest is for the
-    // workers' batches, the channels, the row groups being encoded and allocator slack.
+    // workers' batches, the row groups being encoded and allocator slack.
     let limits = PartLimits {
-        memory_budget: (options.memory_limit / 4 / shards as u64) as usize,
+        memory_budget: (options.memory_limit / 4) as usize,
         // The final flush runs once the workers are done: every thread can encode then.
-        parallel_writes: (threads / shards).max(1),
+        parallel_writes: threads,
         ..PartLimits::default()
     };
+    let mut part_writers = PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), 0, limits);
+    if let Some(load_id) = names {
+        part_writers = part_writers.with_load_id(load_id);
+    }
+    let writers = SharedPartWriters::new(part_writers);
     let abort = AtomicBool::new(false);
     let failure = std::sync::Mutex::new(None);
     let dead_count = AtomicU64::new(0);
@@ -319,20 +327,6 @@ fn run_pipeline(
     let progress = progress_bar(options.progress, total_bytes);
 
     std::thread::scope(|scope| {
-        let mut senders = Vec::with_capacity(shards);
-        let mut writer_handles = Vec::with_capacity(shards);
-        for shard in 0..shards {
-            // Two batches in flight per worker and shard: enough to keep writers busy,
-            // little enough that a slow disk stops the workers rather than filling memory.
-            let (tx, rx) = mpsc::sync_channel::<WriteMsg>(2 * threads);
-            senders.push(tx);
-            let mut writers = PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), shard, limits);
-            if let Some(load_id) = names {
-                writers = writers.with_load_id(load_id);
-            }
-            let abort = &abort;
-            writer_handles.push(scope.spawn(move || write_batches(writers, rx, abort)));
-        }
         let (done_tx, done_rx) = mpsc::channel::<ChunkDone>();
         let ids = dedup::IdSpill::create(ids_dir(staging)).context("cannot create the resource key spill")?;
         let mut collector =
@@ -347,7 +341,7 @@ fn run_pipeline(
         let shared = Shared {
             catalog,
             files: &export.files,
-            writers: senders,
+            writers: &writers,
             collector: done_tx,
             abort: &abort,
             dead_count: &dead_count,
@@ -361,24 +355,13 @@ fn run_pipeline(
         run_workers(&shared, &chunks, threads)?;
         drop(shared);
         if let Some(message) = failure.lock().expect("workers are done").take() {
-            // Drain the writers and the collector before failing, so nothing is left running.
-            for handle in writer_handles {
-                let _ = handle.join();
-            }
+            // Drain the collector before failing, so nothing is left running.
             let _ = collector_handle.join();
             return Err(anyhow!(message));
         }
         progress.finish_and_clear();
 
-        let mut outputs = vec![TableOutput::default(); catalog.layouts.len()];
-        for handle in writer_handles {
-            let shard_outputs = handle.join().map_err(|_| anyhow!("a writer thread panicked"))??;
-            for (total, part) in outputs.iter_mut().zip(shard_outputs) {
-                total.rows += part.rows;
-                total.bytes += part.bytes;
-                total.files.extend(part.files);
-            }
-        }
+        let outputs = writers.finish().context("writing the tables")?;
         let (collected, dead_letters, ids_dir) =
             collector_handle.join().map_err(|_| anyhow!("the collector panicked"))??;
         if abort.load(Ordering::Relaxed) && options.max_errors.is_none() {
@@ -409,27 +392,6 @@ fn run_workers(shared: &Shared<'_>, chunks: &[Chunk], threads: usize) -> anyhow:
         }
     });
     Ok(())
-}
-
-fn write_batches(
-    mut writers: PartWriters,
-    batches: mpsc::Receiver<WriteMsg>,
-    abort: &AtomicBool,
-) -> anyhow::Result<Vec<TableOutput>> {
-    let mut failure = None;
-    for msg in batches {
-        if failure.is_some() {
-            continue; // keep draining so that workers never block on a dead writer
-        }
-        if let Err(e) = writers.write(msg.table, msg.partition, &msg.batch) {
-            abort.store(true, Ordering::Relaxed);
-            failure = Some(e);
-        }
-    }
-    match failure {
-        Some(e) => Err(anyhow!(e).context("writing the tables")),
-        None => Ok(writers.finish().context("writing the tables")?),
-    }
 }
 
 /// Plain files are cut into ranges; compressed files (and files behind HTTP) are one chunk each.

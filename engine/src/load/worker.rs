@@ -3,13 +3,11 @@
 //! as a [`DeadLine`]; nothing here can fail the load except the writers going away.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Sender, SyncSender};
+use std::sync::mpsc::Sender;
 use std::time::Instant;
 
-use arrow::record_batch::RecordBatch;
 use simd_json::prelude::*;
 
 use super::catalog::Catalog;
@@ -18,7 +16,7 @@ use super::dedup::IdRecord;
 use super::raw::RawChunk;
 use super::report::FileReport;
 use super::resource_types::is_r4_resource_type;
-use crate::sink::partition::PartitionValue;
+use crate::sink::shared_parts::SharedPartWriters;
 use crate::source::{ChunkLine, ChunkLines, ExportFile};
 use crate::terminology::UnmappedCounts;
 use crate::view::{ResourceParser, ViewSet};
@@ -35,13 +33,6 @@ pub(crate) struct Chunk {
     pub index: u32,
     /// The bytes whose lines it owns (`0..u64::MAX` for a compressed file).
     pub range: Range<u64>,
-}
-
-/// Rows of one partition of one table, on their way to a writer.
-pub(crate) struct WriteMsg {
-    pub table: usize,
-    pub partition: PartitionValue,
-    pub batch: RecordBatch,
 }
 
 /// What a worker found in one chunk, for the collector.
@@ -62,7 +53,7 @@ pub(crate) struct ChunkDone {
 pub(crate) struct Shared<'a> {
     pub catalog: &'a Catalog,
     pub files: &'a [ExportFile],
-    pub writers: Vec<SyncSender<WriteMsg>>,
+    pub writers: &'a SharedPartWriters,
     pub collector: Sender<ChunkDone>,
     pub abort: &'a AtomicBool,
     pub dead_count: &'a AtomicU64,
@@ -255,36 +246,23 @@ fn process_line(
     Ok(())
 }
 
-/// Hands buffered rows to the writers: every non-empty builder when `all`, else the ones
-/// holding at least a quarter of the flush size (small tables wait for the chunk's end).
+/// Hands buffered rows to the writers, and encodes the row groups that makes due: every
+/// non-empty builder when `all`, else the ones holding at least a quarter of the flush size
+/// (small tables wait for the chunk's end).
 fn flush(shared: &Shared<'_>, state: &mut WorkerState, all: bool) {
     let threshold = if all { 1 } else { FLUSH_ROWS / 4 };
+    let mut rows = Vec::new();
     for (table, builder) in state.views.builders_mut().iter_mut().enumerate() {
         if builder.len() < threshold {
             continue;
         }
-        let batches = match shared.catalog.finish_batch(table, builder.finish(), Some(&mut state.unmapped)) {
-            Ok(batches) => batches,
-            Err(e) => {
-                fail(shared, format!("{e:#}"));
-                continue;
-            }
-        };
-        for (partition, batch) in batches {
-            let shard = shard_of(table, partition, shared.writers.len());
-            if shared.writers[shard].send(WriteMsg { table, partition, batch }).is_err() {
-                // A writer failed and stopped; the load is failing, stop reading too.
-                shared.abort.store(true, Ordering::Relaxed);
-            }
+        match shared.catalog.finish_batch(table, builder.finish(), Some(&mut state.unmapped)) {
+            Ok(batches) => rows.extend(batches.into_iter().map(|(partition, batch)| (table, partition, batch))),
+            Err(e) => fail(shared, format!("{e:#}")),
         }
     }
     state.pending_rows = state.views.builders_mut().iter().map(|b| b.len()).sum();
-}
-
-/// The writer thread that owns a (table, partition): always the same one, so each
-/// partition's rows go to as few files as possible.
-pub(crate) fn shard_of(table: usize, partition: PartitionValue, shards: usize) -> usize {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (table, partition).hash(&mut hasher);
-    (hasher.finish() % shards as u64) as usize
+    if let Err(e) = shared.writers.write_all(rows) {
+        fail(shared, format!("writing the tables: {e}"));
+    }
 }

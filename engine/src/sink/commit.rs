@@ -23,6 +23,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex, PoisonError};
 
 use super::SinkError;
 
@@ -281,27 +282,37 @@ pub(crate) type SyncLater<'a> = dyn Fn(PathBuf) + Sync + 'a;
 /// [`SinkError::File`] naming a path that could not be opened or synced (the first one
 /// that failed); `work`'s own result is then dropped.
 pub(crate) fn syncing_while<R>(work: impl FnOnce(&SyncLater<'_>) -> R) -> Result<R, SinkError> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(SYNC_THREADS)
-        .thread_name(|i| format!("fhirhouse-sync-{i}"))
-        .build()
-        .map_err(|e| SinkError::Io(io::Error::other(e)))?;
-    let failure = std::sync::Mutex::new(None);
-    let result = pool.in_place_scope(|scope| {
-        let failure = &failure;
-        let sync_later = move |path: PathBuf| {
-            scope.spawn(move |_| {
+    let failure = Mutex::new(None);
+    let (paths, to_sync) = mpsc::channel::<PathBuf>();
+    let to_sync = Mutex::new(to_sync);
+    let result = std::thread::scope(|scope| {
+        for i in 0..SYNC_THREADS {
+            let (to_sync, failure) = (&to_sync, &failure);
+            // Plain threads blocked on a channel, not a rayon pool: rayon's idle threads
+            // spin (sched_yield) between jobs, and eight of them took cycles from the
+            // threads encoding the last part files.
+            let syncer = move || loop {
+                let next = to_sync.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                let Ok(path) = next else { return };
                 if let Err(source) = sync_path(&path) {
                     failure
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .unwrap_or_else(PoisonError::into_inner)
                         .get_or_insert(SinkError::File { path, source });
                 }
-            });
+            };
+            std::thread::Builder::new().name(format!("fhirhouse-sync-{i}")).spawn_scoped(scope, syncer)?;
+        }
+        let sync_later = move |path: PathBuf| {
+            // The receivers live until every sender is gone: the send cannot fail.
+            let _ = paths.send(path);
         };
-        work(&sync_later)
+        // `sync_later` is dropped on return, and with it the channel's only sender: the
+        // threads sync the paths left and end, and the scope waits for them.
+        Ok::<_, io::Error>(work(&sync_later))
     });
-    match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+    let result = result.map_err(SinkError::Io)?;
+    match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
         Some(error) => Err(error),
         None => Ok(result),
     }

@@ -8,8 +8,9 @@
 //! destination.
 //!
 //! For a warehouse, [`partition`] splits a table's rows by its declared Hive partition,
-//! [`parts`] writes them as Parquet part files under a memory budget into a staging area,
-//! and [`commit`] publishes a finished staging area in one atomic step; [`remote`] does the
+//! [`parts`] writes them as Parquet part files under a memory budget into a staging area
+//! ([`shared_parts`] lets the threads making the rows share those writers and encode the
+//! row groups themselves), and [`commit`] publishes a finished staging area in one atomic step; [`remote`] does the
 //! same for a warehouse in an object store (one PUT of a commit record), and [`destination`]
 //! picks between the two.
 //!
@@ -32,6 +33,7 @@ pub mod partition;
 pub mod parts;
 pub mod remote;
 pub mod rows;
+pub mod shared_parts;
 pub mod table;
 
 use std::io::{self, Write};

@@ -4,6 +4,9 @@
 //! appends them to one open part file per pair, a row group at a time: the largest pair's
 //! rows when the buffers together exceed the memory budget, a pair's rows when they reach
 //! the file size target (which also closes its file), and everything at the end.
+//! [`PartWriters::write`] encodes those row groups as they fall due; a writer shared by
+//! several threads instead hands them out ([`PartWriters::next_job`]) to be encoded
+//! elsewhere, a pair at a time, and takes the file back ([`PartWriters::complete`]).
 //!
 //! Only the buffered rows take memory. Parquet's column writers, each with its compression
 //! contexts, exist only while a row group is encoded; between row groups a file in progress
@@ -105,7 +108,8 @@ struct Pending {
     bytes: usize,
 }
 
-/// The buffered rows and open part files of one writer thread. Part files are named
+/// The buffered rows and open part files of a load (shared by its workers through
+/// [`SharedPartWriters`](super::shared_parts::SharedPartWriters)). Part files are named
 /// `part-<writer>-<sequence>.parquet`, unique across writers of one load, or
 /// `part-<load id>-<writer>-<sequence>.parquet` with [`PartWriters::with_load_id`].
 pub struct PartWriters {
@@ -125,6 +129,13 @@ pub struct PartWriters {
     row_groups: u64,
     /// Column chunks of the files in `open`, against [`PartLimits::max_open_column_chunks`].
     open_column_chunks: usize,
+    /// Pairs whose rows reached the file size target since they were last written.
+    due: Vec<PairKey>,
+    /// Pairs with a row group being encoded outside these writers (a [`RowGroupJob`] handed
+    /// out and not yet [completed](Self::complete)), with the bytes of its rows.
+    encoding: HashMap<PairKey, usize>,
+    /// The bytes of `encoding` together.
+    encoding_bytes: usize,
     buffered: usize,
     /// The most `buffered` has been, for the debug log.
     peak_buffered: usize,
@@ -148,6 +159,9 @@ impl PartWriters {
             sequence: 0,
             row_groups: 0,
             open_column_chunks: 0,
+            due: Vec::new(),
+            encoding: HashMap::new(),
+            encoding_bytes: 0,
             buffered: 0,
             peak_buffered: 0,
         }
@@ -161,33 +175,104 @@ impl PartWriters {
         self
     }
 
-    /// Appends rows of one partition of table `table` (an index into the layouts).
+    /// Appends rows of one partition of table `table` (an index into the layouts), and
+    /// writes the row groups that are then due.
     ///
     /// # Errors
     ///
     /// An I/O or Parquet error; the files are then incomplete and the load must not publish.
     pub fn write(&mut self, table: usize, partition: PartitionValue, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.buffer(table, partition, batch);
+        // Nothing is encoded elsewhere, so no job is ever to be waited for.
+        while let NextJob::Encode(job) = self.next_job() {
+            let encoded = job.encode(&self.root, &self.tables);
+            self.complete(encoded)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps rows of one partition of table `table` for a later row group, without writing
+    /// any: [`next_job`](Self::next_job) says what is then due.
+    pub fn buffer(&mut self, table: usize, partition: PartitionValue, batch: &RecordBatch) {
         if batch.num_rows() == 0 {
-            return Ok(());
+            return;
         }
         let key = (table, partition);
         let bytes = batch.get_array_memory_size();
         let pending = self.pending.entry(key).or_default();
+        let was_due = pending.bytes >= self.limits.target_file_bytes;
         pending.batches.push(batch.clone());
         pending.bytes += bytes;
+        if !was_due && pending.bytes >= self.limits.target_file_bytes {
+            self.due.push(key);
+        }
         self.buffered += bytes;
         self.peak_buffered = self.peak_buffered.max(self.buffered);
-        if pending.bytes >= self.limits.target_file_bytes {
-            self.write_row_group(key)?;
+    }
+
+    /// The next row group to encode: a pair whose rows reached the file size target, else
+    /// the largest pair while the buffers together exceed the memory budget. A pair whose
+    /// row group is being encoded is never handed out again until it is
+    /// [completed](Self::complete); while row groups of a budget's worth are being encoded,
+    /// the caller is told to wait for them rather than take more rows out of the buffers.
+    pub fn next_job(&mut self) -> NextJob {
+        let free = |key: &PairKey| !self.encoding.contains_key(key);
+        let key = match self.due.iter().position(free) {
+            Some(i) => Some(self.due.swap_remove(i)),
+            None if self.buffered <= self.limits.memory_budget => None,
+            None if !self.encoding.is_empty() && self.encoding_bytes >= self.limits.memory_budget => {
+                return NextJob::Wait
+            }
+            None => self.pending.iter().filter(|(key, _)| free(key)).max_by_key(|(_, p)| p.bytes).map(|(key, _)| *key),
+        };
+        let Some(key) = key else {
+            // Over budget with every pair's rows being encoded: wait for one to finish.
+            return if self.buffered > self.limits.memory_budget && !self.encoding.is_empty() {
+                NextJob::Wait
+            } else {
+                NextJob::Idle
+            };
+        };
+        let pending = self.pending.remove(&key).expect("due and buffered pairs have rows");
+        self.due.retain(|due| *due != key);
+        self.buffered -= pending.bytes;
+        self.encoding.insert(key, pending.bytes);
+        self.encoding_bytes += pending.bytes;
+        NextJob::Encode(RowGroupJob { key, file: self.part_file(key), pending })
+    }
+
+    /// Takes back the file of a [`RowGroupJob`] once encoded: closes it once it reached the
+    /// size target, and the files with the most row groups while the footers are over their
+    /// budget.
+    ///
+    /// # Errors
+    ///
+    /// The job's error, or an I/O or Parquet error closing a file.
+    pub fn complete(&mut self, encoded: EncodedRowGroup) -> Result<(), SinkError> {
+        let EncodedRowGroup { key, result } = encoded;
+        self.encoding_bytes -= self.encoding.remove(&key).expect("a job handed out by next_job");
+        let (part, new_chunks) = result?;
+        self.row_groups += 1;
+        self.open_column_chunks += new_chunks;
+        let reached_target = part.bytes >= self.limits.target_file_bytes;
+        self.open.insert(key, *part);
+        if reached_target {
+            self.close_open(key)?;
         }
-        while self.buffered > self.limits.memory_budget {
-            let largest = self.pending.iter().max_by_key(|(_, p)| p.bytes).map(|(k, _)| *k);
-            match largest {
-                Some(key) => self.write_row_group(key)?,
+        while self.open_column_chunks > self.limits.max_open_column_chunks {
+            let most = self.open.iter().max_by_key(|(_, part)| part.column_chunks()).map(|(key, _)| *key);
+            match most {
+                Some(key) => self.close_open(key)?,
                 None => break,
             }
         }
         Ok(())
+    }
+
+    /// The staging folder and the layouts, which [`RowGroupJob::encode`] needs.
+    #[must_use]
+    pub fn destination(&self) -> (&Path, &Arc<Vec<TableLayout>>) {
+        (&self.root, &self.tables)
     }
 
     /// Writes every buffered pair's last row group and closes every file,
@@ -243,33 +328,6 @@ impl PartWriters {
             "part files written"
         );
         Ok(self.outputs)
-    }
-
-    /// Appends one pair's buffered rows to its open file as a row group, opening the file
-    /// first if it has none; closes the file once it reached the size target, and the files
-    /// with the most row groups while the footers are over their budget.
-    fn write_row_group(&mut self, key: PairKey) -> Result<(), SinkError> {
-        let Some(pending) = self.pending.remove(&key) else {
-            return Ok(());
-        };
-        self.buffered -= pending.bytes;
-        let mut part = self.part_file(key).open(&self.root, &self.tables, key.0, &pending.batches)?;
-        let chunks_before = part.column_chunks();
-        part.append(&pending)?;
-        self.row_groups += 1;
-        self.open_column_chunks += part.column_chunks() - chunks_before;
-        self.open.insert(key, part);
-        if self.open[&key].bytes >= self.limits.target_file_bytes {
-            self.close_open(key)?;
-        }
-        while self.open_column_chunks > self.limits.max_open_column_chunks {
-            let most = self.open.iter().max_by_key(|(_, part)| part.column_chunks()).map(|(key, _)| *key);
-            match most {
-                Some(key) => self.close_open(key)?,
-                None => break,
-            }
-        }
-        Ok(())
     }
 
     /// Closes the file in progress of `key`.
@@ -446,6 +504,49 @@ impl LastWrite {
         }
         part.close()
     }
+}
+
+/// What a [`PartWriters`] wants done next ([`PartWriters::next_job`]).
+pub enum NextJob {
+    /// Encode this row group, then hand it back with [`PartWriters::complete`].
+    Encode(RowGroupJob),
+    /// Row groups of a budget's worth are being encoded: wait until one is completed.
+    Wait,
+    /// Nothing is due.
+    Idle,
+}
+
+/// One pair's buffered rows and the part file they go to as a row group. Encoding needs no
+/// access to the [`PartWriters`] that handed it out, so it can run while other threads keep
+/// buffering rows there.
+pub struct RowGroupJob {
+    key: PairKey,
+    file: PartFile,
+    pending: Pending,
+}
+
+impl RowGroupJob {
+    /// Encodes the rows and appends them to the file (created first if new), under `root`
+    /// with `tables`, the [destination](PartWriters::destination) of the writers that
+    /// handed out the job.
+    #[must_use]
+    pub fn encode(self, root: &Path, tables: &[TableLayout]) -> EncodedRowGroup {
+        let RowGroupJob { key, file, pending } = self;
+        let result = file.open(root, tables, key.0, &pending.batches).and_then(|mut part| {
+            let chunks_before = part.column_chunks();
+            part.append(&pending)?;
+            let new_chunks = part.column_chunks() - chunks_before;
+            Ok((Box::new(part), new_chunks))
+        });
+        EncodedRowGroup { key, result }
+    }
+}
+
+/// A [`RowGroupJob`] done: its file with the new row group and the column chunks it added,
+/// or the error that stopped it.
+pub struct EncodedRowGroup {
+    key: PairKey,
+    result: Result<(Box<OpenPart>, usize), SinkError>,
 }
 
 /// A part file written.
