@@ -8,10 +8,10 @@
 //! [`sink::destination`] publishes the staging folder atomically (a local warehouse) or
 //! uploads it and commits it (an object-store warehouse).
 //!
-//! Data flows one way. The workers encode the row groups their rows make due themselves,
-//! so encoding never waits for a core while a worker waits for it, and a worker that finds
-//! a budget's worth of row groups already being encoded waits for one (back-pressure), so
-//! memory stays flat however large the export.
+//! Data flows one way. The workers encode the row groups their rows make due themselves
+//! (no core idles while a lone writer thread encodes and the workers wait for it), and a
+//! worker that finds a budget's worth of row groups already being encoded waits for one to
+//! finish (back-pressure), so memory stays flat however large the export.
 //!
 //! [`source`]: crate::source
 //! [`view`]: crate::view

@@ -1,6 +1,7 @@
 //! One worker's job: read the lines of one chunk, parse each once, run every view of its
-//! type, and hand full batches to the writers. Everything that goes wrong with a line ends
-//! as a [`DeadLine`]; nothing here can fail the load except the writers going away.
+//! type, and hand full batches to the writers, encoding the row groups that makes due.
+//! Everything that goes wrong with a line ends as a [`DeadLine`]; nothing here can fail
+//! the load except writing the tables (or `--keep-raw`'s copies) failing.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -53,6 +54,7 @@ pub(crate) struct ChunkDone {
 pub(crate) struct Shared<'a> {
     pub catalog: &'a Catalog,
     pub files: &'a [ExportFile],
+    /// The part writers of every table, which the workers also encode for.
     pub writers: &'a SharedPartWriters,
     pub collector: Sender<ChunkDone>,
     pub abort: &'a AtomicBool,
