@@ -250,7 +250,7 @@ impl PartWriters {
     /// The job's error, or an I/O or Parquet error closing a file.
     pub fn complete(&mut self, encoded: EncodedRowGroup) -> Result<(), SinkError> {
         let EncodedRowGroup { key, result } = encoded;
-        self.encoding_bytes -= self.encoding.remove(&key).expect("a job handed out by next_job");
+        self.abandon(key);
         let (part, new_chunks) = result?;
         self.row_groups += 1;
         self.open_column_chunks += new_chunks;
@@ -267,6 +267,15 @@ impl PartWriters {
             }
         }
         Ok(())
+    }
+
+    /// Forgets the [`RowGroupJob`] of pair `pair` (its [`RowGroupJob::pair`]), handed out
+    /// and never to be completed: its rows are lost, so the load must fail, but no thread
+    /// waits for it any longer.
+    pub fn abandon(&mut self, pair: (usize, PartitionValue)) {
+        if let Some(bytes) = self.encoding.remove(&pair) {
+            self.encoding_bytes -= bytes;
+        }
     }
 
     /// The staging folder and the layouts, which [`RowGroupJob::encode`] needs.
@@ -526,6 +535,12 @@ pub struct RowGroupJob {
 }
 
 impl RowGroupJob {
+    /// The (table index, partition) whose rows these are.
+    #[must_use]
+    pub fn pair(&self) -> (usize, PartitionValue) {
+        self.key
+    }
+
     /// Encodes the rows and appends them to the file (created first if new), under `root`
     /// with `tables`, the [destination](PartWriters::destination) of the writers that
     /// handed out the job.
@@ -661,6 +676,35 @@ mod tests {
         assert_eq!((read_rows(&path(0)), row_groups(&path(0))), (9, 3), "every write of 2001 is a row group");
         let total: usize = (0..4).map(|i| read_rows(&path(i))).sum();
         assert_eq!(total, 18);
+    }
+
+    #[test]
+    fn a_pair_being_encoded_is_not_handed_out_twice_and_an_abandoned_one_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tables, b) = int_table();
+        let size = b.get_array_memory_size();
+        let limits = PartLimits { memory_budget: 5 * size / 2, ..PartLimits::default() };
+        let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
+        for year in [2001, 2001, 2002] {
+            writers.buffer(0, Some(year), &b);
+        }
+        let NextJob::Encode(first) = writers.next_job() else { panic!("over budget: a row group is due") };
+        assert_eq!(first.pair(), (0, Some(2001)), "the largest pair");
+        // 2001 is again the largest, but it is being encoded: 2002 goes next.
+        writers.buffer(0, Some(2001), &b);
+        writers.buffer(0, Some(2001), &b);
+        let NextJob::Encode(second) = writers.next_job() else { panic!("over budget, 2002 is free") };
+        assert_eq!(second.pair(), (0, Some(2002)));
+        // Over budget again, with a budget's worth being encoded: wait.
+        writers.buffer(0, Some(2001), &b);
+        assert!(matches!(writers.next_job(), NextJob::Wait));
+        writers.abandon(first.pair());
+        writers.abandon(second.pair());
+        let NextJob::Encode(again) = writers.next_job() else { panic!("nothing to wait for") };
+        let encoded = again.encode(dir.path(), writers.destination().1);
+        writers.complete(encoded).unwrap();
+        assert!(matches!(writers.next_job(), NextJob::Idle));
+        assert_eq!(writers.finish().unwrap()[0].rows, 9, "the abandoned jobs' rows are lost");
     }
 
     #[test]

@@ -81,7 +81,9 @@ impl SharedPartWriters {
             match writers.next_job() {
                 NextJob::Encode(job) => {
                     drop(writers);
+                    let mut unwinding = Abandon { shared: self, pair: Some(job.pair()) };
                     let encoded = job.encode(&self.root, &self.tables);
+                    unwinding.pair = None;
                     writers = self.lock();
                     let completed = writers.complete(encoded);
                     self.completed.notify_all();
@@ -107,6 +109,24 @@ impl SharedPartWriters {
 
     fn lock(&self) -> MutexGuard<'_, PartWriters> {
         self.writers.lock().expect("never poisoned: no panics while held")
+    }
+}
+
+/// Abandons a row group whose encoding unwinds (a panic in the Parquet writer), unless
+/// disarmed (`pair` taken) once it is encoded: the threads waiting for a row group to
+/// finish are woken instead of waiting for ever, and the panic then fails the load.
+struct Abandon<'a> {
+    shared: &'a SharedPartWriters,
+    pair: Option<(usize, PartitionValue)>,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        let Some(pair) = self.pair.take() else { return };
+        if let Ok(mut writers) = self.shared.writers.lock() {
+            writers.abandon(pair);
+        }
+        self.shared.completed.notify_all();
     }
 }
 
