@@ -1,5 +1,5 @@
 //! One worker's job: read the lines of one chunk, parse each once, run every view of its
-//! type, and hand full batches to the writers, encoding the row groups that makes due.
+//! type, and hand full batches to the writers, encoding the row groups this makes due.
 //! Everything that goes wrong with a line ends as a [`DeadLine`]; nothing here can fail
 //! the load except writing the tables (or `--keep-raw`'s copies) failing.
 
@@ -248,7 +248,7 @@ fn process_line(
     Ok(())
 }
 
-/// Hands buffered rows to the writers, and encodes the row groups that makes due: every
+/// Hands buffered rows to the writers, and encodes the row groups this makes due: every
 /// non-empty builder when `all`, else the ones holding at least a quarter of the flush size
 /// (small tables wait for the chunk's end).
 fn flush(shared: &Shared<'_>, state: &mut WorkerState, all: bool) {

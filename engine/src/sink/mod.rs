@@ -10,9 +10,9 @@
 //! For a warehouse, [`partition`] splits a table's rows by its declared Hive partition,
 //! [`parts`] writes them as Parquet part files under a memory budget into a staging area
 //! ([`shared_parts`] lets the threads making the rows share those writers and encode the
-//! row groups themselves), and [`commit`] publishes a finished staging area in one atomic step; [`remote`] does the
-//! same for a warehouse in an object store (one PUT of a commit record), and [`destination`]
-//! picks between the two.
+//! row groups themselves), and [`commit`] publishes a finished staging area in one atomic
+//! step; [`remote`] does the same for a warehouse in an object store (one PUT of a commit
+//! record), and [`destination`] picks between the two.
 //!
 //! [`Format`]: crate::sink::Format
 //! [`NdjsonWriter`]: crate::sink::NdjsonWriter

@@ -185,8 +185,7 @@ impl PartWriters {
         self.buffer(table, partition, batch);
         // Nothing is encoded elsewhere, so no job is ever to be waited for.
         while let NextJob::Encode(job) = self.next_job() {
-            let encoded = job.encode(&self.root, &self.tables);
-            self.complete(encoded)?;
+            self.complete(job.encode())?;
         }
         Ok(())
     }
@@ -217,28 +216,27 @@ impl PartWriters {
     /// the caller is told to wait for them rather than take more rows out of the buffers.
     pub fn next_job(&mut self) -> NextJob {
         let free = |key: &PairKey| !self.encoding.contains_key(key);
-        let key = match self.due.iter().position(free) {
-            Some(i) => Some(self.due.swap_remove(i)),
-            None if self.buffered <= self.limits.memory_budget => None,
-            None if !self.encoding.is_empty() && self.encoding_bytes >= self.limits.memory_budget => {
-                return NextJob::Wait
+        let key = if let Some(i) = self.due.iter().position(free) {
+            self.due.swap_remove(i)
+        } else if self.buffered <= self.limits.memory_budget {
+            return NextJob::Idle;
+        } else {
+            let budget_being_encoded = self.encoding_bytes >= self.limits.memory_budget;
+            let largest_free = self.pending.iter().filter(|(key, _)| free(key)).max_by_key(|(_, p)| p.bytes);
+            match largest_free {
+                Some((key, _)) if !budget_being_encoded || self.encoding.is_empty() => *key,
+                // Over budget, and what is being encoded will bring it down: wait for it.
+                _ if !self.encoding.is_empty() => return NextJob::Wait,
+                _ => return NextJob::Idle,
             }
-            None => self.pending.iter().filter(|(key, _)| free(key)).max_by_key(|(_, p)| p.bytes).map(|(key, _)| *key),
-        };
-        let Some(key) = key else {
-            // Over budget with every pair's rows being encoded: wait for one to finish.
-            return if self.buffered > self.limits.memory_budget && !self.encoding.is_empty() {
-                NextJob::Wait
-            } else {
-                NextJob::Idle
-            };
         };
         let pending = self.pending.remove(&key).expect("due and buffered pairs have rows");
         self.due.retain(|due| *due != key);
         self.buffered -= pending.bytes;
         self.encoding.insert(key, pending.bytes);
         self.encoding_bytes += pending.bytes;
-        NextJob::Encode(RowGroupJob { key, file: self.part_file(key), pending })
+        let (root, tables) = (self.root.clone(), Arc::clone(&self.tables));
+        NextJob::Encode(RowGroupJob { key, file: self.part_file(key), pending, root, tables })
     }
 
     /// Takes back the file of a [`RowGroupJob`] once encoded: closes it once it reached the
@@ -250,7 +248,7 @@ impl PartWriters {
     /// The job's error, or an I/O or Parquet error closing a file.
     pub fn complete(&mut self, encoded: EncodedRowGroup) -> Result<(), SinkError> {
         let EncodedRowGroup { key, result } = encoded;
-        self.abandon(key);
+        self.end_encoding(key);
         let (part, new_chunks) = result?;
         self.row_groups += 1;
         self.open_column_chunks += new_chunks;
@@ -273,15 +271,14 @@ impl PartWriters {
     /// and never to be completed: its rows are lost, so the load must fail, but no thread
     /// waits for it any longer.
     pub fn abandon(&mut self, pair: (usize, PartitionValue)) {
-        if let Some(bytes) = self.encoding.remove(&pair) {
-            self.encoding_bytes -= bytes;
-        }
+        self.end_encoding(pair);
     }
 
-    /// The staging folder and the layouts, which [`RowGroupJob::encode`] needs.
-    #[must_use]
-    pub fn destination(&self) -> (&Path, &Arc<Vec<TableLayout>>) {
-        (&self.root, &self.tables)
+    /// Counts the job of `key` as no longer being encoded, whatever became of it.
+    fn end_encoding(&mut self, key: PairKey) {
+        if let Some(bytes) = self.encoding.remove(&key) {
+            self.encoding_bytes -= bytes;
+        }
     }
 
     /// Writes every buffered pair's last row group and closes every file,
@@ -532,6 +529,9 @@ pub struct RowGroupJob {
     key: PairKey,
     file: PartFile,
     pending: Pending,
+    /// The staging folder and the layouts of the writers that handed out the job.
+    root: PathBuf,
+    tables: Arc<Vec<TableLayout>>,
 }
 
 impl RowGroupJob {
@@ -541,13 +541,11 @@ impl RowGroupJob {
         self.key
     }
 
-    /// Encodes the rows and appends them to the file (created first if new), under `root`
-    /// with `tables`, the [destination](PartWriters::destination) of the writers that
-    /// handed out the job.
+    /// Encodes the rows and appends them to the file (created first if new).
     #[must_use]
-    pub fn encode(self, root: &Path, tables: &[TableLayout]) -> EncodedRowGroup {
-        let RowGroupJob { key, file, pending } = self;
-        let result = file.open(root, tables, key.0, &pending.batches).and_then(|mut part| {
+    pub fn encode(self) -> EncodedRowGroup {
+        let RowGroupJob { key, file, pending, root, tables } = self;
+        let result = file.open(&root, &tables, key.0, &pending.batches).and_then(|mut part| {
             let chunks_before = part.column_chunks();
             part.append(&pending)?;
             let new_chunks = part.column_chunks() - chunks_before;
@@ -701,8 +699,7 @@ mod tests {
         writers.abandon(first.pair());
         writers.abandon(second.pair());
         let NextJob::Encode(again) = writers.next_job() else { panic!("nothing to wait for") };
-        let encoded = again.encode(dir.path(), writers.destination().1);
-        writers.complete(encoded).unwrap();
+        writers.complete(again.encode()).unwrap();
         assert!(matches!(writers.next_job(), NextJob::Idle));
         assert_eq!(writers.finish().unwrap()[0].rows, 9, "the abandoned jobs' rows are lost");
     }

@@ -12,13 +12,12 @@
 //! groups of a budget's worth are being encoded, a thread that finds more due waits for
 //! one of them to finish instead of taking more out (back-pressure).
 
-use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use arrow::record_batch::RecordBatch;
 
 use super::partition::PartitionValue;
-use super::parts::{NextJob, PartWriters, TableLayout, TableOutput};
+use super::parts::{NextJob, PartWriters, TableOutput};
 use super::SinkError;
 
 /// A [`PartWriters`] that several threads write to at once, each encoding the row groups
@@ -47,9 +46,6 @@ use super::SinkError;
 /// ```
 pub struct SharedPartWriters {
     writers: Mutex<PartWriters>,
-    /// The writers' [destination](PartWriters::destination), for encoding outside the lock.
-    root: PathBuf,
-    tables: Arc<Vec<TableLayout>>,
     /// Signalled whenever a row group is handed back, for threads waiting under
     /// [`NextJob::Wait`].
     completed: Condvar,
@@ -59,9 +55,7 @@ impl SharedPartWriters {
     /// Shares `writers`.
     #[must_use]
     pub fn new(writers: PartWriters) -> Self {
-        let (root, tables) = writers.destination();
-        let (root, tables) = (root.to_path_buf(), tables.clone());
-        SharedPartWriters { writers: Mutex::new(writers), root, tables, completed: Condvar::new() }
+        SharedPartWriters { writers: Mutex::new(writers), completed: Condvar::new() }
     }
 
     /// Buffers `batches` (table index, partition, rows), then encodes on this thread every
@@ -82,7 +76,7 @@ impl SharedPartWriters {
                 NextJob::Encode(job) => {
                     drop(writers);
                     let mut unwinding = Abandon { shared: self, pair: Some(job.pair()) };
-                    let encoded = job.encode(&self.root, &self.tables);
+                    let encoded = job.encode();
                     unwinding.pair = None;
                     writers = self.lock();
                     let completed = writers.complete(encoded);
@@ -135,8 +129,10 @@ mod tests {
     use arrow::array::Int32Array;
     use arrow::datatypes::{DataType, Field, Schema};
 
+    use std::sync::Arc;
+
     use super::*;
-    use crate::sink::parts::PartLimits;
+    use crate::sink::parts::{PartLimits, TableLayout};
 
     fn table() -> (Arc<Vec<TableLayout>>, RecordBatch) {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
