@@ -19,9 +19,11 @@ one), measures in one run, each with wall seconds, MB/s, resources/s and peak RS
    (say 10x larger; 8.8 GB for 20,000 patients), for the memory curve;
 3. DuckDB (pinned, installed into a throwaway venv under the work folder) flattening
    Patient, Condition, Observation + components, MedicationRequest and Encounter with
-   read_ndjson and explicit columns, then COPY TO Parquet (zstd); and fhirhouse load
+   read_ndjson and explicit columns, then COPY TO Parquet (zstd), every column of the six
+   shipped views written by hand in SQL (benches/duckdb_views.py); and fhirhouse load
    restricted to the same six views, partitioned as shipped and without their partition
-   column (one file per table, as DuckDB writes); row counts are compared;
+   column (one file per table, as DuckDB writes); row counts are compared, and after the
+   rounds the two tools' tables value for value;
 4. a peer Rust SQL on FHIR CLI, helios-sof's `sof-cli` (pinned, `cargo install`ed into the
    work folder on first use; that compile takes a while), running the same six
    ViewDefinitions file by file to zstd Parquet; its row counts are compared too;
@@ -34,7 +36,8 @@ Every timed run but the generator and the peer runs --repeat times (default 3), 
 that go through all of them in turn, so that a slow spell of the host falls on every run
 alike rather than on one; each run reports its median seconds and CPU seconds, its largest
 peak RSS, and keeps every sample; each ratio is given from the medians and round by round.
-Every run records its CPU seconds (user + system) beside its wall seconds, and every load
+The output of each timed run is moved aside, not deleted, until all the rounds are done
+(see `retire`). Every run records its CPU seconds (user + system) beside its wall seconds, and every load
 the part files it wrote. Writes the machine description and raw numbers to
 benches/results/<date>.json and prints a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
 comes from PyPI into <work>/duckdb-venv.
@@ -50,6 +53,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from duckdb_views import duckdb_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 DUCKDB_VERSION = "1.1.3"
@@ -85,6 +90,18 @@ def without_partition_tags(node):
     return out
 
 
+def retire(path, trash):
+    """Moves a timed run's output out of the way, into `trash`, which is emptied only before
+    and after all the rounds. Deleting it here instead would put the deletion seconds before
+    the next load: on ext4 without a journal (this project's CI machines) a file or folder
+    created within a minute or more of a deletion makes the kernel scan past every inode freed in
+    that time (`recently_deleted`): 13% of the CPU of a six-view load of 91 MB, which
+    creates some 480 files and folders where DuckDB creates six."""
+    if path.exists():
+        trash.mkdir(parents=True, exist_ok=True)
+        path.rename(trash / f"{path.name}-{len(list(trash.iterdir()))}")
+
+
 def median(values):
     """The middle value; the mean of the two middle ones for an even count."""
     s = sorted(values)
@@ -106,85 +123,6 @@ def summary(samples):
 
 def export_bytes(export):
     return sum(p.stat().st_size for p in Path(export).glob("*.ndjson*"))
-
-
-def duckdb_sql(export, out, threads):
-    src = lambda t: f"read_ndjson('{export}/{t}.*ndjson*', columns={{{{cols}}}}, format='newline_delimited')"
-    coding = "STRUCT(system VARCHAR, code VARCHAR, display VARCHAR)[]"
-    concept = f"STRUCT(coding {coding}, text VARCHAR)"
-    ref = "STRUCT(reference VARCHAR)"
-    quantity = "STRUCT(value DOUBLE, unit VARCHAR, code VARCHAR)"
-    tables = {
-        "patient": ("Patient", {"id": "VARCHAR", "gender": "VARCHAR", "birthDate": "DATE",
-                                "deceasedDateTime": "TIMESTAMPTZ",
-                                "name": 'STRUCT(family VARCHAR, given VARCHAR[], "use" VARCHAR)[]',
-                                "address": "STRUCT(city VARCHAR, state VARCHAR, postalCode VARCHAR)[]"},
-                    "id, gender, birthDate AS birth_date, deceasedDateTime AS deceased_datetime, "
-                    "name[1].family AS family_name, array_to_string(name[1].given, ' ') AS given_names, "
-                    "address[1].city AS city, address[1].state AS state, address[1].postalCode AS postal_code"),
-        "condition": ("Condition", {"id": "VARCHAR", "subject": ref, "encounter": ref,
-                                    "clinicalStatus": concept, "verificationStatus": concept, "code": concept,
-                                    "onsetDateTime": "TIMESTAMPTZ", "abatementDateTime": "TIMESTAMPTZ",
-                                    "recordedDate": "TIMESTAMPTZ"},
-                      "id, split_part(subject.reference, '/', 2) AS patient_id, "
-                      "split_part(encounter.reference, '/', 2) AS encounter_id, "
-                      "clinicalStatus.coding[1].code AS clinical_status, "
-                      "verificationStatus.coding[1].code AS verification_status, "
-                      "code.coding[1].system AS code_system, code.coding[1].code AS code, "
-                      "code.coding[1].display AS code_display, code.text AS code_text, "
-                      "list_transform(code.coding, c -> c.system || '|' || c.code) AS codings, "
-                      "onsetDateTime AS onset_datetime, abatementDateTime AS abatement_datetime, "
-                      "recordedDate AS recorded_date"),
-        "observation": ("Observation", {"id": "VARCHAR", "status": "VARCHAR", "subject": ref, "encounter": ref,
-                                        "category": f"STRUCT(coding {coding})[]", "code": concept,
-                                        "effectiveDateTime": "TIMESTAMPTZ", "issued": "TIMESTAMPTZ",
-                                        "valueQuantity": quantity, "valueCodeableConcept": concept,
-                                        "valueString": "VARCHAR", "component": "JSON[]"},
-                        "id, split_part(subject.reference, '/', 2) AS patient_id, "
-                        "split_part(encounter.reference, '/', 2) AS encounter_id, status, "
-                        "category[1].coding[1].code AS category, code.coding[1].system AS code_system, "
-                        "code.coding[1].code AS code, code.coding[1].display AS code_display, "
-                        "code.text AS code_text, list_transform(code.coding, c -> c.system || '|' || c.code) AS codings, "
-                        "effectiveDateTime AS effective_datetime, issued, valueQuantity.value AS value_quantity, "
-                        "valueQuantity.unit AS value_unit, valueQuantity.code AS value_ucum, "
-                        "valueCodeableConcept.coding[1].code AS value_code, valueString AS value_string, "
-                        "len(component) AS component_count"),
-        "observation_component": ("Observation", {"id": "VARCHAR", "subject": ref, "effectiveDateTime": "TIMESTAMPTZ",
-                                                  "component": f"STRUCT(code {concept}, valueQuantity {quantity})[]"},
-                                  None),
-        "medication_request": ("MedicationRequest", {"id": "VARCHAR", "status": "VARCHAR", "intent": "VARCHAR",
-                                                     "subject": ref, "encounter": ref, "requester": ref,
-                                                     "medicationCodeableConcept": concept,
-                                                     "authoredOn": "TIMESTAMPTZ"},
-                               "id, split_part(subject.reference, '/', 2) AS patient_id, "
-                               "split_part(encounter.reference, '/', 2) AS encounter_id, status, intent, "
-                               "medicationCodeableConcept.coding[1].system AS medication_system, "
-                               "medicationCodeableConcept.coding[1].code AS medication_code, "
-                               "medicationCodeableConcept.coding[1].display AS medication_display, "
-                               "authoredOn AS authored_on, split_part(requester.reference, '/', 2) AS requester_id"),
-        "encounter": ("Encounter", {"id": "VARCHAR", "status": "VARCHAR", "class": "STRUCT(code VARCHAR)",
-                                    "subject": ref, "type": f"{concept}[]",
-                                    "period": "STRUCT(start TIMESTAMPTZ, \"end\" TIMESTAMPTZ)",
-                                    "serviceProvider": ref},
-                      "id, split_part(subject.reference, '/', 2) AS patient_id, status, class.code AS class_code, "
-                      "type[1].coding[1].code AS type_code, type[1].coding[1].display AS type_display, "
-                      "period.start AS period_start, period.\"end\" AS period_end, "
-                      "split_part(serviceProvider.reference, '/', 2) AS service_provider_id"),
-    }
-    statements = [f"SET threads = {threads};", "SET enable_progress_bar = false;"]
-    for table, (rtype, cols, select) in tables.items():
-        cols_sql = ", ".join(f"'{k}': '{v}'" for k, v in cols.items())
-        source = src(rtype).replace("{{cols}}", "{" + cols_sql + "}")
-        if select is None:  # one row per component
-            query = (f"SELECT o.id AS observation_id, split_part(o.subject.reference, '/', 2) AS patient_id, "
-                     f"o.effectiveDateTime AS effective_datetime, c.code.coding[1].system AS code_system, "
-                     f"c.code.coding[1].code AS code, c.code.coding[1].display AS code_display, "
-                     f"c.valueQuantity.value AS value_quantity, c.valueQuantity.unit AS value_unit, "
-                     f"c.valueQuantity.code AS value_ucum FROM {source} o, unnest(o.component) AS t(c)")
-        else:
-            query = f"SELECT {select} FROM {source}"
-        statements.append(f"COPY ({query}) TO '{out}/{table}.parquet' (FORMAT parquet, COMPRESSION zstd);")
-    return "\n".join(statements)
 
 
 def generate(fhirhouse, patients, dest, seed=1):
@@ -283,6 +221,8 @@ def main():
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
+    trash = work / "trash"
+    shutil.rmtree(trash, ignore_errors=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/fhirhouse/target"))
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     # Only the binary: building examples or benches would pull dev-dependencies into the
@@ -381,7 +321,7 @@ def main():
 
     def load(name, source, threads, views, extra):
         wh = work / "wh"
-        shutil.rmtree(wh, ignore_errors=True)
+        retire(wh, trash)
         # Through the manifest when there is one, as a user would: it declares each file's type,
         # so a load with five views leaves the other types' files unparsed.
         manifest = Path(source) / "manifest.json"
@@ -426,16 +366,21 @@ def main():
         python = duckdb_python(work)
         duckdb_out = work / "duckdb-out"
         sql = duckdb_sql(export, duckdb_out, args.threads)
-        script = ("import duckdb, json, sys\ncon = duckdb.connect()\ncon.execute(sys.argv[1])\n"
-                  "print(json.dumps({t: con.execute(f\"SELECT count(*) FROM '{sys.argv[2]}/{t}.parquet'\").fetchone()[0] "
-                  f"for t in {FIVE_VIEWS!r}}}))\n")
+        # The statements are timed inside the process, so that DuckDB's seconds leave out
+        # starting Python and importing duckdb (0.13 s here); the process's own wall seconds
+        # are kept beside them.
+        script = ("import duckdb, json, sys, time\ncon = duckdb.connect()\nstart = time.perf_counter()\n"
+                  "con.execute(sys.argv[1])\nseconds = time.perf_counter() - start\n"
+                  "print(json.dumps({'seconds': seconds, 'rows': {t: con.execute(f\"SELECT count(*) FROM "
+                  f"'{{sys.argv[2]}}/{{t}}.parquet'\").fetchone()[0] for t in {FIVE_VIEWS!r}}}}}))\n")
 
         def duckdb():
-            shutil.rmtree(duckdb_out, ignore_errors=True)
+            retire(duckdb_out, trash)
             duckdb_out.mkdir()
-            s, rss, stdout, cpu = timed([str(python), "-c", script, sql, str(duckdb_out)])
-            counts["duckdb"] = json.loads(stdout.strip().splitlines()[-1])
-            return sample(s, rss, cpu)
+            process_seconds, rss, stdout, cpu = timed([str(python), "-c", script, sql, str(duckdb_out)])
+            out = json.loads(stdout.strip().splitlines()[-1])
+            counts["duckdb"] = out["rows"]
+            return sample(out["seconds"], rss, cpu, process_seconds=process_seconds)
 
         measurements.append((f"duckdb_five_{args.threads}t", size_mb, duckdb))
 
@@ -451,6 +396,19 @@ def main():
             if encoded:
                 encoding_samples.setdefault(name, []).append(encoded)
                 print(f"{'  encoding alone':32} {encoded['encode_seconds']:8.2f} s (one thread)", file=sys.stderr)
+    shutil.rmtree(trash, ignore_errors=True)
+    value_check = None
+    if not args.skip_duckdb:
+        # Untimed: the six-view warehouse once more, compared value for value with DuckDB's
+        # tables of the last round, so that the ratio is of the same work.
+        check = work / "check-wh"
+        shutil.rmtree(check, ignore_errors=True)
+        manifest = Path(export) / "manifest.json"
+        sh([str(fhirhouse), "-q", "load", str(manifest if manifest.exists() else export), "--out", str(check),
+            "--threads", str(args.threads), "--views", str(views5)])
+        value_check = json.loads(sh([str(duckdb_python(work)), str(Path(__file__).resolve().parent / "duckdb_views.py"),
+                                     "compare", str(check), str(duckdb_out), str(views5)]).stdout)
+        shutil.rmtree(check, ignore_errors=True)
     for name, mb, _ in measurements:
         result = summary(samples[name])
         record(name, result.pop("seconds"), result.pop("peak_rss_mb"), result.pop("cpu_seconds"), mb=mb, **result)
@@ -484,6 +442,8 @@ def main():
     if "duckdb" in counts:
         ratio("duckdb_vs_fhirhouse_five", f"duckdb_five_{n}t", f"load_five_{n}t")
         ratios["row_counts_equal"] = counts["duckdb"] == {t: counts["fhirhouse"][t] for t in FIVE_VIEWS}
+        ratios["values_equal"] = all(t["columns_equal"] and t["only_fhirhouse"] == t["only_duckdb"] == 0
+                                     for t in value_check.values())
         # Like for like: DuckDB writes one file per table, unpartitioned.
         ratio("duckdb_vs_fhirhouse_five_unpartitioned", f"duckdb_five_{n}t", f"load_five_unpartitioned_{n}t")
         ratios["row_counts_equal_unpartitioned"] = counts["duckdb"] == {
@@ -531,7 +491,8 @@ def main():
         "duckdb_version": None if args.skip_duckdb else DUCKDB_VERSION,
         "build": "debug" if args.debug else "release",
         "repeat": repeat, "runs": runs, "encoding_alone": encoding,
-        "ratios_per_round": ratios_per_round, "row_counts": counts, "ratios": ratios,
+        "ratios_per_round": ratios_per_round, "row_counts": counts, "duckdb_value_check": value_check,
+        "ratios": ratios,
     }
     results = ROOT / "benches" / "results"
     results.mkdir(exist_ok=True)
