@@ -95,7 +95,7 @@ def retire(path, trash):
     and after all the rounds. Deleting it here instead would put the deletion seconds before
     the next load: on ext4 without a journal (this project's CI machines) a file or folder
     created within a minute or more of a deletion makes the kernel scan past every inode freed in
-    that time (`recently_deleted`): 13% of the CPU of a six-view load of 91 MB, which
+    that time (`recently_deleted`): 13% of the CPU of a six-view load of 94 MB, which
     creates some 480 files and folders where DuckDB creates six."""
     if path.exists():
         trash.mkdir(parents=True, exist_ok=True)
