@@ -13,6 +13,10 @@ counterpart here: they are extra work on fhirhouse's side only.
 rows of the two outputs compared value for value (`EXCEPT ALL`, both ways).
 """
 
+import json
+import sys
+from pathlib import Path
+
 CODING = "STRUCT(system VARCHAR, code VARCHAR, display VARCHAR)"
 CONCEPT = f"STRUCT(coding {CODING}[], text VARCHAR)"
 REF = "STRUCT(reference VARCHAR)"
@@ -204,12 +208,13 @@ def compare(warehouse, duckdb_out, views):
     columns, in order, and how many rows either side has that the other lacks (`EXCEPT
     ALL` over the columns both have, values compared as text). Runs under the venv's
     Python, which has `duckdb`."""
-    import json
-    from pathlib import Path
-
     import duckdb
 
     con = duckdb.connect()
+
+    def count(query):
+        return con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
+
     report = {}
     for table in TABLES:
         columns = view_columns(json.loads((Path(views) / f"{table}.json").read_text()))
@@ -218,7 +223,6 @@ def compare(warehouse, duckdb_out, views):
         as_text = ", ".join(f'"{c}"::VARCHAR' for c in columns if c in theirs_columns)
         ours = f"SELECT {as_text} FROM read_parquet('{warehouse}/{table}/**/*.parquet', hive_partitioning = false)"
         theirs = f"SELECT {as_text} FROM {theirs_file}"
-        count = lambda query: con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
         report[table] = {"rows": count(ours), "columns_equal": theirs_columns == columns,
                          "only_fhirhouse": count(f"{ours} EXCEPT ALL {theirs}"),
                          "only_duckdb": count(f"{theirs} EXCEPT ALL {ours}")}
@@ -226,9 +230,6 @@ def compare(warehouse, duckdb_out, views):
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-
     if len(sys.argv) != 5 or sys.argv[1] != "compare":
         sys.exit("usage: duckdb_views.py compare <fhirhouse warehouse> <duckdb output> <views folder>")
     print(json.dumps(compare(*sys.argv[2:])))

@@ -54,14 +54,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from duckdb_views import duckdb_sql
+from duckdb_views import TABLES as DUCKDB_TABLES, duckdb_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 DUCKDB_VERSION = "1.1.3"
 HELIOS_SOF_VERSION = "0.2.7"
-FIVE_VIEWS = ["patient", "condition", "observation", "observation_component", "medication_request", "encounter"]
+# The six views of the DuckDB comparison: those duckdb_views.py writes SQL for.
+FIVE_VIEWS = list(DUCKDB_TABLES)
 # The resource types the six views read.
-FIVE_VIEW_TYPES = ["Patient", "Condition", "Observation", "MedicationRequest", "Encounter"]
+FIVE_VIEW_TYPES = sorted({resource_type for resource_type, *_ in DUCKDB_TABLES.values()})
 
 
 def sh(cmd, **kw):
@@ -319,17 +320,18 @@ def main():
     if large:
         loads.append((f"load_all_large_{args.threads}t", large, args.threads, None, []))
 
-    def load(name, source, threads, views, extra):
-        wh = work / "wh"
-        retire(wh, trash)
+    def load_command(source, out, threads, views):
         # Through the manifest when there is one, as a user would: it declares each file's type,
         # so a load with five views leaves the other types' files unparsed.
         manifest = Path(source) / "manifest.json"
-        cmd = [str(fhirhouse), "-q", "load", str(manifest if manifest.exists() else source), "--out", str(wh),
+        cmd = [str(fhirhouse), "-q", "load", str(manifest if manifest.exists() else source), "--out", str(out),
                "--threads", str(threads)]
-        if views:
-            cmd += ["--views", str(views)]
-        s, rss, _, cpu = timed(cmd + extra)
+        return cmd + ["--views", str(views)] if views else cmd
+
+    def load(name, source, threads, views, extra):
+        wh = work / "wh"
+        retire(wh, trash)
+        s, rss, _, cpu = timed(load_command(source, wh, threads, views) + extra)
         report = json.loads(next((wh / "_fhirhouse" / "loads").glob("*.json")).read_text())
         rows = {t["table"]: t["rows"] for t in report["tables"]}
         if views:
@@ -403,9 +405,7 @@ def main():
         # tables of the last round, so that the ratio is of the same work.
         check = work / "check-wh"
         shutil.rmtree(check, ignore_errors=True)
-        manifest = Path(export) / "manifest.json"
-        sh([str(fhirhouse), "-q", "load", str(manifest if manifest.exists() else export), "--out", str(check),
-            "--threads", str(args.threads), "--views", str(views5)])
+        sh(load_command(export, check, args.threads, views5))
         value_check = json.loads(sh([str(duckdb_python(work)), str(Path(__file__).resolve().parent / "duckdb_views.py"),
                                      "compare", str(check), str(duckdb_out), str(views5)]).stdout)
         shutil.rmtree(check, ignore_errors=True)
