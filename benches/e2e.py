@@ -41,7 +41,8 @@ peak RSS, and keeps every sample; each ratio is given from the medians and round
 The output of each timed run is moved aside, not deleted, until all the rounds are done
 (see `retire`). Every run records its CPU seconds (user + system) beside its wall seconds, and every load
 the part files it wrote. Writes the machine description and raw numbers to
-benches/results/<date>.json and prints a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
+benches/results/<date>-<size>.json (with the time added when a run of the day is already
+there) and prints a Markdown summary for benches/RESULTS.md. Only the standard library is needed; DuckDB
 comes from PyPI into <work>/duckdb-venv.
 """
 
@@ -524,7 +525,11 @@ def main():
     results = ROOT / "benches" / "results"
     results.mkdir(exist_ok=True)
     size = args.patients if args.export is None else "custom"
-    path = results / f"{datetime.date.today().isoformat()}-{size}{'-debug' if args.debug else ''}.json"
+    stem = f"{datetime.date.today().isoformat()}-{size}{'-debug' if args.debug else ''}"
+    path = results / f"{stem}.json"
+    if path.exists():
+        # A second run on the same day keeps the first one's numbers: RESULTS.md links them.
+        path = results / f"{stem}-{datetime.datetime.now().strftime('%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n| run | seconds (median) | range | CPU seconds | MB/s | resources/s | peak RSS MB | part files |\n"
           f"|---|---:|---:|---:|---:|---:|---:|---:|")
