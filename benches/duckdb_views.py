@@ -38,6 +38,10 @@ def _extension(url):
     return f"list_filter(extension, e -> e.url = '{US_CORE}{url}')[1]"
 
 
+# The name the patient view reads, `(name.where(use = 'official') | name).first()`: the official one, else the first.
+_OFFICIAL_NAME = "coalesce(list_filter(name, n -> n.use = 'official')[1], name[1])"
+
+
 def _omb_category(url):
     return f"list_filter({_extension(url)}.extension, e -> e.url = 'ombCategory')[1].valueCoding.code"
 
@@ -57,8 +61,8 @@ TABLES = {
         active, gender, birthDate AS birth_date,
         CASE WHEN deceasedDateTime IS NOT NULL THEN true ELSE coalesce(deceasedBoolean, false) END AS deceased,
         deceasedDateTime AS deceased_datetime,
-        coalesce(list_filter(name, n -> n.use = 'official')[1], name[1]).family AS family_name,
-        array_to_string(coalesce(list_filter(name, n -> n.use = 'official')[1], name[1]).given, ' ') AS given_names,
+        {_OFFICIAL_NAME}.family AS family_name,
+        array_to_string({_OFFICIAL_NAME}.given, ' ') AS given_names,
         {_extension('birthsex')}.valueCode AS birth_sex,
         {_omb_category('race')} AS race_code,
         {_omb_category('ethnicity')} AS ethnicity_code,
