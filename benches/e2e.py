@@ -31,8 +31,9 @@ one), measures in one run, each with wall seconds, MB/s, resources/s and peak RS
    and of the six-view load, read back into memory and written again with the load's
    settings, on one thread), and the ceiling of the six views' five input files: with the
    ceilings, what bounds the ratios if views, crosswalks and partitioning cost nothing;
-6. the load's fixed cost: the six views over an export of one Patient (starting, reading
-   the views and mappings, committing), which the bounds against DuckDB also count.
+6. when DuckDB runs, the load's fixed cost: the six views over an export of one Patient
+   (starting, reading the views and mappings, committing), which the bounds against DuckDB
+   also count.
 
 Every timed run but the generator and the peer runs --repeat times (default 3), in rounds
 that go through all of them in turn, so that a slow spell of the host falls on every run
