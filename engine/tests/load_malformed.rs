@@ -121,7 +121,7 @@ fn manifest_type_mismatches_are_counted_and_rows_follow_resource_type() {
     assert_eq!(outcome.report.files[0].type_mismatches, 1);
     assert_eq!(outcome.report.server_errors[0].outcomes, 1);
     assert!(outcome.report.server_errors[0].examples[0].contains("could not be exported"));
-    assert!(outcome.report.summary().contains("differ from their file's manifest type"));
+    assert!(outcome.report.summary().contains("differ from their file's declared type"));
     assert_eq!(table_counts(&out).into_iter().find(|(t, _)| t == "patient").unwrap().1, 1);
 }
 
@@ -146,7 +146,7 @@ fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
     let basic = skimmed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
     assert_eq!((basic.lines, basic.blank_lines, basic.unread, basic.dead_letters), (3, 1, 2, 0));
     assert!(
-        skimmed.report.summary().contains("2 lines not parsed: no view reads Basic"),
+        skimmed.report.summary().contains("2 lines not parsed: no view reads Basic, as the manifest declare"),
         "{}",
         skimmed.report.summary()
     );
@@ -157,4 +157,29 @@ fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
     let basic = parsed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
     assert_eq!((basic.unread, basic.without_view, basic.dead_letters), (0, 1, 1));
     assert_eq!(dead_letters(&dir.path().join("wh2"), &parsed.report.load_id)[0]["reason"], "invalid_json");
+}
+
+#[test]
+fn in_a_folder_a_files_name_declares_its_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let basic = "{\"resourceType\":\"Basic\",\"id\":\"b1\"}\n{\"resourceType\":\"Basic\"\n";
+    std::fs::write(export.join("Patient.000.ndjson"), format!("{GOOD_PATIENT}\n")).unwrap();
+    std::fs::write(export.join("1.Basic.ndjson"), basic).unwrap();
+    // No type in the name: parsed, whatever it holds.
+    std::fs::write(export.join("more.ndjson"), basic).unwrap();
+
+    let outcome = load_with(&[export.clone()], &dir.path().join("wh"), |_| {});
+    outcome.report.check().unwrap();
+    let file = |name: &str| outcome.report.files.iter().find(|f| f.path.ends_with(name)).unwrap().clone();
+    let named = file("1.Basic.ndjson");
+    assert_eq!(named.declared_type.as_deref(), Some("Basic"));
+    assert_eq!((named.lines, named.unread, named.without_view, named.dead_letters), (2, 2, 0, 0));
+    let unnamed = file("more.ndjson");
+    assert_eq!(unnamed.declared_type, None);
+    assert_eq!((unnamed.unread, unnamed.without_view, unnamed.dead_letters), (0, 1, 1));
+    assert_eq!(file("Patient.000.ndjson").loaded, 1);
+    let summary = outcome.report.summary();
+    assert!(summary.contains("2 lines not parsed: no view reads Basic, as their file names declare them"), "{summary}");
 }

@@ -105,7 +105,8 @@ pub struct LoadArgs {
     #[arg(long)]
     pub keep_raw: bool,
 
-    /// Parse and check every line, also in files whose manifest type no view reads. By
+    /// Parse and check every line, also in files of a type no view reads (the type the
+    /// manifest declares, or else the one the file's name carries: Claim.000.ndjson). By
     /// default such files are only counted ("not parsed" in the summary), so a load with a
     /// few --views skips the rest of the export.
     #[arg(long)]

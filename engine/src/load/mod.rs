@@ -27,7 +27,6 @@ mod merge;
 mod metadata;
 mod raw;
 pub mod report;
-mod resource_types;
 mod scan;
 mod supersede;
 pub mod sync;
@@ -43,7 +42,6 @@ use anyhow::{anyhow, Context};
 pub use catalog::Catalog;
 pub use merge::{sync_record, MergeReport};
 pub use report::LoadReport;
-pub use resource_types::{is_r4_resource_type, R4_RESOURCE_TYPES};
 pub use scan::{scan, ScanReport};
 pub use supersede::DuplicateReport;
 
@@ -88,7 +86,8 @@ pub struct LoadOptions {
     pub progress: bool,
     /// Keep every resource line, per type and gzip-compressed, in the snapshot's `_raw/`.
     pub keep_raw: bool,
-    /// Parse every line, also in files whose declared type (from the manifest) no view reads.
+    /// Parse every line, also in files whose declared type (from the manifest, or else the
+    /// file's name: see [`type_from_name`](crate::source::type_from_name)) no view reads.
     /// Off by default: such files are only counted (`unread` in the report), which spares
     /// a load restricted to a few views the parse of the rest of the export; on, their
     /// resources are checked and bad lines dead-lettered. `keep_raw` implies it.

@@ -16,7 +16,8 @@ use serde::Serialize;
 pub struct FileReport {
     /// The file as named in the export.
     pub path: String,
-    /// The resource type the manifest declares for it.
+    /// The resource type the export declares for it: by the manifest, or else by the file's
+    /// name (see [`type_from_name`](crate::source::type_from_name)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_type: Option<String>,
     /// Bytes read (decompressed).
@@ -39,7 +40,7 @@ pub struct FileReport {
     pub dead_by_reason: BTreeMap<String, u64>,
     /// Rows the file's resources produced, all tables together.
     pub rows: u64,
-    /// Resources whose `resourceType` differs from the manifest's `type` for the file.
+    /// Resources whose `resourceType` differs from the file's declared type.
     pub type_mismatches: u64,
     /// Worker time spent on the file, summed over threads.
     pub seconds: f64,
@@ -222,7 +223,12 @@ impl LoadReport {
                 self.files.iter().filter(|f| f.unread > 0).filter_map(|f| f.declared_type.as_deref()).collect();
             let lines = if t.unread == 1 { "line" } else { "lines" };
             let types = types.into_iter().collect::<Vec<_>>().join(", ");
-            let _ = writeln!(s, "  {} {lines} not parsed: no view reads {types} (--parse-all checks them)", t.unread);
+            let declared_by = if self.manifest.is_some() { "the manifest" } else { "their file names" };
+            let _ = writeln!(
+                s,
+                "  {} {lines} not parsed: no view reads {types}, as {declared_by} declare them (--parse-all checks them)",
+                t.unread
+            );
         }
         if let Some(why) = &self.failure {
             let _ = writeln!(s, "  failed: {why}");
@@ -238,7 +244,7 @@ impl LoadReport {
         }
         let mismatches: u64 = self.files.iter().map(|f| f.type_mismatches).sum();
         if mismatches > 0 {
-            let _ = writeln!(s, "  {mismatches} resources differ from their file's manifest type (see the report)");
+            let _ = writeln!(s, "  {mismatches} resources differ from their file's declared type (see the report)");
         }
         if let Some(d) = &self.duplicates {
             let _ = writeln!(

@@ -16,9 +16,8 @@ use super::dead_letter::{DeadLine, Reason};
 use super::dedup::IdRecord;
 use super::raw::RawChunk;
 use super::report::FileReport;
-use super::resource_types::is_r4_resource_type;
 use crate::sink::shared_parts::SharedPartWriters;
-use crate::source::{ChunkLine, ChunkLines, ExportFile};
+use crate::source::{is_r4_resource_type, ChunkLine, ChunkLines, ExportFile};
 use crate::terminology::UnmappedCounts;
 use crate::view::{ResourceParser, ViewSet};
 

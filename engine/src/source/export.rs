@@ -1,8 +1,9 @@
 //! What a Bulk Data export consists of: its data files, their declared types, its error files.
 //!
 //! An export is named either by a folder (every `*.ndjson[.gz]` / `*.jsonl[.gz]` directly in
-//! it) or by its Bulk Data `manifest.json` (the `output[]` files with their `type`, and the
-//! `error[]` files of OperationOutcomes). [`open_export`] resolves either into an [`Export`].
+//! it, each declaring its type by its name: `Patient.000.ndjson`) or by its Bulk Data
+//! `manifest.json` (the `output[]` files with their `type`, and the `error[]` files of
+//! OperationOutcomes). [`open_export`] resolves either into an [`Export`].
 
 use std::fs;
 use std::path::Path;
@@ -12,7 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::location::{inspect_all, ExportFile, Location, Pending};
-use super::{discover_inputs, has_input_suffix, SourceError};
+use super::{discover_inputs, has_input_suffix, type_from_name, SourceError};
 use crate::store::{self, Address, StoreError};
 
 /// A resolved export.
@@ -59,7 +60,8 @@ struct ManifestEntry {
 /// through their store, `file://` URLs only from a local manifest. Otherwise a local path is
 /// expanded by [`discover_inputs`]; a URL ending in an input suffix names one object, and any
 /// other URL a "folder": the `*.ndjson[.gz]` / `*.jsonl[.gz]` objects directly under that
-/// prefix, sorted by key.
+/// prefix, sorted by key. A file found this way declares the type its name carries
+/// ([`type_from_name`](super::type_from_name)), as a manifest entry's `type` would.
 ///
 /// # Errors
 ///
@@ -76,7 +78,7 @@ pub fn open_export(inputs: &[Address]) -> Result<Export, SourceError> {
     for input in inputs {
         match input {
             Address::Local(path) => {
-                pending.extend(discover_inputs(&[path])?.into_iter().map(|p| (Location::Local(p), None, None)));
+                pending.extend(discover_inputs(&[path])?.into_iter().map(|p| named(Location::Local(p), None)));
             }
             Address::Url(url) => pending.extend(list_url(url)?),
         }
@@ -99,12 +101,12 @@ fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
     let location = Location::from_url(url)?;
     let (store, path) = match &location {
         Location::Local(path) => {
-            return Ok(discover_inputs(&[path])?.into_iter().map(|p| (Location::Local(p), None, None)).collect());
+            return Ok(discover_inputs(&[path])?.into_iter().map(|p| named(Location::Local(p), None)).collect());
         }
         Location::Object { store, path, .. } => (std::sync::Arc::clone(store), path.clone()),
     };
     if has_input_suffix(&store::file_name(&path)) {
-        return Ok(vec![(location, None, None)]);
+        return Ok(vec![named(location, None)]);
     }
     let (lister, prefix) = (std::sync::Arc::clone(&store), path);
     let listing = store::run(async move { lister.list_with_delimiter(Some(&prefix)).await })
@@ -126,9 +128,15 @@ fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
             object_url.set_path(&format!("/{}", meta.location));
             let location =
                 Location::Object { store: std::sync::Arc::clone(&store), path: meta.location, url: object_url };
-            (location, None, Some(meta.size))
+            named(location, Some(meta.size))
         })
         .collect())
+}
+
+/// A file found without a manifest, its type declared by its name ([`type_from_name`]).
+fn named(location: Location, size: Option<u64>) -> Pending {
+    let declared_type = type_from_name(&location.name()).map(str::to_owned);
+    (location, declared_type, size)
 }
 
 fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
@@ -219,6 +227,25 @@ mod tests {
         assert_eq!(export.error_files, [Location::Local(d.join("err.ndjson"))]);
         assert_eq!(export.deleted_files, [Location::Local(d.join("sub/Obs.ndjson"))]);
         assert_eq!(export.transaction_time.as_deref(), Some("2024-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn files_found_in_a_folder_declare_their_type_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["1.Observation.ndjson", "Patient.000.ndjson.gz", "everything.ndjson"] {
+            fs::write(d.join(name), "{}\n").unwrap();
+        }
+        let export = open_export(&[d.to_path_buf().into()]).unwrap();
+        let types: Vec<_> = export.files.iter().map(|f| (f.name(), f.declared_type.as_deref())).collect();
+        assert_eq!(
+            types,
+            [
+                ("1.Observation.ndjson".to_owned(), Some("Observation")),
+                ("Patient.000.ndjson.gz".to_owned(), Some("Patient")),
+                ("everything.ndjson".to_owned(), None),
+            ]
+        );
     }
 
     #[test]

@@ -139,7 +139,9 @@ impl From<PathBuf> for Location {
 pub struct ExportFile {
     /// Where the file is.
     pub location: Location,
-    /// The resource type the manifest declares for it; `None` for files found in a folder.
+    /// The resource type the export declares for it: its manifest entry's `type`, or for a
+    /// file found in a folder or under a prefix, the type its name carries
+    /// ([`type_from_name`](super::type_from_name)); `None` when neither says.
     pub declared_type: Option<String>,
     /// Size in bytes as stored (compressed size for gzip files).
     pub size: u64,

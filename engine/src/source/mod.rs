@@ -21,6 +21,7 @@ mod chunk;
 mod export;
 mod location;
 mod ndjson;
+mod resource_types;
 
 use std::fs;
 use std::io;
@@ -30,6 +31,7 @@ pub use chunk::{plan_ranges, ChunkLine, ChunkLines, OVERSIZED_HEAD_BYTES};
 pub use export::{open_export, Export};
 pub use location::{ExportFile, Location};
 pub use ndjson::{Line, LineReader};
+pub use resource_types::{is_r4_resource_type, type_from_name, R4_RESOURCE_TYPES};
 
 /// File name suffixes taken from a folder by [`discover_inputs`].
 ///

@@ -22,10 +22,9 @@
 //! rows twice, where a load keeps only the newest copy.
 //!
 //! **Which files a table reads.** A file whose manifest entry declares a type, or whose
-//! name has a resource type as one of its dot-separated parts (`Patient.000.ndjson`, as
-//! Bulk Data servers name them; the R4 type list is the load's), is read only by the tables
-//! of that type. Any other file is
-//! read by every table, and a line that does not contain the type's name in quotes is
+//! name carries one (`Patient.000.ndjson`, as Bulk Data servers name them; see
+//! [`type_from_name`](crate::source::type_from_name)), is read only by the tables of that
+//! type. Any other file is read by every table, and a line that does not contain the type's name in quotes is
 //! skipped without being parsed. Unlike a load, a line of another type in a typed file is
 //! therefore not seen by the tables of its own type.
 
@@ -43,7 +42,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use super::export_scan::{Piece, Projection, ScanPartition};
-use crate::load::{is_r4_resource_type, Catalog};
+use crate::load::Catalog;
 use crate::sink::partition::PartitionSpec;
 use crate::source::{open_export, ExportFile};
 use crate::store::Address;
@@ -107,7 +106,7 @@ impl ExportTables {
             .files
             .into_iter()
             .map(|file| {
-                let kind = file_type(&file);
+                let kind = file.declared_type.clone();
                 (Arc::new(file), kind)
             })
             .collect();
@@ -184,16 +183,6 @@ fn with_key_not_null(schema: &Schema, partition: Option<&PartitionSpec>) -> Sche
     ))
 }
 
-/// The resource type a file holds by its manifest entry or its name (a dot-separated part
-/// that is a FHIR R4 resource type), if either says.
-fn file_type(file: &ExportFile) -> Option<String> {
-    if let Some(declared) = &file.declared_type {
-        return Some(declared.clone());
-    }
-    let name = file.name();
-    name.split('.').find(|part| is_r4_resource_type(part)).map(str::to_owned)
-}
-
 /// One view over an export, as a DataFusion table.
 #[derive(Debug)]
 pub struct ExportTable {
@@ -240,25 +229,5 @@ impl TableProvider for ExportTable {
             })
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(projection.schema(), streams, None, [], false, limit)?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_types_come_from_the_manifest_or_a_name_part() {
-        let file = |name: &str, declared: Option<&str>| ExportFile {
-            location: std::path::PathBuf::from(name).into(),
-            declared_type: declared.map(str::to_owned),
-            size: 1,
-            compressed: false,
-        };
-        assert_eq!(file_type(&file("x/Patient.000.ndjson", None)).as_deref(), Some("Patient"));
-        assert_eq!(file_type(&file("1.Observation.ndjson.gz", None)).as_deref(), Some("Observation"));
-        assert_eq!(file_type(&file("data.ndjson", Some("Observation"))).as_deref(), Some("Observation"));
-        assert_eq!(file_type(&file("Group.ndjson", None)).as_deref(), Some("Group"));
-        assert_eq!(file_type(&file("PatientExtra.ndjson", None)), None);
     }
 }
