@@ -146,7 +146,7 @@ fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
     let basic = skimmed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
     assert_eq!((basic.lines, basic.blank_lines, basic.unread, basic.dead_letters), (3, 1, 2, 0));
     assert!(
-        skimmed.report.summary().contains("2 lines not parsed: no view reads Basic, as the manifest declare"),
+        skimmed.report.summary().contains("2 lines not parsed: no view reads Basic, as the manifest declares them"),
         "{}",
         skimmed.report.summary()
     );

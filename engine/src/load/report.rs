@@ -223,10 +223,11 @@ impl LoadReport {
                 self.files.iter().filter(|f| f.unread > 0).filter_map(|f| f.declared_type.as_deref()).collect();
             let lines = if t.unread == 1 { "line" } else { "lines" };
             let types = types.into_iter().collect::<Vec<_>>().join(", ");
-            let declared_by = if self.manifest.is_some() { "the manifest" } else { "their file names" };
+            let declared_by =
+                if self.manifest.is_some() { "the manifest declares" } else { "their file names declare" };
             let _ = writeln!(
                 s,
-                "  {} {lines} not parsed: no view reads {types}, as {declared_by} declare them (--parse-all checks them)",
+                "  {} {lines} not parsed: no view reads {types}, as {declared_by} them (--parse-all checks them)",
                 t.unread
             );
         }
