@@ -170,7 +170,7 @@ fn in_a_folder_a_files_name_declares_its_type() {
     // No type in the name: parsed, whatever it holds.
     std::fs::write(export.join("more.ndjson"), basic).unwrap();
 
-    let outcome = load_with(&[export.clone()], &dir.path().join("wh"), |_| {});
+    let outcome = load_with(&[export], &dir.path().join("wh"), |_| {});
     outcome.report.check().unwrap();
     let file = |name: &str| outcome.report.files.iter().find(|f| f.path.ends_with(name)).unwrap().clone();
     let named = file("1.Basic.ndjson");

@@ -133,7 +133,7 @@ fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
         .collect())
 }
 
-/// A file found without a manifest, its type declared by its name ([`type_from_name`]).
+/// A file without a manifest `type`, its type declared by its name ([`type_from_name`]).
 fn named(location: Location, size: Option<u64>) -> Pending {
     let declared_type = type_from_name(&location.name()).map(str::to_owned);
     (location, declared_type, size)
@@ -149,7 +149,13 @@ fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
     };
     let mut pending = Vec::with_capacity(parsed.output.len());
     for (i, entry) in parsed.output.iter().enumerate() {
-        pending.push((resolve(i, "output", &entry.url)?, entry.resource_type.clone(), None));
+        let location = resolve(i, "output", &entry.url)?;
+        // The specification requires `type`; an entry without one is treated like a file
+        // found in a folder.
+        pending.push(match &entry.resource_type {
+            Some(declared) => (location, Some(declared.clone()), None),
+            None => named(location, None),
+        });
     }
     let error_files =
         parsed.error.iter().enumerate().map(|(i, e)| resolve(i, "error", &e.url)).collect::<Result<_, _>>()?;
@@ -210,20 +216,24 @@ mod tests {
         fs::create_dir(d.join("sub")).unwrap();
         fs::write(d.join("sub/Obs.ndjson"), "{}\n").unwrap();
         fs::write(d.join("err.ndjson"), "{}\n").unwrap();
+        fs::write(d.join("1.Claim.ndjson"), "{}\n").unwrap();
         let abs = url::Url::from_file_path(d.join("sub/Obs.ndjson")).unwrap();
         let manifest = serde_json::json!({
             "transactionTime": "2024-01-01T00:00:00Z",
-            "output": [{"type": "Patient", "url": "Patient.ndjson"}, {"type": "Observation", "url": abs.as_str()}],
+            "output": [{"type": "Patient", "url": "Patient.ndjson"}, {"type": "Observation", "url": abs.as_str()},
+                       {"url": "sub/Obs.ndjson"}, {"url": "1.Claim.ndjson"}],
             "error": [{"type": "OperationOutcome", "url": "err.ndjson"}],
             "deleted": [{"type": "Bundle", "url": "sub/Obs.ndjson"}],
         });
         fs::write(d.join("manifest.json"), manifest.to_string()).unwrap();
 
         let export = open_export(&[d.join("manifest.json").into()]).unwrap();
-        assert_eq!(export.files.len(), 2);
+        assert_eq!(export.files.len(), 4);
         assert_eq!(export.files[0].location, Location::Local(d.join("Patient.ndjson")));
         assert_eq!(export.files[0].declared_type.as_deref(), Some("Patient"));
         assert_eq!(export.files[1].location, Location::Local(d.join("sub/Obs.ndjson")));
+        let types: Vec<_> = export.files.iter().map(|f| f.declared_type.as_deref()).collect();
+        assert_eq!(types, [Some("Patient"), Some("Observation"), None, Some("Claim")], "no type: the name's");
         assert_eq!(export.error_files, [Location::Local(d.join("err.ndjson"))]);
         assert_eq!(export.deleted_files, [Location::Local(d.join("sub/Obs.ndjson"))]);
         assert_eq!(export.transaction_time.as_deref(), Some("2024-01-01T00:00:00Z"));
