@@ -3,7 +3,8 @@
 //! A FHIR Bulk Data export is a folder of NDJSON files, one resource per line, often one
 //! file per resource type and sometimes gzip-compressed, described by a `manifest.json`.
 //! [`open_export`] resolves a folder, a manifest or an object-store URL into an [`Export`]
-//! whose files are [`Location`]s (local paths or objects), [`discover_inputs`] turns
+//! whose files are [`Location`]s (local paths or objects) with the resource type each declares
+//! (by the manifest, or by its name: [`type_from_name`]), [`discover_inputs`] turns
 //! the paths a user named into the ordered list of files to read, [`LineReader`] reads one
 //! file as numbered byte lines, and [`ChunkLines`] reads the lines of one byte range of a
 //! file (see [`plan_ranges`]) so that a large file can be read by many threads at once. Nothing here parses JSON: a line is bytes, and what to do with
@@ -16,6 +17,7 @@
 //! [`Location`]: crate::source::Location
 //! [`ChunkLines`]: crate::source::ChunkLines
 //! [`plan_ranges`]: crate::source::plan_ranges
+//! [`type_from_name`]: crate::source::type_from_name
 
 mod chunk;
 mod export;
