@@ -102,14 +102,7 @@ impl ExportTables {
     /// The errors of [`open_export`]; a view whose partition tag is invalid.
     pub fn open(inputs: &[Address], catalog: &Catalog) -> anyhow::Result<ExportTables> {
         let export = open_export(inputs)?;
-        let files: Vec<(Arc<ExportFile>, Option<String>)> = export
-            .files
-            .into_iter()
-            .map(|file| {
-                let kind = file.declared_type.clone();
-                (Arc::new(file), kind)
-            })
-            .collect();
+        let files: Vec<Arc<ExportFile>> = export.files.into_iter().map(Arc::new).collect();
         let issues = Arc::new(ExportIssues::default());
         let mut tables = Vec::with_capacity(catalog.views.len());
         for (view, layout) in catalog.views.iter().zip(catalog.layouts.iter()) {
@@ -119,8 +112,8 @@ impl ExportTables {
                 None => layout.schema.as_ref().clone(),
             });
             let mut pieces = Vec::new();
-            for (file, kind) in &files {
-                let typed = match kind {
+            for file in &files {
+                let typed = match file.declared_type.as_deref() {
                     Some(kind) if kind == view.resource_type() => true,
                     Some(_) => continue,
                     None => false,
