@@ -157,6 +157,23 @@ fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
     let basic = parsed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
     assert_eq!((basic.unread, basic.without_view, basic.dead_letters), (0, 1, 1));
     assert_eq!(dead_letters(&dir.path().join("wh2"), &parsed.report.load_id)[0]["reason"], "invalid_json");
+
+    // An entry without `type` (against the specification) is typed by its name, and the
+    // summary says so.
+    std::fs::write(export.join("2.Group.ndjson"), "{\"resourceType\":\"Group\",\"id\":\"g1\"}\n").unwrap();
+    let manifest = serde_json::json!({"output": [{"type": "Patient", "url": "p.ndjson"},
+                                                 {"type": "Basic", "url": "b.ndjson"},
+                                                 {"url": "2.Group.ndjson"}]});
+    std::fs::write(export.join("manifest.json"), manifest.to_string()).unwrap();
+    let mixed = load_with(&inputs, &dir.path().join("wh3"), |_| {});
+    mixed.report.check().unwrap();
+    let summary = mixed.report.summary();
+    assert!(
+        summary.contains(
+            "3 lines not parsed: no view reads Basic, Group, as the manifest and their file names declare them"
+        ),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -49,6 +49,7 @@ impl<'a> Collector<'a> {
                 .map(|f| FileReport {
                     path: f.location.to_string(),
                     declared_type: f.declared_type.clone(),
+                    type_from_name: f.type_from_name,
                     ..FileReport::default()
                 })
                 .collect(),

@@ -20,6 +20,9 @@ pub struct FileReport {
     /// name (see [`type_from_name`](crate::source::type_from_name)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_type: Option<String>,
+    /// Whether the file's name declared its type (no manifest entry gave one).
+    #[serde(skip)]
+    pub type_from_name: bool,
     /// Bytes read (decompressed).
     pub bytes: u64,
     /// Lines, blank ones included.
@@ -219,12 +222,17 @@ impl LoadReport {
             t.lines, t.loaded, t.without_view, t.dead_letters, t.blank_lines
         );
         if t.unread > 0 {
+            let unread: Vec<&FileReport> = self.files.iter().filter(|f| f.unread > 0).collect();
             let types: std::collections::BTreeSet<&str> =
-                self.files.iter().filter(|f| f.unread > 0).filter_map(|f| f.declared_type.as_deref()).collect();
+                unread.iter().filter_map(|f| f.declared_type.as_deref()).collect();
             let lines = if t.unread == 1 { "line" } else { "lines" };
             let types = types.into_iter().collect::<Vec<_>>().join(", ");
-            let declared_by =
-                if self.manifest.is_some() { "the manifest declares" } else { "their file names declare" };
+            let by_name = unread.iter().filter(|f| f.type_from_name).count();
+            let declared_by = match (by_name, unread.len() - by_name) {
+                (_, 0) => "their file names declare",
+                (0, _) => "the manifest declares",
+                _ => "the manifest and their file names declare",
+            };
             let _ = writeln!(
                 s,
                 "  {} {lines} not parsed: no view reads {types}, as {declared_by} them (--parse-all checks them)",

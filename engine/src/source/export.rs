@@ -136,7 +136,7 @@ fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
 /// A file without a manifest `type`, its type declared by its name ([`type_from_name`]).
 fn named(location: Location, size: Option<u64>) -> Pending {
     let declared_type = type_from_name(&location.name()).map(str::to_owned);
-    (location, declared_type, size)
+    Pending { type_from_name: declared_type.is_some(), declared_type, location, size }
 }
 
 fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
@@ -153,7 +153,9 @@ fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
         // The specification requires `type`; an entry without one is treated like a file
         // found in a folder.
         pending.push(match &entry.resource_type {
-            Some(declared) => (location, Some(declared.clone()), None),
+            Some(declared) => {
+                Pending { location, declared_type: Some(declared.clone()), type_from_name: false, size: None }
+            }
             None => named(location, None),
         });
     }
@@ -234,6 +236,8 @@ mod tests {
         assert_eq!(export.files[1].location, Location::Local(d.join("sub/Obs.ndjson")));
         let types: Vec<_> = export.files.iter().map(|f| f.declared_type.as_deref()).collect();
         assert_eq!(types, [Some("Patient"), Some("Observation"), None, Some("Claim")], "no type: the name's");
+        let by_name: Vec<_> = export.files.iter().map(|f| f.type_from_name).collect();
+        assert_eq!(by_name, [false, false, false, true]);
         assert_eq!(export.error_files, [Location::Local(d.join("err.ndjson"))]);
         assert_eq!(export.deleted_files, [Location::Local(d.join("sub/Obs.ndjson"))]);
         assert_eq!(export.transaction_time.as_deref(), Some("2024-01-01T00:00:00Z"));

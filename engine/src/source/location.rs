@@ -143,6 +143,10 @@ pub struct ExportFile {
     /// file found in a folder or under a prefix, the type its name carries
     /// ([`type_from_name`](super::type_from_name)); `None` when neither says.
     pub declared_type: Option<String>,
+    /// Whether [`declared_type`](Self::declared_type) is the one the file's name carries
+    /// rather than one a manifest entry (or the caller) gave, so that a report can say
+    /// which declared it.
+    pub type_from_name: bool,
     /// Size in bytes as stored (compressed size for gzip files).
     pub size: u64,
     /// Whether the file is gzip-compressed (by suffix or magic bytes). Compressed files are
@@ -162,7 +166,8 @@ impl ExportFile {
     /// [`SourceError::Open`] when a local file cannot be opened or inspected, a
     /// [`SourceError::Store`] naming the URL for an object.
     pub fn inspect(location: impl Into<Location>, declared_type: Option<String>) -> Result<ExportFile, SourceError> {
-        inspect_all(vec![(location.into(), declared_type, None)]).map(|mut files| files.remove(0))
+        let pending = Pending { location: location.into(), declared_type, type_from_name: false, size: None };
+        inspect_all(vec![pending]).map(|mut files| files.remove(0))
     }
 
     /// A buffered reader of the (decompressed) content from byte `offset` on. For compressed
@@ -204,8 +209,17 @@ impl ExportFile {
     }
 }
 
-/// A file to inspect: where, its declared type, its size when a listing gave it.
-pub(crate) type Pending = (Location, Option<String>, Option<u64>);
+/// A file to inspect.
+pub(crate) struct Pending {
+    /// Where it is.
+    pub location: Location,
+    /// Its declared type, as [`ExportFile::declared_type`].
+    pub declared_type: Option<String>,
+    /// As [`ExportFile::type_from_name`].
+    pub type_from_name: bool,
+    /// Its size, when a listing gave it.
+    pub size: Option<u64>,
+}
 
 /// Objects inspected at once: enough to hide request latency over a long manifest.
 const CONCURRENT_INSPECTIONS: usize = 16;
@@ -216,20 +230,20 @@ pub(crate) fn inspect_all(pending: Vec<Pending>) -> Result<Vec<ExportFile>, Sour
     let objects: Vec<(usize, Location, Option<u64>)> = pending
         .iter()
         .enumerate()
-        .filter(|(_, (location, _, _))| matches!(location, Location::Object { .. }))
-        .map(|(i, (location, _, size))| (i, location.clone(), *size))
+        .filter(|(_, p)| matches!(p.location, Location::Object { .. }))
+        .map(|(i, p)| (i, p.location.clone(), p.size))
         .collect();
     let inspections =
         objects.into_iter().map(|(i, location, size)| async move { (i, inspect_object(&location, size).await) });
     let mut inspected: std::collections::HashMap<_, _> =
         store::run(store::run_bounded(inspections, CONCURRENT_INSPECTIONS)).into_iter().collect();
     let mut files = Vec::with_capacity(pending.len());
-    for (i, (location, declared_type, _)) in pending.into_iter().enumerate() {
+    for (i, Pending { location, declared_type, type_from_name, .. }) in pending.into_iter().enumerate() {
         let (size, compressed) = match &location {
             Location::Local(path) => inspect_local(path)?,
             Location::Object { .. } => inspected.remove(&i).expect("every object was inspected")?,
         };
-        files.push(ExportFile { location, declared_type, size, compressed });
+        files.push(ExportFile { location, declared_type, type_from_name, size, compressed });
     }
     Ok(files)
 }
