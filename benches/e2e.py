@@ -3,7 +3,7 @@
 
     python3 benches/e2e.py [--patients 2000] [--small-patients 200] [--large-patients N]
                            [--export DIR]
-                           [--threads N] [--skip-duckdb] [--skip-peer] [--binary PATH]
+                           [--threads N] [--skip-duckdb] [--skip-peer] [--peer-binary PATH] [--binary PATH]
                            [--encode-only PATH] [--repeat N]
 
 On one export (generated with `fhirhouse gen --patients N --seed 1` unless --export names
