@@ -153,9 +153,7 @@ fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
         // The specification requires `type`; an entry without one is treated like a file
         // found in a folder.
         pending.push(match &entry.resource_type {
-            Some(declared) => {
-                Pending { location, declared_type: Some(declared.clone()), type_from_name: false, size: None }
-            }
+            Some(declared) => Pending::declared(location, Some(declared.clone())),
             None => named(location, None),
         });
     }

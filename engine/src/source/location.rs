@@ -166,8 +166,7 @@ impl ExportFile {
     /// [`SourceError::Open`] when a local file cannot be opened or inspected, a
     /// [`SourceError::Store`] naming the URL for an object.
     pub fn inspect(location: impl Into<Location>, declared_type: Option<String>) -> Result<ExportFile, SourceError> {
-        let pending = Pending { location: location.into(), declared_type, type_from_name: false, size: None };
-        inspect_all(vec![pending]).map(|mut files| files.remove(0))
+        inspect_all(vec![Pending::declared(location.into(), declared_type)]).map(|mut files| files.remove(0))
     }
 
     /// A buffered reader of the (decompressed) content from byte `offset` on. For compressed
@@ -219,6 +218,14 @@ pub(crate) struct Pending {
     pub type_from_name: bool,
     /// Its size, when a listing gave it.
     pub size: Option<u64>,
+}
+
+impl Pending {
+    /// A file whose type, if any, the caller declares (a manifest entry's `type`), not its
+    /// name; its size is not known yet.
+    pub fn declared(location: Location, declared_type: Option<String>) -> Pending {
+        Pending { location, declared_type, type_from_name: false, size: None }
+    }
 }
 
 /// Objects inspected at once: enough to hide request latency over a long manifest.
