@@ -200,3 +200,40 @@ fn in_a_folder_a_files_name_declares_its_type() {
     let summary = outcome.report.summary();
     assert!(summary.contains("2 lines not parsed: no view reads Basic, as their file names declare them"), "{summary}");
 }
+
+#[test]
+fn a_file_whose_content_contradicts_its_name_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    std::fs::write(export.join("Patient.000.ndjson"), format!("{GOOD_PATIENT}\n")).unwrap();
+    // Misnamed: Patients in a file named for a type no view reads.
+    let other_patient = GOOD_PATIENT.replace("\"id\":\"", "\"id\":\"other-");
+    std::fs::write(export.join("1.Basic.ndjson"), format!("\n{other_patient}\n{{\"resourceType\":\"Basic\"}}\n"))
+        .unwrap();
+    // A first line that is no resource: the rest is not taken on the name's word either.
+    std::fs::write(export.join("2.Basic.ndjson"), "{\"resourceType\":\n{\"resourceType\":\"Basic\",\"id\":\"b\"}\n")
+        .unwrap();
+    // Agrees with its name: counted, not parsed.
+    std::fs::write(export.join("3.Basic.ndjson"), "{\"resourceType\":\"Basic\",\"id\":\"c\"}\n{bad\n").unwrap();
+
+    let outcome = load_with(&[export], &dir.path().join("wh"), |_| {});
+    outcome.report.check().unwrap();
+    let file = |name: &str| outcome.report.files.iter().find(|f| f.path.ends_with(name)).unwrap().clone();
+    let misnamed = file("1.Basic.ndjson");
+    assert_eq!(
+        (misnamed.unread, misnamed.loaded, misnamed.without_view, misnamed.type_mismatches),
+        (0, 1, 1, 1),
+        "{misnamed:?}"
+    );
+    let bad_start = file("2.Basic.ndjson");
+    assert_eq!((bad_start.unread, bad_start.without_view, bad_start.dead_letters), (0, 1, 1), "{bad_start:?}");
+    let agreeing = file("3.Basic.ndjson");
+    assert_eq!((agreeing.unread, agreeing.dead_letters), (2, 0), "{agreeing:?}");
+    assert_eq!(table_counts(dir.path().join("wh")).into_iter().find(|(t, _)| t == "patient").unwrap().1, 2);
+    assert!(
+        outcome.report.summary().contains("differ from their file's declared type"),
+        "{}",
+        outcome.report.summary()
+    );
+}

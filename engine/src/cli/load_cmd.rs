@@ -108,7 +108,8 @@ pub struct LoadArgs {
     /// Parse and check every line, also in files of a type no view reads (the type the
     /// manifest declares, or else the one the file's name carries: Claim.000.ndjson). By
     /// default such files are only counted ("not parsed" in the summary), so a load with a
-    /// few --views skips the rest of the export.
+    /// few --views skips the rest of the export; a file whose first resource is of another
+    /// type than its name or entry says is always parsed.
     #[arg(long)]
     pub parse_all: bool,
     /// A mapping folder (manifest.json, systems.json, bindings.json and tables, laid out

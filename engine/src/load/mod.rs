@@ -90,7 +90,8 @@ pub struct LoadOptions {
     /// file's name: see [`type_from_name`](crate::source::type_from_name)) no view reads.
     /// Off by default: such files are only counted (`unread` in the report), which spares
     /// a load restricted to a few views the parse of the rest of the export; on, their
-    /// resources are checked and bad lines dead-lettered. `keep_raw` implies it.
+    /// resources are checked and bad lines dead-lettered. `keep_raw` implies it. Off, a
+    /// file is still parsed when its first line is not a resource of its declared type.
     pub parse_all: bool,
     /// Crosswalk coded columns to standard systems (the bindings of the mappings).
     pub crosswalk: bool,
@@ -322,6 +323,8 @@ fn run_pipeline(
     let abort = AtomicBool::new(false);
     let failure = std::sync::Mutex::new(None);
     let dead_count = AtomicU64::new(0);
+    let first_resource_declared: Vec<std::sync::OnceLock<bool>> =
+        export.files.iter().map(|_| std::sync::OnceLock::new()).collect();
     let total_bytes = export.files.iter().map(|f| f.size).sum();
     let progress = progress_bar(options.progress, total_bytes);
 
@@ -349,6 +352,7 @@ fn run_pipeline(
             progress: &progress,
             raw_dir: options.keep_raw.then(|| staging.join(raw::RAW_DIR)),
             parse_all: options.parse_all || options.keep_raw,
+            first_resource_declared: &first_resource_declared,
             failure: &failure,
         };
         run_workers(&shared, &chunks, threads)?;

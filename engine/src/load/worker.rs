@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use simd_json::prelude::*;
@@ -65,6 +66,9 @@ pub(crate) struct Shared<'a> {
     pub raw_dir: Option<std::path::PathBuf>,
     /// Parse files whose declared type no view reads, instead of only counting their lines.
     pub parse_all: bool,
+    /// Per file, once a worker has looked: whether its first resource has the file's
+    /// declared type (see [`first_resource_is_declared`]).
+    pub first_resource_declared: &'a [OnceLock<bool>],
     /// The first error that must fail the load (a worker cannot return one).
     pub failure: &'a std::sync::Mutex<Option<String>>,
 }
@@ -122,8 +126,12 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
         Ok(reader) => {
             let mut lines = ChunkLines::new(reader, chunk.range.clone(), shared.max_line_bytes);
             let mut non_blank = 0;
-            // No view reads the file's declared type: count its lines, parse none of them.
-            let unread = !shared.parse_all && file.declared_type.as_deref().is_some_and(|t| !shared.catalog.reads(t));
+            // No view reads the file's declared type, and its content agrees: count its
+            // lines, parse none of them.
+            let unread = !shared.parse_all
+                && file.declared_type.as_deref().is_some_and(|t| !shared.catalog.reads(t))
+                && *shared.first_resource_declared[chunk.file]
+                    .get_or_init(|| first_resource_is_declared(shared, &mut state.parser, file));
             while !shared.abort.load(Ordering::Relaxed) {
                 match lines.next_line() {
                     Ok(None) => break,
@@ -177,6 +185,19 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
     done.report.seconds = started.elapsed().as_secs_f64();
     // The collector only goes away when the load is already failing.
     let _ = shared.collector.send(done);
+}
+
+/// Whether the first resource of `file` has the type the file declares. A file is only
+/// counted, unparsed, on its manifest entry's or its name's word when its content starts
+/// as that word says: a misnamed file (`Observation.ndjson` holding Patients), or one whose
+/// first line is no resource, is parsed like any other, so that its resources are loaded or
+/// dead-lettered and the mismatch is reported, not skipped unseen. One line per such file,
+/// read again from its start by whichever worker needs the answer first.
+fn first_resource_is_declared(shared: &Shared<'_>, parser: &mut ResourceParser, file: &ExportFile) -> bool {
+    let Ok(reader) = file.open_at(0) else { return false };
+    let mut lines = ChunkLines::new(reader, 0..u64::MAX, shared.max_line_bytes);
+    let Ok(Some(ChunkLine::Line { bytes, .. })) = lines.next_line() else { return false };
+    parser.parse(bytes).is_ok_and(|parsed| parsed.doc().get_str("resourceType") == file.declared_type.as_deref())
 }
 
 /// Records an error that fails the load, and stops the workers.
