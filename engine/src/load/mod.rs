@@ -91,7 +91,8 @@ pub struct LoadOptions {
     /// Off by default: such files are only counted (`unread` in the report), which spares
     /// a load restricted to a few views the parse of the rest of the export; on, their
     /// resources are checked and bad lines dead-lettered. `keep_raw` implies it. Off, a
-    /// file is still parsed when its first line is not a resource of its declared type.
+    /// file is still parsed when its first non-blank line is not a resource of its declared
+    /// type.
     pub parse_all: bool,
     /// Crosswalk coded columns to standard systems (the bindings of the mappings).
     pub crosswalk: bool,
