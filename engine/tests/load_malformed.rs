@@ -6,8 +6,22 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use fhirhouse::load::report::FileReport;
+use fhirhouse::load::LoadReport;
 
 const GOOD_PATIENT: &str = r#"{"resourceType":"Patient","id":"ok","gender":"female","birthDate":"1970-01-01"}"#;
+
+/// A new empty `export` folder in `dir`.
+fn export_folder(dir: &Path) -> std::path::PathBuf {
+    let export = dir.join("export");
+    std::fs::create_dir(&export).unwrap();
+    export
+}
+
+/// The report of the input file whose path ends with `name`.
+fn file_report<'a>(report: &'a LoadReport, name: &str) -> &'a FileReport {
+    report.files.iter().find(|f| f.path.ends_with(name)).unwrap_or_else(|| panic!("no file {name} in the report"))
+}
 
 /// (line content, expected reason code or None for a good/blank line).
 fn corpus(long_line: &str) -> Vec<(String, Option<&'static str>)> {
@@ -80,7 +94,7 @@ fn every_bad_line_is_dead_lettered_with_its_line_number_and_reason() {
         }
         let view_error = records.iter().find(|r| r["reason"] == "view_error").unwrap();
         assert!(view_error["detail"].as_str().unwrap().contains("birth_date"), "{view_error}");
-        assert_eq!(table_counts(&out).into_iter().find(|(t, _)| t == "patient").unwrap().1, 2);
+        assert_eq!(table_rows(&out, "patient"), 2);
     }
 }
 
@@ -108,8 +122,7 @@ fn max_errors_fails_the_load_and_keeps_the_previous_state() {
 #[test]
 fn manifest_type_mismatches_are_counted_and_rows_follow_resource_type() {
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("export");
-    std::fs::create_dir(&export).unwrap();
+    let export = export_folder(dir.path());
     std::fs::write(export.join("p.ndjson"), format!("{GOOD_PATIENT}\n")).unwrap();
     let manifest = serde_json::json!({"output": [{"type": "Observation", "url": "p.ndjson"}],
                                       "error": [{"type": "OperationOutcome", "url": "err.ndjson"}]});
@@ -122,14 +135,13 @@ fn manifest_type_mismatches_are_counted_and_rows_follow_resource_type() {
     assert_eq!(outcome.report.server_errors[0].outcomes, 1);
     assert!(outcome.report.server_errors[0].examples[0].contains("could not be exported"));
     assert!(outcome.report.summary().contains("differ from their file's declared type"));
-    assert_eq!(table_counts(&out).into_iter().find(|(t, _)| t == "patient").unwrap().1, 1);
+    assert_eq!(table_rows(&out, "patient"), 1);
 }
 
 #[test]
 fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("export");
-    std::fs::create_dir(&export).unwrap();
+    let export = export_folder(dir.path());
     std::fs::write(export.join("p.ndjson"), format!("{GOOD_PATIENT}\n")).unwrap();
     std::fs::write(
         export.join("b.ndjson"),
@@ -143,7 +155,7 @@ fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
 
     let skimmed = load_with(&inputs, &dir.path().join("wh1"), |_| {});
     skimmed.report.check().unwrap();
-    let basic = skimmed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
+    let basic = file_report(&skimmed.report, "b.ndjson");
     assert_eq!((basic.lines, basic.blank_lines, basic.unread, basic.dead_letters), (3, 1, 2, 0));
     assert!(
         skimmed.report.summary().contains("2 lines not parsed: no view reads Basic, as the manifest declares them"),
@@ -154,7 +166,7 @@ fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
 
     let parsed = load_with(&inputs, &dir.path().join("wh2"), |o| o.parse_all = true);
     parsed.report.check().unwrap();
-    let basic = parsed.report.files.iter().find(|f| f.path.ends_with("b.ndjson")).unwrap();
+    let basic = file_report(&parsed.report, "b.ndjson");
     assert_eq!((basic.unread, basic.without_view, basic.dead_letters), (0, 1, 1));
     assert_eq!(dead_letters(&dir.path().join("wh2"), &parsed.report.load_id)[0]["reason"], "invalid_json");
 
@@ -179,8 +191,7 @@ fn files_no_view_reads_are_counted_unparsed_unless_parse_all() {
 #[test]
 fn in_a_folder_a_files_name_declares_its_type() {
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("export");
-    std::fs::create_dir(&export).unwrap();
+    let export = export_folder(dir.path());
     let basic = "{\"resourceType\":\"Basic\",\"id\":\"b1\"}\n{\"resourceType\":\"Basic\"\n";
     std::fs::write(export.join("Patient.000.ndjson"), format!("{GOOD_PATIENT}\n")).unwrap();
     std::fs::write(export.join("1.Basic.ndjson"), basic).unwrap();
@@ -189,7 +200,7 @@ fn in_a_folder_a_files_name_declares_its_type() {
 
     let outcome = load_with(&[export], &dir.path().join("wh"), |_| {});
     outcome.report.check().unwrap();
-    let file = |name: &str| outcome.report.files.iter().find(|f| f.path.ends_with(name)).unwrap().clone();
+    let file = |name: &str| file_report(&outcome.report, name).clone();
     let named = file("1.Basic.ndjson");
     assert_eq!(named.declared_type.as_deref(), Some("Basic"));
     assert_eq!((named.lines, named.unread, named.without_view, named.dead_letters), (2, 2, 0, 0));
@@ -204,8 +215,7 @@ fn in_a_folder_a_files_name_declares_its_type() {
 #[test]
 fn a_file_whose_content_contradicts_its_name_is_parsed() {
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("export");
-    std::fs::create_dir(&export).unwrap();
+    let export = export_folder(dir.path());
     std::fs::write(export.join("Patient.000.ndjson"), format!("{GOOD_PATIENT}\n")).unwrap();
     // Misnamed: Patients in a file named for a type no view reads.
     let other_patient = GOOD_PATIENT.replace("\"id\":\"", "\"id\":\"other-");
@@ -219,7 +229,7 @@ fn a_file_whose_content_contradicts_its_name_is_parsed() {
 
     let outcome = load_with(&[export], &dir.path().join("wh"), |_| {});
     outcome.report.check().unwrap();
-    let file = |name: &str| outcome.report.files.iter().find(|f| f.path.ends_with(name)).unwrap().clone();
+    let file = |name: &str| file_report(&outcome.report, name).clone();
     let misnamed = file("1.Basic.ndjson");
     assert_eq!(
         (misnamed.unread, misnamed.loaded, misnamed.without_view, misnamed.type_mismatches),
@@ -230,7 +240,7 @@ fn a_file_whose_content_contradicts_its_name_is_parsed() {
     assert_eq!((bad_start.unread, bad_start.without_view, bad_start.dead_letters), (0, 1, 1), "{bad_start:?}");
     let agreeing = file("3.Basic.ndjson");
     assert_eq!((agreeing.unread, agreeing.dead_letters), (2, 0), "{agreeing:?}");
-    assert_eq!(table_counts(dir.path().join("wh")).into_iter().find(|(t, _)| t == "patient").unwrap().1, 2);
+    assert_eq!(table_rows(dir.path().join("wh"), "patient"), 2);
     assert!(
         outcome.report.summary().contains("differ from their file's declared type"),
         "{}",

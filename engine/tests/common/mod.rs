@@ -52,6 +52,11 @@ pub fn table_counts(out: impl Into<fhirhouse::store::Address>) -> Vec<(String, i
         .collect()
 }
 
+/// Row count of one table, as [`table_counts`] gives it; panics when there is no such table.
+pub fn table_rows(out: impl Into<fhirhouse::store::Address>, table: &str) -> i64 {
+    table_counts(out).into_iter().find(|(t, _)| t == table).unwrap_or_else(|| panic!("no table {table}")).1
+}
+
 /// Copies every file of the bundled sample (manifest included) into `store` under `prefix`.
 pub fn upload_sample(store: &std::sync::Arc<dyn object_store::ObjectStore>, prefix: &str) {
     for entry in std::fs::read_dir(sample()).unwrap() {
