@@ -255,6 +255,32 @@ fn export_lines_that_cannot_be_used_are_reported_and_exit_with_1() {
 }
 
 #[test]
+fn a_file_named_for_another_type_is_read_when_its_content_contradicts_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (export, views) = broken_export(dir.path());
+    let patient = |id: &str| format!("{{\"resourceType\":\"Patient\",\"id\":\"{id}\",\"gender\":\"male\"}}\n");
+    let condition = "{\"resourceType\":\"Condition\",\"id\":\"c1\"}\n";
+    // Misnamed: Patients in a file named for Observations.
+    std::fs::write(export.join("Observation.000.ndjson"), patient("m1") + &patient("m2")).unwrap();
+    // Named right: its first resource is a Condition, so the Patient after it is not seen.
+    std::fs::write(export.join("Condition.000.ndjson"), condition.to_owned() + &patient("hidden")).unwrap();
+    let out = fhirhouse(
+        &[
+            "query",
+            "--export",
+            export.to_str().unwrap(),
+            "--views",
+            views.to_str().unwrap(),
+            "SELECT id, gender FROM people ORDER BY id",
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&out), "id,gender\na,female\nb,\nm1,male\nm2,male\n", "{}", stderr(&out));
+}
+
+#[test]
 fn the_shell_reads_piped_input_without_prompts() {
     let input = ".tables\nSELECT count(*) AS n\n  FROM patient;\n.format csv\nSELECT 1 AS one;\n";
     let out = fhirhouse(&["sql", warehouse().to_str().unwrap()], Some(input));

@@ -44,6 +44,7 @@ pub use merge::{sync_record, MergeReport};
 pub use report::LoadReport;
 pub use scan::{scan, ScanReport};
 pub use supersede::DuplicateReport;
+pub(crate) use worker::first_resource_is_declared;
 
 use crate::sink::destination::Destination;
 use crate::sink::parts::{PartLimits, PartWriters, TableOutput};

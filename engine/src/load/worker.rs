@@ -131,7 +131,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
             let unread = !shared.parse_all
                 && file.declared_type.as_deref().is_some_and(|t| !shared.catalog.reads(t))
                 && *shared.first_resource_declared[chunk.file]
-                    .get_or_init(|| first_resource_is_declared(shared, &mut state.parser, file));
+                    .get_or_init(|| first_resource_is_declared(&mut state.parser, file, shared.max_line_bytes));
             while !shared.abort.load(Ordering::Relaxed) {
                 match lines.next_line() {
                     Ok(None) => break,
@@ -192,10 +192,16 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
 /// as that word says: a misnamed file (`Observation.ndjson` holding Patients), or one whose
 /// first line is no resource, is parsed like any other, so that its resources are loaded or
 /// dead-lettered and the mismatch is reported, not skipped unseen. One line per such file,
-/// read again from its start by whichever worker needs the answer first.
-fn first_resource_is_declared(shared: &Shared<'_>, parser: &mut ResourceParser, file: &ExportFile) -> bool {
+/// read again from its start (lines up to `max_line_bytes`) by whichever worker needs the
+/// answer first. `fhirhouse query --export` asks the same of a file declared for another
+/// type than a table's.
+pub(crate) fn first_resource_is_declared(
+    parser: &mut ResourceParser,
+    file: &ExportFile,
+    max_line_bytes: usize,
+) -> bool {
     let Ok(reader) = file.open_at(0) else { return false };
-    let mut lines = ChunkLines::new(reader, 0..u64::MAX, shared.max_line_bytes);
+    let mut lines = ChunkLines::new(reader, 0..u64::MAX, max_line_bytes);
     let Ok(Some(ChunkLine::Line { bytes, .. })) = lines.next_line() else { return false };
     parser.parse(bytes).is_ok_and(|parsed| parsed.doc().get_str("resourceType") == file.declared_type.as_deref())
 }

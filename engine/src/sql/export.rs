@@ -23,13 +23,16 @@
 //!
 //! **Which files a table reads.** A file whose manifest entry declares a type, or whose
 //! name carries one (`Patient.000.ndjson`, as Bulk Data servers name them; see
-//! [`type_from_name`](crate::source::type_from_name)), is read only by the tables of that
-//! type. Any other file is read by every table, and a line that does not contain the type's name in quotes is
-//! skipped without being parsed. Unlike a load, a line of another type in a typed file is
-//! therefore not seen by the tables of its own type.
+//! [`type_from_name`](crate::source::type_from_name)), is read by the tables of that type,
+//! and by the others only when its first resource is not of that type (a misnamed file;
+//! the first scan that meets the file reads its first line to find out, once per
+//! session). Any other file is read by every table, and a line that does not contain the
+//! type's name in quotes is skipped without being parsed. Unlike a load, a line of another
+//! type further into a file whose first resource has the declared type is therefore not
+//! seen by the tables of its own type.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
@@ -41,7 +44,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
-use super::export_scan::{Piece, Projection, ScanPartition};
+use super::export_scan::{Declared, Piece, Projection, ScanPartition};
 use crate::load::Catalog;
 use crate::sink::partition::PartitionSpec;
 use crate::source::{open_export, ExportFile};
@@ -103,6 +106,7 @@ impl ExportTables {
     pub fn open(inputs: &[Address], catalog: &Catalog) -> anyhow::Result<ExportTables> {
         let export = open_export(inputs)?;
         let files: Vec<Arc<ExportFile>> = export.files.into_iter().map(Arc::new).collect();
+        let first_resources_declared: Vec<Arc<OnceLock<bool>>> = files.iter().map(|_| Arc::default()).collect();
         let issues = Arc::new(ExportIssues::default());
         let mut tables = Vec::with_capacity(catalog.views.len());
         for (view, layout) in catalog.views.iter().zip(catalog.layouts.iter()) {
@@ -112,16 +116,16 @@ impl ExportTables {
                 None => layout.schema.as_ref().clone(),
             });
             let mut pieces = Vec::new();
-            for file in &files {
-                let typed = match file.declared_type.as_deref() {
-                    Some(kind) if kind == view.resource_type() => true,
-                    Some(_) => continue,
-                    None => false,
+            for (file, first_is_declared) in files.iter().zip(&first_resources_declared) {
+                let declared = match file.declared_type.as_deref() {
+                    Some(kind) if kind == view.resource_type() => Declared::Same,
+                    Some(_) => Declared::Other(Arc::clone(first_is_declared)),
+                    None => Declared::Unknown,
                 };
                 pieces.extend(file.ranges(CHUNK_BYTES).into_iter().map(|range| Piece {
                     file: Arc::clone(file),
                     range,
-                    typed,
+                    declared: declared.clone(),
                 }));
             }
             tables.push(Arc::new(ExportTable {

@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
@@ -24,6 +24,7 @@ use simd_json::prelude::*;
 use tokio::sync::mpsc;
 
 use super::export::{ExportIssues, BATCH_ROWS};
+use crate::load::first_resource_is_declared;
 use crate::sink::partition::PartitionSpec;
 use crate::source::{ChunkLine, ChunkLines, ExportFile};
 use crate::terminology::TableStage;
@@ -43,8 +44,23 @@ const MAX_LINE_BYTES: usize = 64 << 20;
 pub(super) struct Piece {
     pub file: Arc<ExportFile>,
     pub range: Range<u64>,
-    /// Whether the file is known to hold the table's type; else lines are pre-filtered.
-    pub typed: bool,
+    /// What the file's declared type says about the table's.
+    pub declared: Declared,
+}
+
+/// What a file's declared type (its manifest entry's, or its name's) says about the type of
+/// the table reading it.
+#[derive(Debug, Clone)]
+pub(super) enum Declared {
+    /// The table's own type: every line is parsed.
+    Same,
+    /// No type: a line without the table's type name in quotes is skipped unparsed.
+    Unknown,
+    /// Another type. The file is skipped when its first resource has that type, else read
+    /// as if it declared none, so that a misnamed file is not skipped unseen (as a load
+    /// does: [`first_resource_is_declared`]). The answer is worked out once, by the first
+    /// scan that needs it, and shared by every table that reads the file.
+    Other(Arc<OnceLock<bool>>),
 }
 
 /// Where one output column of a scan comes from.
@@ -246,6 +262,13 @@ impl Reader {
         let mut parser = ResourceParser::default();
         let finder = memchr::memmem::Finder::new(&self.type_name);
         for piece in pieces {
+            if let Declared::Other(first_is_declared) = &piece.declared {
+                if *first_is_declared
+                    .get_or_init(|| first_resource_is_declared(&mut parser, &piece.file, MAX_LINE_BYTES))
+                {
+                    continue;
+                }
+            }
             let reader = match piece.file.open_at(piece.range.start.saturating_sub(1)) {
                 Ok(reader) => reader,
                 Err(e) => {
@@ -263,7 +286,7 @@ impl Reader {
                 let problem = match lines.next_line() {
                     Ok(None) => break,
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
-                        if !piece.typed && finder.find(bytes).is_none() {
+                        if !matches!(piece.declared, Declared::Same) && finder.find(bytes).is_none() {
                             continue;
                         }
                         self.append(&mut builder, bytes, &mut parser).err().map(|reason| (index, offset, reason))
