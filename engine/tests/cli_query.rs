@@ -230,11 +230,9 @@ fn broken_export(dir: &Path) -> (PathBuf, PathBuf) {
     (export, views)
 }
 
-#[test]
-fn export_lines_that_cannot_be_used_are_reported_and_exit_with_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let (export, views) = broken_export(dir.path());
-    let out = fhirhouse(
+/// `SELECT id, gender FROM people` over `export` with the views of `views`, as CSV.
+fn people_of(export: &Path, views: &Path) -> Output {
+    fhirhouse(
         &[
             "query",
             "--export",
@@ -246,7 +244,14 @@ fn export_lines_that_cannot_be_used_are_reported_and_exit_with_1() {
             "csv",
         ],
         None,
-    );
+    )
+}
+
+#[test]
+fn export_lines_that_cannot_be_used_are_reported_and_exit_with_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (export, views) = broken_export(dir.path());
+    let out = people_of(&export, &views);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stdout(&out), "id,gender\na,female\nb,\n");
     let err = stderr(&out);
@@ -264,19 +269,7 @@ fn a_file_named_for_another_type_is_read_when_its_content_contradicts_the_name()
     std::fs::write(export.join("Observation.000.ndjson"), patient("m1") + &patient("m2")).unwrap();
     // Named right: its first resource is a Condition, so the Patient after it is not seen.
     std::fs::write(export.join("Condition.000.ndjson"), condition.to_owned() + &patient("hidden")).unwrap();
-    let out = fhirhouse(
-        &[
-            "query",
-            "--export",
-            export.to_str().unwrap(),
-            "--views",
-            views.to_str().unwrap(),
-            "SELECT id, gender FROM people ORDER BY id",
-            "--format",
-            "csv",
-        ],
-        None,
-    );
+    let out = people_of(&export, &views);
     assert_eq!(stdout(&out), "id,gender\na,female\nb,\nm1,male\nm2,male\n", "{}", stderr(&out));
 }
 
