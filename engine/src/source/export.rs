@@ -61,7 +61,7 @@ struct ManifestEntry {
 /// expanded by [`discover_inputs`]; a URL ending in an input suffix names one object, and any
 /// other URL a "folder": the `*.ndjson[.gz]` / `*.jsonl[.gz]` objects directly under that
 /// prefix, sorted by key. A file found this way declares the type its name carries
-/// ([`type_from_name`](super::type_from_name)), as a manifest entry's `type` would.
+/// ([`type_from_name`]), as a manifest entry's `type` would.
 ///
 /// # Errors
 ///
