@@ -4,7 +4,7 @@ use std::io::Write;
 
 use std::collections::HashSet;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Field, SchemaRef, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -54,11 +54,16 @@ impl<W: Write + Send> ParquetWriter<W> {
     ///   own fallback only starts once the dictionary page is full, which the files of a
     ///   partition often never reach.
     /// - A column (or list of scalars) with no value in any of the batches, or whose
-    ///   values there take under 4 KiB as Parquet stores them before compression
-    ///   (estimated from above), is not compressed. parquet's writer creates a zstd
-    ///   compressor and decompressor for every compressed column of every row group; for
-    ///   such a column that costs more than encoding it, to save at most a few KiB (an
-    ///   empty column's pages hold only definition levels, which zstd does not shrink).
+    ///   values there take under 4 KiB as Parquet stores them before compression, is not
+    ///   compressed. parquet's writer creates a zstd compressor and decompressor for every
+    ///   compressed column of every row group; for such a column that costs more than
+    ///   encoding it, to save at most a few KiB (an empty column's pages hold only
+    ///   definition levels, which zstd does not shrink; a dictionary of one value and its
+    ///   run of indexes come out of zstd larger than they went in). The size is estimated
+    ///   from above, except for the text and timestamp columns that keep their
+    ///   dictionary, whose dictionary is extrapolated from the first batch's first 256
+    ///   values: a column whose values only start to vary after them may be stored
+    ///   uncompressed at more than 4 KiB (still correct, only larger).
     ///   Most column chunks of a year-partitioned warehouse are this small: at 2,000
     ///   patients a third are empty, and most of the rest hold a few hundred rows of an
     ///   early year. The samples are a file's first row group, which is this small only
@@ -85,7 +90,8 @@ impl<W: Write + Send> ParquetWriter<W> {
     /// let properties = ParquetWriter::<Vec<u8>>::properties_for(&[batch.clone()]);
     /// let compression = |column: &str| properties.compression(&ColumnPath::from(column));
     /// assert!(matches!(compression("id"), Compression::ZSTD(_)));
-    /// assert!(matches!(compression("status"), Compression::ZSTD(_)), "9 KB of text");
+    /// // 9 KB of Arrow text, but a dictionary of one value and 1,000 indexes in Parquet.
+    /// assert_eq!(compression("status"), Compression::UNCOMPRESSED);
     /// assert_eq!(compression("note"), Compression::UNCOMPRESSED, "no value");
     /// // The first 100 rows alone are small enough to store as they are.
     /// let properties = ParquetWriter::<Vec<u8>>::properties_for(&[batch.slice(0, 100)]);
@@ -97,13 +103,21 @@ impl<W: Write + Send> ParquetWriter<W> {
         let Some(first) = samples.first() else { return builder.build() };
         for (index, field) in first.schema().fields().iter().enumerate() {
             let path = || ColumnPath::from(field.name().as_str());
-            if mostly_distinct(first.column(index).as_ref()) {
+            let sample = ValueSample::of(first.column(index).as_ref());
+            let dictionary = !sample.as_ref().is_some_and(ValueSample::mostly_distinct);
+            if !dictionary {
                 builder = builder.set_column_dictionary_enabled(path(), false);
             }
             let Some(leaf) = leaf_path(field) else { continue };
             let columns = || samples.iter().map(|batch| batch.column(index));
             let empty = || columns().all(|column| column.null_count() == column.len());
-            let bytes = || columns().map(|column| encoded_size_bound(column.as_ref())).fold(0, usize::saturating_add);
+            let bytes = || {
+                let plain = columns().map(|column| encoded_size_bound(column.as_ref())).fold(0, usize::saturating_add);
+                match &sample {
+                    Some(sample) if dictionary => plain.min(sample.dictionary_size_estimate(columns())),
+                    _ => plain,
+                }
+            };
             if empty() || bytes() < SMALL_COLUMN_BYTES {
                 builder = builder.set_column_compression(leaf, Compression::UNCOMPRESSED);
             }
@@ -220,29 +234,73 @@ fn encoded_size_bound(column: &dyn Array) -> usize {
     column.to_data().get_slice_memory_size().unwrap_or(usize::MAX)
 }
 
+/// The length prefix of each value of a `BYTE_ARRAY` column stored plain (as a dictionary
+/// page stores its values).
+const BYTE_ARRAY_LENGTH_BYTES: usize = 4;
+
 /// A fast hash for the sample (SipHash would cost more than the decision saves on small files).
 type FastHash = foldhash::fast::FixedState;
 
-/// Whether most of the first [`DICTIONARY_SAMPLE_ROWS`] non-null values of a text or
-/// timestamp column differ from each other (other types keep Parquet's default).
-fn mostly_distinct(column: &dyn Array) -> bool {
-    let rows = column.len().min(DICTIONARY_SAMPLE_ROWS);
-    let present = (0..rows).filter(|&i| column.is_valid(i));
-    let (seen, distinct) = match column.data_type() {
-        DataType::Utf8 => {
-            let text = column.as_string::<i32>();
-            let values: HashSet<&str, FastHash> = present.clone().map(|i| text.value(i)).collect();
-            (present.count(), values.len())
+/// The first [`DICTIONARY_SAMPLE_ROWS`] values of a text or timestamp column (other types
+/// keep Parquet's defaults): how many are present, how many distinct, and the distinct
+/// values' bytes as a Parquet dictionary page stores them.
+struct ValueSample {
+    present: usize,
+    distinct: usize,
+    distinct_bytes: usize,
+}
+
+impl ValueSample {
+    fn of(column: &dyn Array) -> Option<ValueSample> {
+        let rows = column.len().min(DICTIONARY_SAMPLE_ROWS);
+        let present = (0..rows).filter(|&i| column.is_valid(i));
+        match column.data_type() {
+            DataType::Utf8 => {
+                let text = column.as_string::<i32>();
+                let values: HashSet<&str, FastHash> = present.clone().map(|i| text.value(i)).collect();
+                let distinct_bytes = values.iter().map(|v| v.len() + BYTE_ARRAY_LENGTH_BYTES).sum();
+                Some(ValueSample { present: present.count(), distinct: values.len(), distinct_bytes })
+            }
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+                let times = column.as_primitive::<TimestampMicrosecondType>();
+                let values: HashSet<i64, FastHash> = present.clone().map(|i| times.value(i)).collect();
+                let distinct_bytes = values.len() * size_of::<i64>();
+                Some(ValueSample { present: present.count(), distinct: values.len(), distinct_bytes })
+            }
+            _ => None,
         }
-        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
-            let times = column.as_primitive::<TimestampMicrosecondType>();
-            let values: HashSet<i64, FastHash> = present.clone().map(|i| times.value(i)).collect();
-            (present.count(), values.len())
+    }
+
+    /// Whether most values differ from each other: such a column is stored without a
+    /// dictionary. Below a few dozen values either choice costs next to nothing.
+    fn mostly_distinct(&self) -> bool {
+        self.present >= 32 && self.distinct * 2 > self.present
+    }
+
+    /// About how many bytes Parquet's dictionary encoding stores `columns` (the column of
+    /// every sample batch) in before compression: the dictionary page, each present value's
+    /// index in as few bits as the dictionary needs, and a definition level a row. The
+    /// dictionary is extrapolated from the sample, as if every further
+    /// [`DICTIONARY_SAMPLE_ROWS`] values brought as many new ones as the first did: an
+    /// overestimate for the codes, systems and references a column repeats, whose
+    /// dictionary stays small (a system URL in every row of a partition file takes about
+    /// a hundred bytes, where the text would take 16 a row). `usize::MAX` without a sampled
+    /// value to go by.
+    fn dictionary_size_estimate<'a>(&self, columns: impl Iterator<Item = &'a ArrayRef>) -> usize {
+        if self.present == 0 {
+            return usize::MAX;
         }
-        _ => return false,
-    };
-    // Below a few dozen values either choice costs next to nothing.
-    seen >= 32 && distinct * 2 > seen
+        let (rows, present) = columns.fold((0, 0), |(rows, present), column| {
+            (rows + column.len(), present + column.len() - column.null_count())
+        });
+        let scale = present.div_ceil(self.present);
+        let distinct = present.min(self.distinct.saturating_mul(scale));
+        let bits = (usize::BITS - distinct.leading_zeros()) as usize;
+        self.distinct_bytes
+            .saturating_mul(scale)
+            .saturating_add((present * bits).div_ceil(8))
+            .saturating_add(rows.div_ceil(8))
+    }
 }
 
 impl<W: Write + Send> BatchWriter for ParquetWriter<W> {
@@ -318,9 +376,15 @@ mod tests {
         // 2,000 rows in two samples. Distinct ids take 30 KB, and so do the lists of
         // `tags`: zstd. Flags take 500 bytes; notes have no value at all (8 KB of offsets);
         // three codes take 8 KB of Arrow keys but 500 bytes of 2-bit indexes in Parquet; the
-        // lists of `codes` hold one value: all four stored as they are.
+        // lists of `codes` hold one value: all four stored as they are. A system URL in
+        // every row is 40 KB of Arrow text, but a dictionary of one value in Parquet: as it
+        // is. A hundred distinct displays repeated make a dictionary of 3 KB and 2 KB of
+        // indexes (and are estimated larger, from the first 256 rows): zstd.
         let rows = 2000;
         let ids: StringArray = (0..rows).map(|i| Some(format!("patient-{i:05}"))).collect();
+        let system = StringArray::from(vec!["http://loinc.org"; rows]);
+        let displays: StringArray =
+            (0..rows).map(|i| Some(format!("display of the code number {:03}", i % 100))).collect();
         let flags = BooleanArray::from_iter((0..rows).map(|i| Some(i % 3 == 0)));
         let status: DictionaryArray<Int32Type> = (0..rows).map(|i| ["final", "amended", "draft"][i % 3]).collect();
         let mut codes = ListBuilder::new(StringBuilder::new());
@@ -335,6 +399,8 @@ mod tests {
             ("status", Arc::new(status) as ArrayRef),
             ("codes", Arc::new(codes.finish()) as ArrayRef),
             ("tags", Arc::new(tags.finish()) as ArrayRef),
+            ("system", Arc::new(system) as ArrayRef),
+            ("display", Arc::new(displays) as ArrayRef),
         ])
         .unwrap();
         let schema = batch.schema();
@@ -355,6 +421,8 @@ mod tests {
             ("status", true),
             ("codes.list.item", true),
             ("tags.list.item", false),
+            ("system", true),
+            ("display", false),
         ];
         assert_eq!(stored, expected.map(|(path, plain)| (path.to_owned(), plain)));
         let read: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
