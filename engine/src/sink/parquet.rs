@@ -12,8 +12,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-/// Rows of a file's first batch sampled to decide each column's dictionary encoding: enough
-/// to tell codes from ids, few enough to cost little next to encoding the column.
+/// Rows of a file's first batch sampled to decide each column's dictionary encoding (and to
+/// size the dictionary of a column that keeps one): enough to tell codes from ids, few
+/// enough to cost little next to encoding the column.
 const DICTIONARY_SAMPLE_ROWS: usize = 256;
 
 /// A column whose values take fewer bytes than this (as Parquet stores them before
