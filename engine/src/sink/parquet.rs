@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use std::collections::HashSet;
+use std::hash::Hash;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Field, SchemaRef, TimestampMicrosecondType};
@@ -258,18 +259,23 @@ impl ValueSample {
         match column.data_type() {
             DataType::Utf8 => {
                 let text = column.as_string::<i32>();
-                let values: HashSet<&str, FastHash> = present.clone().map(|i| text.value(i)).collect();
-                let distinct_bytes = values.iter().map(|v| v.len() + BYTE_ARRAY_LENGTH_BYTES).sum();
-                Some(ValueSample { present: present.count(), distinct: values.len(), distinct_bytes })
+                Some(Self::of_values(present.map(|i| text.value(i)), |v| v.len() + BYTE_ARRAY_LENGTH_BYTES))
             }
             DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
                 let times = column.as_primitive::<TimestampMicrosecondType>();
-                let values: HashSet<i64, FastHash> = present.clone().map(|i| times.value(i)).collect();
-                let distinct_bytes = values.len() * size_of::<i64>();
-                Some(ValueSample { present: present.count(), distinct: values.len(), distinct_bytes })
+                Some(Self::of_values(present.map(|i| times.value(i)), |_| size_of::<i64>()))
             }
             _ => None,
         }
+    }
+
+    /// The sample of `values` (the present ones), each stored in `stored_bytes` in a
+    /// dictionary page.
+    fn of_values<T: Hash + Eq>(values: impl Iterator<Item = T>, stored_bytes: impl Fn(&T) -> usize) -> ValueSample {
+        let mut present = 0;
+        let distinct: HashSet<T, FastHash> = values.inspect(|_| present += 1).collect();
+        let distinct_bytes = distinct.iter().map(stored_bytes).sum();
+        ValueSample { present, distinct: distinct.len(), distinct_bytes }
     }
 
     /// Whether most values differ from each other: such a column is stored without a
