@@ -56,3 +56,38 @@ pub mod sql;
 pub mod store;
 pub mod terminology;
 pub mod view;
+
+/// An error and its causes on one line, joined by `: ` as anyhow's `{:#}` joins them, but
+/// leaving out a cause whose text is already written.
+///
+/// Many errors, ours (a file error that names its OS error) and the libraries' (object_store,
+/// DataFusion), both write their cause into their message and return it as their
+/// [`source`](std::error::Error::source); `{:#}` then prints the cause twice. The causes
+/// stay reachable as sources (a closed pipe is found by walking them), so it is the printing
+/// that leaves the repeat out.
+///
+/// ```
+/// use std::io;
+///
+/// let cause = io::Error::new(io::ErrorKind::NotFound, "No such file or directory");
+/// let err = anyhow::Error::new(cause).context("data.ndjson: cannot open: No such file or directory");
+/// assert_eq!(format!("{err:#}"), "data.ndjson: cannot open: No such file or directory: No such file or directory");
+/// assert_eq!(fhirhouse::error_text(err.as_ref()), "data.ndjson: cannot open: No such file or directory");
+///
+/// let err = anyhow::anyhow!("permission denied").context("cannot open the warehouse");
+/// assert_eq!(fhirhouse::error_text(err.as_ref()), "cannot open the warehouse: permission denied");
+/// ```
+#[must_use]
+pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(error) = cause {
+        let part = error.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = error.source();
+    }
+    text
+}

@@ -180,7 +180,22 @@ fn syntax_errors_point_at_the_token() {
 fn a_missing_warehouse_is_fatal() {
     let out = fhirhouse(&["query", "/nonexistent/warehouse", "SELECT 1"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/nonexistent/warehouse"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: cannot open the warehouse: /nonexistent/warehouse: not a warehouse"), "{err}");
+    // The path and the system's reason once each, though the errors that carry the reason
+    // also name it in their own message.
+    assert_eq!(err.matches("/nonexistent/warehouse").count(), 1, "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+}
+
+#[test]
+fn a_missing_export_is_named_once_with_its_reason_once() {
+    let out = fhirhouse(&["query", "--export", "/nonexistent/export", "SELECT 1"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: cannot open the export: /nonexistent/export: no such file or folder"), "{err}");
+    assert_eq!(err.matches("/nonexistent/export").count(), 1, "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
 
 #[test]

@@ -228,7 +228,7 @@ pub fn exit_on_error(err: &anyhow::Error) -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", crate::error_text(err.as_ref()));
     ExitCode::from(EXIT_FATAL)
 }
 

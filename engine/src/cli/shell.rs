@@ -98,7 +98,7 @@ impl<'s> Shell<'s> {
         let mut results = Results::to_stream(self.format, self.out.clone());
         match run_script(self.session, &Script { text, source: "" }, &mut results, &mut self.err, self.timing) {
             Ok(outcome) => self.failed |= outcome.sql_failed,
-            Err(e) => self.fail(format_args!("error: {e:#}")),
+            Err(e) => self.fail(format_args!("error: {}", crate::error_text(e.as_ref()))),
         }
     }
 
@@ -181,7 +181,7 @@ impl<'s> Shell<'s> {
             Ok(())
         });
         if let Err(e) = written {
-            self.fail(format_args!("error: {e:#}"));
+            self.fail(format_args!("error: {}", crate::error_text(e.as_ref())));
         }
         if self.timing {
             let _ = writeln!(self.err, "Run Time: {:.3} s", started.elapsed().as_secs_f64());

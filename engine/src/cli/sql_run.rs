@@ -51,7 +51,7 @@ impl SourceArgs {
         } else {
             Tables::Warehouse(self.source.clone())
         };
-        Session::open(&tables).with_context(|| format!("cannot open {}", self.source))
+        Session::open(&tables).context(if self.export { "cannot open the export" } else { "cannot open the warehouse" })
     }
 }
 

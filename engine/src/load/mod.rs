@@ -239,7 +239,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     if let Err(e) = result {
         warehouse.abandon(&load_id);
         report.status = "failed".into();
-        report.failure = Some(format!("{e:#}"));
+        report.failure = Some(crate::error_text(e.as_ref()));
         report.tables.clear();
     }
     report.seconds = started.elapsed().as_secs_f64();

@@ -286,11 +286,11 @@ fn flush(shared: &Shared<'_>, state: &mut WorkerState, all: bool) {
         }
         match shared.catalog.finish_batch(table, builder.finish(), Some(&mut state.unmapped)) {
             Ok(batches) => rows.extend(batches.into_iter().map(|(partition, batch)| (table, partition, batch))),
-            Err(e) => fail(shared, format!("{e:#}")),
+            Err(e) => fail(shared, crate::error_text(e.as_ref())),
         }
     }
     state.pending_rows = state.views.builders_mut().iter().map(|b| b.len()).sum();
     if let Err(e) = shared.writers.write_all(rows) {
-        fail(shared, format!("writing the tables: {e}"));
+        fail(shared, format!("writing the tables: {}", crate::error_text(&e)));
     }
 }

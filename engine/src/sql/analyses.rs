@@ -437,7 +437,10 @@ pub fn shipped() -> anyhow::Result<&'static [Analysis]> {
                 if path.contains('/') {
                     continue;
                 }
-                list.push(Analysis::parse(path, text).map_err(|e| format!("queries/{path}: {e:#}"))?);
+                list.push(
+                    Analysis::parse(path, text)
+                        .map_err(|e| format!("queries/{path}: {}", crate::error_text(e.as_ref())))?,
+                );
             }
             list.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(list)
