@@ -466,11 +466,21 @@ fn the_cli_exports_and_says_what_it_did_or_why_not() {
     assert!(stderr.contains("error: export kick-off (http://127.0.0.1:"), "{stderr}");
     assert!(stderr.contains("HTTP 403 Forbidden: error (forbidden)"), "{stderr}");
 
+    // The refused kick-off started nothing, so another request may use its folder.
+    server.faults(|f| f.kickoff_forbidden = false);
+    let output = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(["export", &server.base, "--out", dir.path().join("other").to_str().unwrap(), "--type", "Patient"])
+        .args(fast_flags)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("export complete: 1 files, 10 resources"), "{stderr}");
+
     // A folder holding another request's unfinished export is not silently discarded.
-    let state = r#"{"request": "http://elsewhere.example/fhir/$export", "saved": {}}"#;
+    let state = r#"{"request": "http://elsewhere.example/fhir/$export", "status_url": "http://elsewhere.example/jobs/1", "saved": {}}"#;
     std::fs::create_dir_all(dir.path().join("busy")).unwrap();
     std::fs::write(dir.path().join("busy/.fhirhouse-export.json"), state).unwrap();
-    server.faults(|f| f.kickoff_forbidden = false);
     let output = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
         .args(["export", &server.base, "--out", dir.path().join("busy").to_str().unwrap()])
         .args(fast_flags)

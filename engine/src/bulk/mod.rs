@@ -366,10 +366,14 @@ impl Exporter {
             return Ok(self.outcome(&state, written_manifest(&manifest, &state)?, 0, true, started));
         }
         let different = !state.request.is_empty() && state.request != request;
-        if different && !self.settings.restart && !state.abandoned {
+        // A kick-off the server never accepted leaves only its request behind: no job to
+        // delete and no file to lose, so a corrected request (a mistyped URL) takes its place.
+        let begun = state.status_url.is_some() || state.manifest.is_some() || !state.saved.is_empty();
+        if different && begun && !self.settings.restart && !state.abandoned {
             return Err(BulkError::Invalid(format!(
-                "{} holds an unfinished export of another request ({}); use --restart to discard it, or another folder",
+                "{} holds {} of another request ({}); use --restart to discard it, or another folder",
                 self.output.describe(""),
+                if state.complete { "the export" } else { "an unfinished export" },
                 state.request
             )));
         }
