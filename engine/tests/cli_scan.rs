@@ -27,3 +27,24 @@ fn invalid_lines_are_counted_and_set_the_exit_status() {
     assert_eq!(code, 1);
     assert!(stdout.contains("invalid JSON: 1"), "{stdout}");
 }
+
+#[test]
+fn a_closed_output_ends_the_run_quietly() {
+    // Both ends of the pipe are made before the run and the reading end closed at once, as
+    // `fhirhouse scan ... | head -0` leaves it: every write fails.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/sample");
+    for (args, closed) in [(&["scan", sample][..], "stdout"), (&["gen", "-n", "1", "-o"][..], "stderr")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fhirhouse"));
+        command.args(args);
+        if closed == "stdout" {
+            command.stdout(writer);
+        } else {
+            command.arg(dir.path().join("export")).stderr(writer);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -38,6 +38,7 @@ mod output;
 mod request;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -595,7 +596,8 @@ impl Exporter {
     fn say(&self, message: &str) {
         tracing::info!("{message}");
         if self.settings.progress {
-            eprintln!("{message}");
+            // A closed standard error must not stop a download.
+            let _ = writeln!(std::io::stderr(), "{message}");
         }
     }
 
@@ -692,7 +694,7 @@ pub fn export_until_interrupted(exporter: &Exporter) -> Result<ExportOutcome, Bu
         tokio::select! {
             outcome = exporter.run() => outcome,
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("interrupted: deleting the export job on the server");
+                let _ = writeln!(std::io::stderr(), "interrupted: deleting the export job on the server");
                 exporter.abandon().await;
                 Err(BulkError::Cancelled)
             }

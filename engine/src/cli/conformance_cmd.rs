@@ -43,13 +43,13 @@ pub struct ConformanceArgs {
 pub(super) fn run(args: &ConformanceArgs) -> anyhow::Result<ExitCode> {
     let suite = run_suite(&args.dir).with_context(|| format!("cannot run the test suite in {}", args.dir.display()))?;
     for (file, test, reason) in suite.failures() {
-        println!("{file}: {test}: {reason}");
+        outln!("{file}: {test}: {reason}")?;
     }
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&suite.to_report_json())?;
         std::fs::write(path, json).with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     let failed = suite.failed();
-    println!("{} passed, {failed} failed", suite.passed());
+    outln!("{} passed, {failed} failed", suite.passed())?;
     Ok(if failed > 0 { ExitCode::from(EXIT_SOME_FAILED) } else { ExitCode::SUCCESS })
 }

@@ -42,15 +42,15 @@ pub(super) fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut options = LoadOptions::new(vec![sample.join("manifest.json")], args.out.clone());
     options.progress = !quiet;
     let outcome = load(&options)?;
-    let status = super::load_cmd::finish(&outcome, false);
+    let status = super::load_cmd::finish(&outcome, quiet);
     if !outcome.committed() {
         return Ok(status);
     }
     let ctx = datafusion::prelude::SessionContext::new();
     crate::sql::register_warehouse(&ctx, &args.out)?;
     let batches = crate::sql::query_blocking(&ctx, DEMO_QUERY).context("the demo query failed")?;
-    println!("{DEMO_QUERY};");
-    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+    outln!("{DEMO_QUERY};")?;
+    outln!("{}", arrow::util::pretty::pretty_format_batches(&batches)?)?;
     Ok(status)
 }
 

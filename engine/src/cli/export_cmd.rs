@@ -256,7 +256,7 @@ pub(super) fn run(args: &ExportArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let exporter = Exporter::new(request, args.client.settings(quiet)?, &args.out)?;
     let outcome = export_until_interrupted(&exporter)?;
     if !quiet {
-        eprint!("{}", outcome.summary());
+        say!("{}", outcome.summary());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -87,7 +87,7 @@ pub(super) fn run(args: &GenArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     options.template = args.template.clone();
     let summary = generate(&options)?;
     if !quiet {
-        eprintln!(
+        sayln!(
             "generated {} patients, {} resources, {:.1} MB of NDJSON ({:.1} MB on disk) in {:.2} s: {:.0} MB/s",
             summary.patients,
             summary.resources,
@@ -98,7 +98,7 @@ pub(super) fn run(args: &GenArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         );
         if args.defects > 0.0 {
             let d = &summary.defects;
-            eprintln!(
+            sayln!(
                 "  defects: {} ({} invalid_json, {} invalid_utf8, {} not_an_object); see {}",
                 d.total,
                 d.invalid_json,
@@ -107,7 +107,7 @@ pub(super) fn run(args: &GenArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 args.out.join("defects.json").display()
             );
         }
-        eprintln!("  export: {}", args.out.join("manifest.json").display());
+        sayln!("  export: {}", args.out.join("manifest.json").display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -61,11 +61,11 @@ pub(super) fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
             if let Some(failure) = &entry.failure {
                 line["failure"] = Value::from(failure.as_str());
             }
-            println!("{line}");
+            outln!("{line}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", render(&entries.into_iter().map(|(e, _)| e).collect::<Vec<_>>()));
+    out!("{}", render(&entries.into_iter().map(|(e, _)| e).collect::<Vec<_>>()))?;
     Ok(ExitCode::SUCCESS)
 }
 

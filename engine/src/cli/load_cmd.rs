@@ -169,8 +169,8 @@ pub(super) fn run(args: &LoadArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 pub(super) fn finish(outcome: &LoadOutcome, quiet: bool) -> ExitCode {
     let report = &outcome.report;
     if !quiet || !outcome.committed() {
-        eprint!("{}", report.summary());
-        eprintln!("  report: {}", outcome.report_path);
+        say!("{}", report.summary());
+        sayln!("  report: {}", outcome.report_path);
     }
     if !outcome.committed() {
         ExitCode::from(EXIT_FATAL)

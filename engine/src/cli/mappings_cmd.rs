@@ -64,22 +64,22 @@ pub(super) fn run(args: &MappingsArgs, quiet: bool) -> anyhow::Result<ExitCode> 
     }
     if !quiet {
         for (name, kind, rows) in &report.tables {
-            eprintln!("  {name:<24} {kind:<11} {rows:>8} rows");
+            sayln!("  {name:<24} {kind:<11} {rows:>8} rows");
         }
         for warning in &report.warnings {
-            eprintln!("warning: {warning}");
+            sayln!("warning: {warning}");
         }
     }
     for error in &report.errors {
-        eprintln!("error: {error}");
+        sayln!("error: {error}");
     }
     if report.ok() {
         if !quiet {
-            eprintln!("{}: {} tables, valid", source.describe(), report.tables.len());
+            sayln!("{}: {} tables, valid", source.describe(), report.tables.len());
         }
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("{}: {} errors", source.describe(), report.errors.len());
+        sayln!("{}: {} errors", source.describe(), report.errors.len());
         Ok(ExitCode::from(EXIT_SOME_FAILED))
     }
 }

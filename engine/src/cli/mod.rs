@@ -13,6 +13,39 @@
 // markup.
 #![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 
+/// `eprint!`/`eprintln!` for what a command says about its run (summaries, notes). A closed
+/// standard error (`fhirhouse load ... 2>&1 | head -1`) is ignored: what the command did, a
+/// committed load say, stands, and its exit status still says how it went.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+/// [`say!`] with a newline.
+macro_rules! sayln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+/// `print!`/`println!` for a command's output, as an `io::Result` to pass on with `?`: a
+/// closed standard output (`fhirhouse scan ... | head`) then ends the run quietly
+/// ([`exit_on_error`]) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)
+    }};
+}
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
 mod conformance_cmd;
 mod demo_cmd;
 mod export_cmd;
@@ -228,7 +261,7 @@ pub fn exit_on_error(err: &anyhow::Error) -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: {}", crate::error_text(err.as_ref()));
+    sayln!("error: {}", crate::error_text(err.as_ref()));
     ExitCode::from(EXIT_FATAL)
 }
 

@@ -122,18 +122,18 @@ pub struct ReportArgs {
 /// Runs `fhirhouse report`.
 pub(super) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let Some(name) = &args.name else {
-        print!("{}", list(analyses::shipped()?));
+        out!("{}", list(analyses::shipped()?))?;
         return Ok(ExitCode::SUCCESS);
     };
     let analysis = analyses::find(name)?;
     let bound = analysis.bind(&args.params.given())?;
     let result = analysis.result(args.result.as_deref())?;
     if args.sql {
-        print!("{}", bound.script_text(result)?);
+        out!("{}", bound.script_text(result)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let Some(source) = &args.source else {
-        print!("{}", describe(analysis));
+        out!("{}", describe(analysis))?;
         return Ok(ExitCode::SUCCESS);
     };
     let format = args.format.or_else(|| args.output.as_deref().and_then(Format::from_path)).unwrap_or(Format::Table);

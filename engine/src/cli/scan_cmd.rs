@@ -46,10 +46,10 @@ pub(super) fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
     let report = scan(&args.inputs, args.threads.unwrap_or(0), max_line)?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else {
         let mb = report.bytes as f64 / 1e6;
-        println!(
+        outln!(
             "{} files, {:.1} MB, {} lines in {:.2} s ({:.1} MB/s, {:.0} lines/s, {} threads)",
             report.files,
             mb,
@@ -58,13 +58,15 @@ pub(super) fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             mb / report.seconds.max(1e-9),
             report.lines as f64 / report.seconds.max(1e-9),
             report.threads
-        );
-        println!(
+        )?;
+        outln!(
             "invalid JSON: {}, oversized: {}, unreadable files: {}",
-            report.invalid_lines, report.oversized_lines, report.unreadable_files
-        );
+            report.invalid_lines,
+            report.oversized_lines,
+            report.unreadable_files
+        )?;
         for (resource_type, n) in &report.resources_by_type {
-            println!("  {resource_type:<28} {n:>10}");
+            outln!("  {resource_type:<28} {n:>10}")?;
         }
     }
     let clean = report.invalid_lines == 0 && report.oversized_lines == 0 && report.unreadable_files == 0;

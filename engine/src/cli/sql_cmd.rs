@@ -79,7 +79,7 @@ fn interactive(shell: &mut Shell<'_>) -> anyhow::Result<()> {
         // A first run has no history yet.
         let _ = editor.load_history(path);
     }
-    eprintln!("fhirhouse SQL shell: statements end with ';', .help for commands, .quit to leave");
+    sayln!("fhirhouse SQL shell: statements end with ';', .help for commands, .quit to leave");
     loop {
         match editor.readline(shell.prompt()) {
             Ok(line) => {
@@ -97,7 +97,7 @@ fn interactive(shell: &mut Shell<'_>) -> anyhow::Result<()> {
     }
     if let Some(path) = &history {
         if let Err(e) = editor.save_history(path) {
-            eprintln!("warning: cannot save the history to {}: {e}", path.display());
+            sayln!("warning: cannot save the history to {}: {e}", path.display());
         }
     }
     Ok(())

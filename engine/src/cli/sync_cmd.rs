@@ -92,17 +92,17 @@ pub(super) fn run(args: &SyncArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         keep_export: args.keep_export,
     };
     if !quiet {
-        eprintln!("sync {} into {}", args.server, args.warehouse.display());
+        sayln!("sync {} into {}", args.server, args.warehouse.display());
     }
     let outcome = sync(&args.warehouse, &options)?;
     if !quiet {
         match &outcome.since {
-            Some(since) => eprintln!("increment since {since}"),
-            None => eprintln!("full export (the warehouse had no earlier sync, or --full)"),
+            Some(since) => sayln!("increment since {since}"),
+            None => sayln!("full export (the warehouse had no earlier sync, or --full)"),
         }
-        eprint!("{}", outcome.export.summary());
+        say!("{}", outcome.export.summary());
         if let Some(kept) = &outcome.kept_export {
-            eprintln!("  export kept in {}", kept.display());
+            sayln!("  export kept in {}", kept.display());
         }
     }
     Ok(super::load_cmd::finish(&outcome.load, quiet))

@@ -152,7 +152,7 @@ pub(super) fn run(args: &ViewArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let summary = run.finish().with_context(|| format!("writing to {destination}"))?;
 
     if !quiet {
-        eprintln!("{summary}");
+        sayln!("{summary}");
     }
     Ok(if summary.errors > 0 { ExitCode::from(EXIT_SOME_FAILED) } else { ExitCode::SUCCESS })
 }
