@@ -5,8 +5,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::source_as_provider;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
@@ -34,10 +38,16 @@ pub enum Tables {
 /// Identifiers are case-insensitive unless quoted (DataFusion's default), the
 /// `information_schema` tables are on (`SHOW TABLES`, `SHOW COLUMNS FROM t`), and the
 /// planner records the SQL position of every name so that errors can point at it.
+///
+/// The tables it opens with are read-only: `INSERT INTO patient ...` is refused, since
+/// DataFusion would write a Parquet file into the published load, past its commit and its
+/// counts. Tables a session creates itself (`CREATE TABLE t AS ...`) take rows as usual.
 pub struct Session {
     ctx: SessionContext,
     runtime: tokio::runtime::Runtime,
     issues: Option<Arc<ExportIssues>>,
+    /// The tables registered by [`Session::open`], which statements may only read.
+    opened_with: Vec<Arc<dyn TableProvider>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -73,7 +83,15 @@ impl Session {
             }
         };
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        Ok(Session { ctx, runtime, issues })
+        let mut session = Session { ctx, runtime, issues, opened_with: Vec::new() };
+        let schema = session.ctx.catalog("datafusion").and_then(|catalog| catalog.schema("public"));
+        for name in session.table_names() {
+            if let Some(table) = schema.as_ref().and_then(|schema| session.block_on(schema.table(&name)).ok().flatten())
+            {
+                session.opened_with.push(table);
+            }
+        }
+        Ok(session)
     }
 
     /// The DataFusion context, e.g. to register more tables.
@@ -109,7 +127,35 @@ impl Session {
     /// The statement's [`SqlError`]: a parse or planning error, with its position in
     /// `sql` where DataFusion gives one.
     pub fn plan(&self, sql: &str) -> Result<DataFrame, SqlError> {
-        self.block_on(self.ctx.sql(sql)).map_err(|e| self.explain(&e))
+        let frame = self.block_on(self.ctx.sql(sql)).map_err(|e| self.explain(&e))?;
+        match self.written_table(frame.logical_plan()) {
+            Some(table) => Err(SqlError {
+                message: format!("table '{table}' is read-only: the warehouse's tables change only by a load"),
+                span: None,
+                notes: vec!["CREATE TABLE name AS SELECT ... makes a table of this session that takes rows".into()],
+            }),
+            None => Ok(frame),
+        }
+    }
+
+    /// The name of a table the session opened with that `plan` writes (`INSERT`, `UPDATE`,
+    /// `DELETE`, also under `EXPLAIN ANALYZE`, which runs it).
+    fn written_table(&self, plan: &LogicalPlan) -> Option<String> {
+        let mut written = None;
+        let _ = plan.apply(|node| {
+            if let LogicalPlan::Dml(dml) = node {
+                let provider = source_as_provider(&dml.target).ok();
+                if provider.is_some_and(|p| self.opened_with.iter().any(|t| Arc::ptr_eq(t, &p))) {
+                    written = Some(dml.table_name.to_string());
+                }
+            }
+            Ok(if written.is_some() {
+                datafusion::common::tree_node::TreeNodeRecursion::Stop
+            } else {
+                datafusion::common::tree_node::TreeNodeRecursion::Continue
+            })
+        });
+        written
     }
 
     /// Starts executing a planned statement; the stream yields its batches.
