@@ -89,7 +89,13 @@ impl SqlError {
                 notes.extend(d.notes.iter().map(|n| n.message.clone()));
                 notes.extend(d.helps.iter().map(|h| h.message.clone()));
             }
-            strip_prefixes(&text)
+            match no_matching_signature(&text) {
+                Some((message, candidates)) => {
+                    notes.push(candidates);
+                    message
+                }
+                None => strip_prefixes(&text),
+            }
         };
         SqlError { message, span, notes }
     }
@@ -186,6 +192,19 @@ fn position_in_text(text: &str) -> Option<(usize, usize)> {
 
 /// DataFusion's category prefixes ("Error during planning: ", "SQL error: ParserError(...)")
 /// say nothing to an analyst; the position moves to the caret.
+/// A function called with arguments none of its signatures takes, as one line and the
+/// candidates. DataFusion reports it as an internal error asking for a bug report, after
+/// one failed match per signature, though it is the statement's mistake.
+fn no_matching_signature(text: &str) -> Option<(String, String)> {
+    let at = text.find("No function matches the given name and argument types")?;
+    let (head, candidates) = text[at..].split_once("Candidate functions:")?;
+    let head = head.split(". You might need").next().unwrap_or(head).trim();
+    // The warehouse's text columns are dictionary-encoded; the user wrote text.
+    let message = format!("n{}: cast the arguments", &head[1..]).replace("Dictionary(Int32, Utf8)", "Utf8");
+    let candidates: Vec<&str> = candidates.split_whitespace().collect();
+    Some((message, format!("candidates: {}", candidates.join(" ").replace(") ", "), "))))
+}
+
 fn strip_prefixes(text: &str) -> String {
     let mut text = text.trim();
     for prefix in ["Error during planning: ", "SQL error: ", "Schema error: ", "Execution error: "] {
