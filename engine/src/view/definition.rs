@@ -108,7 +108,16 @@ impl ViewDefinition {
                     "is required: name the FHIR resource type the view reads, e.g. \"Patient\"",
                 ))
             }
-            Some(Value::String(s)) if is_resource_type(s) => s.clone(),
+            Some(Value::String(s)) if crate::source::is_r4_resource_type(s) => s.clone(),
+            // A misspelt type would read no resource and make an empty table without a word.
+            Some(Value::String(s)) => {
+                return Err(err(
+                    "resource",
+                    format!(
+                    "'{s}' is not a FHIR R4 resource type (they are case-sensitive: \"Patient\", \"Observation\", ...)"
+                ),
+                ))
+            }
             Some(other) => {
                 return Err(err("resource", format!("must be a FHIR resource type such as \"Patient\", found {other}")))
             }
@@ -126,7 +135,15 @@ impl ViewDefinition {
             .iter()
             .enumerate()
             .map(|(i, c)| constant(c, &format!("constant[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<ConstantDef>, _>>()?;
+        for (i, c) in constants.iter().enumerate() {
+            if let Some(first) = constants[..i].iter().position(|earlier| earlier.name == c.name) {
+                return Err(err(
+                    &format!("constant[{i}].name"),
+                    format!("%{} is already defined by constant[{first}]", c.name),
+                ));
+            }
+        }
         let select = array(root, "select", "select")?;
         if select.is_empty() {
             return Err(err("select", "is required and must hold at least one select element"));
@@ -151,10 +168,6 @@ impl ViewDefinition {
 
 fn err(location: &str, message: impl Into<String>) -> ViewError {
     ViewError::at(location, message)
-}
-
-fn is_resource_type(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_uppercase()) && s.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// Column and table names must be usable unquoted in SQL (the spec's `^[A-Za-z][A-Za-z0-9_]*$`).
@@ -327,6 +340,16 @@ mod tests {
         assert_eq!(e, "constant[0]: constant %x has no value[x] (e.g. \"valueString\")");
         let e = load(json!({"resource": "Patient", "select": [{"forEach": "a", "repeat": ["b"], "column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
         assert_eq!(e, "select[0]: may have only one of forEach, forEachOrNull and repeat");
+        let e =
+            load(json!({"resource": "Pationt", "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
+        assert!(e.starts_with("resource: 'Pationt' is not a FHIR R4 resource type"), "{e}");
+        let e =
+            load(json!({"resource": "patient", "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
+        assert!(e.starts_with("resource: 'patient' is not a FHIR R4 resource type"), "{e}");
+        let e = load(json!({"resource": "Patient", "constant": [{"name": "n", "valueInteger": 1}, {"name": "n", "valueInteger": 2}],
+                            "select": [{"column": [{"name": "id", "path": "%n"}]}]}))
+        .unwrap_err();
+        assert_eq!(e, "constant[1].name: %n is already defined by constant[0]");
     }
 
     #[test]

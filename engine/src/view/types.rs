@@ -141,6 +141,8 @@ impl ValueType {
         let mismatch = |item: &Item<'_>, expected: &str| {
             format!("expected {expected}, found {} {}", item.kind_name(), preview(item))
         };
+        // Text of the right shape with an impossible value (month 13, hour 25).
+        let invalid = |item: &Item<'_>, expected: &str| format!("{} is not a valid {expected}", preview(item));
         Ok(match self {
             // By value, so a computed string (`join`, `&`) moves into the cell uncopied.
             ValueType::Utf8 | ValueType::Code => Cell::Str(item.into_text()),
@@ -167,18 +169,18 @@ impl ValueType {
                 let text = item.as_str().ok_or_else(|| mismatch(&item, "a date"))?;
                 // A dateTime in a date column keeps the calendar date as written.
                 let date = Temporal::parse_date(text.get(..10).filter(|_| text.len() > 10).unwrap_or(text));
-                Cell::Date(date.and_then(|d| d.to_date32()).ok_or_else(|| mismatch(&item, "a date"))?)
+                Cell::Date(date.and_then(|d| d.to_date32()).ok_or_else(|| invalid(&item, "date"))?)
             }
             ValueType::Timestamp => {
                 let text = item.as_str().ok_or_else(|| mismatch(&item, "a dateTime"))?;
-                Cell::Timestamp(Temporal::timestamp_micros_of(text).ok_or_else(|| mismatch(&item, "a dateTime"))?)
+                Cell::Timestamp(Temporal::timestamp_micros_of(text).ok_or_else(|| invalid(&item, "dateTime"))?)
             }
             ValueType::Time64 => {
                 let text = item.as_str().ok_or_else(|| mismatch(&item, "a time"))?;
                 Cell::Time(
                     Temporal::parse_time(text)
                         .and_then(|t| t.to_time_micros())
-                        .ok_or_else(|| mismatch(&item, "a time"))?,
+                        .ok_or_else(|| invalid(&item, "time"))?,
                 )
             }
         })
@@ -245,7 +247,16 @@ mod tests {
         assert_eq!(ValueType::Date32.convert(s("1970-01-02T23:00:00-05:00")), Ok(Cell::Date(1)));
         assert_eq!(ValueType::Timestamp.convert(s("1970-01-01T00:00:01.5Z")), Ok(Cell::Timestamp(1_500_000)));
         assert_eq!(ValueType::Time64.convert(s("00:01:00")), Ok(Cell::Time(60_000_000)));
-        assert!(ValueType::Timestamp.convert(s("yesterday")).unwrap_err().contains("expected a dateTime"));
+        assert_eq!(ValueType::Timestamp.convert(s("yesterday")).unwrap_err(), "'yesterday' is not a valid dateTime");
+        assert_eq!(
+            ValueType::Timestamp.convert(s("2020-01-01T25:00:00Z")).unwrap_err(),
+            "'2020-01-01T25:00:00Z' is not a valid dateTime"
+        );
+        assert_eq!(ValueType::Date32.convert(s("2020-13-01")).unwrap_err(), "'2020-13-01' is not a valid date");
+        assert!(ValueType::Timestamp
+            .convert(Item::Bool(true))
+            .unwrap_err()
+            .starts_with("expected a dateTime, found boolean"));
         let d = Item::decimal(crate::view::decimal::Decimal::parse("1.5").unwrap());
         assert_eq!(ValueType::Decimal(38, 9).convert(d.clone()), Ok(Cell::Dec(1_500_000_000)));
         let d = Item::decimal(crate::view::decimal::Decimal::parse("1.25").unwrap());
