@@ -109,6 +109,12 @@ fn read_history(warehouse: &Path) -> anyhow::Result<Vec<(Entry, Value)>> {
         };
         entries.push((entry, report));
     }
+    // Load ids sort by their start second only (the rest is random): order by the
+    // report's full start time.
+    entries.sort_by_cached_key(|(entry, report)| {
+        let started = report["started"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        (started, entry.load_id.clone())
+    });
     Ok(entries)
 }
 
@@ -157,4 +163,26 @@ fn render(entries: &[Entry]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_of_one_second_are_listed_in_the_order_they_started() {
+        let warehouse = tempfile::tempdir().unwrap();
+        let loads = warehouse.path().join("_fhirhouse/loads");
+        std::fs::create_dir_all(&loads).unwrap();
+        // The id's random suffix sorts the later load first.
+        for (id, started) in [
+            ("20261207T120000Z-ffff", "2026-12-07T12:00:00.1+00:00"),
+            ("20261207T120000Z-0001", "2026-12-07T12:00:00.9+00:00"),
+        ] {
+            let report = serde_json::json!({"load_id": id, "status": "committed", "started": started});
+            std::fs::write(loads.join(format!("{id}.json")), report.to_string()).unwrap();
+        }
+        let ids: Vec<String> = read_history(warehouse.path()).unwrap().into_iter().map(|(e, _)| e.load_id).collect();
+        assert_eq!(ids, ["20261207T120000Z-ffff", "20261207T120000Z-0001"]);
+    }
 }

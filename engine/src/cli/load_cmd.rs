@@ -181,13 +181,13 @@ pub(super) fn finish(outcome: &LoadOutcome, quiet: bool) -> ExitCode {
     }
 }
 
-/// Parses a byte size: a number with an optional unit (B, K/KB/KiB, M/MB/MiB, G/GB/GiB;
-/// all powers of 1024).
+/// Parses a byte size: a number, fractions allowed, with an optional unit (B, K/KB/KiB,
+/// M/MB/MiB, G/GB/GiB; all powers of 1024); a fraction of a byte is dropped.
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size like 512MiB"))?;
+    let not_a_size = || format!("{text:?} is not a size like 512MiB or 1.5GiB");
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -195,7 +195,20 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 30,
         other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
     };
-    number.checked_shl(shift).filter(|v| v >> shift == number).ok_or_else(|| format!("{text:?} is too large"))
+    if let Ok(whole) = number.parse::<u64>() {
+        return whole
+            .checked_shl(shift)
+            .filter(|v| v >> shift == whole)
+            .ok_or_else(|| format!("{text:?} is too large"));
+    }
+    let fraction: f64 = number.parse().map_err(|_| not_a_size())?;
+    let bytes = (fraction * (1u64 << shift) as f64).floor();
+    // u64::MAX as f64 rounds up to 2^64, which is already too large.
+    if bytes.is_finite() && bytes < u64::MAX as f64 {
+        Ok(bytes as u64)
+    } else {
+        Err(format!("{text:?} is too large"))
+    }
 }
 
 #[cfg(test)]
@@ -207,7 +220,12 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("64M"), Ok(64 << 20));
         assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("1.5G").is_err());
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("0.5KiB"), Ok(512));
+        assert_eq!(parse_size("1.5"), Ok(1));
+        assert!(parse_size("1.2.3M").unwrap_err().contains("is not a size like"));
+        assert!(parse_size(".M").is_err());
+        assert!(parse_size("99999999999999999999G").unwrap_err().contains("too large"));
         assert!(parse_size("10TB").is_err());
     }
 }

@@ -409,7 +409,8 @@ fn plan_chunks(export: &Export, chunk_bytes: u64) -> Vec<Chunk> {
     chunks
 }
 
-/// A sortable, unique load id: the UTC start time and a random suffix.
+/// A unique load id: the UTC start second and a random suffix. Ids sort by their second
+/// only: loads started within one second are ordered by their reports' start times.
 fn new_load_id(at: chrono::DateTime<chrono::Utc>) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{}-{:04x}", at.format("%Y%m%dT%H%M%SZ"), (nanos ^ std::process::id()) & 0xffff)
