@@ -172,6 +172,37 @@ fn terminal_errors_stop_at_once_with_the_servers_operation_outcome() {
 }
 
 #[test]
+fn requests_that_cannot_be_sent_fail_at_once() {
+    let server = BulkServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A status URL of a scheme reqwest cannot send.
+    server.faults(|f| f.status_location = Some("ftp://127.0.0.1/fhir/status/x".into()));
+    let err = export(&server, &dir.path().join("a"), |_, _| {}).unwrap_err();
+    assert!(matches!(err, BulkError::Unsendable { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "export status (ftp://127.0.0.1/fhir/status/x): cannot send the request: URL scheme is not allowed"
+    );
+    // A kick-off redirected in a loop: reqwest's redirects are followed once, not retried.
+    server.faults(|f| {
+        f.status_location = None;
+        f.kickoff_redirect_loop = true;
+    });
+    let err = export(&server, &dir.path().join("b"), |_, _| {}).unwrap_err();
+    assert!(matches!(err, BulkError::Unsendable { .. }), "{err}");
+    assert!(err.to_string().contains("the redirects went wrong"), "{err}");
+    assert_eq!(server.requests("/$export").len(), 1 + 1 + 10, "one kick-off, then ten redirects");
+
+    // A server URL of another scheme is refused before anything is created.
+    let mut request = request(&server);
+    request.server = Url::parse("ftp://x/fhir").unwrap();
+    let out = dir.path().join("ftp");
+    let err = Exporter::new(request, fast(), &out.clone().into()).err().expect("an ftp server is refused");
+    assert_eq!(err.to_string(), "ftp://x/fhir: a FHIR server's base URL must start with http:// or https://, not ftp:");
+    assert!(!out.exists());
+}
+
+#[test]
 fn transient_errors_give_up_after_the_policy_with_the_last_reason() {
     let server = BulkServer::start();
     server.faults(|f| f.status_500 = 100);
@@ -266,29 +297,112 @@ fn slow_progress_is_polled_with_the_servers_retry_after_and_x_progress() {
 }
 
 #[test]
-fn a_missing_file_fails_the_export_and_a_rerun_downloads_only_what_is_missing() {
+fn a_failed_file_fails_the_export_and_a_rerun_downloads_only_what_is_missing() {
+    let server = BulkServer::start();
+    server.faults(|f| f.truncate_file = 1);
+    let dir = tempfile::tempdir().unwrap();
+    let text = half_done(&server, dir.path());
+    assert!(text.starts_with("1 of 18 files could not be downloaded (17 saved; running the export again resumes)"));
+    assert!(!dir.path().join("manifest.json").exists(), "an incomplete export has no manifest");
+    assert!(server.state.lock().unwrap().deleted_jobs.is_empty(), "the job is kept for the rerun");
+
+    let before = server.requests("").len();
+    let outcome = export(&server, dir.path(), |_, _| {}).unwrap();
+    assert_eq!(outcome.resumed, 17);
+    let rerun: Vec<_> = server.requests("").into_iter().skip(before).collect();
+    let files = rerun.iter().filter(|r| r.path.starts_with("/files/")).count();
+    assert_eq!(files, 1, "only the failed file");
+    assert!(!rerun.iter().any(|r| r.path.ends_with("/$export")), "no new kick-off");
+    assert_eq!(lines_of(dir.path()).len() as u64, SERVER_RESOURCES);
+}
+
+/// A first run into `out` that saves 17 of the 18 files (one is cut off and not tried
+/// again) and keeps the job and its manifest for the next run; returns its error.
+fn half_done(server: &BulkServer, out: &Path) -> String {
+    server.faults(|f| f.truncate_file = 1);
+    let err = export(server, out, |_, s| s.retry.attempts = 1).unwrap_err().to_string();
+    assert!(err.starts_with("1 of 18 files could not be downloaded (17 saved"), "{err}");
+    err
+}
+
+/// The names of the export files in `dir`.
+fn export_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".ndjson"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_expired_file_discards_the_export_and_says_the_next_run_starts_a_new_one() {
     let server = BulkServer::start();
     server.faults(|f| f.missing_file = Some("Condition.0.ndjson".into()));
     let dir = tempfile::tempdir().unwrap();
     let err = export(&server, dir.path(), |_, _| {}).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("1 of 18 files could not be downloaded (17 saved"), "{text}");
-    assert!(text.contains("Condition.000.ndjson: file Condition.000.ndjson"), "{text}");
+    assert!(matches!(err, BulkError::Expired { expired: 1, total: 18, .. }), "{text}");
     assert!(
-        text.contains("HTTP 404 Not Found: error (not-found): file expired (the server no longer has it"),
+        text.starts_with(
+            "the server no longer has 1 of the export's 18 files (expired); the files saved were discarded, \
+             and running the export again starts a new export:\n  file Condition.000.ndjson (http://127.0.0.1:"
+        ),
         "{text}"
     );
-    assert!(!dir.path().join("manifest.json").exists(), "an incomplete export has no manifest");
-    assert!(server.state.lock().unwrap().deleted_jobs.is_empty(), "the job is kept for the rerun");
+    assert!(text.ends_with("/files/job1/Condition.0.ndjson): HTTP 404 Not Found: error (not-found): file expired"));
+    assert_eq!(text.matches("Condition.000.ndjson").count(), 1, "the file is named once: {text}");
+    // A job this run started is not replaced by the same run: its files would likely be gone
+    // again, and a new export may take long. But the folder is ready for a new one.
+    assert_eq!(server.requests("/$export").len(), 1);
+    assert_eq!(server.state.lock().unwrap().deleted_jobs, ["job1"]);
+    assert!(export_files(dir.path()).is_empty(), "the job's files are discarded: {:?}", export_files(dir.path()));
+    assert!(!dir.path().join("manifest.json").exists());
 
     server.faults(|f| f.missing_file = None);
-    let before = server.requests("").len();
     let outcome = export(&server, dir.path(), |_, _| {}).unwrap();
-    assert_eq!(outcome.resumed, 17);
-    let rerun: Vec<_> = server.requests("").into_iter().skip(before).collect();
-    let files: Vec<&str> = rerun.iter().filter(|r| r.path.starts_with("/files/")).map(|r| r.path.as_str()).collect();
-    assert_eq!(files, ["/files/job1/Condition.0.ndjson"]);
-    assert!(!rerun.iter().any(|r| r.path.ends_with("/$export")), "no new kick-off");
+    assert_eq!(server.requests("/$export").len(), 2, "a new kick-off");
+    assert_eq!(outcome.resumed, 0);
+    assert!(server.requests("/files/job2/Condition.0.ndjson").len() == 1);
+    assert_eq!(lines_of(dir.path()).len() as u64, SERVER_RESOURCES);
+}
+
+#[test]
+fn a_resumed_job_whose_files_expired_is_replaced_by_a_new_export_once() {
+    // The earlier run's job expired before this one: one new export, in the same run.
+    let server = BulkServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    half_done(&server, dir.path());
+    server.faults(|f| f.gone_jobs = vec!["job1".into()]);
+    let outcome = export(&server, dir.path(), |_, _| {}).unwrap();
+    assert_eq!(server.requests("/$export").len(), 2);
+    assert_eq!(server.state.lock().unwrap().deleted_jobs, ["job1", "job2"]);
+    assert_eq!(outcome.resumed, 0, "nothing of the expired job is kept");
+    let job1_files: Vec<_> = server.requests("").into_iter().filter(|r| r.path.starts_with("/files/job1/")).collect();
+    assert_eq!(job1_files.iter().filter(|r| r.status == 410).count(), 1);
+    assert_eq!(lines_of(dir.path()).len() as u64, SERVER_RESOURCES);
+    assert_eq!(export_files(dir.path()).len(), 18, "no file of the old job is left");
+
+    // The new job's files are gone too: no second new export in the same run.
+    let server = BulkServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    half_done(&server, dir.path());
+    server.faults(|f| f.gone_jobs = vec!["job1".into(), "job2".into()]);
+    let err = export(&server, dir.path(), |_, _| {}).unwrap_err().to_string();
+    // (Downloads not started yet once a file is gone are skipped: the count is of those tried.)
+    assert!(
+        err.starts_with("the server no longer has ") && err.contains(" of the export's 18 files (expired)"),
+        "{err}"
+    );
+    assert!(err.contains("HTTP 410 Gone: error (expired): the export's files have expired"), "{err}");
+    assert_eq!(server.requests("/$export").len(), 2);
+    let job2_files = server.requests("").into_iter().filter(|r| r.path.starts_with("/files/job2/")).count();
+    assert!(job2_files < 18, "downloads are skipped once a file is gone: {job2_files}");
+    // ... and the next run starts a third.
+    server.faults(|f| f.gone_jobs.clear());
+    export(&server, dir.path(), |_, _| {}).unwrap();
+    assert_eq!(server.requests("/$export").len(), 3);
     assert_eq!(lines_of(dir.path()).len() as u64, SERVER_RESOURCES);
 }
 
@@ -443,12 +557,15 @@ fn the_cli_exports_and_says_what_it_did_or_why_not() {
     let out = dir.path().join("export");
     let fast_flags = ["--poll-initial", "5ms", "--retry-initial", "5ms", "--requests-per-second", "0"];
     let output = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
-        .args(["export", &server.base, "--out", out.to_str().unwrap(), "--type", "Patient,Condition"])
+        .args(["export", &server.base, "--out", out.to_str().unwrap(), "--type", " Patient, Condition,"])
         .args(fast_flags)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
+    // The items of a comma list are trimmed, and a stray comma adds nothing.
+    let kickoff = server.requests("/$export").pop().unwrap();
+    assert!(kickoff.query.ends_with("&_type=Patient%2CCondition"), "{}", kickoff.query);
     assert!(stderr.contains("kick-off: http://127.0.0.1:"), "{stderr}");
     assert!(stderr.contains("export complete: 2 files, 75 resources"), "{stderr}");
     assert!(stderr.contains("  Condition 65, Patient 10\n"), "{stderr}");
@@ -493,6 +610,40 @@ fn the_cli_exports_and_says_what_it_did_or_why_not() {
         ),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_cli_refuses_unusable_arguments_at_once_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let fhirhouse = |args: &[&str]| {
+        let started = Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_fhirhouse")).args(args).output().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "not retried: {:?}", started.elapsed());
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    for command in [["export", "ftp://x/fhir", "--out"], ["sync", "ftp://x/fhir", "--warehouse"]] {
+        let stderr = fhirhouse(&[&command[..], &[out.to_str().unwrap()]].concat());
+        assert!(
+            stderr.contains(
+                "invalid value 'ftp://x/fhir' for '<FHIR_BASE_URL>': must start with http:// or https://, not ftp:"
+            ),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "{command:?} created {}", out.display());
+    }
+    let server = "http://127.0.0.1:9/fhir";
+    let stderr = fhirhouse(&["export", server, "--out", out.to_str().unwrap(), "--type", "Patient Observation"]);
+    assert!(
+        stderr.contains(
+            r#"error: --type "Patient Observation": a resource type cannot contain whitespace; separate several with commas"#
+        ),
+        "{stderr}"
+    );
+    let stderr = fhirhouse(&["sync", server, "--warehouse", out.to_str().unwrap(), "--elements", " , "]);
+    assert!(stderr.contains("error: --elements was given without any element"), "{stderr}");
+    assert!(!out.exists());
 }
 
 #[test]

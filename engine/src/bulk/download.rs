@@ -65,6 +65,21 @@ pub(crate) struct FileTask {
     pub authorised: bool,
 }
 
+/// Why a file was not saved.
+pub(crate) enum FileFailure {
+    /// The server no longer has it (404, 410): files expire, and only a new job brings them
+    /// back. The line to show, naming the file and the server's answer.
+    Gone(String),
+    /// Anything else.
+    Other(BulkError),
+}
+
+impl From<BulkError> for FileFailure {
+    fn from(error: BulkError) -> Self {
+        FileFailure::Other(error)
+    }
+}
+
 /// Download settings.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DownloadSettings {
@@ -77,7 +92,7 @@ pub(crate) async fn download(
     output: &Output,
     task: &FileTask,
     settings: DownloadSettings,
-) -> Result<SavedFile, BulkError> {
+) -> Result<SavedFile, FileFailure> {
     let what = format!("file {} ({})", task.name, redact(&task.url));
     let mut attempt = 0;
     loop {
@@ -95,12 +110,11 @@ pub(crate) async fn download(
         let status = response.status();
         if !status.is_success() {
             let body = response.bytes().await.unwrap_or_default();
-            let hint = if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-                " (the server no longer has it: files expire; export again)"
-            } else {
-                ""
-            };
-            return Err(BulkError::Refused { what, reason: format!("{}{hint}", status_reason(status, &body)) });
+            let reason = status_reason(status, &body);
+            if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+                return Err(FileFailure::Gone(format!("{what}: {reason}")));
+            }
+            return Err(BulkError::Refused { what, reason }.into());
         }
         let gzip = response.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| {
             let v = v.trim();
@@ -137,7 +151,7 @@ pub(crate) async fn download(
             Err(reason) => {
                 writer.abort().await;
                 if attempt >= http.retry.attempts {
-                    return Err(BulkError::GaveUp { what, attempts: attempt, last: reason });
+                    return Err(BulkError::GaveUp { what, attempts: attempt, last: reason }.into());
                 }
                 http.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let wait: Duration = http.retry.backoff(attempt);

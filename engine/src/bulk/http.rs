@@ -2,7 +2,8 @@
 //! bearer tokens.
 //!
 //! `Http::send` retries what the IG calls transient: network errors, timeouts, 429 and
-//! 5xx, waiting the server's `Retry-After` when it gives one (through the shared
+//! 5xx (a request that cannot be sent at all, such as a URL of another scheme or a redirect
+//! loop, is not: it would fail the same way every time), waiting the server's `Retry-After` when it gives one (through the shared
 //! [`RateLimiter`], so every concurrent request waits with it) and otherwise a capped
 //! exponential backoff with jitter. A 401 on an authorised request gets one new token and
 //! one more try. Every other answer goes back to the caller, which knows what it means.
@@ -97,7 +98,8 @@ impl Http {
     /// # Errors
     ///
     /// [`BulkError::GaveUp`] after the policy's tries, with the last reason (and the
-    /// server's OperationOutcome when it sent one); the token source's errors.
+    /// server's OperationOutcome when it sent one); [`BulkError::Unsendable`] at once for a
+    /// request that no retry can help; the token source's errors.
     pub async fn send(
         &self,
         what: &str,
@@ -121,6 +123,12 @@ impl Http {
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let failure = match request.send().await {
+                Err(e) if is_permanent(&e) => {
+                    // The URL is what is wrong, so it is shown; some requests' `what` has it.
+                    let shown = redact(url);
+                    let what = if what.contains(&shown) { what.to_owned() } else { format!("{what} ({shown})") };
+                    return Err(BulkError::Unsendable { what, reason: describe_reqwest(&e) });
+                }
                 Err(e) => Transient { reason: describe_reqwest(&e), retry_after: None },
                 Ok(response) => match self.classify(url, response).await {
                     Ok(response) if response.status() == StatusCode::UNAUTHORIZED && token.is_some() && !renewed => {
@@ -200,6 +208,14 @@ pub fn redact(url: &Url) -> String {
     text
 }
 
+/// Whether a failed send would fail the same way however often it is tried: the request
+/// could not be built (a URL of a scheme other than http and https, an invalid header) or its
+/// redirects went wrong (a loop, too many). Everything else reqwest reports on a send is about
+/// the connection or the response, which may go better next time.
+pub(crate) fn is_permanent(error: &reqwest::Error) -> bool {
+    error.is_builder() || error.is_redirect()
+}
+
 /// A reqwest error without its URL (which may carry a presigned query) and with its cause.
 pub(crate) fn describe_reqwest(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
@@ -208,6 +224,10 @@ pub(crate) fn describe_reqwest(error: &reqwest::Error) -> String {
         "cannot connect"
     } else if error.is_body() || error.is_decode() {
         "the response broke off"
+    } else if error.is_builder() {
+        "cannot send the request"
+    } else if error.is_redirect() {
+        "the redirects went wrong"
     } else {
         "request failed"
     };

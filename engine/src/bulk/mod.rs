@@ -14,8 +14,11 @@
 //! finished. An export run again into the same folder (after a crash, a network outage, a
 //! deadline) picks up where it stopped: it polls the same job, or downloads only the files
 //! not finished yet. A run interrupted by Ctrl-C deletes the job on the server, so the next
-//! run starts a new one. `manifest.json` is written last: its presence means the export is
-//! complete.
+//! run starts a new one. A file the server no longer has (404 or 410: servers keep an
+//! export's files for a limited time) can only come back from a new job, whose files need not
+//! match the old ones: the folder is then discarded and a new export started, by the same run
+//! when the old job came from an earlier run (once), else by the next run. `manifest.json` is
+//! written last: its presence means the export is complete.
 //!
 //! Layout of a finished export:
 //!
@@ -29,6 +32,7 @@
 
 pub mod auth;
 mod download;
+mod error;
 pub mod http;
 mod job;
 pub mod keys;
@@ -39,7 +43,7 @@ mod request;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +54,7 @@ use url::Url;
 
 pub use auth::{BackendServices, Secret};
 pub use download::{SavedFile, Section};
+pub use error::BulkError;
 pub use http::{RequestStats, RetryPolicy};
 pub use job::{Manifest, ManifestEntry, PollPolicy};
 pub use keys::SigningKey;
@@ -57,7 +62,7 @@ pub use outcome::ErrorSummary;
 pub use request::{ExportRequest, Level};
 
 use crate::store::Address;
-use download::{DownloadSettings, FileTask};
+use download::{DownloadSettings, FileFailure, FileTask};
 use http::{redact, Http};
 use job::Poll;
 use output::Output;
@@ -67,80 +72,6 @@ pub(crate) use request::join;
 pub const STATE_FILE: &str = ".fhirhouse-export.json";
 /// The name of the manifest in an export folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
-
-/// Why an export failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BulkError {
-    /// The server refused a request for good (a 4xx other than 429, a failed job); the
-    /// reason quotes its OperationOutcome.
-    #[error("{what}: {reason}")]
-    Refused {
-        /// The request.
-        what: String,
-        /// Status and the server's words.
-        reason: String,
-    },
-    /// Transient failures went on past the retry policy.
-    #[error("{what}: gave up after {attempts} tries; the last: {last}")]
-    GaveUp {
-        /// The request.
-        what: String,
-        /// Tries made.
-        attempts: u32,
-        /// The last failure.
-        last: String,
-    },
-    /// Authorisation failed (discovery, the token endpoint, the assertion).
-    #[error("authorisation: {0}")]
-    Auth(String),
-    /// The client's private key is unusable.
-    #[error("{path}: {reason}")]
-    Key {
-        /// The key file.
-        path: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The export ran past its deadline; the job was deleted on the server.
-    #[error("the export did not finish within its deadline of {0:?}; the job was deleted on the server")]
-    Deadline(Duration),
-    /// Interrupted (Ctrl-C); the job was deleted on the server.
-    #[error("interrupted; the export job was deleted on the server")]
-    Cancelled,
-    /// Some files could not be downloaded; the others are saved and a new run resumes.
-    #[error("{failed} of {total} files could not be downloaded ({saved} saved; running the export again resumes):\n  {details}")]
-    Files {
-        /// Files that failed.
-        failed: usize,
-        /// Files of the manifest.
-        total: usize,
-        /// Files saved.
-        saved: usize,
-        /// One line per failed file.
-        details: String,
-    },
-    /// A local file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// Something else not as the IG says, or a usage error.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl BulkError {
-    pub(crate) fn io(path: impl std::fmt::Display, source: std::io::Error) -> BulkError {
-        BulkError::Io { path: path.to_string(), source }
-    }
-
-    pub(crate) fn auth(reason: String) -> BulkError {
-        BulkError::Auth(reason)
-    }
-}
 
 /// How an export runs.
 #[derive(Debug, Clone)]
@@ -304,6 +235,8 @@ impl Exporter {
     /// [`BulkError::Invalid`] for an unusable request or output, [`BulkError::Io`] when the
     /// output folder cannot be created.
     pub fn new(request: ExportRequest, settings: ExportSettings, out: &Address) -> Result<Exporter, BulkError> {
+        // Before the output is created: a request that cannot be sent must leave nothing behind.
+        check_server_url(&request.server)?;
         let kickoff = request.kickoff_url()?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
@@ -328,7 +261,8 @@ impl Exporter {
     /// # Errors
     ///
     /// A [`BulkError`] saying what stopped it. After a transient failure or a failed file,
-    /// running it again resumes.
+    /// running it again resumes; after an expired file ([`BulkError::Expired`]) it starts a
+    /// new export.
     pub async fn run(&self) -> Result<ExportOutcome, BulkError> {
         let started = Instant::now();
         match tokio::time::timeout(self.settings.deadline, self.run_to_end(started)).await {
@@ -385,15 +319,41 @@ impl Exporter {
         *self.state.lock().await = state.clone();
         self.save(&state).await?;
 
-        let manifest = match state.manifest.clone() {
-            Some(manifest) => manifest,
-            None => self.wait_for_manifest().await?,
+        // The files of a job from an earlier run may have expired in the meantime: that job is
+        // replaced by a new one, once. Files of a job this run started that are gone already
+        // would most likely be gone again, and a new export may take hours: the user decides.
+        let mut own_job = false;
+        let mut restarted = false;
+        let (manifest, resumed) = loop {
+            let known = self.state.lock().await.manifest.clone();
+            let manifest = match known {
+                Some(manifest) => manifest,
+                None => {
+                    let (manifest, kicked_off) = self.wait_for_manifest().await?;
+                    own_job = kicked_off;
+                    manifest
+                }
+            };
+            let resumed = self.state.lock().await.saved.len();
+            if resumed > 0 {
+                self.say(&format!("resuming: {resumed} files already saved"));
+            }
+            match self.download_all(&manifest).await {
+                Ok(()) => break (manifest, resumed),
+                Err(BulkError::Expired { expired, total, .. }) if !own_job && !restarted => {
+                    self.say(&format!(
+                        "the server no longer has {expired} of the {total} files of the earlier export (expired); starting a new export"
+                    ));
+                    restarted = true;
+                    self.start_over().await?;
+                }
+                Err(e @ BulkError::Expired { .. }) => {
+                    self.start_over().await?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
         };
-        let resumed = self.state.lock().await.saved.len();
-        if resumed > 0 {
-            self.say(&format!("resuming: {resumed} files already saved"));
-        }
-        self.download_all(&manifest).await?;
 
         let mut state = self.state.lock().await;
         let saved = written_manifest(&manifest, &state)?;
@@ -411,8 +371,9 @@ impl Exporter {
         Ok(outcome)
     }
 
-    /// Kicks off (or finds the running job) and polls until the manifest is ready.
-    async fn wait_for_manifest(&self) -> Result<Manifest, BulkError> {
+    /// Kicks off (or finds the running job) and polls until the manifest is ready; says
+    /// whether the job is one this call started.
+    async fn wait_for_manifest(&self) -> Result<(Manifest, bool), BulkError> {
         let mut kicked_off_here = false;
         loop {
             let status_url = {
@@ -453,7 +414,7 @@ impl Exporter {
                 }
             };
             if !gone {
-                return Ok(self.state.lock().await.manifest.clone().expect("just set"));
+                return Ok((self.state.lock().await.manifest.clone().expect("just set"), kicked_off_here));
             }
             if kicked_off_here {
                 return Err(BulkError::Refused {
@@ -463,11 +424,17 @@ impl Exporter {
             }
             // A resumed job the server forgot (expired or deleted): start a new one.
             self.say("the server no longer knows the earlier export job; starting a new one");
-            let mut state = self.state.lock().await;
-            let discarded = self.discard(std::mem::take(&mut *state)).await;
-            *state = State { request: self.kickoff.to_string(), ..discarded };
-            self.save(&state).await?;
+            self.start_over().await?;
         }
+    }
+
+    /// Discards the folder's export (see [`Exporter::discard`]) and keeps only its request, so
+    /// that what comes next, in this run or the next, is a new kick-off.
+    async fn start_over(&self) -> Result<(), BulkError> {
+        let mut state = self.state.lock().await;
+        let discarded = self.discard(std::mem::take(&mut *state)).await;
+        *state = State { request: self.kickoff.to_string(), ..discarded };
+        self.save(&state).await
     }
 
     /// Downloads every file of `manifest` not saved yet, `concurrency` at a time.
@@ -486,31 +453,53 @@ impl Exporter {
             ));
         }
         let settings = DownloadSettings { gzip: self.settings.gzip };
+        // Once one file is gone the whole job will be discarded: downloads not started yet are
+        // skipped (those under way finish, so that no half-written file is left behind).
+        let gone = AtomicBool::new(false);
         // The futures are made by an iterator, not by `StreamExt::map`: that keeps `run`'s
         // future `Send` (a closure over borrowed tasks is not general enough for it).
         let downloads = pending.iter().map(|task| {
             let download = download::download(&self.http, &self.output, task, settings);
-            async move { (task, download.await) }
+            let gone = &gone;
+            async move {
+                if gone.load(Ordering::Relaxed) {
+                    return (task, None);
+                }
+                let result = download.await;
+                if matches!(result, Err(FileFailure::Gone(_))) {
+                    gone.store(true, Ordering::Relaxed);
+                }
+                (task, Some(result))
+            }
         });
         let mut results = futures::stream::iter(downloads).buffer_unordered(self.settings.concurrency.max(1));
-        let mut failures = Vec::new();
+        let (mut failures, mut expired) = (Vec::new(), 0);
         while let Some((task, result)) = results.next().await {
             match result {
-                Ok(saved) => {
+                None => {}
+                Some(Ok(saved)) => {
                     tracing::info!(file = saved.name, lines = saved.lines, "saved");
                     let mut state = self.state.lock().await;
                     state.saved.insert(task.url.to_string(), saved);
                     self.save(&state).await?;
                 }
-                Err(e) => failures.push(format!("{}: {e}", task.name)),
+                Some(Err(FileFailure::Gone(reason))) => {
+                    expired += 1;
+                    failures.push(reason);
+                }
+                Some(Err(FileFailure::Other(e))) => failures.push(failure_line(task, &e)),
             }
         }
         if failures.is_empty() {
             return Ok(());
         }
         failures.sort();
+        let details = failures.join("\n  ");
+        if expired > 0 {
+            return Err(BulkError::Expired { expired, total, details });
+        }
         let saved = self.state.lock().await.saved.len();
-        Err(BulkError::Files { failed: failures.len(), total, saved, details: failures.join("\n  ") })
+        Err(BulkError::Files { failed: failures.len(), total, saved, details })
     }
 
     /// Deletes the job of `state` if it still runs, removes its files; returns a fresh state.
@@ -605,6 +594,34 @@ impl Exporter {
     #[must_use]
     pub fn stats(&self) -> &RequestStats {
         &self.http.stats
+    }
+}
+
+/// Refuses a server base URL that no request could be sent to, before anything is done with
+/// it.
+///
+/// # Errors
+///
+/// [`BulkError::Invalid`] for a scheme other than http and https (which always have a host).
+pub fn check_server_url(server: &Url) -> Result<(), BulkError> {
+    if matches!(server.scheme(), "http" | "https") {
+        return Ok(());
+    }
+    Err(BulkError::Invalid(format!(
+        "{}: a FHIR server's base URL must start with http:// or https://, not {}:",
+        redact(server),
+        server.scheme()
+    )))
+}
+
+/// One line of [`BulkError::Files`]: the error, naming the file once (most errors name it
+/// already, in the request's description or the local path; a failed token request does not).
+fn failure_line(task: &FileTask, error: &BulkError) -> String {
+    let text = error.to_string();
+    if text.contains(&task.name) {
+        text
+    } else {
+        format!("{}: {text}", task.name)
     }
 }
 

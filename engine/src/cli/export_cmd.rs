@@ -9,8 +9,8 @@ use clap::Args;
 use url::Url;
 
 use crate::bulk::{
-    export_until_interrupted, BackendServices, ExportRequest, ExportSettings, Exporter, Level, PollPolicy, RetryPolicy,
-    SigningKey,
+    check_server_url, export_until_interrupted, BackendServices, ExportRequest, ExportSettings, Exporter, Level,
+    PollPolicy, RetryPolicy, SigningKey,
 };
 use crate::store::Address;
 
@@ -48,14 +48,18 @@ system/*.rs (v1 system/*.read where the server only offers v1); --scope narrows 
 Tokens are renewed before they expire and once after a 401; they never appear in logs.
 
 Failures: network errors, timeouts, 429 and 5xx are retried (Retry-After honoured, else a \
-capped exponential backoff with jitter); other errors stop the export and show the server's \
-OperationOutcome. Requests to one server share one budget (--requests-per-second), and a \
+capped exponential backoff with jitter); other errors stop the export at once and show the \
+server's OperationOutcome, or why the request could not be sent (a URL that is not http or \
+https, a redirect loop). Requests to one server share one budget (--requests-per-second), and a \
 Retry-After pauses all of them. --deadline bounds the whole export.
 
 Resuming: the folder keeps a small state file (.fhirhouse-export.json). Running the same \
 command again after a crash, an outage or a failed file polls the same job or downloads only \
-the files not yet saved. Ctrl-C deletes the job on the server; the next run starts a new one. \
---restart discards what the folder holds.
+the files not yet saved. A file the server no longer has (404 or 410: servers keep an \
+export's files for a limited time) only comes back with a new export, so the folder's files are \
+discarded and a new export started: at once when the expired job was an earlier run's (once \
+per run), else by the next run. Ctrl-C deletes the job on the server; the next run starts a \
+new one. --restart discards what the folder holds.
 
 Exit status: 0 when the export is complete, 2 when it is not (the message says why).";
 
@@ -63,7 +67,7 @@ Exit status: 0 when the export is complete, 2 when it is not (the message says w
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The FHIR server's base URL, e.g. https://fhir.example.org/r4.
-    #[arg(value_name = "FHIR_BASE_URL")]
+    #[arg(value_name = "FHIR_BASE_URL", value_parser = parse_server)]
     pub server: Url,
 
     /// Where to save the export: a folder (created if missing) or an object-store URL.
@@ -86,7 +90,7 @@ pub struct ExportArgs {
 /// What to export, besides `_since` (shared with `fhirhouse sync`).
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// Only these resource types (_type); repeat or separate with commas.
+    /// Only these resource types (_type); repeat or separate with commas (spaces around them are ignored).
     #[arg(short = 't', long = "type", value_name = "TYPE", value_delimiter = ',')]
     pub types: Vec<String>,
 
@@ -102,28 +106,59 @@ pub struct RequestArgs {
     #[arg(long)]
     pub patient: bool,
 
-    /// Only these elements (_elements); repeat or separate with commas.
+    /// Only these elements (_elements); repeat or separate with commas (spaces around them are ignored).
     #[arg(long, value_name = "ELEMENT", value_delimiter = ',')]
     pub elements: Vec<String>,
 }
 
 impl RequestArgs {
     /// The request to `server`, without `_since`.
-    pub(super) fn request(&self, server: &Url) -> ExportRequest {
+    ///
+    /// # Errors
+    ///
+    /// A `--type` or `--elements` item with whitespace inside, or one of them given with
+    /// nothing in it.
+    pub(super) fn request(&self, server: &Url) -> anyhow::Result<ExportRequest> {
         let level = match (&self.group, self.patient) {
             (Some(id), _) => Level::Group(id.clone()),
             (None, true) => Level::Patient,
             (None, false) => Level::System,
         };
-        ExportRequest {
+        Ok(ExportRequest {
             server: server.clone(),
             level,
-            types: self.types.clone(),
+            types: comma_list("--type", "resource type", &self.types)?,
             since: None,
             type_filters: self.type_filters.clone(),
-            elements: self.elements.clone(),
-        }
+            elements: comma_list("--elements", "element", &self.elements)?,
+        })
     }
+}
+
+/// The items of a comma-separated option as clap split them, trimmed, without the empty
+/// ones a stray comma leaves (`--type "Patient, Observation,"`). The server would take a
+/// space as part of a name, so whitespace inside an item is refused; so is an option given
+/// with no item at all, which would otherwise silently mean "everything".
+fn comma_list(option: &str, what: &str, items: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut kept = Vec::new();
+    for item in items.iter().map(|item| item.trim()).filter(|item| !item.is_empty()) {
+        if item.contains(char::is_whitespace) {
+            anyhow::bail!("{option} {item:?}: a {what} cannot contain whitespace; separate several with commas");
+        }
+        kept.push(item.to_owned());
+    }
+    if kept.is_empty() && !items.is_empty() {
+        anyhow::bail!("{option} was given without any {what}");
+    }
+    Ok(kept)
+}
+
+/// Parses a FHIR server's base URL, refusing at once a scheme no request could be sent with.
+/// (clap shows the value itself, so the message does not repeat it.)
+pub(crate) fn parse_server(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| e.to_string())?;
+    check_server_url(&url).map_err(|_| format!("must start with http:// or https://, not {}:", url.scheme()))?;
+    Ok(url)
 }
 
 /// How the client talks to the server (shared with `fhirhouse sync`).
@@ -247,7 +282,7 @@ impl ClientArgs {
 
 /// Runs `fhirhouse export`.
 pub(super) fn run(args: &ExportArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let mut request = args.what.request(&args.server);
+    let mut request = args.what.request(&args.server)?;
     request.since.clone_from(&args.since);
     if let Some(since) = &request.since {
         chrono::DateTime::parse_from_rfc3339(since)
@@ -290,5 +325,40 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("1.5s").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Parsed {
+        #[command(flatten)]
+        what: RequestArgs,
+    }
+
+    fn request(args: &[&str]) -> anyhow::Result<ExportRequest> {
+        use clap::Parser as _;
+        let parsed = Parsed::try_parse_from([&["fhirhouse"], args].concat())?;
+        parsed.what.request(&Url::parse("https://fhir.example/r4").unwrap())
+    }
+
+    #[test]
+    fn comma_lists_are_trimmed_and_refuse_whitespace_inside_an_item() {
+        let parsed = request(&["--type", "Patient, Observation", "--type", " Condition ,", "--elements", " id , code"]);
+        let parsed = parsed.unwrap();
+        assert_eq!(parsed.types, ["Patient", "Observation", "Condition"]);
+        assert_eq!(parsed.elements, ["id", "code"]);
+        assert!(request(&[]).unwrap().types.is_empty());
+        let err = request(&["--type", "Patient Observation"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "--type \"Patient Observation\": a resource type cannot contain whitespace; separate several with commas"
+        );
+        let err = request(&["--elements", " , "]).unwrap_err().to_string();
+        assert_eq!(err, "--elements was given without any element");
+    }
+
+    #[test]
+    fn server_urls_must_be_http_or_https() {
+        assert_eq!(parse_server("https://fhir.example/r4").unwrap().as_str(), "https://fhir.example/r4");
+        assert_eq!(parse_server("ftp://x/fhir").unwrap_err(), "must start with http:// or https://, not ftp:");
+        assert!(parse_server("fhir.example").is_err());
     }
 }

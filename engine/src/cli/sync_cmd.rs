@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use url::Url;
 
-use super::export_cmd::{ClientArgs, RequestArgs};
+use super::export_cmd::{parse_server, ClientArgs, RequestArgs};
 use crate::load::sync::{sync, SyncOptions};
 use crate::load::LoadOptions;
 
@@ -41,7 +41,7 @@ dead-lettered, 2 when nothing was published.";
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// The FHIR server's base URL, e.g. https://fhir.example.org/r4.
-    #[arg(value_name = "FHIR_BASE_URL")]
+    #[arg(value_name = "FHIR_BASE_URL", value_parser = parse_server)]
     pub server: Url,
 
     /// The warehouse folder (created on the first sync).
@@ -85,7 +85,7 @@ pub(super) fn run(args: &SyncArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     load.max_errors = args.max_errors;
     load.progress = !quiet;
     let options = SyncOptions {
-        request: args.what.request(&args.server),
+        request: args.what.request(&args.server)?,
         export: args.client.settings(quiet)?,
         load,
         full: args.full,

@@ -10,7 +10,7 @@
 //!
 //! [`Faults`] injects what real servers do: 429 with `Retry-After`, 500s, connections
 //! dropped mid-file, truncated bodies, slow progress, tokens that expire early, a missing
-//! file, a refused kick-off. Every request is logged for the tests to inspect.
+//! file, expired jobs, a refused kick-off, unusable URLs and redirect loops. Every request is logged for the tests to inspect.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -59,8 +59,14 @@ pub struct Faults {
     pub drop_mid_file: u32,
     /// File responses that end cleanly after half the body (a truncated file).
     pub truncate_file: u32,
-    /// A file name (e.g. `Condition.ndjson`) that answers 404.
+    /// A file name (e.g. `Condition.ndjson`) that answers 404, in every job.
     pub missing_file: Option<String>,
+    /// Jobs (e.g. `job1`) whose files all answer 410 Gone: the server expired them.
+    pub gone_jobs: Vec<String>,
+    /// A Content-Location for kick-offs to answer with instead of the job's status URL.
+    pub status_location: Option<String>,
+    /// Kick-offs redirect to themselves, for ever.
+    pub kickoff_redirect_loop: bool,
     /// Serve gzip when the client accepts it.
     pub gzip: bool,
     /// Access tokens' `expires_in`.
@@ -325,6 +331,9 @@ fn start_job(
         let response = outcome(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many exports");
         return with_retry_after(response, state.faults.retry_after_secs);
     }
+    if state.faults.kickoff_redirect_loop {
+        return (StatusCode::FOUND, [("location", uri.to_string())]).into_response();
+    }
     if state.faults.kickoff_forbidden {
         return outcome(StatusCode::FORBIDDEN, "forbidden", "the token's scopes do not allow a system export");
     }
@@ -447,7 +456,7 @@ fn start_job(
         "output": output, "error": error, "deleted": deleted,
     });
     state.jobs.insert(job_id.clone(), Job { request, transaction_time, polls: 0, files, manifest });
-    let location = format!("{}/status/{job_id}", state.base);
+    let location = state.faults.status_location.clone().unwrap_or_else(|| format!("{}/status/{job_id}", state.base));
     (StatusCode::ACCEPTED, [("content-location", location)]).into_response()
 }
 
@@ -564,6 +573,9 @@ fn serve_file(state: &mut ServerState, job: &str, name: &str, headers: &HeaderMa
     }
     if state.faults.missing_file.as_deref() == Some(name) {
         return (outcome(StatusCode::NOT_FOUND, "not-found", "file expired"), None);
+    }
+    if state.faults.gone_jobs.iter().any(|j| j == job) {
+        return (outcome(StatusCode::GONE, "expired", "the export's files have expired"), None);
     }
     if state.faults.file_500 > 0 {
         state.faults.file_500 -= 1;
