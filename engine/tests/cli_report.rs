@@ -60,6 +60,42 @@ fn a_name_alone_describes_the_analysis() {
 }
 
 #[test]
+fn run_options_without_a_warehouse_are_an_error_not_a_description() {
+    for args in [&["cms165", "--period-start", "2019-01-01"][..], &["hcc", "--result", "patients", "-o", "x.csv"]] {
+        let out = fhirhouse(&[&["report"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(text(&out.stdout), "", "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.starts_with("error: the WAREHOUSE argument is missing"), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    }
+    let out = fhirhouse(&["report", "cms165", "--period-start", "2019-01-01"]);
+    assert!(text(&out.stderr).contains("--period-start is for a run"), "{}", text(&out.stderr));
+    // --sql needs no warehouse: the parameters fill in the SQL it prints.
+    let out = fhirhouse(&["report", "cms165", "--period-start", "2019-01-01", "--sql"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("DATE '2019-01-01'"));
+}
+
+#[test]
+fn a_warehouse_loaded_without_crosswalks_is_refused_before_the_sql_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = common::root().join("tests/data/analyses/hcc");
+    assert!(common::load_with(&[fixtures], dir.path(), |options| options.crosswalk = false).committed());
+    let wh = dir.path().to_str().unwrap();
+    for analysis in ["cms165", "care_gaps", "hcc"] {
+        let out = fhirhouse(&["report", analysis, wh]);
+        assert_eq!(out.status.code(), Some(2), "{analysis}");
+        assert_eq!(
+            text(&out.stderr),
+            "error: the analyses need a warehouse loaded with the crosswalks (they read condition.icd10cm_code, \
+             condition.icd10cm_codes); this one was loaded with --no-crosswalk: load it again without it\n",
+            "{analysis}"
+        );
+    }
+}
+
+#[test]
 fn a_result_is_written_in_the_format_asked_for() {
     let out = report(&["hcc", "--result", "patients", "--format", "csv"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -97,12 +133,31 @@ fn the_printed_sql_runs_as_it_is_and_gives_the_same_rows() {
 
 #[test]
 fn mistakes_are_named_and_exit_with_status_2() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["cms12"], "error: no analysis 'cms12' (did you mean 'cms122'?)"),
         (&["cms122", "--model", "V28"], "error: cms122 has no parameter --model; its parameters: --period-start"),
         (&["hcc", "--payment-year", "next"], "error: --payment-year: 'next' is not a whole number"),
         (&["hcc", "--result", "score"], "error: hcc has no result 'score'; its results: summary, patients"),
         (&["hcc", "--format", "parquet"], "error: parquet output needs a file: pass -o FILE"),
+        (
+            &["cms165", "--period-start", "19-01-01"],
+            "error: --period-start: '19-01-01' is not a date (YYYY-MM-DD, a year",
+        ),
+        (&["cms165", "--period-start=-2019-01-01"], "error: --period-start: '-2019-01-01' is not a date"),
+        (
+            &["hcc", "--payment-year", "2028", "--normalization", "1", "--coding-adjustment", "0"],
+            "error: --payment-year 2028: no CMS-HCC V28 tables (ICD-10-CM to CC map and coefficients) for that \
+             year; the payment years with tables: V24 2025, 2026; V28 2025, 2026, 2027\n",
+        ),
+        (&["hcc", "--normalization", "0"], "error: --normalization: '0' is out of range: it must be greater than 0\n"),
+        (
+            &["hcc", "--coding-adjustment", "2"],
+            "error: --coding-adjustment: '2' is out of range: it must be at least 0",
+        ),
+        (
+            &["hcc", "--service-from", "2020-01-01", "--service-to", "2019-01-01"],
+            "error: --service-from 2020-01-01 is after --service-to 2019-01-01: the service window is empty\n",
+        ),
     ];
     for (args, message) in cases {
         let out = report(args);

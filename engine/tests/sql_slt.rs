@@ -7,8 +7,9 @@
 //! loaded from their hand-written fixtures, `tests/data/analyses/<name>/` (or the folder
 //! a first line `# fixtures: <folder>` names). A record
 //! `REPORT <analysis> [--param value ...]` runs the analysis' SQL in the session as
-//! `fhirhouse report` does (its parameters bound the same way), so that the records after
-//! it query the views it makes.
+//! `fhirhouse report` does (its parameters bound and its `@check` queries run the same
+//! way, so `statement error` records test both), so that the records after it query the
+//! views it makes.
 //!
 //! Values are Arrow's display form, `NULL` for null and `(empty)` for an empty string. An
 //! error is the message `fhirhouse query` prints (with the caret under the token), so an
@@ -85,7 +86,9 @@ impl Db {
             names.iter().zip(rest.chunks(2)).map(|(n, pair)| (n.as_str(), pair[1])).collect();
         let failure = |e: anyhow::Error| SqlFailure(format!("{e:#}"));
         let analysis = fhirhouse::sql::analyses::find(name).map_err(failure)?;
-        for script in analysis.bind(&values).map_err(failure)?.scripts().map_err(failure)? {
+        let bound = analysis.bind(&values).map_err(failure)?;
+        bound.check(&self.session).map_err(failure)?;
+        for script in bound.scripts().map_err(failure)? {
             for statement in script::split(&script.text) {
                 let frame = self
                     .session

@@ -6,10 +6,13 @@
 -- CQL: ../shared/terminology/ecqm-measures/cql (ecqm-content-qicore-2024).
 --
 -- Uses the parameters period_start (the measurement period's first day) and
--- encounter_codes (vsac or supplemented) that each measure declares.
+-- encounter_codes (vsac or supplemented) that each measure declares, and the crosswalk
+-- columns of Conditions (checked before anything runs):
+-- @check lib/check_crosswalk.sql
 --
 -- How CQL reads here
--- * Time: the measurement period is [period_start, period_start + 1 year - 1 day], and the
+-- * Time: the measurement period is [period_start, the day before the same date a year
+--   later] (from 2020-02-29, which has no such date, to 2021-02-28), and the
 --   CQL's "during/overlaps/ends ... day of" compare calendar dates. Timestamps are stored
 --   in UTC, so a date is the UTC date of the instant (a visit at 23:30-05:00 falls on the
 --   next day).
@@ -47,8 +50,12 @@
 
 -- The measurement period.
 CREATE OR REPLACE TABLE ecqm_period AS
+-- A year after 29 February is 28 February (DataFusion clamps the day), and a day less
+-- would end the period on the 27th: the period ends the day before 1 March instead.
 SELECT {{period_start}} AS period_start,
-       CAST({{period_start}} + INTERVAL '1 year' - INTERVAL '1 day' AS DATE) AS period_end;
+       CASE WHEN date_part('month', {{period_start}}) = 2 AND date_part('day', {{period_start}}) = 29
+            THEN make_date(CAST(date_part('year', {{period_start}}) AS INT) + 1, 2, 28)
+            ELSE CAST({{period_start}} + INTERVAL '1 year' - INTERVAL '1 day' AS DATE) END AS period_end;
 
 -- Every code the measures look for: the shipped value sets (with the encounter supplement
 -- unless --encounter-codes vsac) and the single codes the CQL names, as system|code.

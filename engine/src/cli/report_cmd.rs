@@ -29,7 +29,8 @@ pub struct ParamArgs {
     /// (supplemented) [default: supplemented].
     #[arg(long, value_name = "vsac|supplemented")]
     pub encounter_codes: Option<String>,
-    /// CMS-HCC: the payment year; its tables, factors and age date (1 February) [default: 2026].
+    /// CMS-HCC: the payment year; its tables, factors and age date (1 February); one with
+    /// tables for the model (V24: 2025-2026, V28: 2025-2027) [default: 2026].
     #[arg(long, value_name = "YEAR")]
     pub payment_year: Option<String>,
     /// CMS-HCC: the model, V24 or V28 [default: V28].
@@ -51,10 +52,12 @@ pub struct ParamArgs {
     /// window), active (at any time in it) or none [default: recorded].
     #[arg(long, value_name = "recorded|active|none")]
     pub conditions: Option<String>,
-    /// CMS-HCC: normalisation factor to divide by [default: CMS's for the year and model].
+    /// CMS-HCC: normalisation factor to divide by, above 0 [default: CMS's for the year and
+    /// model].
     #[arg(long, value_name = "NUMBER")]
     pub normalization: Option<String>,
-    /// CMS-HCC: MA coding pattern adjustment, a fraction [default: CMS's for the year].
+    /// CMS-HCC: MA coding pattern adjustment, a fraction from 0 up to (not including) 1
+    /// [default: CMS's for the year].
     #[arg(long, value_name = "NUMBER")]
     pub coding_adjustment: Option<String>,
 }
@@ -119,6 +122,23 @@ pub struct ReportArgs {
     pub params: ParamArgs,
 }
 
+impl ReportArgs {
+    /// The options given that only a run uses (the parameters, --result, --format, -o,
+    /// --export), as flags.
+    fn run_options(&self) -> Vec<String> {
+        let mut options: Vec<String> =
+            self.params.given().iter().map(|(name, _)| format!("--{}", name.replace('_', "-"))).collect();
+        let others = [
+            (self.result.is_some(), "--result"),
+            (self.format.is_some(), "--format"),
+            (self.output.is_some(), "-o"),
+            (self.export, "--export"),
+        ];
+        options.extend(others.into_iter().filter(|(given, _)| *given).map(|(_, flag)| flag.to_owned()));
+        options
+    }
+}
+
 /// Runs `fhirhouse report`.
 pub(super) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let Some(name) = &args.name else {
@@ -133,6 +153,19 @@ pub(super) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let Some(source) = &args.source else {
+        // `report NAME` alone describes the analysis; anything meant for a run, without
+        // the tables to run it on, would be dropped without a word.
+        let options = args.run_options();
+        if !options.is_empty() {
+            bail!(
+                "the WAREHOUSE argument is missing (EXPORT with --export): {} {} for a run, which is \
+                 `fhirhouse report {name} WAREHOUSE [--PARAM VALUE ...]`; `fhirhouse report {name}` alone \
+                 describes the analysis",
+                options.join(", "),
+                if options.len() == 1 { "is" } else { "are" },
+                name = analysis.name,
+            );
+        }
         out!("{}", describe(analysis))?;
         return Ok(ExitCode::SUCCESS);
     };
@@ -142,6 +175,7 @@ pub(super) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let session =
         SourceArgs { source: source.clone(), export: args.export, views: None }.open().context("opening the tables")?;
+    bound.check(&session)?;
     let mut results = match &args.output {
         Some(path) => Results::to_file(format, path.clone()),
         None => Results::to_stream(format, Stream::Stdout),

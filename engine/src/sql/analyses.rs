@@ -14,7 +14,11 @@
 //! ```
 //!
 //! A parameter has a type (`date`, `integer`, `decimal`, or a choice `a|b|c`) and a default
-//! (`none` for an optional one, which is SQL `NULL` unless given). The SQL names it as
+//! (`none` for an optional one, which is SQL `NULL` unless given). A `decimal` may name the
+//! interval its values lie in, `decimal(0,)` (above 0) or `decimal[0,1)` (0 up to, not
+//! including, 1), so that a value that would make the results meaningless is refused with
+//! its flag named, not turned into null or negative scores. A date is `YYYY-MM-DD` with a
+//! year from 1900 to 2999: chrono alone takes `19-01-01` (the year 19) and `-2019-01-01`. The SQL names it as
 //! `{{period_start}}`; binding replaces every such placeholder with a typed SQL literal
 //! (`DATE '2025-01-01'`, `2026`, `'V28'`), after the value is checked against the type, so a
 //! value can never change the SQL around it. A result names the view, created by the script,
@@ -22,6 +26,12 @@
 //!
 //! `-- @include lib/x.sql` runs that file at the place of the line (once per run, unless
 //! the file's header has `-- @repeat`), so that shared definitions are written once.
+//!
+//! `-- @check lib/x.sql`, in any file an analysis runs, names queries run before it over the
+//! session's tables, their placeholders filled in: each row they return is an error
+//! message (its first column), and the analysis does not run. They say what the tables
+//! decide and a type cannot: a payment year with no CMS-HCC tables, a warehouse loaded
+//! without the crosswalks the SQL reads.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,26 +42,93 @@ use anyhow::{anyhow, bail, Context};
 include!(concat!(env!("OUT_DIR"), "/embedded_queries.rs"));
 
 /// The type of an analysis parameter, which decides the values it takes and its SQL literal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ParamKind {
     /// A calendar date `YYYY-MM-DD`; SQL `DATE 'YYYY-MM-DD'`.
     Date,
     /// A whole number; SQL integer literal.
     Integer,
-    /// A number; SQL `DOUBLE`.
-    Decimal,
+    /// A number, within the interval if one is declared; SQL `DOUBLE`.
+    Decimal(Option<Interval>),
     /// One of the listed words (matched without regard to case); SQL string literal.
     Choice(Vec<String>),
 }
 
+/// The interval a `decimal` parameter's values lie in: each end open or closed, or absent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    /// The lower end and whether it is included.
+    low: Option<(f64, bool)>,
+    /// The upper end and whether it is included.
+    high: Option<(f64, bool)>,
+}
+
+impl Interval {
+    /// Reads `(0,)`, `[0,1)` and the like; `None` when `text` is not such an interval.
+    fn parse(text: &str) -> Option<Interval> {
+        let low_closed = match text.chars().next()? {
+            '[' => true,
+            '(' => false,
+            _ => return None,
+        };
+        let high_closed = match text.chars().last()? {
+            ']' => true,
+            ')' => false,
+            _ => return None,
+        };
+        let (low, high) = text.get(1..text.len() - 1)?.split_once(',')?;
+        let end = |s: &str, closed: bool| -> Option<Option<(f64, bool)>> {
+            match s.trim() {
+                "" => Some(None),
+                n => n.parse::<f64>().ok().filter(|n| n.is_finite()).map(|n| Some((n, closed))),
+            }
+        };
+        Some(Interval { low: end(low, low_closed)?, high: end(high, high_closed)? })
+    }
+
+    fn contains(&self, n: f64) -> bool {
+        let above = self.low.is_none_or(|(low, closed)| if closed { n >= low } else { n > low });
+        let below = self.high.is_none_or(|(high, closed)| if closed { n <= high } else { n < high });
+        above && below
+    }
+
+    /// The interval in words: `greater than 0`, `at least 0 and less than 1`.
+    fn describe(&self) -> String {
+        let low = self.low.map(|(n, closed)| format!("{} {n}", if closed { "at least" } else { "greater than" }));
+        let high = self.high.map(|(n, closed)| format!("{} {n}", if closed { "at most" } else { "less than" }));
+        [low, high].into_iter().flatten().collect::<Vec<_>>().join(" and ")
+    }
+}
+
+/// The lowest and highest years a date parameter takes: a wider year is a typing slip (the
+/// year 19 for 2019), which would otherwise run over an empty period without a word.
+const DATE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2999;
+
+/// `value` as a date, if it is written `YYYY-MM-DD` (four-digit year, two-digit month and
+/// day) with a year in [`DATE_YEARS`].
+fn parse_date(value: &str) -> Option<chrono::NaiveDate> {
+    use chrono::Datelike as _;
+    let shape = value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    let date = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().filter(|_| shape)?;
+    DATE_YEARS.contains(&date.year()).then_some(date)
+}
+
 impl ParamKind {
-    fn parse(text: &str) -> ParamKind {
-        match text {
+    fn parse(text: &str) -> anyhow::Result<ParamKind> {
+        Ok(match text {
             "date" => ParamKind::Date,
             "integer" => ParamKind::Integer,
-            "decimal" => ParamKind::Decimal,
+            "decimal" => ParamKind::Decimal(None),
+            decimal if decimal.starts_with("decimal") => {
+                let interval = &decimal["decimal".len()..];
+                ParamKind::Decimal(Some(
+                    Interval::parse(interval)
+                        .ok_or_else(|| anyhow!("decimal{interval}: an interval is written (0,) or [0,1)"))?,
+                ))
+            }
             choices => ParamKind::Choice(choices.split('|').map(str::to_owned).collect()),
-        }
+        })
     }
 
     /// How the type reads in help texts: `DATE`, `YEAR`-like words, or the choices.
@@ -60,7 +137,7 @@ impl ParamKind {
         match self {
             ParamKind::Date => "YYYY-MM-DD".to_owned(),
             ParamKind::Integer => "INTEGER".to_owned(),
-            ParamKind::Decimal => "NUMBER".to_owned(),
+            ParamKind::Decimal(_) => "NUMBER".to_owned(),
             ParamKind::Choice(choices) => choices.join("|"),
         }
     }
@@ -72,20 +149,29 @@ impl ParamKind {
             return Ok(match self {
                 ParamKind::Date => "CAST(NULL AS DATE)",
                 ParamKind::Integer => "CAST(NULL AS BIGINT)",
-                ParamKind::Decimal => "CAST(NULL AS DOUBLE)",
+                ParamKind::Decimal(_) => "CAST(NULL AS DOUBLE)",
                 ParamKind::Choice(_) => "CAST(NULL AS VARCHAR)",
             }
             .to_owned());
         };
         match self {
-            ParamKind::Date => chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
-                .map(|d| format!("DATE '{}'", d.format("%Y-%m-%d")))
-                .map_err(|_| format!("'{value}' is not a date (YYYY-MM-DD)")),
+            ParamKind::Date => parse_date(value).map(|d| format!("DATE '{}'", d.format("%Y-%m-%d"))).ok_or_else(|| {
+                format!(
+                    "'{value}' is not a date (YYYY-MM-DD, a year from {} to {})",
+                    DATE_YEARS.start(),
+                    DATE_YEARS.end()
+                )
+            }),
             ParamKind::Integer => {
                 value.parse::<i64>().map(|n| n.to_string()).map_err(|_| format!("'{value}' is not a whole number"))
             }
-            ParamKind::Decimal => match value.parse::<f64>() {
-                Ok(n) if n.is_finite() => Ok(format!("CAST({n:?} AS DOUBLE)")),
+            ParamKind::Decimal(interval) => match value.parse::<f64>() {
+                Ok(n) if n.is_finite() => match interval {
+                    Some(interval) if !interval.contains(n) => {
+                        Err(format!("'{value}' is out of range: it must be {}", interval.describe()))
+                    }
+                    _ => Ok(format!("CAST({n:?} AS DOUBLE)")),
+                },
                 _ => Err(format!("'{value}' is not a number")),
             },
             ParamKind::Choice(choices) => choices
@@ -98,7 +184,7 @@ impl ParamKind {
 }
 
 /// One declared parameter of an analysis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Param {
     /// The name, as the SQL writes it in `{{...}}` (`period_start`).
     pub name: String,
@@ -145,6 +231,9 @@ pub struct Analysis {
     /// What runs, in order: its own lines, and the files its `@include` lines name at their
     /// place.
     pub pieces: Vec<Piece>,
+    /// The files of queries that must return no rows before it runs (`@check` lines of the
+    /// files it runs), relative to `queries/`.
+    pub checks: Vec<&'static str>,
 }
 
 /// A header line `-- @key rest`.
@@ -179,18 +268,25 @@ impl Analysis {
     /// Reads the header of the embedded file `path`.
     fn parse(path: &'static str, text: &str) -> anyhow::Result<Analysis> {
         let name = path.strip_suffix(".sql").unwrap_or(path).to_owned();
-        let mut analysis =
-            Analysis { name, title: String::new(), path, params: Vec::new(), results: Vec::new(), pieces: Vec::new() };
+        let mut analysis = Analysis {
+            name,
+            title: String::new(),
+            path,
+            params: Vec::new(),
+            results: Vec::new(),
+            pieces: Vec::new(),
+            checks: Vec::new(),
+        };
         for (key, value) in header_lines(text) {
             match key {
                 "title" => analysis.title = value.to_owned(),
-                "include" | "repeat" => {}
+                "include" | "repeat" | "check" => {}
                 "param" => {
                     let ([name, kind, default], help) =
                         words::<3>(value).ok_or_else(|| anyhow!("@param needs a name, a type and a default"))?;
                     let default = (default != "none").then(|| default.to_owned());
-                    let param =
-                        Param { name: name.to_owned(), kind: ParamKind::parse(kind), default, help: help.to_owned() };
+                    let kind = ParamKind::parse(kind).with_context(|| format!("@param {name}"))?;
+                    let param = Param { name: name.to_owned(), kind, default, help: help.to_owned() };
                     param.kind.literal(param.default.as_deref()).map_err(|e| anyhow!("@param {name}: default {e}"))?;
                     analysis.params.push(param);
                 }
@@ -210,6 +306,20 @@ impl Analysis {
             bail!("an analysis needs a @title and at least one @result");
         }
         analysis.pieces = pieces(path)?;
+        for file in analysis.files() {
+            for (key, target) in header_lines(embedded(file).unwrap_or_default()) {
+                if key != "check" {
+                    continue;
+                }
+                let (check, _) = EMBEDDED_QUERIES
+                    .iter()
+                    .find(|(p, _)| *p == target)
+                    .ok_or_else(|| anyhow!("{file}: @check {target}: no file queries/{target}"))?;
+                if !analysis.checks.contains(check) {
+                    analysis.checks.push(check);
+                }
+            }
+        }
         Ok(analysis)
     }
 
@@ -376,6 +486,38 @@ impl BoundAnalysis<'_> {
             })
             .filter(|script| script.as_ref().map_or(true, |s| !crate::sql::script::split(&s.text).is_empty()))
             .collect()
+    }
+
+    /// Runs the analysis' `@check` queries over `session`, before its scripts: the tables
+    /// decide whether the parameters make sense (the payment years with CMS-HCC tables) and
+    /// whether the warehouse has the columns the SQL reads, and an analysis run anyway would
+    /// give nulls or a column error from deep inside a shared file.
+    ///
+    /// # Errors
+    ///
+    /// The messages of the first check query that returns rows, one a line; or a check that
+    /// does not run.
+    pub fn check(&self, session: &super::Session) -> anyhow::Result<()> {
+        for path in &self.analysis.checks {
+            let text = embedded(path).expect("checks are embedded files");
+            let text = self.substitute(text).with_context(|| format!("queries/{path}"))?;
+            for statement in super::script::split(&text) {
+                let mut messages = Vec::new();
+                let batches =
+                    session.collect(statement.text).map_err(|e| anyhow!("queries/{path}: the check failed: {e}"))?;
+                for batch in batches.iter().filter(|b| b.num_columns() > 0) {
+                    let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
+                    let column = column.as_any().downcast_ref::<arrow::array::StringArray>().expect("cast to Utf8");
+                    messages.extend(column.iter().flatten().map(str::to_owned));
+                }
+                // The first check that fails is the one to fix; the later ones may rest on
+                // it (an empty window of a payment year that has no tables).
+                if !messages.is_empty() {
+                    return Err(anyhow!(messages.join("\n")));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn substitute(&self, text: &str) -> anyhow::Result<String> {

@@ -30,7 +30,7 @@ fn values_become_typed_literals_or_are_refused() {
     assert_eq!(bound.literals()["period_start"], "DATE '2026-01-01'");
     assert_eq!(bound.literals()["encounter_codes"], "'vsac'");
     let err = cms122.bind(&[("period_start", "2026-13-01")]).unwrap_err().to_string();
-    assert_eq!(err, "--period-start: '2026-13-01' is not a date (YYYY-MM-DD)");
+    assert_eq!(err, "--period-start: '2026-13-01' is not a date (YYYY-MM-DD, a year from 1900 to 2999)");
     let err = cms122.bind(&[("period_start", "2026-01-01'; DROP TABLE patient; --")]).unwrap_err().to_string();
     assert!(err.contains("is not a date"), "{err}");
     let err = cms122.bind(&[("model", "V28")]).unwrap_err().to_string();
@@ -94,6 +94,60 @@ fn includes_run_in_place_once_and_keep_line_numbers() {
 fn header_words_and_kinds() {
     assert_eq!(words::<2>("summary cms122_summary  One row."), Some((["summary", "cms122_summary"], "One row.")));
     assert_eq!(words::<3>("x date"), None);
-    assert_eq!(ParamKind::parse("V24|V28"), ParamKind::Choice(vec!["V24".into(), "V28".into()]));
+    assert_eq!(ParamKind::parse("V24|V28").unwrap(), ParamKind::Choice(vec!["V24".into(), "V28".into()]));
     assert_eq!(ParamKind::Integer.literal(None).unwrap(), "CAST(NULL AS BIGINT)");
+}
+
+#[test]
+fn dates_need_four_digit_years_in_a_sane_range() {
+    let cms122 = find("cms122").unwrap();
+    for bad in
+        ["19-01-01", "-2019-01-01", "+2019-01-01", "2019-1-01", "2019-01-1", "1899-12-31", "3000-01-01", " 2019-01-01"]
+    {
+        let err = cms122.bind(&[("period_start", bad)]).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("--period-start: '{bad}' is not a date")), "{bad}: {err}");
+    }
+    for good in ["1900-01-01", "2020-02-29", "2999-12-31"] {
+        let bound = cms122.bind(&[("period_start", good)]).unwrap();
+        assert_eq!(bound.literals()["period_start"], format!("DATE '{good}'"));
+    }
+    let hcc = find("hcc").unwrap();
+    assert!(hcc.bind(&[("service_to", "19-12-31")]).is_err());
+}
+
+#[test]
+fn decimals_are_held_to_their_declared_interval() {
+    let hcc = find("hcc").unwrap();
+    let normalization = |v: &str| hcc.bind(&[("normalization", v)]).map(|b| b.literals()["normalization"].clone());
+    assert_eq!(normalization("0.5").unwrap(), "CAST(0.5 AS DOUBLE)");
+    for bad in ["0", "-1", "-0.0"] {
+        let err = normalization(bad).unwrap_err().to_string();
+        assert_eq!(err, format!("--normalization: '{bad}' is out of range: it must be greater than 0"));
+    }
+    assert_eq!(normalization("inf").unwrap_err().to_string(), "--normalization: 'inf' is not a number");
+    let adjustment = |v: &str| hcc.bind(&[("coding_adjustment", v)]).map(|_| ());
+    assert!(adjustment("0").is_ok() && adjustment("0.999").is_ok());
+    for bad in ["1", "2", "-0.01"] {
+        let err = adjustment(bad).unwrap_err().to_string();
+        assert_eq!(err, format!("--coding-adjustment: '{bad}' is out of range: it must be at least 0 and less than 1"));
+    }
+    assert_eq!(
+        Interval::parse("(0,]"),
+        Some(Interval { low: Some((0.0, false)), high: None }),
+        "an empty end is open whatever its bracket"
+    );
+    assert_eq!(Interval::parse("[0,1)").unwrap().describe(), "at least 0 and less than 1");
+    for bad in ["", "0,1", "[0;1)", "[a,1)", "[0,1"] {
+        assert_eq!(Interval::parse(bad), None, "{bad}");
+    }
+    assert!(ParamKind::parse("decimal<0").is_err());
+}
+
+#[test]
+fn checks_are_collected_from_every_file_run_once_each() {
+    let hcc = find("hcc").unwrap();
+    assert_eq!(hcc.checks, ["lib/check_crosswalk.sql", "lib/hcc_check.sql"]);
+    for analysis in shipped().unwrap().iter().filter(|a| a.name != "hcc") {
+        assert_eq!(analysis.checks, ["lib/check_crosswalk.sql"], "{}", analysis.name);
+    }
 }
