@@ -142,6 +142,31 @@ fn one_output_file_takes_one_result() {
 }
 
 #[test]
+fn dash_is_standard_output_and_output_errors_name_the_path_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(["query", warehouse().to_str().unwrap(), "SELECT 1 AS a", "--format", "csv", "-o", "-"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\n1\n");
+    assert!(!dir.path().join("-").exists(), "no file named -");
+
+    let missing = dir.path().join("nodir/x.csv");
+    let out = query(&["SELECT 1 AS a", "-o", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!("error: {}: cannot create: No such file or directory (os error 2)\n", missing.display())
+    );
+
+    let out = query(&["SELECT 1 AS a", "-o", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), format!("error: {}: cannot create: Is a directory (os error 21)\n", dir.path().display()));
+}
+
+#[test]
 fn sql_errors_point_into_the_script_and_exit_with_1() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("bad.sql");
@@ -272,6 +297,35 @@ fn export_lines_that_cannot_be_used_are_reported_and_exit_with_1() {
     let err = stderr(&out);
     assert!(err.contains("warning: 1 export lines could not be used"), "{err}");
     assert!(err.contains(&format!("{}:2: invalid JSON", export.join("Patient.ndjson").display())), "{err}");
+}
+
+#[test]
+fn a_bad_line_met_by_several_scans_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (export, views) = broken_export(dir.path());
+    let count = "SELECT count(*) AS n FROM people";
+    let union = format!("{count} UNION ALL {count} UNION ALL {count}");
+    let self_join = "SELECT count(*) AS n FROM people a JOIN people b ON a.id = b.id";
+    let script = format!("{union}; {self_join}");
+    let out = fhirhouse(
+        &[
+            "query",
+            "--export",
+            export.to_str().unwrap(),
+            "--views",
+            views.to_str().unwrap(),
+            &script,
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "n\n2\n2\n2\nn\n2\n");
+    let err = stderr(&out);
+    assert!(err.starts_with("warning: 1 export lines could not be used"), "{err}");
+    assert_eq!(err.matches("invalid JSON").count(), 1, "{err}");
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
 }
 
 #[test]

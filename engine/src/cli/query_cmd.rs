@@ -69,7 +69,11 @@ their natural JSON types (numbers, booleans, null). See `fhirhouse view --help`.
 
 To standard output, every statement that returns rows writes its result in turn (a CSV \
 header each, a JSON array each). With -o, the script must have exactly one such \
-statement.";
+statement.
+
+-o FILE is written under a temporary name next to FILE (next to its target, for a \
+symbolic link) and renamed over it once complete, keeping an existing file's permissions; \
+a device or FIFO is written directly; -o - is standard output.";
 
 /// Arguments of `fhirhouse query`.
 #[derive(Debug, Args)]
@@ -90,7 +94,8 @@ pub struct QueryArgs {
     #[arg(long, value_enum, long_help = FORMAT_HELP)]
     pub format: Option<Format>,
 
-    /// Write the result to FILE instead of standard output (put in place once complete).
+    /// Write the result to FILE instead of standard output (put in place once complete; a
+    /// device or FIFO is written directly; - is standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

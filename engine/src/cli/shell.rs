@@ -10,13 +10,15 @@ use arrow::record_batch::RecordBatch;
 
 use super::sql_run::{run_script, Results, Script, Stream};
 use crate::sink::{new_writer, Format};
+use crate::sql::diagnose::closest;
 use crate::sql::{script, Session};
 
 /// What `.help` prints.
 pub(crate) const HELP: &str = "\
-SQL statements end with ';' and may span lines. Dot commands (at the start of a line):
+SQL statements end with ';' and may span lines. Dot commands (at the start of a line, one
+line each, a ';' at the end ignored):
   .tables             list the tables
-  .schema [TABLE]     columns and types of TABLE (of every table without one)
+  .schema [TABLE...]  columns and types of each TABLE (of every table without one)
   .timing [on|off]    print each statement's run time (toggles without an argument)
   .format [FORMAT]    output format: table, csv, json or ndjson (shows it without one)
   .help               this text
@@ -108,19 +110,35 @@ impl<'s> Shell<'s> {
     }
 
     fn command(&mut self, line: &str) -> Flow {
-        let mut words = line.split_whitespace();
-        let name = words.next().unwrap_or_default();
-        let argument = words.next();
+        // A `;` typed out of SQL habit ends nothing here: it is dropped.
+        let line = line.trim().trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&name, arguments)) = words.split_first() else { return Flow::Continue };
+        let most = match name {
+            ".quit" | ".exit" | ".help" | ".tables" => 0,
+            ".timing" | ".format" => 1,
+            ".schema" => usize::MAX,
+            _ => {
+                self.fail(format_args!("error: unknown command: {name} (.help lists the commands)"));
+                return Flow::Continue;
+            }
+        };
+        if arguments.len() > most {
+            let takes = if most == 0 { "no argument" } else { "one argument at most" };
+            self.fail(format_args!("error: {name} takes {takes}, not {:?}", arguments.join(" ")));
+            return Flow::Continue;
+        }
+        let argument = arguments.first().copied();
         match (name, argument) {
-            (".quit" | ".exit", None) => return Flow::Quit,
-            (".help", None) => {
+            (".quit" | ".exit", _) => return Flow::Quit,
+            (".help", _) => {
                 let _ = self.out.write_all(HELP.as_bytes());
             }
-            (".tables", None) => {
+            (".tables", _) => {
                 let names = self.session.table_names();
                 let _ = writeln!(self.out, "{}", names.join("\n"));
             }
-            (".schema", table) => self.schema(table),
+            (".schema", _) => self.schema(arguments),
             (".timing", None) => self.timing = !self.timing,
             (".timing", Some("on")) => self.timing = true,
             (".timing", Some("off")) => self.timing = false,
@@ -133,7 +151,7 @@ impl<'s> Shell<'s> {
                 }
                 Ok(format) => self.format = format,
             },
-            _ => self.fail(format_args!("error: unknown command or argument: {line} (.help lists the commands)")),
+            _ => self.fail(format_args!("error: unknown argument: {line} (.help lists the commands)")),
         }
         if name == ".timing" && argument.is_none_or(|a| a == "on" || a == "off") {
             let _ = writeln!(self.out, "timing {}", if self.timing { "on" } else { "off" });
@@ -141,17 +159,37 @@ impl<'s> Shell<'s> {
         Flow::Continue
     }
 
-    /// `.schema [TABLE]`: one row per column: table, column, type, nullable.
-    fn schema(&mut self, table: Option<&str>) {
+    /// `.schema [TABLE...]`: one row per column: table, column, type.
+    fn schema(&mut self, wanted: &[&str]) {
         let started = Instant::now();
-        let tables = match table {
-            Some(table) => vec![table.to_owned()],
-            None => self.session.table_names(),
-        };
+        let all = self.session.table_names();
+        let mut tables = Vec::with_capacity(wanted.len());
+        for &table in wanted {
+            // Unquoted, as in SQL, a name is folded to lower case.
+            let lower = table.to_lowercase();
+            let found = [table, lower.as_str()].into_iter().find(|t| all.iter().any(|a| a == t)).map(str::to_owned);
+            match found {
+                Some(found) => tables.push(found),
+                None => {
+                    // Said plainly: pointing into the hidden `SELECT` would show SQL the
+                    // user never typed.
+                    let mut message = format!("error: table '{table}' not found\n");
+                    if let Some(best) = closest(table, all.iter().map(String::as_str)) {
+                        message.push_str(&format!("  = did you mean '{best}'?\n"));
+                    }
+                    message.push_str(&format!("  = tables: {}\n", all.join(", ")));
+                    self.failed = true;
+                    let _ = self.err.write_all(message.as_bytes());
+                    return;
+                }
+            }
+        }
+        if wanted.is_empty() {
+            tables = all;
+        }
         let (mut names, mut columns, mut types) = (Vec::new(), Vec::new(), Vec::new());
         for table in &tables {
-            // Planned as a query so that an unknown table gets the same help as in SQL.
-            let sql = format!("SELECT * FROM {table}");
+            let sql = format!("SELECT * FROM \"{}\"", table.replace('"', "\"\""));
             match self.session.plan(&sql) {
                 Ok(frame) => {
                     for field in frame.schema().fields() {
@@ -161,10 +199,7 @@ impl<'s> Shell<'s> {
                     }
                 }
                 Err(e) => {
-                    let statement = script::split(&sql).remove(0);
-                    let rendered = e.render(&sql, &statement, "");
-                    self.failed = true;
-                    let _ = self.err.write_all(rendered.as_bytes());
+                    self.fail(format_args!("error: table '{table}': {}", e.message));
                     return;
                 }
             }

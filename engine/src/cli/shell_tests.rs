@@ -81,7 +81,34 @@ fn schema_shows_columns_with_the_partition_key_and_suggests_on_a_typo() {
 
     let (_, err, _, failed) = drive(&session, &[".schema observaton"]);
     assert!(failed);
-    assert!(err.contains("table 'observaton' not found") && err.contains("did you mean 'observation'?"), "{err}");
+    assert!(err.starts_with("error: table 'observaton' not found\n  = did you mean 'observation'?\n"), "{err}");
+    assert!(err.contains("  = tables: ") && err.contains("observation, "), "{err}");
+}
+
+#[test]
+fn schema_errors_point_into_no_hidden_sql_and_take_several_tables() {
+    let session = session();
+    let (out, err, _, failed) = drive(&session, &[".schema nosuch"]);
+    assert!(failed);
+    assert_eq!(out, "");
+    assert!(err.starts_with("error: table 'nosuch' not found\n"), "{err}");
+    assert!(!err.contains("-->") && !err.contains("SELECT"), "no pointer into SQL never typed: {err}");
+    assert!(err.contains("patient"), "what exists is listed: {err}");
+
+    let (out, err, _, failed) = drive(&session, &[".format csv;", ".schema patient condition ;"]);
+    assert!(!failed, "{err}");
+    assert!(out.starts_with("table,column,type\npatient,id,Utf8\n"), "{out}");
+    assert!(out.contains("\ncondition,id,Utf8\n"), "both tables: {out}");
+}
+
+#[test]
+fn extra_arguments_are_refused_and_a_final_semicolon_is_ignored() {
+    let session = session();
+    let (out, err, _, failed) = drive(&session, &[".format csv extra", ".format", ".tables x", ".timing on;"]);
+    assert!(failed);
+    assert!(err.contains("error: .format takes one argument at most, not \"csv extra\""), "{err}");
+    assert!(err.contains("error: .tables takes no argument, not \"x\""), "{err}");
+    assert_eq!(out, "table\ntiming on\n", "the format is unchanged; .timing on; works");
 }
 
 #[test]
@@ -114,7 +141,7 @@ fn unknown_commands_and_formats_are_errors_and_help_lists_commands() {
     assert!(failed);
     assert!(out.starts_with(HELP), "{out}");
     assert!(out.ends_with("table\n"), "the format is unchanged: {out}");
-    assert!(err.contains("unknown command or argument: .nope"), "{err}");
+    assert!(err.contains("unknown command: .nope"), "{err}");
     assert!(err.contains(".format takes table, csv, json or ndjson"), "{err}");
 }
 

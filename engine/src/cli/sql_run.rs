@@ -177,9 +177,8 @@ impl Results {
     /// When no statement returned rows for the file, or it cannot be written.
     pub(crate) fn finish(self) -> anyhow::Result<()> {
         match (self.target, self.file_writer) {
-            (Target::File(path), Some(writer)) => {
-                writer.finish().with_context(|| format!("writing {}", path.display()))
-            }
+            // The sink's errors name the file already.
+            (Target::File(_), Some(writer)) => Ok(writer.finish()?),
             (Target::File(path), None) => bail!("no statement returned rows: nothing written to {}", path.display()),
             (Target::Stream(_), _) => Ok(()),
         }

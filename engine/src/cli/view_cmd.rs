@@ -140,21 +140,28 @@ pub(super) fn run(args: &ViewArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         "running view"
     );
 
-    let destination = match &args.output {
-        Some(path) => path.display().to_string(),
-        None => "standard output".to_owned(),
-    };
+    // A file's errors name it already (see `open_writer`); standard output's do not.
+    let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
     let writer = open_writer(format, view.schema(), args.output.as_deref())?;
     let mut run = ViewRun::new(view, writer);
     for path in &inputs {
-        run.read_file(path).with_context(|| format!("writing to {destination}"))?;
+        on_stdout(run.read_file(path), to_stdout)?;
     }
-    let summary = run.finish().with_context(|| format!("writing to {destination}"))?;
+    let summary = on_stdout(run.finish(), to_stdout)?;
 
     if !quiet {
         sayln!("{summary}");
     }
     Ok(if summary.errors > 0 { ExitCode::from(EXIT_SOME_FAILED) } else { ExitCode::SUCCESS })
+}
+
+/// `result`, its error saying it was writing to standard output when `to_stdout`.
+fn on_stdout<T>(result: anyhow::Result<T>, to_stdout: bool) -> anyhow::Result<T> {
+    if to_stdout {
+        result.context("writing to standard output")
+    } else {
+        result
+    }
 }
 
 /// Reads and compiles the view file; errors name the file.

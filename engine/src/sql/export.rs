@@ -31,7 +31,8 @@
 //! type further into a file whose first resource has the declared type is therefore not
 //! seen by the tables of its own type.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -64,27 +65,50 @@ const KEPT_MESSAGES: usize = 20;
 /// Lines of an export that a query could not use (invalid JSON, a resource the view fails
 /// on, an unreadable file), counted across every scan of a session. A query still returns
 /// the other rows; the caller reports these.
+///
+/// Each place (a file's line, or a file that cannot be read) is counted and reported once
+/// per session, the first time a scan meets it: a statement that scans a table twice (a
+/// self-join, a `UNION`), or several statements over the same table, would otherwise
+/// report the same line again and again.
 #[derive(Debug, Default)]
 pub struct ExportIssues {
-    count: AtomicU64,
-    messages: Mutex<Vec<String>>,
+    state: Mutex<IssueState>,
+}
+
+#[derive(Debug, Default)]
+struct IssueState {
+    /// New problems since the last [`ExportIssues::take`].
+    count: u64,
+    /// The first messages of those.
+    messages: Vec<String>,
+    /// Hashes of every place reported in the session (a hash, not the text, to keep an
+    /// export with many bad lines small in memory).
+    seen: HashSet<u64>,
 }
 
 impl ExportIssues {
-    /// Counts one problem; `message` says where (file and line or byte offset) and why.
-    pub(super) fn report(&self, message: String) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let mut messages = self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if messages.len() < KEPT_MESSAGES {
-            messages.push(message);
+    /// Counts one problem at `place` (a file and line or byte offset, or a file) unless it
+    /// was counted before; `message` says where and why.
+    pub(super) fn report(&self, place: &str, message: String) {
+        let key = {
+            let mut hasher = std::hash::DefaultHasher::new();
+            place.hash(&mut hasher);
+            hasher.finish()
+        };
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !state.seen.insert(key) {
+            return;
+        }
+        state.count += 1;
+        if state.messages.len() < KEPT_MESSAGES {
+            state.messages.push(message);
         }
     }
 
     /// The problems since the last call: their number and the first messages.
     pub fn take(&self) -> (u64, Vec<String>) {
-        let count = self.count.swap(0, Ordering::Relaxed);
-        let messages = std::mem::take(&mut *self.messages.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        (count, messages)
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (std::mem::take(&mut state.count), std::mem::take(&mut state.messages))
     }
 }
 
@@ -226,5 +250,25 @@ impl TableProvider for ExportTable {
             })
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(projection.schema(), streams, None, [], false, limit)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_place_is_counted_once_per_session() {
+        let issues = ExportIssues::default();
+        issues.report("p.ndjson:3", "p.ndjson:3: invalid JSON".into());
+        issues.report("p.ndjson:3", "p.ndjson:3: invalid JSON".into());
+        issues.report("p.ndjson:4", "p.ndjson:4: invalid JSON".into());
+        assert_eq!(
+            issues.take(),
+            (2, vec!["p.ndjson:3: invalid JSON".to_owned(), "p.ndjson:4: invalid JSON".to_owned()])
+        );
+        // A later statement meeting the same line again does not report it again.
+        issues.report("p.ndjson:3", "p.ndjson:3: another reason".into());
+        assert_eq!(issues.take(), (0, vec![]));
     }
 }

@@ -272,7 +272,8 @@ impl Reader {
             let reader = match piece.file.open_at(piece.range.start.saturating_sub(1)) {
                 Ok(reader) => reader,
                 Err(e) => {
-                    self.issues.report(format!("{}: cannot open: {e}", piece.file.location));
+                    let place = piece.file.location.to_string();
+                    self.issues.report(&place, format!("{place}: cannot open: {e}"));
                     continue;
                 }
             };
@@ -296,13 +297,17 @@ impl Reader {
                     }
                     Err(e) => {
                         let at = lines.position();
-                        self.issues.report(format!("{}: read error at byte {at}: {e}", piece.file.location));
+                        let place = format!("{}: byte {at}", piece.file.location);
+                        self.issues.report(&place, format!("{}: read error at byte {at}: {e}", piece.file.location));
                         break;
                     }
                 };
                 if let Some((index, offset, reason)) = problem {
                     let at = if piece.range.start == 0 { format!("{}", index + 1) } else { format!("byte {offset}") };
-                    self.issues.report(format!("{}:{at}: {reason}", piece.file.location));
+                    // Keyed by the line, not the reason: scans of other columns may fail on
+                    // the same line for another reason.
+                    let place = format!("{}:{at}", piece.file.location);
+                    self.issues.report(&place, format!("{place}: {reason}"));
                 }
                 if builder.len() >= BATCH_ROWS && !self.send(builder.finish()) {
                     return;
