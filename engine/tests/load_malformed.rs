@@ -247,3 +247,18 @@ fn a_file_whose_content_contradicts_its_name_is_parsed() {
         outcome.report.summary()
     );
 }
+
+#[test]
+fn the_line_limit_applies_to_the_content_without_its_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = export_folder(dir.path());
+    let at_limit = format!(r#"{{"resourceType":"Patient","id":"crlf","text":"{}"}}"#, "x".repeat(1000));
+    let over = format!(r#"{{"resourceType":"Patient","id":"over","text":"{}"}}"#, "x".repeat(1001));
+    std::fs::write(export.join("Patient.ndjson"), format!("{at_limit}\r\n{over}\r\n")).unwrap();
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[export], &out, |o| o.max_line_bytes = at_limit.len());
+    assert_eq!(outcome.report.totals.loaded, 1, "a CRLF line of exactly the limit loads");
+    let dead = dead_letters(&out, &outcome.report.load_id);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0]["line"].as_u64(), dead[0]["reason"].as_str()), (Some(2), Some("oversized_line")), "{dead:?}");
+}

@@ -141,7 +141,8 @@ pub(crate) fn write_unmapped(
 }
 
 /// Counts the OperationOutcomes of the manifest's error files and quotes a few diagnostics.
-/// An unreadable file is reported as such rather than failing the load.
+/// Lines that are no OperationOutcome are counted apart, and an unreadable file is reported
+/// as such rather than failing the load: the server's errors are reported, never loaded.
 pub(crate) fn read_server_errors(files: &[Location]) -> Vec<ServerErrors> {
     files
         .iter()
@@ -152,25 +153,34 @@ pub(crate) fn read_server_errors(files: &[Location]) -> Vec<ServerErrors> {
             let lines = match opened.and_then(|reader| LineReader::from_reader(report.path.clone(), reader)) {
                 Ok(lines) => lines,
                 Err(e) => {
-                    report.examples.push(format!("unreadable: {e}"));
+                    report.unreadable = Some(e.to_string());
                     return report;
                 }
             };
             for line in lines {
-                let Ok(line) = line else { break };
-                report.outcomes += 1;
-                if report.examples.len() < ERROR_EXAMPLES {
-                    report.examples.push(diagnostics_of(&line.bytes));
+                let line = match line {
+                    Ok(line) => line,
+                    Err(e) => {
+                        report.unreadable = Some(e.to_string());
+                        break;
+                    }
+                };
+                match serde_json::from_slice::<serde_json::Value>(&line.bytes) {
+                    Ok(outcome) if outcome["resourceType"] == "OperationOutcome" => {
+                        report.outcomes += 1;
+                        if report.examples.len() < ERROR_EXAMPLES {
+                            report.examples.push(crate::bulk::outcome::describe(&outcome));
+                        }
+                    }
+                    _ => {
+                        report.other_lines += 1;
+                        if report.examples.len() < ERROR_EXAMPLES {
+                            report.examples.push(format!("line {}: not an OperationOutcome", line.number));
+                        }
+                    }
                 }
             }
             report
         })
         .collect()
-}
-
-fn diagnostics_of(line: &[u8]) -> String {
-    match serde_json::from_slice::<serde_json::Value>(line) {
-        Ok(outcome) => crate::bulk::outcome::describe(&outcome),
-        Err(_) => "not valid JSON".to_owned(),
-    }
 }

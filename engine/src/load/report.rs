@@ -95,8 +95,19 @@ pub struct ServerErrors {
     pub path: String,
     /// OperationOutcome resources in it.
     pub outcomes: u64,
+    /// Non-blank lines that are no OperationOutcome (invalid JSON, other resources): the
+    /// file is not what the manifest says, and its count of outcomes says less.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_lines: u64,
+    /// Why the file could not be read (missing, unreadable part-way), when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
     /// The first few diagnostics, for a quick look.
     pub examples: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The report of one load.
@@ -304,7 +315,21 @@ impl LoadReport {
             }
         }
         for e in &self.server_errors {
-            let _ = writeln!(s, "  server reported {} OperationOutcomes in {}", e.outcomes, e.path);
+            match &e.unreadable {
+                Some(why) if e.outcomes == 0 && e.other_lines == 0 => {
+                    let _ = writeln!(s, "  server error file {} could not be read: {why}", e.path);
+                }
+                _ => {
+                    let _ = write!(s, "  server reported {} OperationOutcomes in {}", e.outcomes, e.path);
+                    if e.other_lines > 0 {
+                        let _ = write!(s, " ({} other lines are no OperationOutcome)", e.other_lines);
+                    }
+                    if let Some(why) = &e.unreadable {
+                        let _ = write!(s, " (read stopped: {why})");
+                    }
+                    let _ = writeln!(s);
+                }
+            }
         }
         if self.status == "committed" {
             let width = self.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).max(5);

@@ -86,7 +86,7 @@ pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow
                             }
                         }
                     }
-                    part.bytes = lines.position() - from;
+                    part.bytes = lines.bytes_owned();
                 }
             }
             total.lock().expect("no panics while held").add(&part);

@@ -173,7 +173,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
             done.report.lines += lines.lines_read();
             done.report.blank_lines = lines.lines_read() - non_blank;
             let read = lines.position() - from;
-            done.report.bytes = read;
+            done.report.bytes = lines.bytes_owned();
             shared.progress.inc(if file.compressed { file.size } else { read.saturating_sub(consumed) });
         }
     }

@@ -111,12 +111,21 @@ impl Warehouse {
         Some(target.file_name()?.to_string_lossy().into_owned())
     }
 
-    /// Drops a staged load without publishing it (a failed load).
+    /// Drops a load that was not published (a failed load): its staging folder, or, when
+    /// [`publish`](Self::publish) failed after moving it into `snapshots/` (a table name
+    /// taken by a foreign folder), that snapshot. The snapshot `current` points to is never
+    /// removed: a failure after the commit point leaves the load published.
     pub fn abandon(&self, load_id: &str) {
-        let dir = self.meta().join("staging").join(load_id);
+        let meta = self.meta();
+        let staging = meta.join("staging").join(load_id);
+        let snapshot = meta.join("snapshots").join(load_id);
+        let dir = if staging.exists() || self.current().as_deref() == Some(load_id) { staging } else { snapshot };
         if let Err(e) = fs::remove_dir_all(&dir) {
-            tracing::warn!(path = %dir.display(), error = %e, "could not remove the staging folder");
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %dir.display(), error = %e, "could not remove the folder of a failed load");
+            }
         }
+        let _ = fs::remove_file(meta.join(format!("current.{load_id}.tmp")));
     }
 
     /// Publishes the staged load `load_id`, whose folder holds one folder per table in
@@ -405,6 +414,30 @@ mod tests {
         stage(&w, "L1", "patient", "x");
         let err = w.publish("L1", &["patient".into()]).unwrap_err().to_string();
         assert!(err.contains("refusing"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_publish_leaves_no_snapshot_and_the_published_state_as_it_was() {
+        let root = tempfile::tempdir().unwrap();
+        let w = Warehouse::open(root.path()).unwrap();
+        stage(&w, "L1", "patient", "one");
+        w.publish("L1", &["patient".into()]).unwrap();
+        fs::create_dir(root.path().join("encounter")).unwrap();
+        stage(&w, "L2", "patient", "two");
+        stage(&w, "L2", "encounter", "two");
+        assert!(w.publish("L2", &["patient".into(), "encounter".into()]).is_err());
+        w.abandon("L2");
+        let snapshots: Vec<_> = fs::read_dir(root.path().join("_fhirhouse/snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(snapshots, ["L1"]);
+        assert_eq!(w.current().as_deref(), Some("L1"));
+        assert_eq!(fs::read_to_string(root.path().join("patient/part.txt")).unwrap(), "one");
+
+        // Abandoning the published load (a failure after the commit point) keeps it.
+        w.abandon("L1");
+        assert_eq!(fs::read_to_string(root.path().join("patient/part.txt")).unwrap(), "one");
     }
 
     #[test]

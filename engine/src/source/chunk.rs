@@ -69,6 +69,9 @@ pub struct ChunkLines<R> {
     reader: R,
     /// File offset of the next unread byte.
     pos: u64,
+    /// File offset of the first line the range owns, once the line straddling its start has
+    /// been skipped: the bytes before it are counted by the previous range.
+    owned_from: u64,
     /// Lines starting at or after this offset belong to the next range.
     end: u64,
     max_line_bytes: usize,
@@ -89,6 +92,7 @@ impl<R: BufRead> ChunkLines<R> {
         ChunkLines {
             reader,
             pos,
+            owned_from: range.start,
             end: range.end,
             max_line_bytes,
             buf: Vec::new(),
@@ -111,6 +115,14 @@ impl<R: BufRead> ChunkLines<R> {
         self.pos
     }
 
+    /// Bytes of the lines this range owns read so far, line endings included: the ranges of
+    /// a file read to the end add up to its size, though each reads a little of its
+    /// neighbours.
+    #[must_use]
+    pub fn bytes_owned(&self) -> u64 {
+        self.pos.saturating_sub(self.owned_from)
+    }
+
     /// The next non-blank line of the range, or `None` after its last line.
     ///
     /// # Errors
@@ -123,6 +135,7 @@ impl<R: BufRead> ChunkLines<R> {
                 // The previous range owns the line that straddles our start; skip to its end.
                 self.read_line(0)?;
             }
+            self.owned_from = self.pos;
         }
         loop {
             if self.pos >= self.end {
@@ -156,6 +169,9 @@ impl<R: BufRead> ChunkLines<R> {
     /// of the stream.
     fn read_line(&mut self, keep: usize) -> io::Result<Option<u64>> {
         self.buf.clear();
+        // The cap is on the content, line ending excluded, but whether a `\r` ends the line
+        // is only known at its `\n`: buffer one byte more, and decide after stripping it.
+        let buffered = keep.saturating_add(1);
         let mut len: u64 = 0;
         let mut consumed_any = false;
         let mut oversized = false;
@@ -178,7 +194,7 @@ impl<R: BufRead> ChunkLines<R> {
             if let Some(&b) = piece.last() {
                 last_byte = Some(b);
             }
-            if !oversized && len > keep as u64 {
+            if !oversized && len > buffered as u64 {
                 oversized = true;
                 let room = OVERSIZED_HEAD_BYTES.saturating_sub(self.buf.len());
                 self.buf.extend_from_slice(&piece[..room.min(piece.len())]);
@@ -201,6 +217,10 @@ impl<R: BufRead> ChunkLines<R> {
             if !oversized {
                 self.buf.pop();
             }
+        }
+        if !oversized && len > keep as u64 {
+            // One byte over without a `\r`: oversized after all, and kept like any other.
+            self.buf.truncate(OVERSIZED_HEAD_BYTES);
         }
         Ok(Some(len))
     }
@@ -261,6 +281,35 @@ mod tests {
         assert_eq!(got[1].0, 1);
         assert_eq!(got[1].2, format!("OVERSIZED 5000 {}", "x".repeat(OVERSIZED_HEAD_BYTES)));
         assert_eq!(got[2].2, "after");
+    }
+
+    #[test]
+    fn the_cap_is_on_the_content_without_its_line_ending() {
+        for ending in ["\n", "\r\n", ""] {
+            let at_cap = "y".repeat(2000);
+            let over = "z".repeat(2001);
+            let data = format!("{at_cap}\r\n{over}\r\n{at_cap}{ending}");
+            let got = read_all(data.as_bytes(), 1 << 20, 2000);
+            assert_eq!(got.len(), 3, "{ending:?}");
+            assert_eq!(got[0].2, at_cap, "a CRLF line of exactly the cap is whole");
+            assert_eq!(got[1].2, format!("OVERSIZED 2001 {}", "z".repeat(OVERSIZED_HEAD_BYTES)));
+            assert_eq!(got[2].2, at_cap, "{ending:?}");
+        }
+    }
+
+    #[test]
+    fn owned_bytes_of_all_ranges_add_up_to_the_file_size() {
+        let data = b"{\"a\":1}\n\n{\"bb\":22}\r\n   \n{\"c\":3}\n{\"d\":4}";
+        for target in 1..=data.len() as u64 + 1 {
+            let mut total = 0;
+            for range in plan_ranges(data.len() as u64, target) {
+                let from = range.start.saturating_sub(1) as usize;
+                let mut lines = ChunkLines::new(&data[from..], range, 1 << 20);
+                while lines.next_line().unwrap().is_some() {}
+                total += lines.bytes_owned();
+            }
+            assert_eq!(total, data.len() as u64, "target {target}");
+        }
     }
 
     #[test]

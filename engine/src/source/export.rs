@@ -33,11 +33,16 @@ pub struct Export {
 }
 
 /// The parts of a Bulk Data manifest that matter for loading.
+///
+/// The specification requires `transactionTime`, `request`, `requiresAccessToken`, `output`
+/// and `error`, but exports written by tools and copied by hand often lack all but `output`
+/// (and servers leave out an empty `error`), so only `output` is required here: without it
+/// the file is no manifest at all (a resource, a Bundle, `{}`), and loading it as one would
+/// publish an empty warehouse.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Manifest {
     transaction_time: Option<String>,
-    #[serde(default)]
     output: Vec<ManifestEntry>,
     #[serde(default)]
     error: Vec<ManifestEntry>,
@@ -54,8 +59,8 @@ struct ManifestEntry {
 
 /// Resolves an export named by folders, data files, a `manifest.json`, or object-store URLs.
 ///
-/// A single input ending in `.json` (not `.ndjson`) is read as a Bulk Data manifest, from the
-/// file system or the store: relative `output[].url`s are resolved against the manifest's
+/// An input ending in `.json` (not `.ndjson`) is read as a Bulk Data manifest, from the
+/// file system or the store, and must be the only input: relative `output[].url`s are resolved against the manifest's
 /// location, absolute URLs (`https://` as Bulk Data servers write them, `s3://`, ...) are read
 /// through their store, `file://` URLs only from a local manifest. Otherwise a local path is
 /// expanded by [`discover_inputs`]; a URL ending in an input suffix names one object, and any
@@ -65,7 +70,8 @@ struct ManifestEntry {
 ///
 /// # Errors
 ///
-/// [`SourceError::Manifest`] for an unreadable or malformed manifest or an unsupported entry,
+/// [`SourceError::Manifest`] for an unreadable or malformed manifest, a `.json` file that is
+/// no manifest (no `output` array), a manifest given with other inputs, or an unsupported entry,
 /// [`SourceError::Store`] naming the URL for an object-store failure, and the errors of
 /// [`discover_inputs`] and [`ExportFile::inspect`](super::ExportFile::inspect).
 pub fn open_export(inputs: &[Address]) -> Result<Export, SourceError> {
@@ -76,6 +82,17 @@ pub fn open_export(inputs: &[Address]) -> Result<Export, SourceError> {
     }
     let mut pending: Vec<Pending> = Vec::new();
     for input in inputs {
+        if is_manifest_name(input) {
+            // Read as data, a manifest would only make dead letters; its files, alongside
+            // other inputs, would leave open which export `transactionTime` belongs to.
+            read_manifest(input)?;
+            return Err(SourceError::Manifest {
+                manifest: input.to_string(),
+                reason: "a Bulk Data manifest must be the only input (it names the export's files itself); \
+                         load it alone, or name the NDJSON files or their folder instead"
+                    .to_owned(),
+            });
+        }
         match input {
             Address::Local(path) => {
                 pending.extend(discover_inputs(&[path])?.into_iter().map(|p| named(Location::Local(p), None)));
@@ -104,6 +121,7 @@ fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
             return Ok(discover_inputs(&[path])?.into_iter().map(|p| named(Location::Local(p), None)).collect());
         }
         Location::Object { store, path, .. } => (std::sync::Arc::clone(store), path.clone()),
+        Location::Spooled { .. } => unreachable!("a URL never names a stream"),
     };
     if has_input_suffix(&store::file_name(&path)) {
         return Ok(vec![named(location, None)]);
@@ -139,11 +157,33 @@ fn named(location: Location, size: Option<u64>) -> Pending {
     Pending { type_from_name: declared_type.is_some(), declared_type, location, size }
 }
 
-fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
+/// Reads and checks a manifest: a JSON object with an `output` array.
+fn read_manifest(manifest: &Address) -> Result<Manifest, SourceError> {
     let manifest_error = |reason: String| SourceError::Manifest { manifest: manifest.to_string(), reason };
     let bytes = read_whole(manifest).map_err(|e| manifest_error(format!("cannot read: {e}")))?;
-    let parsed: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| manifest_error(format!("not a Bulk Data manifest: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        manifest_error(format!(
+            "not a Bulk Data manifest (not one JSON document: {e}); give NDJSON files a .ndjson name"
+        ))
+    })?;
+    let what = match &value {
+        serde_json::Value::Object(fields) if fields.get("output").is_some_and(serde_json::Value::is_array) => None,
+        serde_json::Value::Object(fields) => match fields.get("resourceType").and_then(serde_json::Value::as_str) {
+            Some(resource_type) => Some(format!("a FHIR {resource_type} resource, no \"output\" array")),
+            None if fields.contains_key("output") => Some("\"output\" is not an array".to_owned()),
+            None => Some("no \"output\" array".to_owned()),
+        },
+        _ => Some("not a JSON object".to_owned()),
+    };
+    if let Some(what) = what {
+        return Err(manifest_error(format!("not a Bulk Data manifest ({what}); give NDJSON files a .ndjson name")));
+    }
+    serde_json::from_value(value).map_err(|e| manifest_error(format!("not a Bulk Data manifest: {e}")))
+}
+
+fn open_manifest(manifest: &Address) -> Result<Export, SourceError> {
+    let manifest_error = |reason: String| SourceError::Manifest { manifest: manifest.to_string(), reason };
+    let parsed = read_manifest(manifest)?;
     let resolve = |i: usize, section: &str, url: &str| {
         resolve_entry(manifest, url).map_err(|reason| manifest_error(format!("{section}[{i}].url {url:?}: {reason}")))
     };
@@ -178,6 +218,7 @@ fn read_whole(address: &Address) -> Result<Vec<u8>, String> {
     };
     match Location::from_url(url).map_err(|e| e.reason)? {
         Location::Local(path) => fs::read(path).map_err(|e| e.to_string()),
+        Location::Spooled { .. } => unreachable!("a URL never names a stream"),
         Location::Object { store, path, .. } => {
             store::run(async move { store.get(&path).await?.bytes().await }).map(Vec::from).map_err(|e| e.to_string())
         }

@@ -3,6 +3,12 @@
 //! A [`Location`] opens a reader from any byte offset: a local file seeks, an object is read
 //! with one ranged GET streamed through [`ObjectReader`]. [`ExportFile`] adds what the load
 //! needs to know before reading: size, declared type, compression.
+//!
+//! A local input that is no regular file (a pipe, `/dev/stdin`, a FIFO, `<(...)`) has no size
+//! and cannot be read twice, while a load reads parts of a file again (the first line to
+//! check a declared type, duplicate resources, merge keys). Such a stream is therefore read
+//! once, sequentially, into a temporary file (under `TMPDIR`) that stands in for it:
+//! [`Location::Spooled`].
 
 use std::fmt;
 use std::fs::File;
@@ -26,6 +32,14 @@ const READ_BUFFER: usize = 256 * 1024;
 pub enum Location {
     /// A local file.
     Local(PathBuf),
+    /// A local stream (pipe, FIFO, character device) copied into a temporary file, which is
+    /// read in its place and removed when the last clone of the location is dropped.
+    Spooled {
+        /// The path the user named, for messages and reports.
+        origin: PathBuf,
+        /// The copy.
+        copy: Arc<tempfile::TempPath>,
+    },
     /// An object in an object store.
     Object {
         /// The store holding it.
@@ -63,13 +77,8 @@ impl Location {
     /// with the first read.
     pub fn open(&self, offset: u64) -> io::Result<Box<dyn BufRead + Send>> {
         match self {
-            Location::Local(path) => {
-                let mut file = File::open(path)?;
-                if offset > 0 {
-                    file.seek(SeekFrom::Start(offset))?;
-                }
-                Ok(Box::new(BufReader::with_capacity(READ_BUFFER, file)))
-            }
+            Location::Local(path) => open_local(path, offset),
+            Location::Spooled { copy, .. } => open_local(copy, offset),
             Location::Object { store, path, url } => {
                 Ok(Box::new(ObjectReader::open(Arc::clone(store), path.clone(), offset, url.to_string())))
             }
@@ -81,7 +90,7 @@ impl Location {
     #[must_use]
     pub fn supports_ranges(&self) -> bool {
         match self {
-            Location::Local(_) => true,
+            Location::Local(_) | Location::Spooled { .. } => true,
             Location::Object { url, .. } => !matches!(url.scheme(), "http" | "https"),
         }
     }
@@ -90,7 +99,7 @@ impl Location {
     #[must_use]
     pub fn name(&self) -> String {
         match self {
-            Location::Local(path) => {
+            Location::Local(path) | Location::Spooled { origin: path, .. } => {
                 path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
             }
             Location::Object { path, .. } => store::file_name(path),
@@ -101,7 +110,7 @@ impl Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::Local(path) => write!(f, "{}", path.display()),
+            Location::Local(path) | Location::Spooled { origin: path, .. } => write!(f, "{}", path.display()),
             Location::Object { url, .. } => f.write_str(url.as_str()),
         }
     }
@@ -111,6 +120,9 @@ impl fmt::Debug for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Local(path) => f.debug_tuple("Local").field(path).finish(),
+            Location::Spooled { origin, copy } => {
+                f.debug_struct("Spooled").field("origin", origin).field("copy", &copy.to_path_buf()).finish()
+            }
             Location::Object { url, .. } => f.debug_tuple("Object").field(&url.as_str()).finish(),
         }
     }
@@ -120,6 +132,7 @@ impl PartialEq for Location {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Location::Local(a), Location::Local(b)) => a == b,
+            (Location::Spooled { copy: a, .. }, Location::Spooled { copy: b, .. }) => Arc::ptr_eq(a, b),
             (Location::Object { url: a, .. }, Location::Object { url: b, .. }) => a == b,
             _ => false,
         }
@@ -246,13 +259,54 @@ pub(crate) fn inspect_all(pending: Vec<Pending>) -> Result<Vec<ExportFile>, Sour
         store::run(store::run_bounded(inspections, CONCURRENT_INSPECTIONS)).into_iter().collect();
     let mut files = Vec::with_capacity(pending.len());
     for (i, Pending { location, declared_type, type_from_name, .. }) in pending.into_iter().enumerate() {
+        let location = match location {
+            Location::Local(path) if is_stream(&path) => spool(path)?,
+            other => other,
+        };
         let (size, compressed) = match &location {
             Location::Local(path) => inspect_local(path)?,
+            Location::Spooled { copy, .. } => inspect_local(copy)?,
             Location::Object { .. } => inspected.remove(&i).expect("every object was inspected")?,
         };
         files.push(ExportFile { location, declared_type, type_from_name, size, compressed });
     }
     Ok(files)
+}
+
+/// A buffered reader of a local file from `offset` on.
+fn open_local(path: &std::path::Path, offset: u64) -> io::Result<Box<dyn BufRead + Send>> {
+    let mut file = File::open(path)?;
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset))?;
+    }
+    Ok(Box::new(BufReader::with_capacity(READ_BUFFER, file)))
+}
+
+/// Whether `path` (links followed) exists and is neither a regular file nor a folder.
+fn is_stream(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Copies the stream at `origin` into a temporary file named like it (so that a `.gz` suffix
+/// still tells), reading it exactly once.
+fn spool(origin: PathBuf) -> Result<Location, SourceError> {
+    let open_error = |source| SourceError::Open { path: origin.clone(), source };
+    let mut input = File::open(&origin).map_err(open_error)?;
+    let name = origin.file_name().map_or_else(|| "stream".to_owned(), |n| n.to_string_lossy().into_owned());
+    let mut copy =
+        tempfile::Builder::new().prefix("fhirhouse-stream-").suffix(&format!("-{name}")).tempfile().map_err(|e| {
+            open_error(io::Error::new(e.kind(), format!("cannot create a temporary copy of the stream: {e}")))
+        })?;
+    io::copy(&mut input, copy.as_file_mut()).map_err(|e| {
+        let at = copy.path().display();
+        SourceError::Read {
+            path: origin.clone(),
+            line: 0,
+            source: io::Error::new(e.kind(), format!("copying to {at}: {e}")),
+        }
+    })?;
+    tracing::debug!(origin = %origin.display(), copy = %copy.path().display(), "stream copied");
+    Ok(Location::Spooled { origin, copy: Arc::new(copy.into_temp_path()) })
 }
 
 fn inspect_local(path: &std::path::Path) -> Result<(u64, bool), SourceError> {
