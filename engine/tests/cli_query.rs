@@ -201,26 +201,28 @@ fn syntax_errors_point_at_the_token() {
     assert!(err.contains("1 | SELECT count(*) FORM patient\n  |                      ^"), "{err}");
 }
 
+/// The message of a run that must stop with status 2 for want of `path`, checking that it
+/// names the path and the system's reason once each, though the errors that carry the
+/// reason also write it into their own message.
+fn fatal_for_missing(args: &[&str], path: &str) -> String {
+    let out = fhirhouse(args, None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out).to_owned();
+    assert_eq!(err.matches(path).count(), 1, "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+    err
+}
+
 #[test]
 fn a_missing_warehouse_is_fatal() {
-    let out = fhirhouse(&["query", "/nonexistent/warehouse", "SELECT 1"], None);
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let err = fatal_for_missing(&["query", "/nonexistent/warehouse", "SELECT 1"], "/nonexistent/warehouse");
     assert!(err.starts_with("error: cannot open the warehouse: /nonexistent/warehouse: not a warehouse"), "{err}");
-    // The path and the system's reason once each, though the errors that carry the reason
-    // also name it in their own message.
-    assert_eq!(err.matches("/nonexistent/warehouse").count(), 1, "{err}");
-    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
 
 #[test]
 fn a_missing_export_is_named_once_with_its_reason_once() {
-    let out = fhirhouse(&["query", "--export", "/nonexistent/export", "SELECT 1"], None);
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let err = fatal_for_missing(&["query", "--export", "/nonexistent/export", "SELECT 1"], "/nonexistent/export");
     assert!(err.starts_with("error: cannot open the export: /nonexistent/export: no such file or folder"), "{err}");
-    assert_eq!(err.matches("/nonexistent/export").count(), 1, "{err}");
-    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
 
 #[test]
