@@ -79,3 +79,41 @@ fn newest_copy_wins_and_older_copies_are_dead_lettered() {
     assert!(superseded.contains(&(second[1].clone(), 2)), "{superseded:?}");
     assert!(superseded.contains(&(first[2].clone(), 3)), "{superseded:?}");
 }
+
+#[test]
+fn unmapped_codes_are_counted_for_the_rows_the_tables_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    // SNOMED CT codes no map has: each copy of c1 has its own, and only the winner's row stays.
+    let condition = |id: &str, version: &str, code: &str| {
+        serde_json::json!({"resourceType": "Condition", "id": id, "meta": {"versionId": version},
+            "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]}})
+        .to_string()
+    };
+    let lines = [
+        condition("c1", "2", "999999997"),
+        condition("c1", "10", "999999998"),
+        condition("c1", "3", "999999999"),
+        condition("c2", "1", "999999990"),
+    ];
+    std::fs::write(export.join("Condition.ndjson"), lines.join("\n")).unwrap();
+
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[export], &out, |_| {});
+    assert!(outcome.committed(), "{:?}", outcome.report.failure);
+    assert_eq!(outcome.report.duplicates.as_ref().unwrap().superseded, 2);
+    assert_eq!(outcome.report.unmapped_codes.as_ref().unwrap().rows, 2);
+    let ctx = datafusion::prelude::SessionContext::new();
+    fhirhouse::sql::register_warehouse(&ctx, &out).unwrap();
+    let sql = "SELECT CAST(code AS VARCHAR), count FROM _dq_unmapped_codes ORDER BY 1";
+    let batches = fhirhouse::sql::query_blocking(&ctx, sql).unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("| 9"))
+        .map(|l| l.split('|').map(str::trim).filter(|c| !c.is_empty()).collect())
+        .collect();
+    assert_eq!(rows, [["999999990", "1"], ["999999998", "1"]], "{text}");
+}

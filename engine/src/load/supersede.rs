@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use arrow::array::{Array, BooleanArray, StringArray};
 use arrow::compute::filter_record_batch;
-use arrow::record_batch::RecordBatchReader;
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use serde::Serialize;
 
@@ -21,9 +21,11 @@ use super::catalog::Catalog;
 use super::dead_letter::{DeadLetterWriter, DeadLine, Reason};
 use super::dedup::{ids_by_type, Duplicate};
 use super::PipelineOutput;
+use crate::sink::partition::PartitionValue;
 use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
 use crate::sink::ParquetWriter;
 use crate::source::ExportFile;
+use crate::terminology::UnmappedCounts;
 use crate::view::{CompiledView, Json, ViewSet};
 
 /// How many duplicate keys the report lists by name.
@@ -76,21 +78,19 @@ pub(crate) fn apply(
             let dir = staging.join(&catalog.layouts[table].name);
             drop_rows(&dir, &mut pipeline.outputs[table], column, type_ids)?;
         }
-        let mut views = ViewSet::new(tables.iter().map(|&i| catalog.views[i].clone()));
-        for d in duplicates.iter().filter(|d| &d.resource_type == resource_type) {
-            let mut bytes = d.winner_bytes.clone();
-            let tape = simd_json::to_tape(&mut bytes).context("re-reading a duplicate")?;
-            views
-                .append(resource_type, Json::root(&tape))
-                .map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
+        let of_type: Vec<&Duplicate> = duplicates.iter().filter(|d| &d.resource_type == resource_type).collect();
+        // Not counted again for _dq_unmapped_codes: the winner's rows were counted when
+        // they were first loaded.
+        let winners = of_type.iter().map(|d| d.winner_bytes.as_slice());
+        for (table, partition, batch) in crosswalked_rows(catalog, &tables, resource_type, winners, None)? {
+            winners_writer.write(table, partition, &batch)?;
         }
-        for (builder, &table) in views.builders_mut().iter_mut().zip(&tables) {
-            // Not counted again for _dq_unmapped_codes: the winner's rows were counted when
-            // they were first loaded.
-            for (partition, batch) in catalog.finish_batch(table, builder.finish(), None)? {
-                winners_writer.write(table, partition, &batch)?;
-            }
-        }
+        // The losers' rows were counted too, and are gone from the tables now: so are their
+        // unmapped codes.
+        let mut counted = UnmappedCounts::default();
+        let losers = of_type.iter().flat_map(|d| d.losers.iter().map(|(_, bytes)| bytes.as_slice()));
+        crosswalked_rows(catalog, &tables, resource_type, losers, Some(&mut counted))?;
+        pipeline.collected.unmapped.subtract(&counted);
     }
     for (total, added) in pipeline.outputs.iter_mut().zip(winners_writer.finish()?) {
         total.rows += added.rows;
@@ -122,6 +122,30 @@ pub(crate) fn apply(
         }
     }
     Ok(report)
+}
+
+/// The rows of the views `tables` (all of `resource_type`) for `lines`, crosswalked (counting
+/// unmapped codes into `counts` when given) and split by partition.
+fn crosswalked_rows<'a>(
+    catalog: &Catalog,
+    tables: &[usize],
+    resource_type: &str,
+    lines: impl Iterator<Item = &'a [u8]>,
+    mut counts: Option<&mut UnmappedCounts>,
+) -> anyhow::Result<Vec<(usize, PartitionValue, RecordBatch)>> {
+    let mut views = ViewSet::new(tables.iter().map(|&i| catalog.views[i].clone()));
+    for line in lines {
+        let mut bytes = line.to_vec();
+        let tape = simd_json::to_tape(&mut bytes).context("re-reading a duplicate")?;
+        views.append(resource_type, Json::root(&tape)).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
+    }
+    let mut rows = Vec::new();
+    for (builder, &table) in views.builders_mut().iter_mut().zip(tables) {
+        for (partition, batch) in catalog.finish_batch(table, builder.finish(), counts.as_deref_mut())? {
+            rows.push((table, partition, batch));
+        }
+    }
+    Ok(rows)
 }
 
 /// The index of the view's top-level `getResourceKey()` column, if it has one.

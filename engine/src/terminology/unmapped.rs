@@ -112,6 +112,27 @@ impl UnmappedCounts {
         }
     }
 
+    /// Takes `other`'s counts off these (rows counted that were later dropped: superseded
+    /// duplicates); a code whose count reaches 0 is no longer listed.
+    pub fn subtract(&mut self, other: &UnmappedCounts) {
+        for (mine, theirs) in self.bindings.iter_mut().zip(&other.bindings) {
+            for (system, codes) in theirs {
+                let Some(into) = mine.get_mut(system) else { continue };
+                for (code, tally) in codes {
+                    if let Some(left) = into.get_mut(code) {
+                        left.count = left.count.saturating_sub(tally.count);
+                        if left.count == 0 {
+                            into.remove(code);
+                        }
+                    }
+                }
+                if into.is_empty() {
+                    mine.remove(system);
+                }
+            }
+        }
+    }
+
     /// Rows counted, all codes together.
     #[must_use]
     pub fn total(&self) -> u64 {
