@@ -6,7 +6,7 @@
 //! OperationOutcomes). [`open_export`] resolves either into an [`Export`].
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
@@ -229,7 +229,7 @@ fn read_whole(address: &Address) -> Result<Vec<u8>, String> {
 fn resolve_entry(manifest: &Address, entry: &str) -> Result<Location, String> {
     if entry.split_once("://").is_none() {
         return match manifest {
-            Address::Local(path) => Ok(Location::Local(path.parent().unwrap_or(Path::new(".")).join(entry))),
+            Address::Local(path) => Ok(Location::Local(local_entry(path.parent().unwrap_or(Path::new(".")), entry))),
             Address::Url(base) => {
                 let url = base.join(entry).map_err(|e| format!("cannot resolve against the manifest: {e}"))?;
                 Location::from_url(&url).map_err(|e| e.reason)
@@ -241,6 +241,23 @@ fn resolve_entry(manifest: &Address, entry: &str) -> Result<Location, String> {
         return Err("file:// URLs are only read from a local manifest".to_owned());
     }
     Location::from_url(&url).map_err(|e| e.reason)
+}
+
+/// The file a local manifest's relative `url` names in `folder`. The entry is a URL, so
+/// `sub%20dir/a.ndjson` is `sub dir/a.ndjson`; but manifests written by hand often hold the
+/// path as it is, so a file of the undecoded name is taken first.
+fn local_entry(folder: &Path, entry: &str) -> PathBuf {
+    let as_written = folder.join(entry);
+    if as_written.exists() || !entry.contains('%') {
+        return as_written;
+    }
+    // Decoded as a URL under a stand-in root, which the decoded path then drops again.
+    let decoded = Url::parse("file:///manifest-folder/")
+        .and_then(|root| root.join(entry))
+        .ok()
+        .and_then(|url| url.to_file_path().ok())
+        .and_then(|path| path.strip_prefix("/manifest-folder").ok().map(|relative| folder.join(relative)));
+    decoded.unwrap_or(as_written)
 }
 
 #[cfg(test)]
@@ -280,6 +297,20 @@ mod tests {
         assert_eq!(export.error_files, [Location::Local(d.join("err.ndjson"))]);
         assert_eq!(export.deleted_files, [Location::Local(d.join("sub/Obs.ndjson"))]);
         assert_eq!(export.transaction_time.as_deref(), Some("2024-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn relative_urls_are_percent_decoded_unless_a_file_has_the_name_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("sub dir")).unwrap();
+        fs::write(d.join("sub dir/Pat ient.ndjson"), "{}\n").unwrap();
+        fs::write(d.join("100%25.ndjson"), "{}\n").unwrap();
+        assert_eq!(local_entry(d, "sub%20dir/Pat%20ient.ndjson"), d.join("sub dir/Pat ient.ndjson"));
+        assert_eq!(local_entry(d, "sub dir/Pat ient.ndjson"), d.join("sub dir/Pat ient.ndjson"));
+        assert_eq!(local_entry(d, "100%25.ndjson"), d.join("100%25.ndjson"), "a file of that very name");
+        assert_eq!(local_entry(d, "gone%20.ndjson"), d.join("gone .ndjson"));
+        assert_eq!(local_entry(Path::new(""), "a%20b.ndjson"), Path::new("a b.ndjson"));
     }
 
     #[test]
