@@ -47,8 +47,8 @@ A summary (patients, resources, bytes, seconds, MB/s) goes to standard error.";
 /// Arguments of `fhirhouse gen`.
 #[derive(Debug, Args)]
 pub struct GenArgs {
-    /// Number of patients to generate.
-    #[arg(short = 'n', long, value_name = "N")]
+    /// Number of patients to generate (at least 1).
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub patients: u64,
 
     /// The export folder to write (created; NDJSON files and manifest there are replaced).

@@ -277,6 +277,14 @@ mod tests {
     }
 
     #[test]
+    fn gen_needs_at_least_one_patient() {
+        // With none it would write an export of the shared practitioners and organisations.
+        let err = Cli::try_parse_from(["fhirhouse", "gen", "-n", "0", "-o", "x"]).unwrap_err().to_string();
+        assert!(err.contains("invalid value '0' for '--patients <N>': 0 is not in 1.."), "{err}");
+        assert!(Cli::try_parse_from(["fhirhouse", "gen", "-n", "1", "-o", "x"]).is_ok());
+    }
+
+    #[test]
     fn quiet_is_accepted_before_and_after_the_subcommand() {
         for args in
             [&["fhirhouse", "-q", "view", "v.json", "in/"][..], &["fhirhouse", "view", "v.json", "in/", "--quiet"][..]]
