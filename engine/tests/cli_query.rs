@@ -358,3 +358,29 @@ fn the_shell_reads_piped_input_without_prompts() {
     assert_eq!(out.status.code(), Some(1), "a failed statement in piped input");
     assert!(stderr(&out).contains("column 'nothing' not found"), "{}", stderr(&out));
 }
+
+/// Nested values, binary and non-finite floats: every one a value of its own in each format.
+const NESTED: &str = "SELECT named_struct('d', CAST(1.50 AS DECIMAL(10, 2)), 'dt', DATE '2020-01-02') AS s, \
+                      map(['a'], [1]) AS m, [named_struct('a', 1)] AS ls, \
+                      arrow_cast(make_array(1, 2), 'FixedSizeList(2, Int64)') AS f, \
+                      arrow_cast('ab', 'Binary') AS b, 1.0 / 0.0 AS inf, CAST('NaN' AS DOUBLE) AS nan";
+
+#[test]
+fn nested_binary_and_non_finite_values_render_in_every_text_format() {
+    let row =
+        r#"{"s":{"d":1.5,"dt":"2020-01-02"},"m":{"a":1},"ls":[{"a":1}],"f":[1,2],"b":"6162","inf":"inf","nan":"NaN"}"#;
+    let json = query(&[NESTED, "--format", "json"]);
+    assert_eq!(stdout(&json), format!("[{row}]\n"), "{}", stderr(&json));
+    let ndjson = query(&[NESTED, "--format", "ndjson"]);
+    assert_eq!(stdout(&ndjson), format!("{row}\n"), "{}", stderr(&ndjson));
+
+    let csv = query(&[NESTED, "--format", "csv"]);
+    let cells = r#""{""d"":1.5,""dt"":""2020-01-02""}","{""a"":1}","[{""a"":1}]","[1,2]",6162,inf,NaN"#;
+    assert_eq!(stdout(&csv), format!("s,m,ls,f,b,inf,nan\n{cells}\n"), "{}", stderr(&csv));
+
+    let table = query(&[NESTED]);
+    let text = stdout(&table);
+    for wanted in [r#"| {"d":1.5,"dt":"2020-01-02"} |"#, "| 6162 |", "| inf |", "| NaN |"] {
+        assert!(text.contains(wanted), "{wanted} missing from\n{text}{}", stderr(&table));
+    }
+}

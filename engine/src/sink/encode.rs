@@ -6,31 +6,41 @@
 //!
 //! Renderings (JSON form; the text form is the same without the quotes around strings):
 //! - strings and dictionary strings: JSON strings;
-//! - booleans, integers: JSON literals; floats: shortest round-trip form, non-finite as null;
+//! - booleans, integers: JSON literals; floats: shortest round-trip form; JSON has no
+//!   infinities or NaN, so those are the strings `"inf"`, `"-inf"` and `"NaN"`;
 //! - decimals: exact JSON numbers from the unscaled integer, trailing fraction zeros dropped
 //!   (`1.5`, `5`, `-0.25`), never through `f64`;
+//! - binary: lowercase hex (`"6162"`), as bytes need not be UTF-8;
 //! - `Date32`/`Date64`: `"YYYY-MM-DD"`;
 //! - timestamps: `"YYYY-MM-DDThh:mm:ss[.fff[fff[fff]]]Z"` in UTC (no `Z` when the type has no
 //!   time zone): the fraction is omitted when zero, otherwise printed in the shortest of 3,
 //!   6 or 9 digits that is exact, so FHIR's usual millisecond instants come back as written;
 //! - times: `"hh:mm:ss[.fff[fff[fff]]]"` with the same fraction rule;
-//! - lists: JSON arrays of the element renderings (also in the text form);
+//! - lists of every kind (also fixed-size, large and view lists): JSON arrays; structs: JSON
+//!   objects; maps: objects when the keys are strings, else arrays of `{"key":..,"value":..}`.
+//!   Their members are rendered by these same rules in the JSON form, also in the text
+//!   form, where the cell holds the value's JSON text;
+//! - other types (durations, intervals, unions, ...): Arrow's display form, as a string;
 //! - nulls: `null` (the text form writes nothing).
 
 use std::fmt::Display;
 use std::io::Write;
+use std::ops::Range;
 
 use arrow::array::{
-    Array, ArrayAccessor, ArrowPrimitiveType, AsArray, BooleanArray, GenericListArray, OffsetSizeTrait, PrimitiveArray,
+    Array, ArrayAccessor, ArrowPrimitiveType, AsArray, BooleanArray, FixedSizeListArray, GenericListArray,
+    GenericListViewArray, MapArray, OffsetSizeTrait, PrimitiveArray, StructArray,
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type, DecimalType,
-    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Time32MillisecondType, Time32SecondType,
-    Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    ArrowNativeType, DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type,
+    DecimalType, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    Time32MillisecondType, Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
+    UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow::temporal_conversions::{date32_to_datetime, date64_to_datetime};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
@@ -41,7 +51,7 @@ const SECONDS_PER_DAY: i64 = 86_400;
 pub(crate) enum Style {
     /// A JSON value: strings quoted and escaped, null as `null`.
     Json,
-    /// CSV cell text: strings raw, null as nothing, lists still as JSON text.
+    /// CSV cell text: strings raw, null as nothing, nested values still as JSON text.
     Text,
 }
 
@@ -49,7 +59,7 @@ pub(crate) enum Style {
 #[derive(Debug)]
 pub(crate) struct ValueError(pub(crate) String);
 
-/// A data type with no rendering here (structs, maps, binary, ...).
+/// A data type with no rendering, not even Arrow's display form.
 #[derive(Debug)]
 pub(crate) struct Unsupported(pub(crate) DataType);
 
@@ -76,9 +86,14 @@ impl<'a> ColumnEncoder<'a> {
         })
     }
 
+    /// Whether `row` is null, also through a dictionary or in a `Null`-typed array.
+    pub(crate) fn is_null(&self, row: usize) -> bool {
+        self.nulls.as_ref().is_some_and(|n| n.is_null(row))
+    }
+
     /// Appends the rendering of `row` to `out`.
     pub(crate) fn encode(&self, row: usize, style: Style, out: &mut Vec<u8>) -> Result {
-        if self.nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+        if self.is_null(row) {
             if style == Style::Json {
                 out.extend_from_slice(b"null");
             }
@@ -104,8 +119,10 @@ fn value_encoder<'a>(array: &'a dyn Array) -> Result<Box<dyn ValueEncoder + 'a>,
         DataType::UInt16 => boxed(Plain(array.as_primitive::<UInt16Type>())),
         DataType::UInt32 => boxed(Plain(array.as_primitive::<UInt32Type>())),
         DataType::UInt64 => boxed(Plain(array.as_primitive::<UInt64Type>())),
-        DataType::Float32 => boxed(Float(array.as_primitive::<Float32Type>())),
-        DataType::Float64 => boxed(Float(array.as_primitive::<Float64Type>())),
+        // f32 holds every f16 exactly, and prints it as shortly as f16 allows.
+        DataType::Float16 => boxed(Float(array.as_primitive::<Float16Type>(), f32::from)),
+        DataType::Float32 => boxed(Float(array.as_primitive::<Float32Type>(), std::convert::identity)),
+        DataType::Float64 => boxed(Float(array.as_primitive::<Float64Type>(), std::convert::identity)),
         DataType::Decimal32(_, s) => boxed(Decimal(array.as_primitive::<Decimal32Type>(), *s)),
         DataType::Decimal64(_, s) => boxed(Decimal(array.as_primitive::<Decimal64Type>(), *s)),
         DataType::Decimal128(_, s) => boxed(Decimal(array.as_primitive::<Decimal128Type>(), *s)),
@@ -113,6 +130,10 @@ fn value_encoder<'a>(array: &'a dyn Array) -> Result<Box<dyn ValueEncoder + 'a>,
         DataType::Utf8 => boxed(Str(array.as_string::<i32>())),
         DataType::LargeUtf8 => boxed(Str(array.as_string::<i64>())),
         DataType::Utf8View => boxed(Str(array.as_string_view())),
+        DataType::Binary => boxed(Hex(array.as_binary::<i32>())),
+        DataType::LargeBinary => boxed(Hex(array.as_binary::<i64>())),
+        DataType::BinaryView => boxed(Hex(array.as_binary_view())),
+        DataType::FixedSizeBinary(_) => boxed(Hex(array.as_fixed_size_binary())),
         DataType::Date32 => boxed(Temporal(array.as_primitive::<Date32Type>(), date32)),
         DataType::Date64 => boxed(Temporal(array.as_primitive::<Date64Type>(), date64)),
         DataType::Time32(TimeUnit::Second) => {
@@ -151,7 +172,14 @@ fn value_encoder<'a>(array: &'a dyn Array) -> Result<Box<dyn ValueEncoder + 'a>,
         }
         DataType::List(_) => boxed(List::try_new(array.as_list::<i32>())?),
         DataType::LargeList(_) => boxed(List::try_new(array.as_list::<i64>())?),
-        other => return Err(Unsupported(other.clone())),
+        DataType::FixedSizeList(_, _) => boxed(List::try_new(array.as_fixed_size_list())?),
+        DataType::ListView(_) => boxed(List::try_new(array.as_list_view::<i32>())?),
+        DataType::LargeListView(_) => boxed(List::try_new(array.as_list_view::<i64>())?),
+        DataType::Struct(_) => boxed(Struct::try_new(array.as_struct())?),
+        DataType::Map(_, _) => boxed(Map::try_new(array.as_map())?),
+        other => boxed(Displayed(
+            ArrayFormatter::try_new(array, &FormatOptions::default()).map_err(|_| Unsupported(other.clone()))?,
+        )),
     })
 }
 
@@ -188,17 +216,28 @@ impl ValueEncoder for AlwaysNull {
     }
 }
 
-struct Float<'a, T: ArrowPrimitiveType>(&'a PrimitiveArray<T>);
+/// A float column and the conversion of its native values to the `f32` or `f64` printed.
+struct Float<'a, T: ArrowPrimitiveType, F>(&'a PrimitiveArray<T>, fn(T::Native) -> F);
 
-impl<T> ValueEncoder for Float<'_, T>
+impl<T, F> ValueEncoder for Float<'_, T, F>
 where
     T: ArrowPrimitiveType,
-    T::Native: serde::Serialize,
+    F: serde::Serialize + Into<f64> + Copy,
 {
-    fn encode(&self, row: usize, _: Style, out: &mut Vec<u8>) -> Result {
-        // serde_json prints the shortest string that reads back to the same float, and null
-        // for NaN and infinities, which JSON cannot express.
-        serde_json::to_writer(out, &self.0.value(row)).map_err(|e| ValueError(e.to_string()))
+    fn encode(&self, row: usize, style: Style, out: &mut Vec<u8>) -> Result {
+        let value = (self.1)(self.0.value(row));
+        let wide: f64 = value.into();
+        // serde_json would write null for these, which JSON cannot express, and null must
+        // stay distinct from them.
+        let special = match wide {
+            v if v.is_nan() => "NaN",
+            v if v == f64::INFINITY => "inf",
+            v if v == f64::NEG_INFINITY => "-inf",
+            // serde_json prints the shortest string that reads back to the same float.
+            _ => return serde_json::to_writer(out, &value).map_err(|e| ValueError(e.to_string())),
+        };
+        write_quoted(out, style, |out| out.extend_from_slice(special.as_bytes()));
+        Ok(())
     }
 }
 
@@ -266,6 +305,45 @@ impl<'a, A: ArrayAccessor<Item = &'a str>> ValueEncoder for Str<A> {
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     // Writing a &str to a Vec cannot fail.
     serde_json::to_writer(out, s).expect("serialising a str to a Vec");
+}
+
+/// `name` as a JSON object key: quoted, escaped, and followed by the colon.
+pub(crate) fn json_key(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 3);
+    write_json_str(&mut key, name);
+    key.push(b':');
+    key
+}
+
+/// Binary values, any of the four layouts.
+struct Hex<A>(A);
+
+impl<'a, A: ArrayAccessor<Item = &'a [u8]>> ValueEncoder for Hex<A> {
+    fn encode(&self, row: usize, style: Style, out: &mut Vec<u8>) -> Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let bytes = self.0.value(row);
+        write_quoted(out, style, |out| {
+            out.reserve(bytes.len() * 2);
+            for b in bytes {
+                out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Types without a rendering of their own: Arrow's display form, as a string.
+struct Displayed<'a>(ArrayFormatter<'a>);
+
+impl ValueEncoder for Displayed<'_> {
+    fn encode(&self, row: usize, style: Style, out: &mut Vec<u8>) -> Result {
+        let text = self.0.value(row).try_to_string().map_err(|e| ValueError(e.to_string()))?;
+        match style {
+            Style::Json => write_json_str(out, &text),
+            Style::Text => out.extend_from_slice(text.as_bytes()),
+        }
+        Ok(())
+    }
 }
 
 /// Dates and times: a conversion from the native value to something with the right
@@ -352,33 +430,162 @@ impl ValueEncoder for Dictionary<'_> {
     }
 }
 
-struct List<'a, O: OffsetSizeTrait> {
-    array: &'a GenericListArray<O>,
-    elements: ColumnEncoder<'a>,
+/// The rows of a list's child array that make up one of its rows; offsets index into the
+/// whole child array, also for a sliced list, so one child encoder serves every row.
+trait Elements<'a>: Copy {
+    fn values(self) -> &'a dyn Array;
+    fn range(self, row: usize) -> Range<usize>;
 }
 
-impl<'a, O: OffsetSizeTrait> List<'a, O> {
-    fn try_new(array: &'a GenericListArray<O>) -> Result<Self, Unsupported> {
-        // Offsets index into the whole child array, also for a sliced list, so one encoder
-        // over it serves every row.
-        Ok(Self { array, elements: ColumnEncoder::try_new(array.values().as_ref())? })
+impl<'a, O: OffsetSizeTrait> Elements<'a> for &'a GenericListArray<O> {
+    fn values(self) -> &'a dyn Array {
+        GenericListArray::values(self).as_ref()
+    }
+
+    fn range(self, row: usize) -> Range<usize> {
+        let offsets = self.value_offsets();
+        offsets[row].as_usize()..offsets[row + 1].as_usize()
     }
 }
 
-impl<O: OffsetSizeTrait> ValueEncoder for List<'_, O> {
-    fn encode(&self, row: usize, _: Style, out: &mut Vec<u8>) -> Result {
-        let offsets = self.array.value_offsets();
-        let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
-        out.push(b'[');
-        for (n, element) in (start..end).enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            // Elements are always JSON, also in CSV: the cell holds the array's JSON text.
-            self.elements.encode(element, Style::Json, out)?;
+impl<'a> Elements<'a> for &'a FixedSizeListArray {
+    fn values(self) -> &'a dyn Array {
+        FixedSizeListArray::values(self).as_ref()
+    }
+
+    fn range(self, row: usize) -> Range<usize> {
+        let start = self.value_offset(row) as usize;
+        start..start + self.value_length() as usize
+    }
+}
+
+impl<'a, O: OffsetSizeTrait> Elements<'a> for &'a GenericListViewArray<O> {
+    fn values(self) -> &'a dyn Array {
+        GenericListViewArray::values(self).as_ref()
+    }
+
+    fn range(self, row: usize) -> Range<usize> {
+        let start = self.value_offsets()[row].as_usize();
+        start..start + self.value_sizes()[row].as_usize()
+    }
+}
+
+impl<'a> Elements<'a> for &'a MapArray {
+    fn values(self) -> &'a dyn Array {
+        self.entries()
+    }
+
+    fn range(self, row: usize) -> Range<usize> {
+        let offsets = self.value_offsets();
+        offsets[row].as_usize()..offsets[row + 1].as_usize()
+    }
+}
+
+/// Writes `items` separated by commas between `open` and `close`.
+fn write_joined(
+    out: &mut Vec<u8>,
+    (open, close): (u8, u8),
+    items: impl IntoIterator<Item = usize>,
+    mut item: impl FnMut(usize, &mut Vec<u8>) -> Result,
+) -> Result {
+    out.push(open);
+    for (n, i) in items.into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
         }
-        out.push(b']');
-        Ok(())
+        item(i, out)?;
+    }
+    out.push(close);
+    Ok(())
+}
+
+struct List<'a, L> {
+    array: L,
+    elements: ColumnEncoder<'a>,
+}
+
+impl<'a, L: Elements<'a>> List<'a, L> {
+    fn try_new(array: L) -> Result<Self, Unsupported> {
+        Ok(Self { array, elements: ColumnEncoder::try_new(array.values())? })
+    }
+}
+
+impl<'a, L: Elements<'a>> ValueEncoder for List<'a, L> {
+    fn encode(&self, row: usize, _: Style, out: &mut Vec<u8>) -> Result {
+        // Elements are always JSON, also in CSV: the cell holds the array's JSON text.
+        write_joined(out, (b'[', b']'), self.array.range(row), |i, out| self.elements.encode(i, Style::Json, out))
+    }
+}
+
+/// A struct's fields: each one's JSON key and encoder.
+struct Struct<'a>(Vec<(Vec<u8>, ColumnEncoder<'a>)>);
+
+impl<'a> Struct<'a> {
+    fn try_new(array: &'a StructArray) -> Result<Self, Unsupported> {
+        let fields = array.fields().iter().zip(array.columns());
+        Ok(Self(
+            fields
+                .map(|(f, c)| Ok((json_key(f.name()), ColumnEncoder::try_new(c.as_ref())?)))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+}
+
+impl ValueEncoder for Struct<'_> {
+    fn encode(&self, row: usize, _: Style, out: &mut Vec<u8>) -> Result {
+        // The field arrays line up with the struct's rows, also when it is sliced.
+        write_joined(out, (b'{', b'}'), 0..self.0.len(), |i, out| {
+            let (key, encoder) = &self.0[i];
+            out.extend_from_slice(key);
+            encoder.encode(row, Style::Json, out)
+        })
+    }
+}
+
+struct Map<'a> {
+    array: &'a MapArray,
+    /// Whether the entries are written as an object rather than `{"key":..,"value":..}`s.
+    string_keys: bool,
+    keys: ColumnEncoder<'a>,
+    values: ColumnEncoder<'a>,
+}
+
+impl<'a> Map<'a> {
+    fn try_new(array: &'a MapArray) -> Result<Self, Unsupported> {
+        let is_string = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+        let string_keys = match array.key_type() {
+            DataType::Dictionary(_, values) => is_string(values),
+            other => is_string(other),
+        };
+        let keys = ColumnEncoder::try_new(array.keys().as_ref())?;
+        let values = ColumnEncoder::try_new(array.values().as_ref())?;
+        Ok(Self { array, string_keys, keys, values })
+    }
+}
+
+impl ValueEncoder for Map<'_> {
+    fn encode(&self, row: usize, _: Style, out: &mut Vec<u8>) -> Result {
+        let range = self.array.range(row);
+        if !self.string_keys {
+            return write_joined(out, (b'[', b']'), range, |i, out| {
+                out.extend_from_slice(br#"{"key":"#);
+                self.keys.encode(i, Style::Json, out)?;
+                out.extend_from_slice(br#","value":"#);
+                self.values.encode(i, Style::Json, out)?;
+                out.push(b'}');
+                Ok(())
+            });
+        }
+        write_joined(out, (b'{', b'}'), range, |i, out| {
+            // Arrow keeps physical nulls out of map keys, but a dictionary key can still point
+            // at a null value, and `null` is no object key.
+            if self.keys.is_null(i) {
+                return Err(ValueError("a map key is null".to_owned()));
+            }
+            self.keys.encode(i, Style::Json, out)?;
+            out.push(b':');
+            self.values.encode(i, Style::Json, out)
+        })
     }
 }
 
@@ -408,10 +615,14 @@ fn out_of_range(what: &str, value: impl Display) -> ValueError {
 mod tests {
     use std::sync::Arc;
 
+    use arrow::array::ArrayRef;
     use arrow::array::{
-        DictionaryArray, Float64Array, Int32Array, NullArray, StringArray, TimestampMillisecondArray,
-        TimestampNanosecondArray, TimestampSecondArray,
+        BinaryViewArray, DictionaryArray, DurationSecondArray, FixedSizeBinaryArray, FixedSizeListArray, Float64Array,
+        Int32Array, LargeBinaryArray, LargeListArray, ListViewArray, MapBuilder, NullArray, StringArray,
+        StringDictionaryBuilder, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
     };
+    use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+    use arrow::datatypes::Field;
 
     use super::*;
 
@@ -435,15 +646,19 @@ mod tests {
         assert_eq!(decimal("-99999999999999999999999999999999999999", 9), "-99999999999999999999999999999.999999999");
     }
 
-    fn render_json(array: &dyn Array) -> Vec<String> {
+    fn render(array: &dyn Array, style: Style) -> Vec<String> {
         let encoder = ColumnEncoder::try_new(array).unwrap();
         (0..array.len())
             .map(|row| {
                 let mut out = Vec::new();
-                encoder.encode(row, Style::Json, &mut out).unwrap();
+                encoder.encode(row, style, &mut out).unwrap();
                 String::from_utf8(out).unwrap()
             })
             .collect()
+    }
+
+    fn render_json(array: &dyn Array) -> Vec<String> {
+        render(array, Style::Json)
     }
 
     #[test]
@@ -464,8 +679,57 @@ mod tests {
     #[test]
     fn null_typed_column_and_floats() {
         assert_eq!(render_json(&NullArray::new(2)), ["null", "null"]);
-        let floats = Float64Array::from(vec![1.5, 5.0, f64::NAN, 1e300]);
-        assert_eq!(render_json(&floats), ["1.5", "5.0", "null", "1e+300"]);
+        let floats = Float64Array::from(vec![1.5, 5.0, f64::NAN, 1e300, f64::INFINITY, f64::NEG_INFINITY]);
+        assert_eq!(render_json(&floats), ["1.5", "5.0", "\"NaN\"", "1e+300", "\"inf\"", "\"-inf\""]);
+        assert_eq!(render(&floats, Style::Text), ["1.5", "5.0", "NaN", "1e+300", "inf", "-inf"]);
+        let singles = arrow::array::Float32Array::from(vec![1.5, f32::NEG_INFINITY]);
+        let halves = arrow::compute::cast(&singles, &DataType::Float16).unwrap();
+        assert_eq!(render_json(&halves), ["1.5", "\"-inf\""]);
+    }
+
+    #[test]
+    fn binary_is_hex_in_every_layout() {
+        let bytes: &[u8] = &[0x00, 0xff, b'a'];
+        let arrays: [&dyn Array; 3] = [
+            &LargeBinaryArray::from(vec![bytes]),
+            &BinaryViewArray::from(vec![bytes]),
+            &FixedSizeBinaryArray::try_from_iter([bytes].into_iter()).unwrap(),
+        ];
+        for array in arrays {
+            assert_eq!(render_json(array), ["\"00ff61\""], "{}", array.data_type());
+            assert_eq!(render(array, Style::Text), ["00ff61"], "{}", array.data_type());
+        }
+    }
+
+    #[test]
+    fn every_list_kind_is_an_array_also_when_sliced() {
+        let values = Arc::new(Float64Array::from(vec![0.5, f64::NAN, 2.0, 3.0])) as ArrayRef;
+        let field = Arc::new(Field::new_list_field(DataType::Float64, true));
+        let fixed = FixedSizeListArray::new(field.clone(), 2, values.clone(), None);
+        assert_eq!(render(&fixed, Style::Text), ["[0.5,\"NaN\"]", "[2.0,3.0]"]);
+        assert_eq!(render_json(&fixed.slice(1, 1)), ["[2.0,3.0]"]);
+        let large = LargeListArray::new(field.clone(), OffsetBuffer::from_lengths([1, 3]), values.clone(), None);
+        assert_eq!(render_json(&large.slice(1, 1)), ["[\"NaN\",2.0,3.0]"]);
+        let (offsets, sizes) = (ScalarBuffer::from(vec![3, 0]), ScalarBuffer::from(vec![1, 2]));
+        let view = ListViewArray::new(field, offsets, sizes, values, None);
+        assert_eq!(render_json(&view), ["[3.0]", "[0.5,\"NaN\"]"]);
+    }
+
+    #[test]
+    fn maps_with_dictionary_string_keys_are_objects() {
+        let mut map = MapBuilder::new(None, StringDictionaryBuilder::<Int32Type>::new(), Int32Array::builder(2));
+        map.keys().append_value("a");
+        map.values().append_value(1);
+        map.append(true).unwrap();
+        assert_eq!(render_json(&map.finish()), ["{\"a\":1}"]);
+    }
+
+    #[test]
+    fn other_types_use_arrows_display_form_as_a_string() {
+        let durations = DurationSecondArray::from(vec![90]);
+        let text = render(&durations, Style::Text);
+        assert_eq!(text, [arrow::util::display::array_value_to_string(&durations, 0).unwrap()]);
+        assert_eq!(render_json(&durations), [serde_json::to_string(&text[0]).unwrap()]);
     }
 
     #[test]

@@ -7,23 +7,29 @@
 //! | `Utf8`, `Dictionary(_, Utf8)` | `"text"` | `text` |
 //! | `Boolean` | `true` | `true` |
 //! | `Int32`, `Int64` | `42` | `42` |
+//! | `Float64` | `0.5`, `"inf"`, `"-inf"`, `"NaN"` (JSON has no such numbers) | `0.5`, `inf` |
 //! | `Decimal128(p, s)` | `1.5` (exact, no trailing zeros) | `1.5` |
+//! | `Binary` | `"6162"` (hex) | `6162` |
 //! | `Date32` | `"2015-02-07"` | `2015-02-07` |
 //! | `Timestamp(_, Some(tz))` | `"2015-02-07T11:28:17.239Z"` | `2015-02-07T11:28:17.239Z` |
 //! | `Time64` | `"12:34:56"`, `"12:34:56.500"` | `12:34:56` |
 //! | `List<_>` | `["a","b"]`, `[]` | `"[""a"",""b""]"` (JSON text) |
+//! | `Struct<a, b>` | `{"a":1,"b":"x"}` | `"{""a"":1,""b"":""x""}"` (JSON text) |
+//! | `Map<Utf8, _>` | `{"k":1}` (other keys: `[{"key":1,"value":2}]`) | `"{""k"":1}"` |
 //! | null | `null` | empty cell |
 //!
-//! Timestamps are UTC instants (the column's zone only adds the `Z`); the fraction of
-//! timestamps and times is left out when zero and otherwise printed with the fewest of 3, 6
-//! or 9 digits that are exact, so millisecond FHIR instants keep their three digits.
+//! Nested values hold their members in these same JSON renderings, to any depth. Timestamps
+//! are UTC instants (the column's zone only adds the `Z`); the fraction of timestamps and
+//! times is left out when zero and otherwise printed with the fewest of 3, 6 or 9 digits
+//! that are exact, so millisecond FHIR instants keep their three digits. Types without a
+//! rendering of their own (durations, intervals, ...) are Arrow's display form, as a string.
 
 use std::io::Write;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::encode::{write_json_str, ColumnEncoder, Style, Unsupported};
+use super::encode::{json_key, ColumnEncoder, Style, Unsupported};
 use super::{check_schema, BatchWriter, SinkError};
 
 /// Rendered bytes are handed to the destination once this much has accumulated, so that a
@@ -116,16 +122,7 @@ impl<W: Write> NdjsonWriter<W> {
     /// A writer of batches of `schema` to `out`. Output is buffered: `out` needs no
     /// `BufWriter`.
     pub fn new(out: W, schema: SchemaRef) -> Self {
-        let keys = schema
-            .fields()
-            .iter()
-            .map(|field| {
-                let mut key = Vec::new();
-                write_json_str(&mut key, field.name());
-                key.push(b':');
-                key
-            })
-            .collect();
+        let keys = schema.fields().iter().map(|field| json_key(field.name())).collect();
         Self { output: TextOutput::new(out, schema), keys, array: None }
     }
 
@@ -190,8 +187,9 @@ impl<W: Write> BatchWriter for NdjsonWriter<W> {
 
 /// Writes batches as CSV: a header line of column names, then one line per row, `\n`
 /// terminated, fields quoted (RFC 4180) only when they hold `,`, `"`, `\r` or `\n`.
-/// Values are rendered as in NDJSON without the quotes around strings; lists are their JSON
-/// array text; null is an empty field, as is the empty string.
+/// Values are rendered as in NDJSON without the quotes around strings; nested values
+/// (lists, structs, maps) are their JSON text; null is an empty field, as is the empty
+/// string.
 ///
 /// ```text
 /// id,gender,birth_date,family
@@ -312,7 +310,12 @@ fn write_csv_field(out: &mut Vec<u8>, field: &[u8], lone: bool) {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Array, ArrayRef, Date32Array, StringArray, StructArray};
+    use arrow::array::{
+        Array, ArrayRef, BinaryArray, Date32Array, Decimal128Array, FixedSizeListBuilder, Float64Array, Float64Builder,
+        Int32Array, Int32Builder, ListArray, MapBuilder, StringArray, StringBuilder, StructArray,
+        TimestampMillisecondArray,
+    };
+    use arrow::buffer::OffsetBuffer;
     use arrow::datatypes::{DataType, Field, Fields, Schema};
 
     use super::super::fixtures::all_types_batch;
@@ -425,15 +428,88 @@ mod tests {
         assert_eq!(ndjson(&[batch]), "{\"we\\\"ird\":\"0001-01-01\"}\n");
     }
 
+    /// A struct of a decimal and an instant, a list of structs, maps with string and with
+    /// other keys, a fixed-size list of floats and binary: a full row and a null row.
+    fn nested_batch() -> RecordBatch {
+        let decimals = Decimal128Array::from(vec![Some(150), None]).with_precision_and_scale(10, 2).unwrap();
+        let instants = TimestampMillisecondArray::from(vec![Some(1_423_308_497_239), None]).with_timezone("UTC");
+        let s = StructArray::new(
+            Fields::from(vec![
+                Field::new("d", decimals.data_type().clone(), true),
+                Field::new("t", instants.data_type().clone(), true),
+            ]),
+            vec![Arc::new(decimals), Arc::new(instants)],
+            Some(vec![true, false].into()),
+        );
+        let a = StructArray::from(vec![(
+            Arc::new(Field::new("a", DataType::Int32, true)),
+            Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef,
+        )]);
+        let item = Arc::new(Field::new_list_field(a.data_type().clone(), true));
+        let ls = ListArray::new(item, OffsetBuffer::from_lengths([2, 0]), Arc::new(a), None);
+        let mut m = MapBuilder::new(None, StringBuilder::new(), Int32Builder::new());
+        m.keys().append_value("k");
+        m.values().append_value(1);
+        m.keys().append_value("x\"y");
+        m.values().append_null();
+        m.append(true).unwrap();
+        m.append(false).unwrap();
+        let mut mi = MapBuilder::new(None, Int32Builder::new(), StringBuilder::new());
+        mi.keys().append_value(1);
+        mi.values().append_value("a");
+        mi.append(true).unwrap();
+        mi.append(true).unwrap();
+        let mut fl = FixedSizeListBuilder::new(Float64Builder::new(), 2);
+        fl.values().append_slice(&[f64::INFINITY, f64::NAN]);
+        fl.append(true);
+        fl.values().append_value(0.5);
+        fl.values().append_null();
+        fl.append(true);
+        let b = BinaryArray::from(vec![Some(b"ab".as_slice()), None]);
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("s", Arc::new(s)),
+            ("ls", Arc::new(ls)),
+            ("m", Arc::new(m.finish())),
+            ("mi", Arc::new(mi.finish())),
+            ("fl", Arc::new(fl.finish())),
+            ("b", Arc::new(b)),
+        ];
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
     #[test]
-    fn unsupported_type_names_the_column() {
-        let inner = Arc::new(StringArray::from(vec!["x"])) as ArrayRef;
-        let field = Arc::new(Field::new("f", DataType::Utf8, true));
-        let st = StructArray::new(Fields::from(vec![field]), vec![inner], None);
-        let schema = Arc::new(Schema::new(vec![Field::new("nested", st.data_type().clone(), true)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(st)]).unwrap();
-        let err = NdjsonWriter::new(Vec::new(), schema).write(&batch).unwrap_err();
-        assert!(matches!(err, SinkError::UnsupportedType { ref column, .. } if column == "nested"));
+    fn nested_values_render_their_members_as_top_level_values() {
+        let batch = nested_batch();
+        let expected = concat!(
+            r#"{"s":{"d":1.5,"t":"2015-02-07T11:28:17.239Z"},"ls":[{"a":1},{"a":2}],"m":{"k":1,"x\"y":null},"#,
+            r#""mi":[{"key":1,"value":"a"}],"fl":["inf","NaN"],"b":"6162"}"#,
+            "\n",
+            r#"{"s":null,"ls":[],"m":null,"mi":[],"fl":[0.5,null],"b":null}"#,
+            "\n",
+        );
+        assert_eq!(ndjson(std::slice::from_ref(&batch)), expected);
+        assert_eq!(ndjson(&[batch.slice(1, 1)]), expected.lines().nth(1).unwrap().to_owned() + "\n");
+
+        // A CSV cell holds the JSON text of a nested value.
+        let text = csv(batch.schema(), &[batch]);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("s,ls,m,mi,fl,b"));
+        let cells = concat!(
+            r#""{""d"":1.5,""t"":""2015-02-07T11:28:17.239Z""}","[{""a"":1},{""a"":2}]","#,
+            r#""{""k"":1,""x\""y"":null}","[{""key"":1,""value"":""a""}]","[""inf"",""NaN""]",6162"#,
+        );
+        assert_eq!(lines.next(), Some(cells));
+        assert_eq!(lines.next(), Some(",[],,[],\"[0.5,null]\","));
+    }
+
+    #[test]
+    fn non_finite_floats_are_not_null() {
+        let schema = Arc::new(Schema::new(vec![Field::new("f", DataType::Float64, true)]));
+        let col =
+            Arc::new(Float64Array::from(vec![Some(f64::INFINITY), Some(f64::NEG_INFINITY), Some(f64::NAN), None]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![col]).unwrap();
+        assert_eq!(csv(schema, std::slice::from_ref(&batch)), "f\ninf\n-inf\nNaN\n\"\"\n");
+        assert_eq!(ndjson(&[batch]), "{\"f\":\"inf\"}\n{\"f\":\"-inf\"}\n{\"f\":\"NaN\"}\n{\"f\":null}\n");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! A bordered text table for people to read (`--format table`).
 //!
 //! Cells use the CSV renderings of [`rows`](super::rows) (decimals without trailing zeros,
-//! instants in UTC with `Z`, lists as JSON), so a value reads the same in every text format;
-//! types those have no rendering for (structs, maps, intervals, ...) use Arrow's display
-//! form. Null is `NULL`, so that it differs from an empty string. The table is drawn by
+//! instants in UTC with `Z`, infinities and NaN as `inf`, `-inf`, `NaN`, binary as hex,
+//! lists, structs and maps as JSON), so a value reads the same in every text format. Null
+//! is `NULL`, so that it differs from an empty string. The table is drawn by
 //! Arrow's pretty printer once all rows are in, so this writer holds the whole result: it
 //! is meant for results a person reads, not for exports.
 
@@ -13,9 +13,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow::util::display::FormatOptions;
 
-use super::encode::{ColumnEncoder, Style};
+use super::encode::{ColumnEncoder, Style, Unsupported};
 use super::{check_schema, BatchWriter, SinkError};
 
 /// How null cells are shown.
@@ -52,8 +52,9 @@ impl<W: Write> TableWriter<W> {
     ///
     /// # Errors
     ///
-    /// [`SinkError::SchemaMismatch`] for a batch with other columns, [`SinkError::Value`]
-    /// for a value that has no rendering.
+    /// [`SinkError::SchemaMismatch`] for a batch with other columns,
+    /// [`SinkError::UnsupportedType`] or [`SinkError::Value`] for a column or value that has
+    /// no rendering.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         check_schema(&self.schema, batch)?;
         let columns = batch
@@ -84,37 +85,24 @@ impl<W: Write> TableWriter<W> {
     }
 }
 
-/// One column as text: the text-format rendering where there is one, Arrow's otherwise.
+/// One column as text, in its CSV rendering.
 fn render_column(column: &dyn Array, name: &str) -> Result<ArrayRef, SinkError> {
+    let encoder = ColumnEncoder::try_new(column)
+        .map_err(|Unsupported(data_type)| SinkError::UnsupportedType { column: name.to_owned(), data_type })?;
     let mut text = StringBuilder::with_capacity(column.len(), column.len() * 8);
     let mut cell = Vec::new();
-    match ColumnEncoder::try_new(column) {
-        Ok(encoder) => {
-            let nulls = column.logical_nulls();
-            for row in 0..column.len() {
-                if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                    text.append_null();
-                    continue;
-                }
-                cell.clear();
-                encoder.encode(row, Style::Text, &mut cell).map_err(|e| SinkError::Value {
-                    column: name.to_owned(),
-                    row,
-                    reason: e.0,
-                })?;
-                text.append_value(String::from_utf8_lossy(&cell));
-            }
+    for row in 0..column.len() {
+        if encoder.is_null(row) {
+            text.append_null();
+            continue;
         }
-        Err(_) => {
-            let formatter = ArrayFormatter::try_new(column, &FormatOptions::default())?;
-            for row in 0..column.len() {
-                if column.is_null(row) {
-                    text.append_null();
-                } else {
-                    text.append_value(formatter.value(row).to_string());
-                }
-            }
-        }
+        cell.clear();
+        encoder.encode(row, Style::Text, &mut cell).map_err(|e| SinkError::Value {
+            column: name.to_owned(),
+            row,
+            reason: e.0,
+        })?;
+        text.append_value(String::from_utf8_lossy(&cell));
     }
     Ok(Arc::new(text.finish()))
 }
@@ -131,7 +119,7 @@ impl<W: Write> BatchWriter for TableWriter<W> {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Int32Array, StructArray};
+    use arrow::array::{BinaryArray, Float64Array, Int32Array, StructArray};
     use arrow::datatypes::Fields;
 
     use super::super::fixtures::all_types_batch;
@@ -165,11 +153,24 @@ mod tests {
     }
 
     #[test]
-    fn types_without_a_text_rendering_use_arrows_display() {
-        let inner = Arc::new(Int32Array::from(vec![7])) as ArrayRef;
+    fn nested_values_are_json_and_floats_keep_inf_and_nan() {
+        let inner = Arc::new(Int32Array::from(vec![7, 8, 9, 10])) as ArrayRef;
         let st = StructArray::new(Fields::from(vec![Field::new("n", DataType::Int32, true)]), vec![inner], None);
-        let schema = Arc::new(Schema::new(vec![Field::new("s", st.data_type().clone(), true)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(st)]).unwrap();
-        assert!(table(&[batch], schema).contains("{n: 7}"));
+        let floats = Float64Array::from(vec![Some(f64::INFINITY), Some(f64::NEG_INFINITY), Some(f64::NAN), None]);
+        let bytes = BinaryArray::from(vec![Some(b"ab".as_slice()), None, None, None]);
+        let columns: Vec<(&str, ArrayRef)> = vec![("s", Arc::new(st)), ("f", Arc::new(floats)), ("b", Arc::new(bytes))];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let text = table(std::slice::from_ref(&batch), batch.schema());
+        let rows: Vec<&str> = text.lines().skip(3).take(4).collect();
+        assert_eq!(
+            rows,
+            [
+                "| {\"n\":7}  | inf  | 6162 |",
+                "| {\"n\":8}  | -inf | NULL |",
+                "| {\"n\":9}  | NaN  | NULL |",
+                "| {\"n\":10} | NULL | NULL |",
+            ],
+            "{text}"
+        );
     }
 }
