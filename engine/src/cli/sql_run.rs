@@ -3,17 +3,13 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use arrow::array::ArrayRef;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
 use clap::Args;
 
 use crate::load::Catalog;
-use crate::sink::{has_text_rendering, new_writer, open_writer, BatchWriter, Format};
+use crate::sink::{new_writer, open_writer, BatchWriter, Format};
 use crate::sql::script::{self, Statement};
 use crate::sql::{Session, SqlError, Tables};
 use crate::store::Address;
@@ -58,7 +54,7 @@ impl SourceArgs {
 /// A byte buffer several writers can share (the shell's output in tests).
 #[cfg(test)]
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 #[cfg(test)]
 impl SharedBuffer {
@@ -142,8 +138,6 @@ impl Results {
     fn write(&mut self, session: &Session, frame: datafusion::dataframe::DataFrame) -> Result<u64, Failure> {
         let mut stream = session.execute(frame).map_err(Failure::Sql)?;
         let schema = stream.schema();
-        let text = matches!(self.format, Format::Ndjson | Format::Csv | Format::Json);
-        let (schema, cast) = if text { text_schema(&schema) } else { (schema, false) };
         let mut writer = match &self.target {
             Target::Stream(out) => new_writer(self.format, schema.clone(), out.clone()).map_err(fatal)?,
             Target::File(path) => {
@@ -159,7 +153,6 @@ impl Results {
         };
         let mut rows = 0;
         while let Some(batch) = session.next_batch(&mut stream).map_err(Failure::Sql)? {
-            let batch = if cast { cast_to_text(&batch, &schema).map_err(fatal)? } else { batch };
             rows += batch.num_rows() as u64;
             writer.write(&batch).map_err(fatal)?;
         }
@@ -183,39 +176,6 @@ impl Results {
             (Target::Stream(_), _) => Ok(()),
         }
     }
-}
-
-/// The schema with every column the text formats cannot render as `Utf8`; whether any is.
-fn text_schema(schema: &SchemaRef) -> (SchemaRef, bool) {
-    if schema.fields().iter().all(|f| has_text_rendering(f.data_type())) {
-        return (schema.clone(), false);
-    }
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let data_type = if has_text_rendering(f.data_type()) { f.data_type().clone() } else { DataType::Utf8 };
-            Field::new(f.name(), data_type, true)
-        })
-        .collect();
-    (Arc::new(Schema::new(fields)), true)
-}
-
-/// `batch` with the columns [`text_schema`] turned to text cast to it (Arrow's display form).
-fn cast_to_text(batch: &RecordBatch, schema: &SchemaRef) -> anyhow::Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(Arc::clone(column))
-            } else {
-                arrow::compute::cast(column, field.data_type())
-            }
-        })
-        .collect::<Result<Vec<ArrayRef>, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 fn fatal(e: impl Into<anyhow::Error>) -> Failure {

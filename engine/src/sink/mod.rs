@@ -359,13 +359,6 @@ pub fn new_writer<W: Write + Send + 'static>(
     })
 }
 
-/// Whether the text formats (NDJSON, JSON, CSV) have a rendering for values of `data_type`
-/// (see [`rows`]); callers writing arbitrary query results cast other columns to text first.
-#[must_use]
-pub fn has_text_rendering(data_type: &DataType) -> bool {
-    encode::ColumnEncoder::try_new(arrow::array::new_empty_array(data_type).as_ref()).is_ok()
-}
-
 /// Checks that `batch` has the columns of `schema`: same names and types, in order.
 /// Nullability is not compared; a batch may well be stricter than its table.
 fn check_schema(schema: &SchemaRef, batch: &RecordBatch) -> Result<(), SinkError> {
