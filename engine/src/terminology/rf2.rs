@@ -65,6 +65,14 @@ struct Member {
 /// or a non-numeric group or priority; naming file and line.
 pub fn read_extended_map(path: &Path) -> Result<Vec<MapRow>, MappingError> {
     let file = path.display().to_string();
+    if path.is_dir() {
+        // Opening a folder succeeds; reading its "first line" would then fail as line 1.
+        return Err(MappingError::at(
+            &file,
+            0,
+            "is a folder: name the ExtendedMap file itself (der2_iisssccRefset_ExtendedMapSnapshot_*.txt)",
+        ));
+    }
     let reader = std::fs::File::open(path).map_err(|e| MappingError::at(&file, 0, e))?;
     read_extended_map_from(BufReader::new(reader), &file)
 }
@@ -244,6 +252,15 @@ mod tests {
     fn malformed_files_are_errors_with_lines() {
         let err = read_extended_map_from("id\tactive\n".as_bytes(), "m.txt").unwrap_err().to_string();
         assert!(err.starts_with("m.txt:1: not an RF2 ExtendedMap file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_extended_map(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                ": is a folder: name the ExtendedMap file itself (der2_iisssccRefset_ExtendedMapSnapshot_*.txt)"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains(":1:"), "{err}");
         let text = format!("{HEADER}a\t2024\t1\n");
         assert!(read_extended_map_from(text.as_bytes(), "m.txt").unwrap_err().to_string().starts_with("m.txt:2:"));
         let text = format!(
