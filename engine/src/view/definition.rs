@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::plan::ViewError;
+use super::types::check_column_type;
 
 /// A SQL on FHIR v2 ViewDefinition (<https://build.fhir.org/ig/FHIR/sql-on-fhir-v2/StructureDefinition-ViewDefinition.html>).
 #[derive(Debug, Clone, PartialEq)]
@@ -292,6 +293,9 @@ fn column_def(value: &Value, loc: &str) -> Result<ColumnDef, ViewError> {
     }
     let path = required_string(obj, "path", &format!("{loc}.path"), "a FHIRPath string")?;
     let type_name = optional_string(obj, "type", &format!("{loc}.type"))?;
+    if let Some(t) = &type_name {
+        check_column_type(t).map_err(|e| err(&format!("{loc}.type"), e))?;
+    }
     let collection = match obj.get("collection") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -350,6 +354,30 @@ mod tests {
                             "select": [{"column": [{"name": "id", "path": "%n"}]}]}))
         .unwrap_err();
         assert_eq!(e, "constant[1].name: %n is already defined by constant[0]");
+    }
+
+    #[test]
+    fn column_types_must_be_fhir_types() {
+        let with_type = |t: &str| {
+            load(json!({"resource": "Patient", "select": [{"column": [
+                {"name": "id", "path": "id"}, {"name": "a", "path": "active", "type": t}]}]}))
+        };
+        assert_eq!(
+            with_type("interger").unwrap_err(),
+            "select[0].column[1].type: 'interger' is not a FHIR type; did you mean 'integer'?"
+        );
+        assert!(with_type("Boolean").unwrap_err().ends_with("did you mean 'boolean'?"));
+        assert!(with_type("Date").unwrap_err().ends_with("did you mean 'date'?"));
+        assert!(with_type("datetime").unwrap_err().ends_with("did you mean 'dateTime'?"));
+        assert!(with_type("codeableConcept").unwrap_err().ends_with("did you mean 'CodeableConcept'?"));
+        let e = with_type("blob").unwrap_err();
+        assert!(e.starts_with("select[0].column[1].type: 'blob' is not a FHIR type (use a primitive type"), "{e}");
+        let e = with_type("http://example.org/StructureDefinition/boolean").unwrap_err();
+        assert!(e.contains("is not a FHIR type"), "{e}");
+        for ok in ["boolean", "integer64", "xhtml", "CodeableConcept", "MoneyQuantity", "Patient", "BackboneElement"] {
+            assert!(with_type(ok).is_ok(), "{ok}");
+        }
+        assert!(with_type("http://hl7.org/fhir/StructureDefinition/dateTime").is_ok());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::decimal::Decimal;
 use super::definition::{ColumnDef, ConstantDef, Iteration, SelectDef, ViewDefinition};
 use super::fhirpath::compile::bind_root;
 use super::fhirpath::navigate::{RootIndex, RootSlots};
+use super::fhirpath::parser::parse;
 use super::fhirpath::{Collection, CompileEnv, EvalContext, Expression, Found, Item, Kind, Lit};
 use super::types::{Cell, ValueType};
 
@@ -158,7 +159,9 @@ impl CompiledView {
             }
             wheres.push(expr);
         }
-        let mut compiler = TreeCompiler { env: &env, columns: Vec::new() };
+        let long_constants =
+            def.constants.iter().filter(|c| c.value_type == "Integer64").map(|c| c.name.clone()).collect();
+        let mut compiler = TreeCompiler { env: &env, columns: Vec::new(), long_constants, type_sources: Vec::new() };
         let root_def = SelectDef {
             location: String::new(),
             column: vec![],
@@ -245,7 +248,11 @@ impl CompiledView {
                     self.error(
                         resource,
                         None,
-                        format!("where[{i}].path '{}' returned a {}, not a boolean", expr.source, item.kind_name()),
+                        format!(
+                            "where[{i}].path '{}' returned {}, not a boolean",
+                            expr.source,
+                            with_article(item.kind_name())
+                        ),
                     )
                 })?,
                 many => {
@@ -467,6 +474,12 @@ impl CompiledView {
     }
 }
 
+/// `an integer`, `an object`, `a string`: a kind name with its indefinite article.
+fn with_article(kind: &str) -> String {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {kind}")
+}
+
 /// Every left row combined with every right row (the slots they fill are disjoint).
 fn cross_join<'a>(left: &[Row<'a>], right: Vec<Row<'a>>) -> Vec<Row<'a>> {
     if let [only] = left {
@@ -527,6 +540,11 @@ fn constant_value(c: &ConstantDef) -> Result<(String, Lit), ViewError> {
 struct TreeCompiler<'e> {
     env: &'e CompileEnv,
     columns: Vec<ColumnPlan>,
+    /// The names of `valueInteger64` constants, whose values an untyped column holds as
+    /// Int64.
+    long_constants: Vec<String>,
+    /// How each column's type came about, by slot, for `unionAll` mismatch errors.
+    type_sources: Vec<String>,
 }
 
 impl TreeCompiler<'_> {
@@ -556,7 +574,7 @@ impl TreeCompiler<'_> {
         for col in &def.column {
             let expr = compile(&col.path, format!("{}.path", col.location))?;
             let slot = match slots.as_mut() {
-                Some(slots) => self.reuse_slot(slots, col)?,
+                Some(slots) => self.reuse_slot(slots, col, &expr)?,
                 None => self.new_slot(col, &expr)?,
             };
             columns.push(ColumnEval { slot, expr });
@@ -587,6 +605,28 @@ impl TreeCompiler<'_> {
         Ok(SelectPlan { iteration, columns, selects, union_all })
     }
 
+    /// A column's Arrow type, and how it came about in words: its `ansi/type` tag, its
+    /// declared `type`, or the type inferred from its path.
+    fn column_type(&self, col: &ColumnDef, expr: &Expression) -> Result<(ValueType, String), ViewError> {
+        let ansi = col.tags.iter().find(|(n, _)| n == "ansi/type").map(|(_, v)| v.as_str());
+        let mut value_type = ValueType::for_column(col.type_name.as_deref(), expr.kind, ansi)
+            .map_err(|e| ViewError::at(&col.location, e))?;
+        if value_type == ValueType::Int32 && ansi.is_none() && col.type_name.is_none() {
+            // The static kind says "integer" without a width; an integer64 constant in the
+            // path makes it a 64-bit one. The path compiled, so it parses.
+            let is_long = |name: &str| self.long_constants.iter().any(|c| c == name);
+            if parse(&col.path).is_ok_and(|ast| ast.is_integer64(&is_long)) {
+                value_type = ValueType::Int64;
+            }
+        }
+        let source = match (ansi, &col.type_name) {
+            (Some(tag), _) => format!("ansi/type {tag}"),
+            (None, Some(t)) => t.clone(),
+            (None, None) => format!("untyped (inferred as {})", value_type.data_type()),
+        };
+        Ok((value_type, source))
+    }
+
     fn new_slot(&mut self, col: &ColumnDef, expr: &Expression) -> Result<usize, ViewError> {
         if let Some(existing) = self.columns.iter().find(|c| c.name == col.name) {
             return Err(ViewError::at(
@@ -594,9 +634,8 @@ impl TreeCompiler<'_> {
                 format!("column '{}' is already defined at {}", col.name, existing.location),
             ));
         }
-        let ansi = col.tags.iter().find(|(n, _)| n == "ansi/type").map(|(_, v)| v.as_str());
-        let value_type = ValueType::for_column(col.type_name.as_deref(), expr.kind, ansi)
-            .map_err(|e| ViewError::at(&col.location, e))?;
+        let (value_type, source) = self.column_type(col, expr)?;
+        self.type_sources.push(source);
         self.columns.push(ColumnPlan {
             name: col.name.clone(),
             value_type,
@@ -606,7 +645,15 @@ impl TreeCompiler<'_> {
         Ok(self.columns.len() - 1)
     }
 
-    fn reuse_slot(&self, slots: &mut std::slice::Iter<'_, usize>, col: &ColumnDef) -> Result<usize, ViewError> {
+    /// The slot of the next column a `unionAll` branch must match, once `col` is checked
+    /// against it: the spec requires every branch to "produce the same column names and
+    /// types", and a value of another type would only fail (or be turned into text) per row.
+    fn reuse_slot(
+        &self,
+        slots: &mut std::slice::Iter<'_, usize>,
+        col: &ColumnDef,
+        expr: &Expression,
+    ) -> Result<usize, ViewError> {
         let mismatch = |expected: &str| {
             ViewError::at(
                 &format!("{}.name", col.location),
@@ -617,7 +664,34 @@ impl TreeCompiler<'_> {
             )
         };
         match slots.next() {
-            Some(&slot) if self.columns[slot].name == col.name => Ok(slot),
+            Some(&slot) if self.columns[slot].name == col.name => {
+                let first = &self.columns[slot];
+                let (value_type, source) = self.column_type(col, expr)?;
+                if value_type != first.value_type || col.collection != first.collection {
+                    let shape = |source: &str, collection: bool| {
+                        if collection {
+                            format!("a collection of {source}")
+                        } else {
+                            source.to_string()
+                        }
+                    };
+                    let location = match col.type_name {
+                        Some(_) => format!("{}.type", col.location),
+                        None => col.location.clone(),
+                    };
+                    return Err(ViewError::at(
+                        &location,
+                        format!(
+                            "unionAll branches must have the same column types; '{}' is {} at {} but {} here",
+                            col.name,
+                            shape(&self.type_sources[slot], first.collection),
+                            first.location,
+                            shape(&source, col.collection),
+                        ),
+                    ));
+                }
+                Ok(slot)
+            }
             Some(&slot) => Err(mismatch(&self.columns[slot].name)),
             None => Err(mismatch("no further column")),
         }

@@ -78,3 +78,65 @@ fn other_resource_types_and_where_filters_yield_nothing() {
     assert!(rows(&view, r#"{"resourceType":"Patient","id":"p","active":false}"#).unwrap().is_empty());
     assert_eq!(rows(&view, r#"{"resourceType":"Patient","id":"p","active":true}"#).unwrap().len(), 1);
 }
+
+#[test]
+fn union_all_branches_must_agree_on_types() {
+    let union = |a: serde_json::Value, b: serde_json::Value| {
+        compile(json!({"resource": "Patient", "select": [{"unionAll": [{"column": [a]}, {"column": [b]}]}]}))
+    };
+    let e = union(
+        json!({"name": "a", "path": "id", "type": "string"}),
+        json!({"name": "a", "path": "name.count()", "type": "integer"}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "select[0].unionAll[1].column[0].type: unionAll branches must have the same column types; \
+         'a' is string at select[0].unionAll[0].column[0] but integer here"
+    );
+    let e = union(json!({"name": "a", "path": "id"}), json!({"name": "a", "path": "name.count()"})).unwrap_err();
+    assert!(
+        e.ends_with(
+            "'a' is untyped (inferred as Utf8) at select[0].unionAll[0].column[0] but untyped (inferred as Int32) here"
+        ),
+        "{e}"
+    );
+    let e = union(json!({"name": "a", "path": "name.given", "collection": true}), json!({"name": "a", "path": "id"}))
+        .unwrap_err();
+    assert!(e.contains("'a' is a collection of untyped (inferred as Utf8) at"), "{e}");
+    // Types that are the same column type agree, declared or inferred.
+    union(json!({"name": "a", "path": "id", "type": "id"}), json!({"name": "a", "path": "'x'", "type": "string"}))
+        .unwrap();
+    union(json!({"name": "a", "path": "name.count()"}), json!({"name": "a", "path": "1", "type": "integer"})).unwrap();
+}
+
+#[test]
+fn an_untyped_column_of_an_integer64_constant_is_int64() {
+    let view = compile(json!({"resource": "Patient",
+        "constant": [{"name": "i64", "valueInteger64": "9007199254740993"}, {"name": "n", "valueInteger": 2}],
+        "select": [{"column": [{"name": "x", "path": "%i64"}, {"name": "y", "path": "%i64 - %n"},
+                               {"name": "z", "path": "%n + 1"}]}]}))
+    .unwrap();
+    let types: Vec<ValueType> = view.columns().iter().map(|c| c.value_type).collect();
+    assert_eq!(types, [ValueType::Int64, ValueType::Int64, ValueType::Int32]);
+    let out = rows(&view, r#"{"resourceType":"Patient","id":"p1"}"#).unwrap();
+    assert_eq!(
+        out[0],
+        ["Int(9007199254740993)", "Int(9007199254740991)", "Int(3)"].map(|s| Cell::Str(s.into())).to_vec()
+    );
+}
+
+#[test]
+fn where_errors_use_the_right_article() {
+    let view = compile(
+        json!({"resource": "Patient", "where": [{"path": "name.count()"}], "select": [{"column": [{"name": "id", "path": "id"}]}]}),
+    );
+    // `count()` is statically an integer, so that view is refused at compile time; a
+    // where path whose type is known only per resource fails per row.
+    assert!(view.is_err());
+    let view = compile(json!({"resource": "Patient", "where": [{"path": "multipleBirth"}], "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap();
+    let e = rows(&view, r#"{"resourceType":"Patient","id":"x","multipleBirth":2}"#).unwrap_err();
+    assert!(e.contains("returned an integer, not a boolean"), "{e}");
+    let e = rows(&view, r#"{"resourceType":"Patient","id":"x","multipleBirth":{"a":1}}"#).unwrap_err();
+    assert!(e.contains("returned an object, not a boolean"), "{e}");
+}

@@ -20,6 +20,7 @@
 use std::borrow::Cow;
 
 use arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::common::utils::datafusion_strsim::levenshtein;
 
 use super::fhirpath::value::Number;
 use super::fhirpath::{Item, Kind};
@@ -31,6 +32,122 @@ use super::temporal::Temporal;
 pub const DECIMAL_PRECISION: u8 = 38;
 /// See [`DECIMAL_PRECISION`].
 pub const DECIMAL_SCALE: i8 = 9;
+
+/// The FHIR primitive types a column may declare (R4, plus R5's `integer64`).
+pub const FHIR_PRIMITIVE_TYPES: [&str; 21] = [
+    "base64Binary",
+    "boolean",
+    "canonical",
+    "code",
+    "date",
+    "dateTime",
+    "decimal",
+    "id",
+    "instant",
+    "integer",
+    "integer64",
+    "markdown",
+    "oid",
+    "positiveInt",
+    "string",
+    "time",
+    "unsignedInt",
+    "uri",
+    "url",
+    "uuid",
+    "xhtml",
+];
+
+/// The FHIR R4 complex data types a column may declare (held as compact JSON text).
+pub const FHIR_COMPLEX_TYPES: [&str; 43] = [
+    "Address",
+    "Age",
+    "Annotation",
+    "Attachment",
+    "BackboneElement",
+    "CodeableConcept",
+    "Coding",
+    "ContactDetail",
+    "ContactPoint",
+    "Contributor",
+    "Count",
+    "DataRequirement",
+    "Distance",
+    "Dosage",
+    "Duration",
+    "Element",
+    "ElementDefinition",
+    "Expression",
+    "Extension",
+    "HumanName",
+    "Identifier",
+    "MarketingStatus",
+    "Meta",
+    "Money",
+    "MoneyQuantity",
+    "Narrative",
+    "ParameterDefinition",
+    "Period",
+    "Population",
+    "ProdCharacteristic",
+    "ProductShelfLife",
+    "Quantity",
+    "Range",
+    "Ratio",
+    "Reference",
+    "RelatedArtifact",
+    "SampledData",
+    "Signature",
+    "SimpleQuantity",
+    "SubstanceAmount",
+    "Timing",
+    "TriggerDefinition",
+    "UsageContext",
+];
+
+/// The prefix the spec implies for a relative column `type` (a StructureDefinition URI).
+const CORE_TYPE_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/";
+
+/// Checks a column's declared `type` and returns the bare type name (the spec's full
+/// `http://hl7.org/fhir/StructureDefinition/X` form becomes `X`).
+///
+/// Anything that is not a FHIR primitive, complex or R4 resource type is refused: an
+/// unknown name would otherwise fall through to the complex-type rule and make a text
+/// column without a word, so `"Boolean"` or `"interger"` would silently lose the type.
+///
+/// ```
+/// use fhirhouse::view::types::check_column_type;
+/// assert_eq!(check_column_type("http://hl7.org/fhir/StructureDefinition/boolean"), Ok("boolean"));
+/// assert_eq!(check_column_type("interger").unwrap_err(), "'interger' is not a FHIR type; did you mean 'integer'?");
+/// ```
+pub fn check_column_type(type_name: &str) -> Result<&str, String> {
+    let name = type_name.strip_prefix(CORE_TYPE_PREFIX).unwrap_or(type_name);
+    let known = |n: &str| {
+        FHIR_PRIMITIVE_TYPES.contains(&n) || FHIR_COMPLEX_TYPES.contains(&n) || crate::source::is_r4_resource_type(n)
+    };
+    if known(name) {
+        return Ok(name);
+    }
+    let candidates =
+        || FHIR_PRIMITIVE_TYPES.iter().chain(&FHIR_COMPLEX_TYPES).chain(&crate::source::R4_RESOURCE_TYPES).copied();
+    // Names are case-sensitive (`date` is a primitive, `Date` nothing), so a case slip is
+    // the likeliest mistake; otherwise the nearest name within a small edit distance.
+    let lower = name.to_ascii_lowercase();
+    let best = candidates().find(|c| c.eq_ignore_ascii_case(name)).or_else(|| {
+        let limit = (name.len() / 3).clamp(1, 3);
+        candidates()
+            .map(|c| (levenshtein(&lower, &c.to_ascii_lowercase()), c))
+            .filter(|(d, _)| *d <= limit)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, c)| c)
+    });
+    Err(match best {
+        Some(best) => format!("'{type_name}' is not a FHIR type; did you mean '{best}'?"),
+        None => format!(
+            "'{type_name}' is not a FHIR type (use a primitive type such as string, integer, boolean, decimal, date or dateTime, a complex type such as CodeableConcept, or a resource type)"
+        ),
+    })
+}
 
 /// The Arrow representation of one value of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +173,14 @@ pub enum ValueType {
 }
 
 impl ValueType {
-    /// Picks the Arrow type for a column from its declared FHIR `type`, the static kind of
-    /// its path (for untyped columns) and an optional `ansi/type` tag.
+    /// Picks the Arrow type for a column from its declared FHIR `type` (checked with
+    /// [`check_column_type`]), the static kind of its path (for untyped columns) and an
+    /// optional `ansi/type` tag.
     pub fn for_column(fhir_type: Option<&str>, kind: Kind, ansi_type: Option<&str>) -> Result<ValueType, String> {
         if let Some(ansi) = ansi_type {
             return ValueType::from_ansi(ansi).ok_or_else(|| format!("unsupported ansi/type tag '{ansi}' (use VARCHAR, BOOLEAN, INTEGER, BIGINT, DECIMAL(p,s), DATE, TIMESTAMP or TIME)"));
         }
+        let fhir_type = fhir_type.map(check_column_type).transpose()?;
         Ok(match fhir_type {
             Some("boolean") => ValueType::Boolean,
             Some("integer" | "positiveInt" | "unsignedInt") => ValueType::Int32,
@@ -71,6 +190,7 @@ impl ValueType {
             Some("dateTime" | "instant") => ValueType::Timestamp,
             Some("time") => ValueType::Time64,
             Some("code") => ValueType::Code,
+            // Every other checked name: a text primitive, or a complex or resource type as JSON.
             Some(_) => ValueType::Utf8,
             None => match kind {
                 Kind::Boolean => ValueType::Boolean,
@@ -237,6 +357,14 @@ mod tests {
             Ok(ValueType::Decimal(10, 2))
         );
         assert!(ValueType::for_column(None, Kind::Unknown, Some("BLOB")).is_err());
+        assert_eq!(
+            ValueType::for_column(Some("http://hl7.org/fhir/StructureDefinition/boolean"), Kind::Unknown, None),
+            Ok(ValueType::Boolean)
+        );
+        assert_eq!(ValueType::for_column(Some("Quantity"), Kind::Unknown, None), Ok(ValueType::Utf8));
+        assert!(ValueType::for_column(Some("Boolean"), Kind::Unknown, None)
+            .unwrap_err()
+            .contains("did you mean 'boolean'"));
         assert_eq!(ValueType::Timestamp.data_type(), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
     }
 

@@ -35,6 +35,46 @@ pub enum Expr {
     As(Box<Expr>, String),
 }
 
+impl Expr {
+    /// Whether an integer this expression yields is an `integer64` (FHIRPath's Long) rather
+    /// than a 32-bit `integer`: it comes from a constant `is_long` names, or from a literal
+    /// too big for 32 bits, through arithmetic, unions, indexing, `iif` and the functions
+    /// that pass items through (`first()`, `where(...)`, ...).
+    ///
+    /// The compiler's static kind says only "integer"; an untyped column needs the width too,
+    /// or every row of `%big` (from `valueInteger64`) would fail the 32-bit range check.
+    ///
+    /// ```
+    /// use fhirhouse::view::fhirpath::parser::parse;
+    /// let is_long = |name: &str| name == "big";
+    /// assert!(parse("(%big + 1) * 2").unwrap().is_integer64(&is_long));
+    /// assert!(!parse("name.count() + %small").unwrap().is_integer64(&is_long));
+    /// ```
+    pub fn is_integer64(&self, is_long: &dyn Fn(&str) -> bool) -> bool {
+        use BinaryOp::*;
+        match self {
+            Expr::Literal(Literal::Integer(n)) => i32::try_from(*n).is_err(),
+            Expr::External(name) => is_long(name),
+            Expr::Binary(Add | Sub | Mul | IntDiv | Mod | Union, a, b) => {
+                a.is_integer64(is_long) || b.is_integer64(is_long)
+            }
+            Expr::Unary(_, e) | Expr::Index(e, _) => e.is_integer64(is_long),
+            Expr::Function(call) | Expr::Method(_, call) if call.name == "iif" => {
+                call.args.iter().skip(1).any(|a| a.is_integer64(is_long))
+            }
+            Expr::Method(focus, call) => {
+                const PASS_THROUGH: [&str; 11] =
+                    ["first", "last", "single", "tail", "take", "skip", "where", "distinct", "abs", "union", "combine"];
+                PASS_THROUGH.contains(&call.name.as_str())
+                    && (focus.is_integer64(is_long)
+                        || (matches!(call.name.as_str(), "union" | "combine")
+                            && call.args.iter().any(|a| a.is_integer64(is_long))))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A function invocation: name plus argument expressions, unevaluated.
 ///
 /// Arguments stay as expressions because several FHIRPath functions (`where`, `exists`,

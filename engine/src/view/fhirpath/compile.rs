@@ -71,9 +71,11 @@ pub enum Op {
     Binary(BinaryOp, Box<Op>, Box<Op>),
     /// Unary minus.
     Negate(Box<Op>),
-    /// `x is T`
-    Is(Box<Op>, Box<str>),
-    /// `x as T`
+    /// `x is T`. When `x` is a path ending in a member, which may be a choice element
+    /// (`value`), the third field is `x.ofType(T)`: whether it finds anything decides, so the
+    /// JSON key's type suffix (`valueCodeableConcept`) gives the type as it does for `ofType`.
+    Is(Box<Op>, Box<str>, Option<Box<Op>>),
+    /// `x as T` (a path ending in a member compiles to `x.ofType(T)` instead).
     As(Box<Op>, Box<str>),
 }
 
@@ -253,8 +255,8 @@ fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
             op => Op::Negate(Box::new(op)),
         },
         Expr::Binary(op, l, r) => Op::Binary(*op, Box::new(compile(l, env)?), Box::new(compile(r, env)?)),
-        Expr::Is(inner, t) => Op::Is(Box::new(compile(inner, env)?), strip_namespace(t).into()),
-        Expr::As(inner, t) => Op::As(Box::new(compile(inner, env)?), strip_namespace(t).into()),
+        Expr::Is(inner, t) => type_test(true, compile(inner, env)?, strip_namespace(t)),
+        Expr::As(inner, t) => type_test(false, compile(inner, env)?, strip_namespace(t)),
     })
 }
 
@@ -307,12 +309,7 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
         "ofType" => {
             let type_name = type_argument(call)?;
             return Ok(match focus {
-                Some(Op::Path(inner, mut path)) if matches!(path.steps.last(), Some(Step::Member(_))) => {
-                    let Some(Step::Member(base)) = path.steps.pop() else { unreachable!("checked above") };
-                    let choice_key = format!("{base}{}", capitalize(&type_name)).into();
-                    path.steps.push(Step::Choice { base, choice_key, type_name: type_name.into() });
-                    Op::Path(inner, path)
-                }
+                Some(focus) if ends_in_member(&focus) => of_type_path(focus, &type_name),
                 focus => Op::Call(focus.map(Box::new), Func::OfType(type_name.into()), vec![]),
             });
         }
@@ -328,9 +325,8 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
             return Ok(Op::Call(focus.map(Box::new), Func::GetReferenceKey(type_name), vec![]));
         }
         "is" | "as" => {
-            let type_name: Box<str> = type_argument(call)?.into();
-            let focus = Box::new(focus.unwrap_or(Op::This));
-            return Ok(if name == "is" { Op::Is(focus, type_name) } else { Op::As(focus, type_name) });
+            let type_name = type_argument(call)?;
+            return Ok(type_test(name == "is", focus.unwrap_or(Op::This), &type_name));
         }
         _ => {}
     }
@@ -342,6 +338,34 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
     }
     let args = call.args.iter().map(|a| compile(a, env)).collect::<Result<Vec<_>, _>>()?;
     Ok(Op::Call(focus.map(Box::new), func, args))
+}
+
+/// Whether `op` is a path whose last step is a member that may be a choice element: not a
+/// type name (`Patient`), as FHIR element names start in lower case.
+fn ends_in_member(op: &Op) -> bool {
+    matches!(op, Op::Path(_, path) if matches!(path.steps.last(), Some(Step::Member(m)) if !m.starts_with(|c: char| c.is_ascii_uppercase())))
+}
+
+/// `focus.ofType(T)` for a path ending in a member: the member becomes a choice lookup of
+/// `memberT`, falling back to the member's items of type `T`.
+fn of_type_path(focus: Op, type_name: &str) -> Op {
+    let Op::Path(inner, mut path) = focus else { unreachable!("checked by ends_in_member") };
+    let Some(Step::Member(base)) = path.steps.pop() else { unreachable!("checked by ends_in_member") };
+    let choice_key = format!("{base}{}", capitalize(type_name)).into();
+    path.steps.push(Step::Choice { base, choice_key, type_name: type_name.into() });
+    Op::Path(inner, path)
+}
+
+/// `focus is T` (`is`) or `focus as T`. On a path ending in a member these use the same
+/// choice lookup as `ofType(T)`, so that all three agree on `valueCodeableConcept`, which
+/// the JSON object alone cannot tell from a Quantity.
+fn type_test(is: bool, focus: Op, type_name: &str) -> Op {
+    let typed = ends_in_member(&focus).then(|| of_type_path(focus.clone(), type_name));
+    match (is, typed) {
+        (true, typed) => Op::Is(Box::new(focus), type_name.into(), typed.map(Box::new)),
+        (false, Some(typed)) => typed,
+        (false, None) => Op::As(Box::new(focus), type_name.into()),
+    }
 }
 
 /// Rewrites the paths of `op` that start at its input to read the root prefetch, for an
@@ -379,7 +403,13 @@ pub fn bind_root(op: &mut Op, index: &mut RootIndex) {
             bind_root(l, index);
             bind_root(r, index);
         }
-        Op::Negate(inner) | Op::Is(inner, _) | Op::As(inner, _) => bind_root(inner, index),
+        Op::Is(inner, _, typed) => {
+            bind_root(inner, index);
+            if let Some(typed) = typed {
+                bind_root(typed, index);
+            }
+        }
+        Op::Negate(inner) | Op::As(inner, _) => bind_root(inner, index),
         Op::Lit(_) | Op::Empty | Op::This | Op::RowIndex | Op::Resource => {}
     }
 }

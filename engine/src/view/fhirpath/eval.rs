@@ -14,7 +14,7 @@ use super::ast::BinaryOp;
 use super::compile::{Expression, Func, Lit, Op};
 use super::navigate::{for_each_item, is_type, RootSlot};
 use super::single::at;
-use super::value::{items_compare, items_equal, items_equivalent, Collection, Item, Number};
+use super::value::{collections_equivalent, items_compare, items_equal, Collection, Item, Number};
 use crate::view::decimal::Decimal;
 use crate::view::temporal::Temporal;
 
@@ -98,12 +98,28 @@ pub(super) fn eval<'a>(op: &'a Op, ctx: &EvalContext<'_, 'a>, input: &[Item<'a>]
                 Some(None) => return Err(EvalError("unary - needs a number".into())),
             }
         }
-        Op::Is(inner, t) => {
+        Op::Is(inner, t, typed) => {
             let v = eval(inner, ctx, input)?;
-            singleton(&v, "is")?.map(|i| smallvec![Item::Bool(is_type(i, t))]).unwrap_or_default()
+            match (singleton(&v, "is")?, typed) {
+                (None, _) => Collection::new(),
+                (Some(_), Some(typed)) => smallvec![Item::Bool(!eval(typed, ctx, input)?.is_empty())],
+                (Some(item), None) => smallvec![Item::Bool(type_matches(item, t))],
+            }
         }
-        Op::As(inner, t) => eval(inner, ctx, input)?.into_iter().filter(|i| is_type(i, t)).collect(),
+        Op::As(inner, t) => eval(inner, ctx, input)?.into_iter().filter(|i| type_matches(i, t)).collect(),
     })
+}
+
+/// `is`/`as`/`ofType` of a computed or document item: the document's type test, except
+/// that a computed integer is no decimal (FHIRPath's Integer is not a subtype of Decimal;
+/// a document number may be a FHIR decimal written `5`, so those stay both) and a computed
+/// string (a literal, `&`, `toString()`) is no date or time.
+fn type_matches(item: &Item<'_>, type_name: &str) -> bool {
+    match (item, type_name) {
+        (Item::Int(_), "decimal" | "Decimal") => false,
+        (Item::Str(_), "date" | "Date" | "dateTime" | "DateTime" | "instant" | "time" | "Time") => false,
+        _ => is_type(item, type_name),
+    }
 }
 
 pub(super) fn lit_item(lit: &Lit) -> Item<'_> {
@@ -162,14 +178,24 @@ pub(super) fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> 
             let equal = if l.len() != r.len() {
                 Some(false)
             } else {
-                l.iter().zip(r.iter()).try_fold(true, |acc, (a, b)| items_equal(a, b).map(|e| acc && e))
+                // Any unequal pair makes the result false, even after an incomparable
+                // (empty) pair; only without one is an incomparable pair empty.
+                let mut equal = Some(true);
+                for (a, b) in l.iter().zip(r.iter()) {
+                    match items_equal(a, b) {
+                        Some(false) => {
+                            equal = Some(false);
+                            break;
+                        }
+                        None => equal = None,
+                        Some(true) => {}
+                    }
+                }
+                equal
             };
             bool_result(equal.map(|e| e == (op == Eq)))
         }
-        Equiv | NotEquiv => {
-            let equivalent = l.len() == r.len() && l.iter().zip(r.iter()).all(|(a, b)| items_equivalent(a, b));
-            smallvec![Item::Bool(equivalent == (op == Equiv))]
-        }
+        Equiv | NotEquiv => smallvec![Item::Bool(collections_equivalent(&l, &r) == (op == Equiv))],
         Lt | Le | Gt | Ge => {
             let (Some(a), Some(b)) = (singleton(&l, "comparison")?, singleton(&r, "comparison")?) else {
                 return Ok(Collection::new());
@@ -347,7 +373,7 @@ pub(super) fn call<'a>(
         Func::HasValue => {
             smallvec![Item::Bool(matches!(singleton(base, "hasValue()"), Ok(Some(i)) if i.as_object().is_none()))]
         }
-        Func::OfType(t) => base.iter().filter(|i| is_type(i, t)).cloned().collect(),
+        Func::OfType(t) => base.iter().filter(|i| type_matches(i, t)).cloned().collect(),
         Func::Extension => {
             let url =
                 single_string(&arg(0)?, "extension()")?.ok_or_else(|| EvalError("extension() needs a url".into()))?;
@@ -408,19 +434,26 @@ pub(super) fn call<'a>(
                 _ => Collection::new(),
             }
         }
-        Func::ToString => singleton(base, "toString()")?.map(|i| Item::Str(i.to_text())).into_iter().collect(),
+        // A complex value (an object) has no string form: empty.
+        Func::ToString => singleton(base, "toString()")?
+            .filter(|i| i.as_object().is_none())
+            .map(|i| Item::Str(i.to_text()))
+            .into_iter()
+            .collect(),
         Func::ToInteger => singleton(base, "toInteger()")?
-            .and_then(|i| match i.as_number() {
-                Some(Number::Int(n)) => Some(Item::Int(n)),
-                Some(Number::Dec(_)) => None,
-                None => i.as_str()?.trim().parse().ok().map(Item::Int),
+            .and_then(|i| match (i.as_number(), i.as_bool()) {
+                (Some(Number::Int(n)), _) => Some(Item::Int(n)),
+                (Some(Number::Dec(_)), _) => None,
+                (None, Some(b)) => Some(Item::Int(i64::from(b))),
+                (None, None) => i.as_str()?.trim().parse().ok().map(Item::Int),
             })
             .into_iter()
             .collect(),
         Func::ToDecimal => singleton(base, "toDecimal()")?
-            .and_then(|i| match i.as_number() {
-                Some(n) => Some(Item::decimal(n.to_decimal())),
-                None => Decimal::parse(i.as_str()?.trim()).map(Item::decimal),
+            .and_then(|i| match (i.as_number(), i.as_bool()) {
+                (Some(n), _) => Some(Item::decimal(n.to_decimal())),
+                (None, Some(b)) => Some(Item::decimal(Decimal::new(if b { 10 } else { 0 }, 1))),
+                (None, None) => Decimal::parse(i.as_str()?.trim()).map(Item::decimal),
             })
             .into_iter()
             .collect(),

@@ -112,3 +112,102 @@ fn reference_keys() {
     assert_eq!(reference_key("PatientX/1", Some("Patient")), None);
     assert_eq!(reference_key("Patient/Group/1", Some("Patient")), None);
 }
+
+const CONCEPT: &str = r#"{"resourceType":"Observation","id":"o1","status":"final","valueCodeableConcept":{"text":"Positive"},
+  "component":[{"valueString":"2020-01-01"},{"valueQuantity":{"value":5,"unit":"mg"}}]}"#;
+
+#[test]
+fn is_and_as_agree_with_of_type_on_choice_elements() {
+    assert_eq!(run(CONCEPT, "value is CodeableConcept").unwrap(), ["true"]);
+    assert_eq!(run(CONCEPT, "value is Quantity").unwrap(), ["false"]);
+    assert_eq!(run(CONCEPT, "value is Period").unwrap(), ["false"]);
+    assert_eq!(run(CONCEPT, "value.is(Quantity)").unwrap(), ["false"]);
+    assert_eq!(run(CONCEPT, "value.ofType(Quantity).exists()").unwrap(), ["false"]);
+    assert!(run(CONCEPT, "(value as Quantity).text").unwrap().is_empty());
+    assert!(run(CONCEPT, "value.as(Quantity).text").unwrap().is_empty());
+    assert_eq!(run(CONCEPT, "(value as CodeableConcept).text").unwrap(), ["Positive"]);
+    assert_eq!(run(CONCEPT, "component[0].value is date").unwrap(), ["false"]);
+    assert_eq!(run(CONCEPT, "component[0].value is string").unwrap(), ["true"]);
+    assert!(run(CONCEPT, "component[0].value.ofType(date)").unwrap().is_empty());
+    assert_eq!(run(CONCEPT, "component[1].value is Quantity").unwrap(), ["true"]);
+    // Unchanged: an absent value is empty, several are an error, a resource type is a type.
+    assert!(run(CONCEPT, "effective is dateTime").unwrap().is_empty());
+    assert!(run(CONCEPT, "component.value is Quantity").unwrap_err().contains("single value"));
+    assert_eq!(run(CONCEPT, "Observation is Observation").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "birthDate is date").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "deceased is boolean").unwrap(), ["true"]);
+}
+
+#[test]
+fn equivalence_follows_n1() {
+    assert_eq!(run(PATIENT, "(1 | 2) ~ (2 | 1)").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "(1 | 2) ~ (2 | 3)").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "(1 | 2) !~ (2 | 1)").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "{} ~ {}").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "'a\tb' ~ 'a b'").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "' a \n\n b ' ~ 'A B'").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "'ab' ~ 'a b'").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "'É' ~ 'é'").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "1.2 ~ 1.24").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "1.2 ~ 1.25").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "1.20 ~ 1.2").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "-1.2 ~ -1.15").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "1 ~ 1.0").unwrap(), ["true"]);
+    let names = r#"{"resourceType":"Patient","name":[{"family":"Doe","given":["A","b"]},{"given":["B","a"],"family":"doe"},{"family":"Roe"}]}"#;
+    assert_eq!(run(names, "name[0] ~ name[1]").unwrap(), ["true"]);
+    assert_eq!(run(names, "name[0] ~ name[2]").unwrap(), ["false"]);
+    assert_eq!(run(names, "name[0] = name[1]").unwrap(), ["false"]);
+}
+
+#[test]
+fn equality_of_collections_is_false_when_any_pair_differs() {
+    assert_eq!(run(PATIENT, "(@2012 | 1) = (@2012-01 | 2)").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "(@2012 | 1) != (@2012-01 | 2)").unwrap(), ["true"]);
+    assert!(run(PATIENT, "(@2012 | 1) = (@2012-01 | 1)").unwrap().is_empty());
+    assert_eq!(run(PATIENT, "(1 | 2) = (1 | 2)").unwrap(), ["true"]);
+}
+
+#[test]
+fn conversions_follow_n1() {
+    assert_eq!(run(PATIENT, "true.toInteger()").unwrap(), ["1"]);
+    assert_eq!(run(PATIENT, "false.toInteger()").unwrap(), ["0"]);
+    assert_eq!(run(PATIENT, "active.toInteger()").unwrap(), ["1"]);
+    assert_eq!(run(PATIENT, "true.toDecimal()").unwrap(), ["1.0"]);
+    assert_eq!(run(PATIENT, "false.toDecimal() = 0").unwrap(), ["true"]);
+    assert!(run(PATIENT, "'true'.toInteger()").unwrap().is_empty());
+    assert_eq!(run(PATIENT, "1 is Decimal").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "1 is Integer").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "1.0 is Decimal").unwrap(), ["true"]);
+    assert!(run(PATIENT, "1.ofType(Decimal)").unwrap().is_empty());
+    assert!(run(PATIENT, "(1 as Decimal)").unwrap().is_empty());
+    assert_eq!(run(PATIENT, "1.ofType(Integer)").unwrap(), ["1"]);
+    // A FHIR decimal may be written without a fraction in JSON: still a decimal.
+    assert_eq!(run(CONCEPT, "component.value.ofType(Quantity).value.ofType(decimal)").unwrap(), ["5"]);
+    assert_eq!(run(CONCEPT, "component[1].value.ofType(Quantity).value is decimal").unwrap(), ["true"]);
+    assert!(run(PATIENT, "name.first().toString()").unwrap().is_empty());
+    assert_eq!(run(PATIENT, "name.first().family.toString()").unwrap(), ["Smith"]);
+    assert_eq!(run(PATIENT, "birthDate.toString()").unwrap(), ["1970-06"]);
+    assert_eq!(run(PATIENT, "2.toString()").unwrap(), ["2"]);
+}
+
+#[test]
+fn string_literals_compare_as_strings_and_document_dates_as_dates() {
+    assert_eq!(run(PATIENT, "'2020-01-01T00:00:00Z' = '2020-01-01T00:00:00+00:00'").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "'2020-01' = '2020-01-01'").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "'2020-01' < '2020-01-01'").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "'2020-01-01' is date").unwrap(), ["false"]);
+    assert_eq!(run(PATIENT, "'2020-01-01' is string").unwrap(), ["true"]);
+    // Typed literals, and document dates against them or each other, are still dates.
+    assert_eq!(run(PATIENT, "@2020-01-01T00:00:00Z = @2020-01-01T00:00:00+00:00").unwrap(), ["true"]);
+    assert!(run(PATIENT, "@2020-01 = @2020-01-01").unwrap().is_empty());
+    let obs = r#"{"resourceType":"Observation","effectiveDateTime":"2021-03-04T10:00:00+02:00",
+      "effectivePeriod":{"start":"2020-01-01T00:00:00Z","end":"2020-01-01T01:00:00+01:00"},"issued":"2021-03-04T08:00:00Z"}"#;
+    assert_eq!(run(obs, "effectiveDateTime > @2020").unwrap(), ["true"]);
+    assert_eq!(run(obs, "effectiveDateTime = @2021-03-04T08:00:00Z").unwrap(), ["true"]);
+    assert_eq!(run(obs, "effective.ofType(dateTime) = issued").unwrap(), ["true"]);
+    assert_eq!(run(obs, "effectiveDateTime = issued").unwrap(), ["true"]);
+    assert_eq!(run(obs, "effectivePeriod.start = effectivePeriod.end").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "birthDate = @1970-06").unwrap(), ["true"]);
+    assert_eq!(run(PATIENT, "birthDate > @1970-01-01").unwrap(), ["true"]);
+    assert!(run(PATIENT, "birthDate > @1970-06-15").unwrap().is_empty());
+}

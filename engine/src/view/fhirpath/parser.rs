@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::ast::*;
+use crate::view::temporal::Temporal;
 
 /// Deepest parser recursion accepted: each parenthesis, bracket, argument list and
 /// operand of a tighter-binding operator costs one level.
@@ -308,6 +309,25 @@ impl<'a> Lexer<'a> {
         let alnum = next.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
         if alnum || (next.is_some_and(junk) && digits(b, end + 1, 1)) {
             return invalid(end);
+        }
+        // The shape is right; the values must be too. Checked here, once, so that
+        // `@2020-13-01` is a syntax error rather than a value every comparison and
+        // boundary computation must then cope with per resource.
+        let valid = match &lit {
+            Literal::Date(t) => Temporal::parse_date(t).is_some(),
+            Literal::DateTime(t) => Temporal::parse_datetime(t).is_some(),
+            Literal::Time(t) => Temporal::parse_time(t).is_some(),
+            _ => true,
+        };
+        if !valid {
+            const DATE: &str = "year 0001-9999, month 01-12, a day the month has";
+            const TIME: &str = "hour 00-23, minute 00-59, second 00-60";
+            let what = match lit {
+                Literal::Time(_) => format!("time ({TIME})"),
+                Literal::DateTime(_) => format!("dateTime ({DATE}, {TIME}, offset -14:00 to +14:00)"),
+                _ => format!("date ({DATE})"),
+            };
+            return fail(start, format!("'{}' is not a valid {what}", &src[start..end]));
         }
         self.pos = end;
         Ok(lit)

@@ -336,6 +336,29 @@ fn errors_carry_offsets_and_messages() {
 }
 
 #[test]
+fn impossible_date_time_values_are_syntax_errors() {
+    let e = err("@2020-13-01 < @2021-01-01");
+    assert_eq!((e.offset, e.message.starts_with("'@2020-13-01' is not a valid date (")), (0, true), "{e}");
+    assert!(err("x = @2020-02-30").to_string().starts_with("at position 4: '@2020-02-30' is not a valid date"));
+    assert!(err("@2019-02-29").message.contains("a day the month has"));
+    assert_eq!(err("@2020-00").offset, 0);
+    assert_eq!(err("@0000").offset, 0);
+    let e = err("now() > @T25:00");
+    assert_eq!(e.offset, 8);
+    assert!(e.message.starts_with("'@T25:00' is not a valid time (hour 00-23"), "{e}");
+    assert!(err("@T10:60").message.contains("not a valid time"));
+    let e = err("@2020-01-01T10:00+25:00");
+    assert!(e.message.starts_with("'@2020-01-01T10:00+25:00' is not a valid dateTime ("), "{e}");
+    assert!(e.message.contains("offset -14:00 to +14:00"), "{e}");
+    assert!(err("@2020-01-01T24:00").message.contains("not a valid dateTime"));
+    assert!(err("@2021-02-29T").message.contains("not a valid dateTime"));
+    // The edges of each range are still fine.
+    assert_eq!(p("@2020-02-29"), lit(Literal::Date("2020-02-29".into())));
+    assert_eq!(p("@T23:59:60"), lit(Literal::Time("23:59:60".into())));
+    assert_eq!(p("@2020-12-31T00:00-14:00"), lit(Literal::DateTime("2020-12-31T00:00-14:00".into())));
+}
+
+#[test]
 fn nesting_limits_are_errors_not_crashes() {
     let parens = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
     assert_eq!(p(&parens(MAX_NESTING - 1)), m("a"));

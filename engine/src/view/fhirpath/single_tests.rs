@@ -77,6 +77,15 @@ const EXPRESSIONS: &[&str] = &[
     "effective.ofType(dateTime) = @2011-02-02T16:30:49-05:00",
     "(code | status).coding.first().system",
     "(value | effective).start",
+    "value is Quantity",
+    "value is string",
+    "value.is(CodeableConcept)",
+    "(value as Quantity).value",
+    "value.as(string)",
+    "effective is dateTime",
+    "code.coding ~ code.coding.tail() | code.coding.first()",
+    "name[0] ~ name[1]",
+    "'2020-01' = '2020-01-01'",
 ];
 
 fn render(result: Result<Vec<Item<'_>>, EvalError>) -> Result<Vec<String>, String> {
@@ -109,5 +118,26 @@ fn evaluation_at_one_focus_agrees_with_the_general_evaluator() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn is_on_a_root_choice_element_reads_its_type_from_the_key() {
+    // `value is T` bound to the root prefetch, as a top-level column is.
+    let mut bytes = DOCS[0].as_bytes().to_vec();
+    let tape = simd_json::to_tape(&mut bytes).unwrap();
+    let doc = Json::root(&tape);
+    for (source, expected) in
+        [("value is Quantity", "true"), ("value is Period", "false"), ("value is string", "false")]
+    {
+        let mut expr = Expression::compile(source, &CompileEnv::default()).unwrap();
+        let mut index = RootIndex::default();
+        bind_root(&mut expr.op, &mut index);
+        let mut slots = RootSlots::new();
+        index.prefetch(doc, &mut slots);
+        let ctx = EvalContext { resource: doc, row_index: 0, root: &slots };
+        let found = expr.evaluate_at(&ctx, &Item::Node(doc)).unwrap();
+        let got: Vec<String> = found.as_slice().iter().map(|i| i.to_text().into_owned()).collect();
+        assert_eq!(got, [expected], "{source}");
     }
 }

@@ -193,15 +193,91 @@ pub fn items_equal(left: &Item<'_>, right: &Item<'_>) -> Option<bool> {
     }
 }
 
-/// FHIRPath `~` on two single items: strings ignore case and surrounding whitespace,
-/// otherwise as `=` with incomparable values being not equivalent.
+/// FHIRPath `~` on two single items: strings ignore case and normalize whitespace, decimals
+/// compare at the precision of the less precise, objects compare member by member
+/// (recursively, by `~`), and incomparable values are not equivalent.
 pub fn items_equivalent(left: &Item<'_>, right: &Item<'_>) -> bool {
-    if temporal_order(left, right).is_none() {
-        if let (Some(a), Some(b)) = (left.as_str(), right.as_str()) {
-            return a.trim().eq_ignore_ascii_case(b.trim());
+    if let Some(order) = temporal_order(left, right) {
+        return order == Some(Ordering::Equal);
+    }
+    if let (Some(a), Some(b)) = (left.as_number(), right.as_number()) {
+        return numbers_equivalent(a.to_decimal(), b.to_decimal());
+    }
+    if let (Some(a), Some(b)) = (left.as_str(), right.as_str()) {
+        return a == b || normalized(a).eq(normalized(b));
+    }
+    if let (Some(a), Some(b)) = (left.as_bool(), right.as_bool()) {
+        return a == b;
+    }
+    match (left.as_object(), right.as_object()) {
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.iter().all(|(key, value)| b.get(key).is_some_and(|other| elements_equivalent(value, other)))
+        }
+        _ => false,
+    }
+}
+
+/// FHIRPath `~` on two collections: the same number of items, each equivalent to a
+/// different item of the other, in any order.
+pub fn collections_equivalent(left: &[Item<'_>], right: &[Item<'_>]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    if let ([a], [b]) = (left, right) {
+        return items_equivalent(a, b);
+    }
+    let mut used = vec![false; right.len()];
+    left.iter().all(|a| {
+        let found = (0..right.len()).find(|&j| !used[j] && items_equivalent(a, &right[j]));
+        found.map(|j| used[j] = true).is_some()
+    })
+}
+
+/// `~` of two members of objects compared by `~`: an array is a collection, null is empty.
+fn elements_equivalent(left: Json<'_>, right: Json<'_>) -> bool {
+    fn items(node: Json<'_>) -> Collection<'_> {
+        match node.as_array() {
+            Some(elements) => elements.iter().filter(|e| !e.is_null()).map(Item::Node).collect(),
+            None if node.is_null() => Collection::new(),
+            None => smallvec::smallvec![Item::Node(node)],
         }
     }
-    items_equal(left, right).unwrap_or(false)
+    collections_equivalent(&items(left), &items(right))
+}
+
+/// Decimals rounded to the precision of the less precise (trailing zeros do not count), then
+/// compared: `1.2 ~ 1.24`.
+fn numbers_equivalent(a: Decimal, b: Decimal) -> bool {
+    let (a, b) = (a.normalized(), b.normalized());
+    let scale = a.scale.min(b.scale);
+    match (round_to(a, scale), round_to(b, scale)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The mantissa of `d` rounded (half away from zero) to `scale` fractional digits, no more
+/// than it has.
+fn round_to(d: Decimal, scale: u32) -> Option<i128> {
+    let factor = 10i128.checked_pow(d.scale - scale)?;
+    let (q, r) = (d.mantissa / factor, d.mantissa % factor);
+    Some(if r.unsigned_abs() * 2 >= factor.unsigned_abs() { q + d.mantissa.signum() } else { q })
+}
+
+/// A string as `~` compares it: trimmed, each run of whitespace one space, lower case
+/// (Unicode, not only ASCII).
+fn normalized(s: &str) -> impl Iterator<Item = char> + '_ {
+    let mut after_space = false;
+    s.trim()
+        .chars()
+        .filter_map(move |c| {
+            let space = c.is_whitespace();
+            let keep = !(space && after_space);
+            after_space = space;
+            keep.then_some(if space { ' ' } else { c })
+        })
+        .flat_map(char::to_lowercase)
 }
 
 /// FHIRPath ordering (`<`, `>`, ...) of two single items.
@@ -222,13 +298,16 @@ pub fn items_compare(left: &Item<'_>, right: &Item<'_>) -> Result<Option<Orderin
 }
 
 /// Compares two items as dates/times when at least one is a typed date/time, or when both
-/// are strings that read as FHIR dates/times. The outer `None` means "not temporal"; the
+/// are document strings that read as FHIR dates/times. The outer `None` means "not temporal"; the
 /// inner `None` is FHIRPath's empty result for incomparable precisions.
 fn temporal_order(left: &Item<'_>, right: &Item<'_>) -> Option<Option<Ordering>> {
     let (l, r) = match (left.as_typed_temporal(), right.as_typed_temporal()) {
         (Some(l), Some(r)) => (l, r),
         (Some(l), None) => (l, parse_like(&l, right.as_str()?)?),
         (None, Some(r)) => (parse_like(&r, left.as_str()?)?, r),
+        // A computed string (a literal, `&`, `toString()`) is a String, compared by its
+        // characters. Two document strings may be FHIR dates, which JSON writes as strings.
+        (None, None) if matches!(left, Item::Str(_)) || matches!(right, Item::Str(_)) => return None,
         (None, None) => {
             let (a, b) = (left.as_str()?, right.as_str()?);
             if !looks_temporal(a) || !looks_temporal(b) {
