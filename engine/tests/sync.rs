@@ -206,6 +206,16 @@ fn reapplying_an_increment_changes_nothing_and_an_older_copy_never_wins() {
     let manifest = serde_json::json!({"transactionTime": "2024-01-02T00:00:00Z", "request": "", "requiresAccessToken": false,
         "output": [{"type": "Patient", "url": "Patient.000.ndjson"}], "error": []});
     std::fs::write(old.join("manifest.json"), manifest.to_string()).unwrap();
+    // As an export older than the warehouse it is refused whole: its deletions could not be
+    // trusted either.
+    let mut options = LoadOptions::new(vec![old.join("manifest.json")], wh.clone());
+    options.merge = true;
+    let err = fhirhouse::error_text(fhirhouse::load::load(&options).expect_err("refused").as_ref());
+    assert!(err.contains("has transactionTime 2024-01-02T00:00:00Z, older than the warehouse's"), "{err}");
+    // Dated later (a server that sends old versions): the version check keeps the newer one.
+    let manifest = serde_json::json!({"transactionTime": "2099-01-01T00:00:00Z", "request": "", "requiresAccessToken": false,
+        "output": [{"type": "Patient", "url": "Patient.000.ndjson"}], "error": []});
+    std::fs::write(old.join("manifest.json"), manifest.to_string()).unwrap();
     let stale = merge(&old, &wh).report.merge.unwrap();
     assert_eq!((stale.unchanged, stale.updated), (1, 0));
     assert_eq!(rows(&wh, &format!("SELECT gender FROM patient WHERE id = '{patient}'")), ["unknown"]);

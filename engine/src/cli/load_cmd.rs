@@ -174,7 +174,7 @@ pub(super) fn finish(outcome: &LoadOutcome, quiet: bool) -> ExitCode {
     }
     if !outcome.committed() {
         ExitCode::from(EXIT_FATAL)
-    } else if report.totals.dead_letters > 0 {
+    } else if report.input_not_applied() > 0 {
         ExitCode::from(EXIT_SOME_FAILED)
     } else {
         ExitCode::SUCCESS

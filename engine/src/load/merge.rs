@@ -24,6 +24,12 @@
 //! and a rewrite of those files. Untouched tables and files cost a link each. Each sync adds
 //! part files (the increment's); a full sync (`--full`) writes every table afresh.
 //!
+//! Increments apply in order: each snapshot of an incremental load records the newest
+//! `transactionTime` its data holds ([`TRANSACTION_FILE`]), and a merge of an export older
+//! than that is refused. Versions alone cannot guard it: a deletion carries no version, so an
+//! old increment would delete resources created again since, and bring back ones deleted
+//! since (their later deletion is no version the warehouse could compare with).
+//!
 //! A table's rows are found by its view's `getResourceKey()` column; a merge refuses views
 //! without one, and views whose columns changed since the previous load (their old and new
 //! files could not be read as one table).
@@ -49,6 +55,8 @@ use crate::source::{Export, LineReader, Location};
 
 /// The sync record of a snapshot: where its data came from, up to when.
 pub const SYNC_FILE: &str = "_sync.json";
+/// The newest `transactionTime` of the exports a snapshot holds, written by incremental loads.
+pub const TRANSACTION_FILE: &str = "_transaction_time.json";
 /// How many unreadable `deleted` lines the report quotes.
 const EXAMPLES: usize = 5;
 
@@ -72,9 +80,14 @@ pub struct MergeReport {
     pub deleted_absent: u64,
     /// Resources listed as deleted that the increment also exports (kept: it holds them now).
     pub deleted_but_exported: u64,
-    /// Lines of the `deleted` files that are not Bundles of DELETE entries.
+    /// Lines of the `deleted` files that are not Bundles of DELETE entries (none of their
+    /// entries applied).
     pub deleted_unreadable: u64,
-    /// A few of those, as `file:line: reason`.
+    /// Entries of the `deleted` Bundles that are not a DELETE (a `PUT`, an entry without a
+    /// request): not applied, as the export says nothing of what they should do. The other
+    /// entries of their Bundles apply.
+    pub deleted_entries_skipped: u64,
+    /// A few of those lines and entries, as `file:line: reason`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deleted_examples: Vec<String>,
     /// Rows the previous load's tables held.
@@ -94,6 +107,8 @@ pub(crate) struct Incremental {
     merge: bool,
     base: Option<Base>,
     sync_server: Option<String>,
+    /// The newest `transactionTime` the new snapshot holds, for [`TRANSACTION_FILE`].
+    transaction_time: Option<String>,
 }
 
 /// The warehouse's current load.
@@ -104,7 +119,16 @@ struct Base {
 
 impl Incremental {
     /// What `options` ask for; `None` for a plain load.
-    pub fn prepare(options: &LoadOptions, warehouse: &Destination) -> anyhow::Result<Option<Incremental>> {
+    ///
+    /// # Errors
+    ///
+    /// An object-store warehouse, `--keep-raw` with a merge, and a merge of an export older
+    /// than the warehouse (see [`check_order`]).
+    pub fn prepare(
+        options: &LoadOptions,
+        warehouse: &Destination,
+        export: &Export,
+    ) -> anyhow::Result<Option<Incremental>> {
         if !options.merge && !options.key_index && options.sync_server.is_none() {
             return Ok(None);
         }
@@ -117,7 +141,14 @@ impl Incremental {
         let base = warehouse
             .current()
             .map(|load_id| Base { dir: warehouse.root().join("_fhirhouse/snapshots").join(&load_id), load_id });
-        Ok(Some(Incremental { merge: options.merge && base.is_some(), base, sync_server: options.sync_server.clone() }))
+        let merge = options.merge && base.is_some();
+        let mut transaction_time = export.transaction_time.clone();
+        if let (Some(base), true) = (&base, merge) {
+            let held = base_transaction_time(warehouse.root(), base);
+            check_order(export, held.as_deref(), &base.load_id)?;
+            transaction_time = later(held, transaction_time);
+        }
+        Ok(Some(Incremental { merge, base, sync_server: options.sync_server.clone(), transaction_time }))
     }
 
     /// Whether the load part files need names unique across loads (merged snapshots hold
@@ -174,7 +205,72 @@ impl Incremental {
             std::fs::write(&path, serde_json::to_vec_pretty(&record)?)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
+        if let Some(time) = &self.transaction_time {
+            let path = staging.join(TRANSACTION_FILE);
+            let record = serde_json::json!({ "transaction_time": time });
+            std::fs::write(&path, serde_json::to_vec_pretty(&record)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Ok(())
+    }
+}
+
+/// The newest `transactionTime` the base snapshot holds: its [`TRANSACTION_FILE`], else (a
+/// snapshot written before there was one, or by a plain load) its sync record's time or its
+/// load report's manifest time.
+fn base_transaction_time(root: &Path, base: &Base) -> Option<String> {
+    let read = |path: PathBuf| -> Option<serde_json::Value> {
+        std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    };
+    let report = root.join("_fhirhouse/loads").join(format!("{}.json", base.load_id));
+    [base.dir.join(TRANSACTION_FILE), base.dir.join(SYNC_FILE), report]
+        .into_iter()
+        .find_map(|path| read(path)?["transaction_time"].as_str().map(str::to_owned))
+}
+
+/// Refuses to merge an export older than the warehouse (`held`, the newest `transactionTime`
+/// it holds, of load `base_load`): applying it would undo what the later increments did. The
+/// same time again is allowed (re-applying an increment changes nothing). An export without a
+/// `transactionTime` (a folder without manifest) cannot be placed: its updates are still
+/// guarded by their versions, but its deletions carry none, so deletions without a time are
+/// refused when the warehouse has one.
+fn check_order(export: &Export, held: Option<&str>, base_load: &str) -> anyhow::Result<()> {
+    let Some(held) = held else { return Ok(()) };
+    let source = export.manifest.as_deref().unwrap_or("the increment");
+    let Some(time) = export.transaction_time.as_deref() else {
+        if !export.deleted_files.is_empty() {
+            bail!(
+                "{source} lists deleted resources but has no transactionTime: it cannot be told from an export older than the warehouse (transactionTime {held}, load {base_load}), whose deletions would undo later changes; nothing was merged"
+            );
+        }
+        return Ok(());
+    };
+    match (instant(time), instant(held)) {
+        (Some(new), Some(old)) if new < old => bail!(
+            "{source} has transactionTime {time}, older than the warehouse's {held} (load {base_load}): applying it would undo the changes of the later increments (bring back resources deleted since, delete ones created again since); nothing was merged. Apply increments in order, or load in full"
+        ),
+        (Some(_), Some(_)) => Ok(()),
+        // Not an instant: the order cannot be checked; the version check still guards updates.
+        _ => {
+            tracing::warn!(increment = time, warehouse = held, "a transactionTime is not an instant: cannot check that the increment is not older than the warehouse");
+            Ok(())
+        }
+    }
+}
+
+/// A `transactionTime` as an instant, if it is one.
+fn instant(time: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(time).ok()
+}
+
+/// The later of two `transactionTime`s (`new` when they cannot be compared).
+fn later(held: Option<String>, new: Option<String>) -> Option<String> {
+    match (held, new) {
+        (Some(held), Some(new)) => match (instant(&held), instant(&new)) {
+            (Some(a), Some(b)) if a > b => Some(held),
+            _ => Some(new),
+        },
+        (held, new) => new.or(held),
     }
 }
 
@@ -386,18 +482,26 @@ fn read_deleted(files: &[Location], report: &mut MergeReport) -> anyhow::Result<
         let reader = location.open(0).with_context(|| format!("cannot read {location}"))?;
         let mut lines = LineReader::from_reader(location.to_string(), reader)?;
         while let Some((number, line)) = lines.next_line()? {
+            // Reported once, in the run report and its summary (not logged as well), and
+            // counted into the load's exit status (`LoadReport::input_not_applied`).
+            let mut example = |reason: &str| {
+                if report.deleted_examples.len() < EXAMPLES {
+                    report.deleted_examples.push(format!("{location}:{number}: {reason}"));
+                }
+            };
             match deleted_keys(line) {
-                Ok(keys) => {
+                Ok((keys, skipped)) => {
+                    for reason in &skipped {
+                        example(reason);
+                    }
+                    report.deleted_entries_skipped += skipped.len() as u64;
                     for (t, id) in keys {
                         deleted.entry(t).or_default().insert(id);
                     }
                 }
                 Err(reason) => {
+                    example(&reason);
                     report.deleted_unreadable += 1;
-                    tracing::warn!(file = %location, line = number, reason, "unreadable line in a deleted file");
-                    if report.deleted_examples.len() < EXAMPLES {
-                        report.deleted_examples.push(format!("{location}:{number}: {reason}"));
-                    }
                 }
             }
         }
@@ -405,23 +509,35 @@ fn read_deleted(files: &[Location], report: &mut MergeReport) -> anyhow::Result<
     Ok(deleted)
 }
 
-/// The `(type, id)` of every DELETE entry of one Bundle line.
-fn deleted_keys(line: &[u8]) -> Result<Vec<(String, String)>, String> {
+/// The `(type, id)` of every DELETE entry of one Bundle line, and why each other entry was
+/// skipped. A line that is no such Bundle, or a DELETE entry without a `Type/id` URL, is an
+/// error: nothing of the line applies.
+type DeletedKeys = (Vec<(String, String)>, Vec<String>);
+
+fn deleted_keys(line: &[u8]) -> Result<DeletedKeys, String> {
     let bundle: serde_json::Value = serde_json::from_slice(line).map_err(|e| format!("not valid JSON: {e}"))?;
     if bundle["resourceType"] != "Bundle" {
         return Err(format!("a {} where a Bundle was expected", bundle["resourceType"].as_str().unwrap_or("line")));
     }
     let entries = bundle["entry"].as_array().ok_or("a Bundle without entries")?;
-    let mut keys = Vec::new();
+    let (mut keys, mut skipped) = (Vec::new(), Vec::new());
     for (i, entry) in entries.iter().enumerate() {
         let request = &entry["request"];
-        if !request["method"].as_str().is_some_and(|m| m.eq_ignore_ascii_case("DELETE")) {
-            continue;
+        match request["method"].as_str() {
+            Some(m) if m.eq_ignore_ascii_case("DELETE") => {}
+            Some(m) => {
+                skipped.push(format!("entry[{i}] is a {m}, not a DELETE: not applied"));
+                continue;
+            }
+            None => {
+                skipped.push(format!("entry[{i}] has no request.method: not applied"));
+                continue;
+            }
         }
         let url = request["url"].as_str().ok_or_else(|| format!("entry[{i}].request has no url"))?;
         keys.push(reference_key(url).ok_or_else(|| format!("entry[{i}].request.url {url:?} is not Type/id"))?);
     }
-    Ok(keys)
+    Ok((keys, skipped))
 }
 
 /// `Patient/123` from `Patient/123`, `https://server/fhir/Patient/123` or
@@ -534,13 +650,37 @@ mod tests {
             {"request":{"method":"DELETE","url":"Patient/123"}},
             {"request":{"method":"DELETE","url":"https://s/fhir/Observation/o-1/_history/3"}},
             {"request":{"method":"PUT","url":"Patient/9"}}]}"#;
-        assert_eq!(
-            deleted_keys(line).unwrap(),
-            [("Patient".to_owned(), "123".to_owned()), ("Observation".to_owned(), "o-1".to_owned())]
-        );
+        let (keys, skipped) = deleted_keys(line).unwrap();
+        assert_eq!(keys, [("Patient".to_owned(), "123".to_owned()), ("Observation".to_owned(), "o-1".to_owned())]);
+        assert_eq!(skipped, ["entry[2] is a PUT, not a DELETE: not applied"], "counted, not dropped unseen");
         assert!(deleted_keys(b"{\"resourceType\":\"Patient\"}").unwrap_err().contains("a Patient"));
         let bad = br#"{"resourceType":"Bundle","entry":[{"request":{"method":"DELETE","url":"123"}}]}"#;
         assert!(deleted_keys(bad).unwrap_err().contains("is not Type/id"));
+    }
+
+    #[test]
+    fn an_older_increment_is_refused_the_same_or_a_newer_one_merged() {
+        let export = |time: Option<&str>, deletes: bool| Export {
+            transaction_time: time.map(str::to_owned),
+            manifest: Some("inc/manifest.json".to_owned()),
+            deleted_files: if deletes { vec![Location::Local("d.ndjson".into())] } else { Vec::new() },
+            ..Export::default()
+        };
+        let held = Some("2024-03-01T00:00:00Z");
+        let err = check_order(&export(Some("2024-02-01T00:00:00Z"), true), held, "L").unwrap_err().to_string();
+        assert!(err.starts_with("inc/manifest.json has transactionTime 2024-02-01T00:00:00Z, older than the warehouse's 2024-03-01T00:00:00Z (load L)"), "{err}");
+        check_order(&export(Some("2024-03-01T00:00:00Z"), true), held, "L").expect("the same one again");
+        check_order(&export(Some("2024-03-01T02:00:00+02:00"), true), held, "L").expect("the same instant, offset");
+        check_order(&export(Some("2024-04-01T00:00:00Z"), true), held, "L").unwrap();
+        check_order(&export(Some("2020-01-01T00:00:00Z"), true), None, "L").expect("nothing to compare with");
+        check_order(&export(None, false), held, "L").expect("updates are guarded by versions");
+        let err = check_order(&export(None, true), held, "L").unwrap_err().to_string();
+        assert!(err.contains("lists deleted resources but has no transactionTime"), "{err}");
+
+        let t = |s: &str| Some(s.to_owned());
+        assert_eq!(later(t("2024-03-01T00:00:00Z"), t("2024-02-01T00:00:00Z")), t("2024-03-01T00:00:00Z"));
+        assert_eq!(later(t("2024-03-01T00:00:00Z"), t("2024-04-01T00:00:00Z")), t("2024-04-01T00:00:00Z"));
+        assert_eq!(later(t("2024-03-01T00:00:00Z"), None), t("2024-03-01T00:00:00Z"));
     }
 
     #[test]

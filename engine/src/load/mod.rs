@@ -176,7 +176,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     let export = open_export(&options.inputs)?;
     let warehouse = Destination::open(&options.out, options.staging.as_deref()).context("cannot open the warehouse")?;
     let load_id = new_load_id(started_at);
-    let incremental = merge::Incremental::prepare(options, &warehouse)?;
+    let incremental = merge::Incremental::prepare(options, &warehouse, &export)?;
     let staging = warehouse.begin(&load_id)?;
     // Object-store warehouses keep the files of two loads side by side for a moment, and
     // merged snapshots for good.
@@ -255,7 +255,10 @@ fn terminology(options: &LoadOptions) -> anyhow::Result<std::sync::Arc<crate::te
         None => crate::terminology::MappingSource::Embedded,
     };
     crate::terminology::Terminology::load(&source, options.snomed_icd10_map.as_deref())
-        .with_context(|| format!("cannot load the crosswalks of {}", source.describe()))
+        .with_context(|| {
+            let map = if options.snomed_icd10_map.is_some() { " and --snomed-icd10-map" } else { "" };
+            format!("cannot load the crosswalks of {}{map}", source.describe())
+        })
 }
 
 /// What the pipeline produced before publishing.

@@ -210,6 +210,15 @@ impl LoadReport {
         Ok(())
     }
 
+    /// Input lines and entries the load could not apply: dead letters, and the unreadable
+    /// lines and skipped entries of an increment's `deleted` files. Anything here makes the
+    /// load partly failed (exit status 1), as dead letters alone did before merges.
+    #[must_use]
+    pub fn input_not_applied(&self) -> u64 {
+        let deleted = self.merge.as_ref().map_or(0, |m| m.deleted_unreadable + m.deleted_entries_skipped);
+        self.totals.dead_letters + deleted
+    }
+
     /// The human summary printed on standard error.
     #[must_use]
     pub fn summary(&self) -> String {
@@ -305,11 +314,12 @@ impl LoadReport {
                 m.files_linked,
                 m.files_rewritten
             );
-            if m.deleted_unreadable > 0 {
+            if m.deleted_unreadable + m.deleted_entries_skipped > 0 {
                 let _ = writeln!(
                     s,
-                    "  {} unreadable lines in the deleted files: {}",
+                    "  deleted files: {} unreadable lines, {} entries that are no DELETE; not applied: {}",
                     m.deleted_unreadable,
+                    m.deleted_entries_skipped,
                     m.deleted_examples.join("; ")
                 );
             }
@@ -377,5 +387,16 @@ mod tests {
         report.total_up();
         report.tables[0].rows = 3;
         assert!(report.check().unwrap_err().contains("3 rows"));
+    }
+
+    #[test]
+    fn bad_deleted_lines_and_entries_count_as_input_not_applied() {
+        let mut report = LoadReport { files: vec![file(5, 4, 1)], ..Default::default() };
+        report.total_up();
+        assert_eq!(report.input_not_applied(), 1);
+        let merge =
+            super::super::MergeReport { deleted_unreadable: 2, deleted_entries_skipped: 3, ..Default::default() };
+        report.merge = Some(merge);
+        assert_eq!(report.input_not_applied(), 6);
     }
 }

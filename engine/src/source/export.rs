@@ -3,7 +3,8 @@
 //! An export is named either by a folder (every `*.ndjson[.gz]` / `*.jsonl[.gz]` directly in
 //! it, each declaring its type by its name: `Patient.000.ndjson`) or by its Bulk Data
 //! `manifest.json` (the `output[]` files with their `type`, and the `error[]` files of
-//! OperationOutcomes). [`open_export`] resolves either into an [`Export`].
+//! OperationOutcomes). A folder named alone that holds a `manifest.json` is read through it.
+//! [`open_export`] resolves either into an [`Export`].
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,9 @@ use url::Url;
 use super::location::{inspect_all, ExportFile, Location, Pending};
 use super::{discover_inputs, has_input_suffix, type_from_name, SourceError};
 use crate::store::{self, Address, StoreError};
+
+/// The name of a Bulk Data manifest inside an export folder.
+const MANIFEST_NAME: &str = "manifest.json";
 
 /// A resolved export.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +64,9 @@ struct ManifestEntry {
 /// Resolves an export named by folders, data files, a `manifest.json`, or object-store URLs.
 ///
 /// An input ending in `.json` (not `.ndjson`) is read as a Bulk Data manifest, from the
-/// file system or the store, and must be the only input: relative `output[].url`s are resolved against the manifest's
+/// file system or the store, and must be the only input; so is the `manifest.json` directly
+/// inside a local folder named as the only input (the folder's files that the manifest does
+/// not name are not loaded, and a warning counts them). Relative `output[].url`s are resolved against the manifest's
 /// location, absolute URLs (`https://` as Bulk Data servers write them, `s3://`, ...) are read
 /// through their store, `file://` URLs only from a local manifest. Otherwise a local path is
 /// expanded by [`discover_inputs`]; a URL ending in an input suffix names one object, and any
@@ -79,9 +85,20 @@ pub fn open_export(inputs: &[Address]) -> Result<Export, SourceError> {
         if is_manifest_name(single) {
             return open_manifest(single);
         }
+        if let Some((folder, manifest)) = folder_manifest(single) {
+            return open_folder_manifest(&folder, &manifest);
+        }
     }
     let mut pending: Vec<Pending> = Vec::new();
     for input in inputs {
+        if let Some((folder, _)) = folder_manifest(input) {
+            // Several exports' manifests cannot be combined (whose transactionTime, whose
+            // deletions?), so their folders are read as plain data, as before; say so.
+            tracing::warn!(
+                folder = %folder.display(),
+                "the folder's manifest.json is not read: it is one of several inputs, so only its data files are loaded (no deleted[], error[] or transactionTime); name it alone to load it as its export"
+            );
+        }
         if is_manifest_name(input) {
             // Read as data, a manifest would only make dead letters; its files, alongside
             // other inputs, would leave open which export `transactionTime` belongs to.
@@ -110,6 +127,51 @@ fn is_manifest_name(input: &Address) -> bool {
         }
         Address::Url(url) => url.path().ends_with(".json"),
     }
+}
+
+/// The `manifest.json` directly inside a local folder, when `input` is one that has it.
+fn folder_manifest(input: &Address) -> Option<(PathBuf, Address)> {
+    let folder = input.as_local()?;
+    let manifest = folder.join(MANIFEST_NAME);
+    (fs::metadata(folder).is_ok_and(|m| m.is_dir()) && fs::metadata(&manifest).is_ok_and(|m| m.is_file()))
+        .then(|| (folder.to_path_buf(), Address::Local(manifest)))
+}
+
+/// A folder read through its manifest, as if the manifest had been named. Data files in the
+/// folder that the manifest does not name (leftovers of another export, files copied in by
+/// hand) are not loaded: they belong to no export the manifest describes, and loading them
+/// would attribute them to its `transactionTime` and let its deletions pass them by. A
+/// warning counts them.
+fn open_folder_manifest(folder: &Path, manifest: &Address) -> Result<Export, SourceError> {
+    let export = open_manifest(manifest)?;
+    let named: std::collections::HashSet<PathBuf> = export
+        .files
+        .iter()
+        .map(|f| &f.location)
+        .chain(&export.error_files)
+        .chain(&export.deleted_files)
+        .filter_map(|location| match location {
+            Location::Local(path) => Some(canonical(path)),
+            _ => None,
+        })
+        .collect();
+    // A folder with no data file of its own (all in sub-folders) is fine: nothing unnamed.
+    let present = discover_inputs(&[folder]).unwrap_or_default();
+    let unnamed: Vec<&PathBuf> = present.iter().filter(|p| !named.contains(&canonical(p))).collect();
+    if let Some(first) = unnamed.first() {
+        tracing::warn!(
+            folder = %folder.display(),
+            first = %first.display(),
+            "{} data file(s) in the folder are not in its manifest.json and are not loaded (name them as inputs to load them as data)",
+            unnamed.len()
+        );
+    }
+    Ok(export)
+}
+
+/// A path in a form two names of one file share, where it can be had.
+fn canonical(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The input objects a URL names: itself when its name has an input suffix, else those
@@ -297,6 +359,38 @@ mod tests {
         assert_eq!(export.error_files, [Location::Local(d.join("err.ndjson"))]);
         assert_eq!(export.deleted_files, [Location::Local(d.join("sub/Obs.ndjson"))]);
         assert_eq!(export.transaction_time.as_deref(), Some("2024-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_folder_named_alone_is_read_through_its_manifest_and_only_what_it_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("deleted")).unwrap();
+        for name in ["Patient.000.ndjson", "err.ndjson", "deleted/del.ndjson", "Stray.000.ndjson"] {
+            fs::write(d.join(name), "{}\n").unwrap();
+        }
+        let manifest = serde_json::json!({
+            "transactionTime": "2024-02-01T00:00:00Z",
+            "output": [{"type": "Patient", "url": "Patient.000.ndjson"}],
+            "error": [{"type": "OperationOutcome", "url": "err.ndjson"}],
+            "deleted": [{"type": "Bundle", "url": "deleted/del.ndjson"}],
+        });
+        fs::write(d.join("manifest.json"), manifest.to_string()).unwrap();
+
+        let export = open_export(&[d.to_path_buf().into()]).unwrap();
+        let names: Vec<_> = export.files.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["Patient.000.ndjson"], "the stray file is not the export's");
+        assert_eq!(export.deleted_files, [Location::Local(d.join("deleted/del.ndjson"))]);
+        assert_eq!(export.error_files, [Location::Local(d.join("err.ndjson"))]);
+        assert_eq!(export.transaction_time.as_deref(), Some("2024-02-01T00:00:00Z"));
+        assert_eq!(export.manifest, Some(d.join("manifest.json").display().to_string()));
+
+        // Among other inputs the folder is data, as before: its manifest is not combined.
+        let other = tempfile::tempdir().unwrap();
+        fs::write(other.path().join("Condition.ndjson"), "{}\n").unwrap();
+        let export = open_export(&[d.to_path_buf().into(), other.path().to_path_buf().into()]).unwrap();
+        assert_eq!(export.files.len(), 4, "Patient, err, Stray and Condition");
+        assert!(export.manifest.is_none() && export.deleted_files.is_empty());
     }
 
     #[test]

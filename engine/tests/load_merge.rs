@@ -1,0 +1,186 @@
+//! `fhirhouse load --merge` of export folders: a folder is read through its `manifest.json`
+//! (its deletions and `transactionTime` apply), increments apply in order (an older one is
+//! refused, the same one again changes nothing), and the bad lines of `deleted` files are
+//! reported once and counted.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fhirhouse::load::{load, LoadOptions};
+
+/// A patient line in version `version`.
+fn patient(id: &str, version: u32, gender: &str) -> String {
+    serde_json::json!({"resourceType": "Patient", "id": id, "gender": gender,
+        "meta": {"versionId": version.to_string(), "lastUpdated": format!("2024-0{version}-01T00:00:00Z")}})
+    .to_string()
+}
+
+/// Writes an export folder: `patients` in one file, `deleted` lines (Bundles, or anything)
+/// in a `deleted` file, and a manifest with `transaction_time` (none when `None`).
+fn export(dir: &Path, transaction_time: Option<&str>, patients: &[String], deleted: &[String]) -> PathBuf {
+    std::fs::create_dir_all(dir.join("deleted")).unwrap();
+    std::fs::write(dir.join("Patient.000.ndjson"), patients.join("\n") + "\n").unwrap();
+    let mut manifest = serde_json::json!({"request": "", "requiresAccessToken": false, "error": [],
+        "output": [{"type": "Patient", "url": "Patient.000.ndjson"}]});
+    if let Some(time) = transaction_time {
+        manifest["transactionTime"] = time.into();
+    }
+    if !deleted.is_empty() {
+        std::fs::write(dir.join("deleted/Bundle.000.ndjson"), deleted.join("\n") + "\n").unwrap();
+        manifest["deleted"] = serde_json::json!([{"type": "Bundle", "url": "deleted/Bundle.000.ndjson"}]);
+    }
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    dir.to_path_buf()
+}
+
+/// A deletion Bundle of `Patient/<id>` entries.
+fn deletion(ids: &[&str]) -> String {
+    let entries: Vec<_> = ids
+        .iter()
+        .map(|id| serde_json::json!({"request": {"method": "DELETE", "url": format!("Patient/{id}")}}))
+        .collect();
+    serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}).to_string()
+}
+
+/// `fhirhouse load <input> --out <warehouse> --merge`.
+fn cli_merge(input: &Path, warehouse: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(["load", input.to_str().unwrap(), "--out", warehouse.to_str().unwrap(), "--merge", "--threads", "2"])
+        .output()
+        .unwrap()
+}
+
+/// `id:gender` of every patient, sorted.
+fn patients(warehouse: &Path) -> Vec<String> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    fhirhouse::sql::register_warehouse(&ctx, warehouse).unwrap();
+    let mut rows = Vec::new();
+    for batch in fhirhouse::sql::query_blocking(&ctx, "SELECT id, gender FROM patient ORDER BY id").unwrap() {
+        for row in 0..batch.num_rows() {
+            let cell = |c| arrow::util::display::array_value_to_string(batch.column(c), row).unwrap();
+            rows.push(format!("{}:{}", cell(0), cell(1)));
+        }
+    }
+    rows
+}
+
+fn current(warehouse: &Path) -> PathBuf {
+    std::fs::read_link(warehouse.join("_fhirhouse/current")).unwrap()
+}
+
+/// base, inc1 (updates p0, deletes p1), inc2 (p1 again, deletes p0), in a new folder.
+fn three_exports(dir: &Path) -> [PathBuf; 3] {
+    [
+        export(
+            &dir.join("base"),
+            Some("2024-01-01T00:00:00Z"),
+            &[patient("p0", 1, "male"), patient("p1", 1, "male")],
+            &[],
+        ),
+        export(&dir.join("inc1"), Some("2024-02-01T00:00:00Z"), &[patient("p0", 2, "female")], &[deletion(&["p1"])]),
+        export(&dir.join("inc2"), Some("2024-03-01T00:00:00Z"), &[patient("p1", 3, "other")], &[deletion(&["p0"])]),
+    ]
+}
+
+#[test]
+fn a_folder_is_merged_through_its_manifest_with_its_deletions_and_transaction_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let [base, inc1, _] = three_exports(dir.path());
+    assert!(cli_merge(&base, &wh).status.success());
+    let out = cli_merge(&inc1, &wh);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("0 inserted, 1 updated, 0 unchanged, 1 deleted"), "{stderr}");
+    assert_eq!(patients(&wh), ["p0:female"]);
+    let load_id = current(&wh).file_name().unwrap().to_string_lossy().into_owned();
+    let report = std::fs::read(wh.join("_fhirhouse/loads").join(format!("{load_id}.json"))).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(report["transaction_time"], "2024-02-01T00:00:00Z");
+    assert!(report["manifest"].as_str().unwrap().ends_with("manifest.json"), "{report}");
+}
+
+#[test]
+fn an_older_increment_is_refused_and_the_same_one_again_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let [base, inc1, inc2] = three_exports(dir.path());
+    for export in [&base, &inc1, &inc2] {
+        let out = cli_merge(export, &wh);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(patients(&wh), ["p1:other"]);
+    let published = current(&wh);
+
+    let out = cli_merge(&inc1, &wh);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("has transactionTime 2024-02-01T00:00:00Z, older than the warehouse's 2024-03-01T00:00:00Z")
+            && stderr.contains("would undo the changes of the later increments"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("older than").count(), 1, "said once: {stderr}");
+    assert_eq!((current(&wh), patients(&wh)), (published, vec!["p1:other".to_owned()]), "nothing published");
+
+    // The same increment again (the same transactionTime) is allowed and changes nothing.
+    let out = cli_merge(&inc2, &wh);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("0 inserted, 0 updated, 1 unchanged, 0 deleted (1 listed as deleted were not held)"),
+        "{stderr}"
+    );
+    assert_eq!(patients(&wh), ["p1:other"]);
+}
+
+#[test]
+fn increments_without_a_transaction_time_apply_updates_but_not_deletions() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let [base, _, _] = three_exports(dir.path());
+    assert!(cli_merge(&base, &wh).status.success());
+    let untimed = export(&dir.path().join("untimed"), None, &[patient("p0", 2, "female")], &[deletion(&["p1"])]);
+    let mut options = LoadOptions::new(vec![untimed.clone()], wh.clone());
+    options.merge = true;
+    let err = fhirhouse::error_text(load(&options).expect_err("refused").as_ref());
+    assert!(err.contains("lists deleted resources but has no transactionTime"), "{err}");
+    assert_eq!(patients(&wh), ["p0:male", "p1:male"]);
+
+    // A plain folder of NDJSON (no manifest, no deletions): the version check guards it.
+    std::fs::remove_file(untimed.join("manifest.json")).unwrap();
+    let outcome = common::load_with(&[untimed], &wh, |o| o.merge = true);
+    assert_eq!(outcome.report.merge.unwrap().updated, 1);
+    assert_eq!(patients(&wh), ["p0:female", "p1:male"]);
+}
+
+#[test]
+fn bad_lines_of_deleted_files_are_reported_once_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let [base, _, _] = three_exports(dir.path());
+    assert!(cli_merge(&base, &wh).status.success());
+    let put = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "DELETE", "url": "Patient/p1"}},
+        {"request": {"method": "PUT", "url": "Patient/p0"}}]})
+    .to_string();
+    let inc = export(&dir.path().join("inc"), Some("2024-02-01T00:00:00Z"), &[], &[put, "not json".to_owned()]);
+    let out = cli_merge(&inc, &wh);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("not valid JSON").count(), 1, "once: {stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("deleted files: 1 unreadable lines, 1 entries that are no DELETE")
+            && stderr.contains("entry[1] is a PUT, not a DELETE"),
+        "{stderr}"
+    );
+    assert_eq!(patients(&wh), ["p0:male"], "the Bundle's DELETE applies");
+    assert_eq!(out.status.code(), Some(1), "input not applied: {stderr}");
+
+    let again = export(&dir.path().join("again"), Some("2024-02-01T00:00:00Z"), &[], &["not json".to_owned()]);
+    let report = common::load_with(&[again], &wh, |o| o.merge = true).report;
+    assert_eq!(report.totals.dead_letters, 0);
+    assert_eq!(report.input_not_applied(), 1, "counts towards the exit status");
+}
