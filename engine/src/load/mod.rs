@@ -254,11 +254,10 @@ fn terminology(options: &LoadOptions) -> anyhow::Result<std::sync::Arc<crate::te
         Some(dir) => crate::terminology::MappingSource::Dir(dir.clone()),
         None => crate::terminology::MappingSource::Embedded,
     };
-    crate::terminology::Terminology::load(&source, options.snomed_icd10_map.as_deref())
-        .with_context(|| {
-            let map = if options.snomed_icd10_map.is_some() { " and --snomed-icd10-map" } else { "" };
-            format!("cannot load the crosswalks of {}{map}", source.describe())
-        })
+    crate::terminology::Terminology::load(&source, options.snomed_icd10_map.as_deref()).with_context(|| {
+        let map = if options.snomed_icd10_map.is_some() { " and --snomed-icd10-map" } else { "" };
+        format!("cannot load the crosswalks of {}{map}", source.describe())
+    })
 }
 
 /// What the pipeline produced before publishing.
