@@ -236,7 +236,8 @@ fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
         Expr::Member(name) => extend_path(None, Step::Member(name.as_str().into())),
         Expr::Invocation(SpecialVar::This) => Op::This,
         Expr::Invocation(other) => {
-            return Err(CompileError(format!("{other:?} is not supported outside FHIRPath iteration functions")))
+            let name = if *other == SpecialVar::Index { "$index" } else { "$total" };
+            return Err(CompileError(format!("{name} is not supported (of the iteration variables, only $this is)")));
         }
         Expr::External(name) => compile_external(name, env)?,
         Expr::Function(call) => compile_call(None, call, env)?,

@@ -211,3 +211,11 @@ fn string_literals_compare_as_strings_and_document_dates_as_dates() {
     assert_eq!(run(PATIENT, "birthDate > @1970-01-01").unwrap(), ["true"]);
     assert!(run(PATIENT, "birthDate > @1970-06-15").unwrap().is_empty());
 }
+
+#[test]
+fn unsupported_iteration_variables_are_named_as_written() {
+    let err = run(PATIENT, "name.given.where($index = 0)").unwrap_err();
+    assert!(err.contains("$index is not supported (of the iteration variables, only $this is)"), "{err}");
+    let err = run(PATIENT, "name.select($total)").unwrap_err();
+    assert!(err.contains("$total is not supported"), "{err}");
+}
