@@ -184,3 +184,27 @@ fn bad_lines_of_deleted_files_are_reported_once_and_counted() {
     assert_eq!(report.totals.dead_letters, 0);
     assert_eq!(report.input_not_applied(), 1, "counts towards the exit status");
 }
+
+#[test]
+fn a_failed_merge_is_listed_as_a_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let [base, _, _] = three_exports(dir.path());
+    assert!(cli_merge(&base, &wh).status.success());
+    let broken = export(&dir.path().join("broken"), Some("2024-02-01T00:00:00Z"), &["{oops".to_owned()], &[]);
+    let options = {
+        let mut options = fhirhouse::load::LoadOptions::new(vec![broken], wh.clone());
+        options.merge = true;
+        options.max_errors = Some(0);
+        options
+    };
+    let outcome = load(&options).unwrap();
+    assert!(!outcome.committed());
+    let history = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(["history", wh.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8(history.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!((last["status"].as_str(), last["kind"].as_str()), (Some("failed"), Some("merge")), "{last}");
+}

@@ -90,7 +90,7 @@ fn read_history(warehouse: &Path) -> anyhow::Result<Vec<(Entry, Value)>> {
         let entry = Entry {
             current: current.as_deref() == Some(load_id.as_str()),
             status: report["status"].as_str().unwrap_or("?").to_owned(),
-            kind: if merge.is_null() { "full" } else { "merge" },
+            kind: if merge.is_null() && report["incremental"] != true { "full" } else { "merge" },
             started: report["started"].as_str().unwrap_or_default().chars().take(19).collect(),
             transaction_time: report["transaction_time"].as_str().unwrap_or("-").to_owned(),
             lines: number(&report["totals"]["lines"]),

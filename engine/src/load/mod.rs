@@ -194,6 +194,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         manifest: export.manifest.clone(),
         transaction_time: export.transaction_time.clone(),
         server_errors: metadata::read_server_errors(&export.error_files),
+        incremental: incremental.as_ref().is_some_and(merge::Incremental::merges),
         ..LoadReport::default()
     };
     let result = run.and_then(|mut pipeline| {

@@ -155,6 +155,10 @@ pub struct LoadReport {
     /// What merging an increment into the previous load did (incremental loads only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge: Option<super::MergeReport>,
+    /// The load merges an increment into the previous one: set from the start, so that a
+    /// merge that failed (and has no [`merge`](LoadReport::merge) counts) is still one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
 }
 
 /// The size of `_dq_unmapped_codes`.
