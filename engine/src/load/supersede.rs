@@ -71,6 +71,8 @@ pub(crate) fn apply(
 
     let mut winners_writer =
         PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), 9999, PartLimits::default());
+    // The rows each superseded line made, by duplicate (as `duplicates` orders them) and loser.
+    let mut loser_rows: Vec<Vec<u64>> = vec![Vec::new(); duplicates.len()];
     for (resource_type, type_ids) in &ids {
         let tables = tables_of(resource_type);
         for &table in &tables {
@@ -78,18 +80,22 @@ pub(crate) fn apply(
             let dir = staging.join(&catalog.layouts[table].name);
             drop_rows(&dir, &mut pipeline.outputs[table], column, type_ids)?;
         }
-        let of_type: Vec<&Duplicate> = duplicates.iter().filter(|d| &d.resource_type == resource_type).collect();
+        let of_type: Vec<(usize, &Duplicate)> =
+            duplicates.iter().enumerate().filter(|(_, d)| &d.resource_type == resource_type).collect();
         // Not counted again for _dq_unmapped_codes: the winner's rows were counted when
         // they were first loaded.
-        let winners = of_type.iter().map(|d| d.winner_bytes.as_slice());
-        for (table, partition, batch) in crosswalked_rows(catalog, &tables, resource_type, winners, None)? {
+        let winners = of_type.iter().map(|(_, d)| d.winner_bytes.as_slice());
+        for (table, partition, batch) in crosswalked_rows(catalog, &tables, resource_type, winners, None)?.1 {
             winners_writer.write(table, partition, &batch)?;
         }
         // The losers' rows were counted too, and are gone from the tables now: so are their
-        // unmapped codes.
+        // unmapped codes, and their rows come off their files' counts below.
         let mut counted = UnmappedCounts::default();
-        let losers = of_type.iter().flat_map(|d| d.losers.iter().map(|(_, bytes)| bytes.as_slice()));
-        crosswalked_rows(catalog, &tables, resource_type, losers, Some(&mut counted))?;
+        let losers = of_type.iter().flat_map(|(_, d)| d.losers.iter().map(|(_, bytes)| bytes.as_slice()));
+        let mut rows = crosswalked_rows(catalog, &tables, resource_type, losers, Some(&mut counted))?.0.into_iter();
+        for (i, d) in &of_type {
+            loser_rows[*i] = rows.by_ref().take(d.losers.len()).collect();
+        }
         pipeline.collected.unmapped.subtract(&counted);
     }
     for (total, added) in pipeline.outputs.iter_mut().zip(winners_writer.finish()?) {
@@ -98,7 +104,7 @@ pub(crate) fn apply(
         total.files.extend(added.files);
     }
 
-    for d in duplicates.iter().filter(|d| ids.contains_key(&d.resource_type)) {
+    for (i, d) in duplicates.iter().enumerate().filter(|(_, d)| ids.contains_key(&d.resource_type)) {
         let winner = &files[d.winner.file];
         let winner_at = format!("{}:{}", winner.location, d.winner.line);
         if report.examples.len() < EXAMPLES {
@@ -106,8 +112,7 @@ pub(crate) fn apply(
                 d.losers.iter().map(|(o, _)| format!("{}:{}", files[o.file].location, o.line)).collect();
             report.examples.push(format!("{}/{}: {winner_at} wins over {}", d.resource_type, d.id, losers.join(", ")));
         }
-        for (loser, bytes) in &d.losers {
-            let rows = rows_of(catalog, &d.resource_type, bytes)?;
+        for ((loser, bytes), &rows) in d.losers.iter().zip(&loser_rows[i]) {
             let file_report = &mut pipeline.collected.files[loser.file];
             file_report.loaded -= 1;
             file_report.rows -= rows;
@@ -124,20 +129,28 @@ pub(crate) fn apply(
     Ok(report)
 }
 
-/// The rows of the views `tables` (all of `resource_type`) for `lines`, crosswalked (counting
-/// unmapped codes into `counts` when given) and split by partition.
+/// A batch of one table (by index) and one partition.
+type TableBatch = (usize, PartitionValue, RecordBatch);
+
+/// The rows of the views `tables` (all of `resource_type`) for `lines`: how many each line
+/// made, and the rows crosswalked (counting unmapped codes into `counts` when given) and
+/// split by partition.
 fn crosswalked_rows<'a>(
     catalog: &Catalog,
     tables: &[usize],
     resource_type: &str,
     lines: impl Iterator<Item = &'a [u8]>,
     mut counts: Option<&mut UnmappedCounts>,
-) -> anyhow::Result<Vec<(usize, PartitionValue, RecordBatch)>> {
+) -> anyhow::Result<(Vec<u64>, Vec<TableBatch>)> {
     let mut views = ViewSet::new(tables.iter().map(|&i| catalog.views[i].clone()));
+    let mut per_line = Vec::new();
     for line in lines {
         let mut bytes = line.to_vec();
         let tape = simd_json::to_tape(&mut bytes).context("re-reading a duplicate")?;
-        views.append(resource_type, Json::root(&tape)).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
+        let rows = views
+            .append(resource_type, Json::root(&tape))
+            .map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
+        per_line.push(rows as u64);
     }
     let mut rows = Vec::new();
     for (builder, &table) in views.builders_mut().iter_mut().zip(tables) {
@@ -145,7 +158,7 @@ fn crosswalked_rows<'a>(
             rows.push((table, partition, batch));
         }
     }
-    Ok(rows)
+    Ok((per_line, rows))
 }
 
 /// The index of the view's top-level `getResourceKey()` column, if it has one.
@@ -159,18 +172,6 @@ pub(crate) fn resource_key_column(view: &CompiledView) -> Option<usize> {
             .find_map(|c| (c.get("path")?.as_str()?.trim() == "getResourceKey()").then(|| c.get("name")?.as_str())?)
     })?;
     view.schema().index_of(name).ok()
-}
-
-/// Rows the views of `resource_type` give for one resource line.
-fn rows_of(catalog: &Catalog, resource_type: &str, line: &[u8]) -> anyhow::Result<u64> {
-    let mut bytes = line.to_vec();
-    let tape = simd_json::to_tape(&mut bytes).context("re-reading a duplicate")?;
-    let resource = Json::root(&tape);
-    let mut rows = 0;
-    for view in catalog.views.iter().filter(|v| v.resource_type() == resource_type) {
-        rows += view.rows(resource).map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?.len() as u64;
-    }
-    Ok(rows)
 }
 
 /// What [`drop_rows`] did.
