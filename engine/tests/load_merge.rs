@@ -208,3 +208,99 @@ fn a_failed_merge_is_listed_as_a_merge() {
         serde_json::from_str(String::from_utf8(history.stdout).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!((last["status"].as_str(), last["kind"].as_str()), (Some("failed"), Some("merge")), "{last}");
 }
+
+/// A Condition line in version `version` coded `system|code`.
+fn condition(id: &str, version: u32, system: &str, code: &str) -> String {
+    serde_json::json!({"resourceType": "Condition", "id": id,
+        "meta": {"versionId": version.to_string(), "lastUpdated": format!("2024-0{version}-01T00:00:00Z")},
+        "code": {"coding": [{"system": system, "code": code, "display": format!("code {code}")}]}})
+    .to_string()
+}
+
+/// An export folder of `conditions` and a deletion Bundle of the Condition ids `deleted`.
+fn condition_export(dir: &Path, transaction_time: &str, conditions: &[String], deleted: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("Condition.000.ndjson"), conditions.join("\n") + "\n").unwrap();
+    let mut manifest = serde_json::json!({"request": "", "requiresAccessToken": false, "error": [],
+        "transactionTime": transaction_time, "output": [{"type": "Condition", "url": "Condition.000.ndjson"}]});
+    if !deleted.is_empty() {
+        let entries: Vec<_> = deleted
+            .iter()
+            .map(|id| serde_json::json!({"request": {"method": "DELETE", "url": format!("Condition/{id}")}}))
+            .collect();
+        let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        std::fs::write(dir.join("deleted.ndjson"), bundle.to_string() + "\n").unwrap();
+        manifest["deleted"] = serde_json::json!([{"type": "Bundle", "url": "deleted.ndjson"}]);
+    }
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    dir.to_path_buf()
+}
+
+/// The rows of `_dq_unmapped_codes`, and the run report's size of it.
+fn unmapped(warehouse: &Path) -> (Vec<String>, serde_json::Value) {
+    let ctx = datafusion::prelude::SessionContext::new();
+    fhirhouse::sql::register_warehouse(&ctx, warehouse).unwrap();
+    let sql = r#"SELECT "table", "column", system, code, count, example_resource_id FROM _dq_unmapped_codes
+                 ORDER BY "table", "column", system, code"#;
+    let mut rows = Vec::new();
+    for batch in fhirhouse::sql::query_blocking(&ctx, sql).unwrap() {
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = (0..batch.num_columns())
+                .map(|c| arrow::util::display::array_value_to_string(batch.column(c), row).unwrap())
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    let load_id = current(warehouse).file_name().unwrap().to_string_lossy().into_owned();
+    let report = std::fs::read(warehouse.join("_fhirhouse/loads").join(format!("{load_id}.json"))).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    (rows, report["unmapped_codes"].clone())
+}
+
+#[test]
+fn unmapped_codes_after_merges_count_what_the_warehouse_holds() {
+    const SNOMED: &str = "http://snomed.info/sct";
+    let dir = tempfile::tempdir().unwrap();
+    let base = condition_export(
+        &dir.path().join("base"),
+        "2024-01-01T00:00:00Z",
+        &[
+            condition("c1", 1, SNOMED, "999999991"),
+            condition("c2", 1, SNOMED, "999999991"),
+            condition("c3", 1, "urn:local", "L1"),
+        ],
+        &[],
+    );
+    // c1 is recoded to a standard ICD-10-CM code, c2 comes again unchanged, c3 is deleted.
+    let c2 = condition("c2", 1, SNOMED, "999999991");
+    let increment = condition_export(
+        &dir.path().join("inc"),
+        "2024-02-01T00:00:00Z",
+        &[condition("c1", 2, "http://hl7.org/fhir/sid/icd-10-cm", "E11.9"), c2.clone()],
+        &["c3"],
+    );
+    let wh = dir.path().join("wh");
+    for export in [&base, &increment] {
+        let out = cli_merge(export, &wh);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let expected = ["condition|code|http://snomed.info/sct|999999991|1|c2"];
+    let (rows, size) = unmapped(&wh);
+    assert_eq!(rows, expected);
+    assert_eq!(size, serde_json::json!({"rows": 1, "codes": 1}));
+
+    // The same increment again changes nothing, its counts included.
+    assert!(cli_merge(&increment, &wh).status.success());
+    assert_eq!(unmapped(&wh).0, expected);
+
+    // A full load of what the warehouse now holds counts the same.
+    let full = condition_export(
+        &dir.path().join("full"),
+        "2024-02-01T00:00:00Z",
+        &[condition("c1", 2, "http://hl7.org/fhir/sid/icd-10-cm", "E11.9"), c2],
+        &[],
+    );
+    let full_wh = dir.path().join("full-wh");
+    assert!(cli_merge(&full, &full_wh).status.success());
+    assert_eq!(unmapped(&full_wh).0, expected);
+}

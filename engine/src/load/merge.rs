@@ -34,12 +34,10 @@
 //! without one, and views whose columns changed since the previous load (their old and new
 //! files could not be read as one table).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
-use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
@@ -48,6 +46,7 @@ use super::dedup::Version;
 use super::keys::{self, KEYS_DIR};
 use super::metadata::TABLES_DIR;
 use super::supersede::{drop_rows, resource_key_column};
+use super::unmapped::{self, RemovedCodes};
 use super::{LoadOptions, PipelineOutput};
 use crate::sink::destination::Destination;
 use crate::sink::parts::TableOutput;
@@ -109,6 +108,8 @@ pub(crate) struct Incremental {
     sync_server: Option<String>,
     /// The newest `transactionTime` the new snapshot holds, for [`TRANSACTION_FILE`].
     transaction_time: Option<String>,
+    /// The unmapped codes of the rows the merge took out, set by [`Incremental::apply`].
+    removed_codes: RemovedCodes,
 }
 
 /// The warehouse's current load.
@@ -148,7 +149,13 @@ impl Incremental {
             check_order(export, held.as_deref(), &base.load_id)?;
             transaction_time = later(held, transaction_time);
         }
-        Ok(Some(Incremental { merge, base, sync_server: options.sync_server.clone(), transaction_time }))
+        Ok(Some(Incremental {
+            merge,
+            base,
+            sync_server: options.sync_server.clone(),
+            transaction_time,
+            removed_codes: RemovedCodes::default(),
+        }))
     }
 
     /// Whether the load part files need names unique across loads (merged snapshots hold
@@ -160,7 +167,7 @@ impl Incremental {
     /// Merges the staged increment into the previous load, or writes the key index of a
     /// full load. Runs after duplicate resolution and before the table reports.
     pub fn apply(
-        &self,
+        &mut self,
         catalog: &Catalog,
         export: &Export,
         staging: &Path,
@@ -170,15 +177,22 @@ impl Incremental {
         let types: HashSet<String> = catalog.views.iter().map(|v| v.resource_type().to_owned()).collect();
         let keys_dir = staging.join(KEYS_DIR);
         match (&self.base, self.merge) {
-            (Some(base), true) => merge(base, catalog, export, &types, staging, pipeline, load_id).map(Some),
+            (Some(base), true) => {
+                let removed = &mut self.removed_codes;
+                merge(base, catalog, export, &types, staging, pipeline, load_id, removed).map(Some)
+            }
             _ => keys::write_all(export, &types, &keys_dir).context("writing the key index").map(|()| None),
         }
     }
 
-    /// `_dq_unmapped_codes` of a merge: the previous counts plus the increment's.
+    /// `_dq_unmapped_codes` of a merge: the previous counts plus the increment's, less those
+    /// of the rows taken out.
     pub fn unmapped(&self, increment: RecordBatch) -> anyhow::Result<RecordBatch> {
         match (&self.base, self.merge) {
-            (Some(base), true) => add_unmapped(&base.dir.join(crate::terminology::unmapped::TABLE), increment),
+            (Some(base), true) => {
+                let previous = base.dir.join(crate::terminology::unmapped::TABLE);
+                unmapped::combine(&previous, increment, &self.removed_codes)
+            }
             _ => Ok(increment),
         }
     }
@@ -286,6 +300,7 @@ fn replaces(new: Version, old: Version) -> bool {
     new > old || (new == Version::UNKNOWN && old == Version::UNKNOWN)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn merge(
     base: &Base,
     catalog: &Catalog,
@@ -294,6 +309,7 @@ fn merge(
     staging: &Path,
     pipeline: &mut PipelineOutput,
     load_id: &str,
+    removed_codes: &mut RemovedCodes,
 ) -> anyhow::Result<MergeReport> {
     let mut report = MergeReport { base_load: base.load_id.clone(), ..MergeReport::default() };
     check_tables(base, catalog)?;
@@ -349,14 +365,18 @@ fn merge(
         let resource_type = catalog.views[i].resource_type();
         let key_column = resource_key_column(&catalog.views[i]).expect("checked by check_tables");
         let table_dir = staging.join(&layout.name);
+        let bindings = catalog.terminology().map_or(&[][..], |t| t.bindings.as_slice());
         if let Some(ids) = stale.get(resource_type) {
-            report.increment_rows_dropped += drop_rows(&table_dir, &mut pipeline.outputs[i], key_column, ids)?.rows;
+            let mut removed = |rows: &RecordBatch| removed_codes.count(bindings, &layout.name, rows, false);
+            let dropped = drop_rows(&table_dir, &mut pipeline.outputs[i], key_column, ids, &mut removed)?;
+            report.increment_rows_dropped += dropped.rows;
         }
         let mut carried = link_table(&base.dir, &layout.name, &table_dir, load_id)?;
         report.base_rows += carried.rows;
         let linked = carried.files.len() as u64;
         if let Some(ids) = remove.get(resource_type) {
-            let dropped = drop_rows(&table_dir, &mut carried, key_column, ids)?;
+            let mut removed = |rows: &RecordBatch| removed_codes.count(bindings, &layout.name, rows, true);
+            let dropped = drop_rows(&table_dir, &mut carried, key_column, ids, &mut removed)?;
             report.base_rows_removed += dropped.rows;
             report.files_rewritten += dropped.files_rewritten;
             report.files_linked += linked - dropped.files_rewritten;
@@ -382,7 +402,7 @@ fn merge(
             carried.bytes += std::fs::metadata(&path)?.len();
         }
         if let Some(ids) = remove.get(resource_type.as_str()) {
-            drop_rows(&to, &mut carried, 0, ids)?;
+            drop_rows(&to, &mut carried, 0, ids, &mut |_| Ok(()))?;
         }
         if let Some(entries) = winners.get(resource_type.as_str()) {
             keys::write_part(&keys_dir, resource_type, &format!("part-{load_id}.parquet"), entries)?;
@@ -554,71 +574,6 @@ fn reference_key(url: &str) -> Option<(String, String)> {
     (is_type && !id.is_empty()).then(|| ((*resource_type).to_owned(), (*id).to_owned()))
 }
 
-/// Adds the previous load's `_dq_unmapped_codes` counts (in `dir`) to the increment's.
-fn add_unmapped(dir: &Path, increment: RecordBatch) -> anyhow::Result<RecordBatch> {
-    type Key = (String, String, Option<String>, String, String);
-    type Tally = (Option<String>, i64, Option<String>, Option<String>);
-    let mut tallies: BTreeMap<Key, Tally> = BTreeMap::new();
-    let mut batches = Vec::new();
-    for path in keys::parquet_files(dir)? {
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(std::fs::File::open(&path)?, 8192)?;
-        batches.extend(reader.collect::<Result<Vec<_>, _>>()?);
-    }
-    batches.push(increment.clone());
-    for batch in &batches {
-        let text = |name: &str| -> anyhow::Result<StringArray> {
-            let column =
-                batch.column_by_name(name).ok_or_else(|| anyhow!("_dq_unmapped_codes has no column {name}"))?;
-            let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)?;
-            Ok(column.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())
-        };
-        let (table, column, system, code) = (text("table")?, text("column")?, text("system")?, text("code")?);
-        let (display, example, target, reason) =
-            (text("display")?, text("example_resource_id")?, text("target_system")?, text("reason")?);
-        let count = batch.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned());
-        let count = count.ok_or_else(|| anyhow!("_dq_unmapped_codes has no Int64 count"))?;
-        let get = |a: &StringArray, row: usize| (!a.is_null(row)).then(|| a.value(row).to_owned());
-        for row in 0..batch.num_rows() {
-            let key = (
-                table.value(row).to_owned(),
-                column.value(row).to_owned(),
-                get(&system, row),
-                code.value(row).to_owned(),
-                target.value(row).to_owned(),
-            );
-            let tally = tallies.entry(key).or_insert((None, 0, None, None));
-            tally.1 += count.value(row);
-            if tally.0.is_none() {
-                tally.0 = get(&display, row);
-            }
-            if tally.3.is_none() {
-                tally.3 = get(&reason, row);
-            }
-            let example = get(&example, row);
-            if example.is_some() && (tally.2.is_none() || example < tally.2) {
-                tally.2 = example;
-            }
-        }
-    }
-    let mut rows: Vec<(Key, Tally)> = tallies.into_iter().collect();
-    rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then_with(|| a.0.cmp(&b.0)));
-    let text = |f: &dyn Fn(&(Key, Tally)) -> Option<String>| -> ArrayRef {
-        Arc::new(rows.iter().map(f).collect::<StringArray>())
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(&|r| Some(r.0 .0.clone())),
-        text(&|r| Some(r.0 .1.clone())),
-        text(&|r| r.0 .2.clone()),
-        text(&|r| Some(r.0 .3.clone())),
-        text(&|r| r.1 .0.clone()),
-        Arc::new(rows.iter().map(|r| r.1 .1).collect::<Int64Array>()),
-        text(&|r| r.1 .2.clone()),
-        text(&|r| Some(r.0 .4.clone())),
-        text(&|r| r.1 .3.clone()),
-    ];
-    Ok(RecordBatch::try_new(increment.schema(), columns)?)
-}
 
 /// Adds the previous load's `source_files` to each merged table's metadata.
 fn carry_source_files(base: &Path, staging: &Path) -> anyhow::Result<()> {

@@ -29,6 +29,7 @@ mod raw;
 pub mod report;
 mod scan;
 mod supersede;
+mod unmapped;
 pub mod sync;
 mod worker;
 
@@ -176,7 +177,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     let export = open_export(&options.inputs)?;
     let warehouse = Destination::open(&options.out, options.staging.as_deref()).context("cannot open the warehouse")?;
     let load_id = new_load_id(started_at);
-    let incremental = merge::Incremental::prepare(options, &warehouse, &export)?;
+    let mut incremental = merge::Incremental::prepare(options, &warehouse, &export)?;
     let staging = warehouse.begin(&load_id)?;
     // Object-store warehouses keep the files of two loads side by side for a moment, and
     // merged snapshots for good.
@@ -210,7 +211,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         if let Some(max) = options.max_errors.filter(|max| report.totals.dead_letters > *max) {
             return Err(anyhow!("{} lines dead-lettered, over --max-errors {max}", report.totals.dead_letters));
         }
-        if let Some(incremental) = &incremental {
+        if let Some(incremental) = &mut incremental {
             report.merge = incremental.apply(&catalog, &export, &staging, &mut pipeline, &load_id)?;
         }
         report.tables = metadata::table_reports(&catalog, &pipeline.outputs);
@@ -219,14 +220,13 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         metadata::write_table_metadata(&staging, &catalog, &pipeline, &export, &load_id, &started_at)?;
         let mut tables: Vec<String> = catalog.layouts.iter().map(|l| l.name.clone()).collect();
         if let Some(terminology) = catalog.terminology() {
-            let unmapped = &pipeline.collected.unmapped;
-            report.unmapped_codes =
-                Some(report::UnmappedReport { rows: unmapped.total(), codes: unmapped.distinct() as u64 });
             let (name, load) = (crate::terminology::unmapped::TABLE, (load_id.as_str(), &started_at));
-            let mut batch = unmapped.to_batch(&terminology.bindings);
+            let mut batch = pipeline.collected.unmapped.to_batch(&terminology.bindings);
             if let Some(incremental) = &incremental {
                 batch = incremental.unmapped(batch)?;
             }
+            // The table's size, which after a merge is the warehouse's, not the increment's.
+            report.unmapped_codes = Some(report::UnmappedReport::of(&batch));
             metadata::write_unmapped(&staging, names, &batch, load)?;
             tables.push(name.to_owned());
         }

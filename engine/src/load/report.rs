@@ -170,6 +170,17 @@ pub struct UnmappedReport {
     pub codes: u64,
 }
 
+impl UnmappedReport {
+    /// The size of `table`, a batch of `_dq_unmapped_codes`.
+    #[must_use]
+    pub fn of(table: &arrow::record_batch::RecordBatch) -> UnmappedReport {
+        use arrow::array::{Array, Int64Array};
+        let counts = table.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned());
+        let rows = counts.map_or(0, |c| c.iter().flatten().map(|n| n.max(0) as u64).sum());
+        UnmappedReport { rows, codes: table.num_rows() as u64 }
+    }
+}
+
 impl LoadReport {
     /// Recomputes the totals from the files.
     pub fn total_up(&mut self) {

@@ -78,7 +78,7 @@ pub(crate) fn apply(
         for &table in &tables {
             let column = resource_key_column(&catalog.views[table]).expect("checked above");
             let dir = staging.join(&catalog.layouts[table].name);
-            drop_rows(&dir, &mut pipeline.outputs[table], column, type_ids)?;
+            drop_rows(&dir, &mut pipeline.outputs[table], column, type_ids, &mut |_| Ok(()))?;
         }
         let of_type: Vec<(usize, &Duplicate)> =
             duplicates.iter().enumerate().filter(|(_, d)| &d.resource_type == resource_type).collect();
@@ -184,12 +184,14 @@ pub(crate) struct DropStats {
 }
 
 /// Rewrites the part files of one table without the rows whose key is in `ids`. Only the key
-/// column is read first; a file without such a key is left as it is.
+/// column is read first; a file without such a key is left as it is. The rows taken out are
+/// handed to `removed`, a batch at a time.
 pub(crate) fn drop_rows(
     dir: &Path,
     output: &mut TableOutput,
     key_column: usize,
     ids: &HashSet<String>,
+    removed: &mut dyn FnMut(&RecordBatch) -> anyhow::Result<()>,
 ) -> anyhow::Result<DropStats> {
     let mut stats = DropStats::default();
     if ids.is_empty() {
@@ -205,16 +207,19 @@ pub(crate) fn drop_rows(
         let reader = ParquetRecordBatchReader::try_new(File::open(&path)?, 64 * 1024)?;
         let schema = reader.schema();
         let mut batches = Vec::new();
-        let mut removed = 0;
+        let mut removed_rows = 0;
         for batch in reader {
             let batch = batch?;
             let keep = keep_mask(batch.column(key_column), ids)?;
-            removed += keep.false_count() as u64;
+            if keep.false_count() > 0 {
+                removed_rows += keep.false_count() as u64;
+                removed(&filter_record_batch(&batch, &arrow::compute::not(&keep)?)?)?;
+            }
             batches.push(filter_record_batch(&batch, &keep)?);
         }
-        stats.rows += removed;
+        stats.rows += removed_rows;
         stats.files_rewritten += 1;
-        output.rows -= removed;
+        output.rows -= removed_rows;
         output.bytes -= std::fs::metadata(&path)?.len();
         let rows: usize = batches.iter().map(arrow::record_batch::RecordBatch::num_rows).sum();
         if rows == 0 {
