@@ -155,3 +155,21 @@ fn views_written_straight_to_builders_match_the_row_algorithm() {
         }
     }
 }
+
+#[test]
+fn a_root_element_that_is_no_choice_does_not_take_a_typed_sibling() {
+    // The root prefetch decides the fallback as the walk does (`subscriber` is no choice).
+    let v = view(
+        r#"{"resource": "Coverage", "select": [{"column": [
+        {"name": "subscriber", "path": "subscriber.reference"},
+        {"name": "subscriber_json", "path": "subscriber", "type": "Reference"},
+        {"name": "subscriber_id", "path": "subscriberId"}]}]}"#,
+    );
+    let mut b = ViewBatchBuilder::new(v);
+    let mut bytes = parse(r#"{"resourceType":"Coverage","id":"c","subscriberId":"S-1"}"#);
+    b.append(Json::root(&simd_json::to_tape(&mut bytes).unwrap())).unwrap();
+    let batch = b.finish();
+    assert!(batch.column(0).is_null(0));
+    assert!(batch.column(1).is_null(0));
+    assert_eq!(batch.column(2).as_string::<i32>().value(0), "S-1");
+}

@@ -233,7 +233,7 @@ impl Expression {
 fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
     Ok(match expr {
         Expr::Literal(lit) => compile_literal(lit)?,
-        Expr::Member(name) => extend_path(None, Step::Member(name.as_str().into())),
+        Expr::Member(name) => extend_path(None, Step::member(name)),
         Expr::Invocation(SpecialVar::This) => Op::This,
         Expr::Invocation(other) => {
             let name = if *other == SpecialVar::Index { "$index" } else { "$total" };
@@ -241,7 +241,7 @@ fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
         }
         Expr::External(name) => compile_external(name, env)?,
         Expr::Function(call) => compile_call(None, call, env)?,
-        Expr::Path(focus, name) => extend_path(Some(compile(focus, env)?), Step::Member(name.as_str().into())),
+        Expr::Path(focus, name) => extend_path(Some(compile(focus, env)?), Step::member(name)),
         Expr::Method(focus, call) => compile_call(Some(compile(focus, env)?), call, env)?,
         Expr::Index(focus, index) => match compile(index, env)? {
             Op::Lit(Lit::Int(n)) if n >= 0 => extend_path(Some(compile(focus, env)?), Step::Nth(n as usize)),
@@ -344,14 +344,14 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
 /// Whether `op` is a path whose last step is a member that may be a choice element: not a
 /// type name (`Patient`), as FHIR element names start in lower case.
 fn ends_in_member(op: &Op) -> bool {
-    matches!(op, Op::Path(_, path) if matches!(path.steps.last(), Some(Step::Member(m)) if !m.starts_with(|c: char| c.is_ascii_uppercase())))
+    matches!(op, Op::Path(_, path) if matches!(path.steps.last(), Some(Step::Member { name: m, .. }) if !m.starts_with(|c: char| c.is_ascii_uppercase())))
 }
 
 /// `focus.ofType(T)` for a path ending in a member: the member becomes a choice lookup of
 /// `memberT`, falling back to the member's items of type `T`.
 fn of_type_path(focus: Op, type_name: &str) -> Op {
     let Op::Path(inner, mut path) = focus else { unreachable!("checked by ends_in_member") };
-    let Some(Step::Member(base)) = path.steps.pop() else { unreachable!("checked by ends_in_member") };
+    let Some(Step::Member { name: base, .. }) = path.steps.pop() else { unreachable!("checked by ends_in_member") };
     let choice_key = format!("{base}{}", capitalize(type_name)).into();
     path.steps.push(Step::Choice { base, choice_key, type_name: type_name.into() });
     Op::Path(inner, path)
@@ -379,8 +379,8 @@ pub fn bind_root(op: &mut Op, index: &mut RootIndex) {
             let Some(first) = path.steps.first_mut() else { return };
             let bound = match &*first {
                 // `Patient.name` names the resource itself; leave such steps to the walk.
-                Step::Member(name) if !name.starts_with(|c: char| c.is_ascii_uppercase()) => {
-                    Step::Root(index.slot(name, true))
+                Step::Member { name, choice } if !name.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                    Step::Root(index.slot(name, *choice))
                 }
                 Step::Choice { base, choice_key, type_name } => Step::RootChoice {
                     choice_slot: index.slot(choice_key, false),
@@ -490,7 +490,7 @@ pub fn kind_of(op: &Op) -> Kind {
         },
         Op::Path(focus, path) => match path.steps.iter().rev().find(|s| !matches!(s, Step::Nth(_))) {
             Some(Step::Choice { type_name, .. }) => kind_of_type_name(type_name),
-            Some(Step::Member(name)) if KNOWN_TEXT_ELEMENTS.contains(&name.as_ref()) => Kind::String,
+            Some(Step::Member { name, .. }) if KNOWN_TEXT_ELEMENTS.contains(&name.as_ref()) => Kind::String,
             Some(_) => Kind::Unknown,
             None => focus.as_deref().map(kind_of).unwrap_or(Kind::Unknown),
         },
@@ -570,7 +570,7 @@ mod tests {
         let e = compile_str("value.ofType(Quantity).value").unwrap();
         let Op::Path(None, path) = e.op else { panic!("{:?}", e.op) };
         assert!(matches!(&path.steps[0], Step::Choice { choice_key, .. } if choice_key.as_ref() == "valueQuantity"));
-        assert_eq!(path.steps[1], Step::Member("value".into()));
+        assert_eq!(path.steps[1], Step::member("value"));
         let e = compile_str("deceased.ofType(FHIR.boolean)").unwrap();
         assert!(
             matches!(&e.op, Op::Path(None, p) if matches!(&p.steps[0], Step::Choice { choice_key, .. } if choice_key.as_ref() == "deceasedBoolean"))
@@ -582,7 +582,7 @@ mod tests {
     fn navigation_chains_fuse_into_one_path() {
         let e = compile_str("code.coding.first().system").unwrap();
         let Op::Path(None, path) = e.op else { panic!("{:?}", e.op) };
-        let names = |s: &str| Step::Member(s.into());
+        let names = Step::member;
         assert_eq!(path.steps, vec![names("code"), names("coding"), Step::Nth(0), names("system")]);
         let e = compile_str("name[1].family").unwrap();
         assert!(matches!(&e.op, Op::Path(None, p) if p.steps[1] == Step::Nth(1)));

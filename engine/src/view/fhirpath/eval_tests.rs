@@ -219,3 +219,18 @@ fn unsupported_iteration_variables_are_named_as_written() {
     let err = run(PATIENT, "name.select($total)").unwrap_err();
     assert!(err.contains("$total is not supported"), "{err}");
 }
+
+#[test]
+fn only_choice_elements_fall_back_to_typed_keys() {
+    // Coverage has `subscriber` (a Reference) beside `subscriberId` (a string): when the
+    // subscriber is absent, `subscriber` is empty, not the id.
+    let coverage = r#"{"resourceType":"Coverage","subscriberId":"S-1","payor":[{"display":"P"}],
+      "costToBeneficiary":[{"valueMoney":{"value":10}}]}"#;
+    assert!(run(coverage, "subscriber").unwrap().is_empty());
+    assert!(run(coverage, "Coverage.subscriber.reference").unwrap().is_empty());
+    assert_eq!(run(coverage, "subscriberId").unwrap(), ["S-1"]);
+    assert_eq!(run(coverage, "costToBeneficiary.value.value").unwrap(), ["10"]);
+    let eob = r#"{"resourceType":"ExplanationOfBenefit","preAuthRefPeriod":[{"start":"2020-01-01"}]}"#;
+    assert!(run(eob, "preAuthRef").unwrap().is_empty());
+    assert_eq!(run(r#"{"onsetDateTime":"2020-01-01"}"#, "onset").unwrap(), ["2020-01-01"]);
+}

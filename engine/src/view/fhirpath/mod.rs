@@ -18,6 +18,7 @@
 //! ```
 
 pub mod ast;
+pub mod choice;
 pub mod compile;
 pub mod eval;
 pub mod navigate;

@@ -12,14 +12,21 @@ use std::ops::ControlFlow;
 
 use crate::view::json::{same_bytes, Json, Object};
 
+use super::choice::is_choice_element;
 use super::value::{Collection, Item};
 
 /// One step of a fused path.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// A child element by name; a missing name falls back to a choice element (`value`
-    /// finds `valueQuantity`), and a leading type name (`Patient`) matches the resource.
-    Member(Box<str>),
+    /// A child element by name; a missing name that is a choice element falls back to its
+    /// typed keys (`value` finds `valueQuantity`), and a leading type name (`Patient`)
+    /// matches the resource. Made by [`Step::member`].
+    Member {
+        /// The element name.
+        name: Box<str>,
+        /// Whether the name is a choice element's ([`is_choice_element`]).
+        choice: bool,
+    },
     /// `base.ofType(T)` on a choice element: the JSON key `choice_key` (`valueQuantity`),
     /// or `base` itself filtered by type when the element is not a choice.
     Choice {
@@ -45,6 +52,14 @@ pub enum Step {
         /// The type name (`Quantity`).
         type_name: Box<str>,
     },
+}
+
+impl Step {
+    /// The step to the child element `name`.
+    #[must_use]
+    pub fn member(name: &str) -> Step {
+        Step::Member { name: name.into(), choice: is_choice_element(name) }
+    }
 }
 
 /// What the prefetch found for one root name: the node and, for a choice element reached
@@ -197,9 +212,9 @@ impl PathOp {
                     Some(found) => found,
                     None => return Some(None),
                 },
-                Step::Member(name) => {
+                Step::Member { name, choice } => {
                     let Some(obj) = node.and_then(Json::as_object) else { return Some(None) };
-                    match lookup(obj, name) {
+                    match lookup(obj, name, *choice) {
                         Lookup::Exact(found) => (found, None),
                         Lookup::Choice(found, suffix) => (found, temporal_tag(suffix)),
                         Lookup::Missing if is_resource_type(obj, name) => continue,
@@ -286,9 +301,9 @@ impl PathOp {
                 let plain = || root.get(*base_slot).copied().flatten().map(|(node, _)| node);
                 self.of_type(i, typed, plain, type_name, root, seen, out)
             }
-            Step::Member(name) => {
+            Step::Member { name, choice } => {
                 let Some(obj) = item.as_object() else { return ControlFlow::Continue(()) };
-                match lookup(obj, name) {
+                match lookup(obj, name, *choice) {
                     Lookup::Exact(node) => self.each(i + 1, node, None, root, seen, out),
                     Lookup::Choice(node, suffix) => self.each(i + 1, node, temporal_tag(suffix), root, seen, out),
                     Lookup::Missing if is_resource_type_step(item, name) => self.step(i + 1, item, root, seen, out),
@@ -392,10 +407,11 @@ enum Lookup<'a> {
     Missing,
 }
 
-/// Finds `name`, or failing that the choice element `name[x]`, in one pass over the keys.
-/// (Always inlined into its two callers: a call costs a fifth of a typical lookup.)
+/// Finds `name`, or failing that (when `choice`) the choice element `name[x]`, in one pass
+/// over the keys. (Always inlined into its two callers: a call costs a fifth of a typical
+/// lookup.)
 #[inline(always)]
-fn lookup<'a>(obj: Object<'a>, name: &str) -> Lookup<'a> {
+fn lookup<'a>(obj: Object<'a>, name: &str, may_be_choice: bool) -> Lookup<'a> {
     let name = name.as_bytes();
     let mut choice = Lookup::Missing;
     for (key, node) in obj.iter() {
@@ -404,7 +420,7 @@ fn lookup<'a>(obj: Object<'a>, name: &str) -> Lookup<'a> {
             if same_bytes(bytes, name) {
                 return Lookup::Exact(node);
             }
-        } else if matches!(choice, Lookup::Missing) {
+        } else if may_be_choice && matches!(choice, Lookup::Missing) {
             if let Some(suffix) = choice_suffix(key, name) {
                 choice = Lookup::Choice(node, suffix);
             }
@@ -547,7 +563,7 @@ mod tests {
     }
 
     fn member(n: &str) -> Step {
-        Step::Member(n.into())
+        Step::member(n)
     }
 
     const DOC: &str = r#"{"resourceType":"Patient","name":[{"given":["a","b"]},{"given":["c"]},{"family":"f"}],"deceasedDateTime":"2020-01-01"}"#;
@@ -570,7 +586,7 @@ mod tests {
             r#"{"code":{"coding":[null,{"code":"c"}]},"value":"plain","category":[{"coding":[{"code":"x"}]},{"coding":[{"code":"y"}]}]}"#,
             r#"{"code":{"coding":{"code":"not-an-array"}},"name":[]}"#,
         ];
-        let m = |n: &str| Step::Member(n.into());
+        let m = Step::member;
         let choice = |base: &str, t: &str| Step::Choice {
             base: base.into(),
             choice_key: format!("{base}{}{}", t[..1].to_uppercase(), &t[1..]).into(),
