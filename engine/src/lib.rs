@@ -91,3 +91,34 @@ pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+/// How many worker threads a command runs: `requested`, or one per core when it is 0, and
+/// never more than [`MAX_THREADS_PER_CORE`] per core (at least 64).
+///
+/// The work is parsing and encoding, bound by the cores; threads beyond them only wait. Far
+/// beyond them they cost more than they wait: idle rayon workers spin before they sleep, so
+/// `--threads 10000` on two cores took twenty minutes for a load of two seconds. A larger
+/// request is lowered, with a warning.
+///
+/// ```
+/// let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// assert_eq!(fhirhouse::worker_threads(0), cores);
+/// assert_eq!(fhirhouse::worker_threads(3), 3);
+/// assert_eq!(fhirhouse::worker_threads(1_000_000), (cores * fhirhouse::MAX_THREADS_PER_CORE).max(64));
+/// ```
+#[must_use]
+pub fn worker_threads(requested: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let limit = (cores * MAX_THREADS_PER_CORE).max(64);
+    match requested {
+        0 => cores,
+        n if n > limit => {
+            tracing::warn!("--threads {n} is far more than the {cores} cores can use: running {limit} threads");
+            limit
+        }
+        n => n,
+    }
+}
+
+/// The most worker threads [`worker_threads`] gives per core.
+pub const MAX_THREADS_PER_CORE: usize = 8;

@@ -176,3 +176,30 @@ fn server_error_files_count_only_operation_outcomes_and_say_when_missing() {
     );
     assert!(summary.contains("missing-err.ndjson could not be read"), "{summary}");
 }
+
+#[test]
+fn a_thread_count_far_over_the_cores_is_lowered_and_logs_carry_no_colour_codes() {
+    // Idle workers spin before they sleep: 100,000 of them on a few cores took minutes for a
+    // load of a second. The run is given a minute, and killed (failing the test) after it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(["load", sample().to_str().unwrap(), "--out", dir.path().join("wh").to_str().unwrap()])
+        .args(["--threads", "100000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("a load with --threads 100000 ran for over a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("--threads 100000 is far more than the"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in a log that is no terminal: {stderr:?}");
+}

@@ -62,7 +62,7 @@ mod sql_run;
 mod sync_cmd;
 mod view_cmd;
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -246,8 +246,11 @@ pub fn init_tracing(quiet: bool) {
 
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if quiet { "error" } else { "warn" }));
+    // Colours only for a person at a terminal: a nightly job's log file or a pipe gets the
+    // text without escape codes (and NO_COLOR is honoured).
+    let ansi = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // Only fails when a subscriber is already set (tests calling twice): keep that one.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(ansi).try_init();
 }
 
 /// Reports a fatal error on standard error as `error: ...` with its causes, and returns

@@ -214,11 +214,7 @@ pub fn generate(options: &GenOptions) -> anyhow::Result<GenSummary> {
         writer.write(type_index, &data, *lines).context("writing the export")?;
     }
 
-    let threads = if options.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        options.threads
-    };
+    let threads = crate::worker_threads(options.threads);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("starting the worker threads")?;
     let blocks = options.patients.div_ceil(BLOCK_PATIENTS);
     let batch = (2 * threads) as u64;

@@ -183,7 +183,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     // merged snapshots for good.
     let unique_names = matches!(warehouse, Destination::Remote(_)) || incremental.as_ref().is_some_and(|i| i.merges());
     let names = unique_names.then_some(load_id.as_str());
-    let threads = if options.threads == 0 { num_cpus() } else { options.threads };
+    let threads = crate::worker_threads(options.threads);
     tracing::info!(load_id, files = export.files.len(), views = catalog.views.len(), threads, "load starting");
 
     let dead_letter_dir = warehouse.dead_letter_dir(&load_id);
@@ -417,10 +417,6 @@ fn plan_chunks(export: &Export, chunk_bytes: u64) -> Vec<Chunk> {
 fn new_load_id(at: chrono::DateTime<chrono::Utc>) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{}-{:04x}", at.format("%Y%m%dT%H%M%SZ"), (nanos ^ std::process::id()) & 0xffff)
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 fn progress_bar(enabled: bool, total: u64) -> indicatif::ProgressBar {

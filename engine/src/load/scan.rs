@@ -49,7 +49,7 @@ pub struct ScanReport {
 /// bad lines are counted, not errors.
 pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow::Result<ScanReport> {
     let export = open_export(inputs)?;
-    let threads = if threads == 0 { super::num_cpus() } else { threads };
+    let threads = crate::worker_threads(threads);
     let chunks = plan_chunks(&export, super::DEFAULT_CHUNK_BYTES);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let total = Mutex::new(ScanReport { threads, files: export.files.len(), ..ScanReport::default() });
