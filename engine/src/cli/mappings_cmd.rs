@@ -59,7 +59,9 @@ pub(super) fn run(args: &MappingsArgs, quiet: bool) -> anyhow::Result<ExitCode> 
     };
     let views: Vec<_> = catalog.layouts.iter().zip(&catalog.views).map(|(l, v)| (l.name.clone(), v.schema())).collect();
     let report = check(&source, &views);
-    if report.tables.is_empty() && !report.ok() {
+    // Exit status 2 only when the folder cannot be opened; broken tables (even all of them)
+    // are errors of a readable folder, each reported, status 1.
+    if report.unreadable {
         return Err(anyhow::anyhow!("{}: {}", source.describe(), report.errors[0]));
     }
     if !quiet {

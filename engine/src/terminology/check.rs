@@ -6,16 +6,20 @@
 //! source is not both unmatched and mapped; crosswalk codes are in the code list of their
 //! system where the folder ships one (ICD-10-CM FY2026). Bindings name known target
 //! systems and, given the views, existing text columns. Value set codes missing from a code
-//! list are warnings: value sets keep codes retired since they were published.
+//! list are warnings: value sets keep codes retired since they were published. So are what a
+//! load would pass over without a word: crosswalk rows whose target system no binding
+//! targets (a misspelt URI), source systems `systems.json` does not list, empty tables.
 
 use std::collections::{HashMap, HashSet};
 
 use arrow::datatypes::SchemaRef;
 
 use super::bindings::Binding;
-use super::manifest::{MappingSource, Mappings, TableKind, MANIFEST};
+use super::index::Relationship;
+use super::manifest::{MappingSource, Mappings, TableFormat, TableKind, MANIFEST};
 use super::reference::{read_categories, read_code_list, read_reference, read_value_sets};
 use super::systems::{SystemId, Systems};
+use super::tables::MapRow;
 use super::MappingError;
 
 /// How many warnings of one kind are quoted.
@@ -24,6 +28,9 @@ const QUOTED: usize = 5;
 /// What the check found.
 #[derive(Debug, Default)]
 pub struct CheckReport {
+    /// The folder could not be opened at all (no manifest, systems or bindings to read):
+    /// `errors` then holds that one error.
+    pub unreadable: bool,
     /// (table, kind, rows) of every table that could be read.
     pub tables: Vec<(String, String, usize)>,
     /// Problems: the folder is not valid.
@@ -58,6 +65,7 @@ pub fn check(source: &MappingSource, views: &[(String, SchemaRef)]) -> CheckRepo
         Ok(m) => m,
         Err(e) => {
             report.errors.push(e);
+            report.unreadable = true;
             return report;
         }
     };
@@ -72,23 +80,28 @@ pub fn check(source: &MappingSource, views: &[(String, SchemaRef)]) -> CheckRepo
                 let mut rows = 0;
                 let mut retired = Vec::new();
                 let mut scratch = String::new();
+                // Across the table's files: two files of one value set would double its codes.
+                let mut seen: HashMap<(String, SystemId, String), String> = HashMap::new();
                 for (file, members) in sets {
-                    let mut seen = HashSet::new();
                     for m in &members {
                         let system = systems.intern(&m.system);
                         let code = systems.normalise(system, &m.code, &mut scratch).to_owned();
-                        if !seen.insert((m.valueset_url.clone(), system, code.clone())) {
-                            report.errors.push(MappingError::at(
-                                &file,
-                                0,
-                                format!("{} {} is listed twice", m.system, m.code),
-                            ));
-                        }
                         if let Some(list) = lists.invalid(system, &code) {
                             retired.push(format!("{file}: {} {} (not in {list})", m.system, m.code));
                         }
+                        if let Some(first) = seen.insert((m.valueset_url.clone(), system, code), file.clone()) {
+                            let also = if first == file { String::new() } else { format!(" (also in {first})") };
+                            report.errors.push(MappingError::at(
+                                &file,
+                                0,
+                                format!("{} {} is listed twice{also}", m.system, m.code),
+                            ));
+                        }
                     }
                     rows += members.len();
+                }
+                if rows == 0 {
+                    report.warnings.push(format!("table {} has no codes", entry.name));
                 }
                 if !retired.is_empty() {
                     report.warnings.push(format!(
@@ -244,54 +257,108 @@ fn crosswalks(
             }
         };
         let file = entry.file.clone().unwrap_or_default();
+        // A ConceptMap row's `line` is its element's position, not a line of the file.
+        let unit = if entry.format == Some(TableFormat::FhirJson) { "element" } else { "line" };
+        let error = |line: u64, message: String| match unit {
+            "line" => MappingError::at(&file, line, message),
+            _ => MappingError::at(&file, 0, format!("element {line}: {message}")),
+        };
         let mut keys: HashMap<(SystemId, String, SystemId, Option<String>), u64> = HashMap::new();
-        let mut unmatched: HashMap<(SystemId, String, SystemId), (bool, bool, u64)> = HashMap::new();
+        // Per source: (mapped, unmatched, first line, reported).
+        let mut unmatched: HashMap<(SystemId, String, SystemId), (bool, bool, u64, bool)> = HashMap::new();
+        let mut unused = SystemUse::default();
         let mut scratch = String::new();
         for row in &table.rows {
+            unused.see(&mappings.systems, &mappings.bindings, systems, row);
             let from = systems.intern(&row.source_system);
             let to = systems.intern(&row.target_system);
             let code = systems.normalise(from, &row.source_code, &mut scratch).to_owned();
             let target = row.target_code.as_deref().map(|c| systems.normalise(to, c, &mut scratch).to_owned());
             if let Some(first) = keys.insert((from, code.clone(), to, target.clone()), row.line) {
-                report.errors.push(MappingError::at(
-                    &file,
+                report.errors.push(error(
                     row.line,
                     format!(
-                        "duplicate key {} {code} → {} (first at line {first})",
+                        "duplicate key {} {code} → {} (first at {unit} {first})",
                         row.source_system,
                         target.as_deref().unwrap_or("unmatched")
                     ),
                 ));
             }
-            let flags = unmatched.entry((from, code.clone(), to)).or_insert((false, false, row.line));
-            if target.is_some() {
-                flags.0 = true
-            } else {
-                flags.1 = true
+            let flags = unmatched.entry((from, code.clone(), to)).or_insert((false, false, row.line, false));
+            // A disjoint row ("not this code") is neither.
+            if row.relationship == Relationship::Unmatched {
+                flags.1 = true;
+            } else if row.relationship.maps() {
+                flags.0 = true;
             }
-            if flags.0 && flags.1 {
-                report.errors.push(MappingError::at(
-                    &file,
-                    row.line,
-                    format!("{code} is both unmatched and mapped (line {})", flags.2),
-                ));
+            if flags.0 && flags.1 && !flags.3 {
+                flags.3 = true;
+                report
+                    .errors
+                    .push(error(row.line, format!("{code} is both unmatched and mapped ({unit} {})", flags.2)));
             }
             if let Some(list) = lists.invalid(from, &code) {
-                report.errors.push(MappingError::at(
-                    &file,
-                    row.line,
-                    format!("source code {} is not in {list}", row.source_code),
-                ));
+                report.errors.push(error(row.line, format!("source code {} is not in {list}", row.source_code)));
             }
             if let Some(list) = target.as_deref().and_then(|t| lists.invalid(to, t)) {
-                report.errors.push(MappingError::at(
-                    &file,
-                    row.line,
-                    format!("target code {} is not in {list}", row.target_code.as_deref().unwrap_or("")),
-                ));
+                let code = row.target_code.as_deref().unwrap_or("");
+                report.errors.push(error(row.line, format!("target code {code} is not in {list}")));
             }
         }
+        if table.rows.is_empty() {
+            report.warnings.push(format!("{file}: table {} has no rows", entry.name));
+        }
+        report.warnings.extend(unused.warnings(&file, unit, &mappings.systems_file));
         report.tables.push((entry.name.clone(), "crosswalk".into(), table.rows.len()));
+    }
+}
+
+/// The systems of a crosswalk that the load cannot use as written: a target system no
+/// binding targets (its rows are never used, a misspelt URI included), a source system
+/// `systems.json` does not list (its codes only match as written). Both go unnoticed at
+/// load time, where such codes simply come out unmapped.
+#[derive(Default)]
+struct SystemUse {
+    /// Whether a binding targets a system, as found so far.
+    targeted: HashMap<SystemId, bool>,
+    /// (system as written, first line, rows) of each kind, in order of first use.
+    untargeted: Vec<(String, u64, usize)>,
+    unlisted: Vec<(String, u64, usize)>,
+}
+
+impl SystemUse {
+    fn see(&mut self, listed: &Systems, bindings: &[Binding], systems: &mut Systems, row: &MapRow) {
+        let to = systems.intern(&row.target_system);
+        let targeted =
+            *self.targeted.entry(to).or_insert_with(|| bindings.iter().any(|b| systems.resolve(&b.target) == Some(to)));
+        if !targeted {
+            Self::count(&mut self.untargeted, &row.target_system, row.line);
+        }
+        if listed.resolve(&row.source_system).is_none() {
+            Self::count(&mut self.unlisted, &row.source_system, row.line);
+        }
+    }
+
+    fn count(seen: &mut Vec<(String, u64, usize)>, system: &str, line: u64) {
+        match seen.iter_mut().find(|(s, _, _)| s == system) {
+            Some((_, _, rows)) => *rows += 1,
+            None => seen.push((system.to_owned(), line, 1)),
+        }
+    }
+
+    fn warnings(self, file: &str, unit: &str, systems_file: &str) -> Vec<String> {
+        let at = |line: u64| if unit == "line" { format!("{file}:{line}") } else { format!("{file}: {unit} {line}") };
+        let untargeted = self.untargeted.into_iter().map(|(system, line, rows)| {
+            format!("{}: no binding targets {system}: its {rows} rows are not used by a load", at(line))
+        });
+        let unlisted = self.unlisted.into_iter().map(|(system, line, rows)| {
+            format!(
+                "{}: source system {system} is not in {systems_file}: its {rows} rows match codes only as written \
+                 (no aliases, no code form)",
+                at(line)
+            )
+        });
+        untargeted.chain(unlisted).collect()
     }
 }
 

@@ -141,3 +141,100 @@ fn the_shipped_mappings_pass() {
         }
     }
 }
+
+#[test]
+fn a_folder_whose_every_table_is_broken_is_readable_and_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    valid_folder(dir.path());
+    let manifest = MANIFEST_JSON.replace(r#""file": "cm.json""#, r#""file": "missing.json""#);
+    let manifest = manifest.split("\n").filter(|l| !l.contains(r#""kind": "valueset""#)).collect::<Vec<_>>();
+    let manifest: String = manifest.join("\n");
+    write(dir.path(), &[("manifest.json", &manifest), ("map.csv", "code,target\n"), ("icd.txt", "codes\n")]);
+    write(dir.path(), &[("cat.csv", "category\n"), ("r1.csv", "a,b\n1\n")]);
+    let report = check(&MappingSource::Dir(dir.path().to_owned()), &[]);
+    assert!(report.tables.is_empty(), "{:?}", report.tables);
+    assert!(!report.unreadable);
+    assert_eq!(report.errors.len(), 5, "{:#?}", report.errors);
+    let report = check(&MappingSource::Dir(dir.path().join("nowhere")), &[]);
+    assert!(report.unreadable && report.errors.len() == 1);
+}
+
+#[test]
+fn systems_no_load_can_use_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    valid_folder(dir.path());
+    write(
+        dir.path(),
+        &[(
+            "map.csv",
+            &format!(
+                "{HEADER}SNOMED,44054006,,http://hl7.org/fhir/sid/icd-10-cm,E11.9,,narrower,\n\
+                 SNOMED,38341003,,http://hl7.org/fhir/sid/icd-10-cn,I10,,equivalent,\n\
+                 http://example.org/local,L1,,http://hl7.org/fhir/sid/icd-10-cm,I10,,equivalent,\n\
+                 http://example.org/local,L2,,http://hl7.org/fhir/sid/icd-10-cm,E11.9,,equivalent,\n"
+            ),
+        )],
+    );
+    let report = check(&MappingSource::Dir(dir.path().to_owned()), &[]);
+    assert!(report.ok(), "{:?}", report.errors);
+    let expect = [
+        "map.csv:3: no binding targets http://hl7.org/fhir/sid/icd-10-cn: its 1 rows are not used by a load",
+        "map.csv:4: source system http://example.org/local is not in systems.json: its 2 rows match codes only as \
+         written (no aliases, no code form)",
+    ];
+    for e in expect {
+        assert!(report.warnings.iter().any(|w| w.ends_with(e)), "missing {e:?} in {:#?}", report.warnings);
+    }
+    assert_eq!(report.warnings.len(), 3, "{:#?}", report.warnings);
+}
+
+#[test]
+fn concept_map_problems_name_the_element_not_a_line_and_value_sets_are_checked_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    valid_folder(dir.path());
+    write(
+        dir.path(),
+        &[
+            (
+                "cm.json",
+                r#"{"resourceType": "ConceptMap", "group": [{"source": "http://snomed.info/sct", "target": "http://hl7.org/fhir/sid/icd-10-cm", "element": [
+                    {"code": "59621000", "target": [{"code": "I10", "equivalence": "equivalent"}]},
+                    {"code": "1", "target": [{"code": "I10", "equivalence": "disjoint"}]},
+                    {"code": "1", "target": [{"equivalence": "unmatched", "comment": "none"}]},
+                    {"code": "59621000", "target": [{"code": "I10", "equivalence": "wider"}]}]}]}"#,
+            ),
+            (
+                "vs/b.json",
+                r#"{"resourceType": "ValueSet", "url": "http://x/vs", "expansion": {"contains": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E119"}]}}"#,
+            ),
+        ],
+    );
+    let report = check(&MappingSource::Dir(dir.path().to_owned()), &[]);
+    let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        [
+            "cm.json: element 4: duplicate key http://snomed.info/sct 59621000 → I10 (first at element 1)",
+            "vs/b.json: http://hl7.org/fhir/sid/icd-10-cm E119 is listed twice (also in vs/a.json)",
+        ]
+    );
+}
+
+#[test]
+fn manifest_fields_a_kind_does_not_read_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    valid_folder(dir.path());
+    for (from, to, expect) in [
+        (
+            r#""file": "map.csv""#,
+            r#""file": "map.csv", "files": [{"file": "x.csv"}]"#,
+            r#"table map: "files" does not apply to a crosswalk table"#,
+        ),
+        (r#""dir": "vs""#, r#""dir": "vs", "file": "vs/a.json""#, r#"table vs: give "file" or "dir", not both"#),
+    ] {
+        write(dir.path(), &[("manifest.json", &MANIFEST_JSON.replace(from, to))]);
+        let report = check(&MappingSource::Dir(dir.path().to_owned()), &[]);
+        assert!(report.unreadable);
+        assert_eq!(report.errors[0].to_string(), format!("manifest.json: {expect}"));
+    }
+}

@@ -66,6 +66,24 @@ impl Relationship {
         r5.or_else(|| Relationship::ALL.iter().find(|(_, c)| *c == code).map(|(r, _)| *r))
     }
 
+    /// [`Relationship::parse`] for a row that has a target code or not: R5's
+    /// `not-related-to` says "no counterpart" without a target, but "not this target" (R4's
+    /// `disjoint`) with one, which is valid R5 and must not be read as a mapping.
+    #[must_use]
+    pub fn parse_for(code: &str, has_target: bool) -> Option<Relationship> {
+        match Relationship::parse(code)? {
+            Relationship::Unmatched if has_target && code == "not-related-to" => Some(Relationship::Disjoint),
+            r => Some(r),
+        }
+    }
+
+    /// Whether a target with this relationship stands for the source: every relationship
+    /// but `unmatched` and `disjoint`, which assert that the target is *not* the source.
+    #[must_use]
+    pub fn maps(self) -> bool {
+        !matches!(self, Relationship::Unmatched | Relationship::Disjoint)
+    }
+
     /// The R4 code.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -76,7 +94,8 @@ impl Relationship {
 /// One target of a source code.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The target code in normal form; `None` for an unmatched source.
+    /// The target code in normal form; `None` for an unmatched source, and for a `disjoint`
+    /// row (its code is what the source is *not*, so it must never fill a standard column).
     pub code: Option<Box<str>>,
     /// The target display.
     pub display: Option<Box<str>>,
@@ -105,14 +124,28 @@ impl IndexBuilder {
             let from = systems.intern(&row.source_system);
             let to = systems.intern(&row.target_system);
             let code: Box<str> = systems.normalise(from, &row.source_code, &mut scratch).into();
-            let target = Target {
-                code: row.target_code.as_deref().map(|c| systems.normalise(to, c, &mut scratch).into()),
-                display: row.target_display.as_deref().map(Into::into),
-                relationship: row.relationship,
-                note: row.note.as_deref().map(Into::into),
+            let target_code: Option<Box<str>> =
+                row.target_code.as_deref().map(|c| systems.normalise(to, c, &mut scratch).into());
+            let target = if row.relationship.maps() {
+                Target {
+                    code: target_code,
+                    display: row.target_display.as_deref().map(Into::into),
+                    relationship: row.relationship,
+                    note: row.note.as_deref().map(Into::into),
+                }
+            } else {
+                // "Not this code": no target, and a reason for `_dq_unmapped_codes`.
+                let why = match (&row.note, &target_code) {
+                    (Some(note), _) => Some(note.as_str().into()),
+                    (None, Some(code)) => Some(format!("disjoint with {code}").into()),
+                    (None, None) => None,
+                };
+                Target { code: None, display: None, relationship: row.relationship, note: why }
             };
             let entry = self.pairs.entry((from, to)).or_default().entry(code).or_insert_with(|| (table, Vec::new()));
-            if entry.0 == table {
+            // A row repeating a target (`mappings check` reports it) must not list it twice.
+            let repeated = target.code.is_some() && entry.1.iter().any(|t| t.code == target.code);
+            if entry.0 == table && !repeated {
                 entry.1.push(target);
             }
         }
@@ -252,5 +285,37 @@ mod tests {
         assert_eq!(index.lookup(sct, icd, "44054006").unwrap().table, "second");
         assert!(index.lookup(icd, sct, "44054006").is_none());
         assert_eq!(index.len(), 2);
+    }
+
+    #[test]
+    fn disjoint_targets_are_never_mappings_and_repeated_targets_are_listed_once() {
+        let mut systems = Systems::default();
+        let mut builder = IndexBuilder::default();
+        let mut not_i10 = row("L", "2", Some("I10"), Relationship::Disjoint);
+        not_i10.note = Some("explicitly not I10".into());
+        builder.add_table(
+            "t",
+            &[
+                row("L", "1", Some("E11.9"), Relationship::Equivalent),
+                row("L", "1", Some("E11.9"), Relationship::Equivalent),
+                not_i10,
+                row("L", "3", Some("I10"), Relationship::Disjoint),
+                row("L", "3", Some("I15.9"), Relationship::Wider),
+            ],
+            &mut systems,
+        );
+        let index = builder.build();
+        let (l, icd) = (systems.resolve("L").unwrap(), systems.resolve("http://hl7.org/fhir/sid/icd-10-cm").unwrap());
+        let codes = |code: &str| -> Vec<Option<String>> {
+            index.lookup(l, icd, code).unwrap().targets.iter().map(|t| t.code.as_deref().map(str::to_owned)).collect()
+        };
+        assert_eq!(codes("1"), [Some("E11.9".to_owned())]);
+        assert_eq!(codes("2"), [None]);
+        assert_eq!(index.lookup(l, icd, "2").unwrap().targets[0].note.as_deref(), Some("explicitly not I10"));
+        assert_eq!(codes("3"), [None, Some("I15.9".to_owned())]);
+        assert_eq!(index.lookup(l, icd, "3").unwrap().targets[0].note.as_deref(), Some("disjoint with I10"));
+        assert_eq!(Relationship::parse_for("not-related-to", true), Some(Relationship::Disjoint));
+        assert_eq!(Relationship::parse_for("not-related-to", false), Some(Relationship::Unmatched));
+        assert_eq!(Relationship::parse_for("unmatched", true), Some(Relationship::Unmatched));
     }
 }

@@ -158,7 +158,52 @@ pub struct TableEntry {
     pub source: String,
 }
 
+impl TableKind {
+    /// The name the manifest uses.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Crosswalk => "crosswalk",
+            TableKind::Valueset => "valueset",
+            TableKind::CodeList => "code_list",
+            TableKind::Categories => "categories",
+            TableKind::Reference => "reference",
+        }
+    }
+}
+
 impl TableEntry {
+    /// Checks that the entry gives nothing its kind does not read: a `files` list on a
+    /// crosswalk, or a `dir` beside a `file`, would otherwise be ignored without a word.
+    ///
+    /// # Errors
+    ///
+    /// Naming the table and the field.
+    pub fn check_fields(&self) -> Result<(), MappingError> {
+        let given = [
+            ("format", self.format.is_some()),
+            ("file", self.file.is_some()),
+            ("dir", self.dir.is_some()),
+            ("files", !self.files.is_empty()),
+            ("system", self.system.is_some()),
+            ("key", !self.key.is_empty()),
+        ];
+        let read: &[&str] = match self.kind {
+            TableKind::Crosswalk => &["format", "file"],
+            TableKind::Valueset => &["format", "file", "dir"],
+            TableKind::CodeList | TableKind::Categories => &["file", "system"],
+            TableKind::Reference => &["files", "key"],
+        };
+        let fail = |m: String| Err(MappingError::at(MANIFEST, 0, format!("table {}: {m}", self.name)));
+        if let Some((name, _)) = given.iter().find(|(name, present)| *present && !read.contains(name)) {
+            return fail(format!("\"{name}\" does not apply to a {} table", self.kind.as_str()));
+        }
+        if self.file.is_some() && self.dir.is_some() {
+            return fail("give \"file\" or \"dir\", not both".to_owned());
+        }
+        Ok(())
+    }
+
     /// The `file` of a kind that needs one.
     ///
     /// # Errors
@@ -232,6 +277,7 @@ impl Mappings {
             if !t.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
                 return Err(MappingError::at(MANIFEST, 0, format!("table name {:?}: use a-z, 0-9 and _", t.name)));
             }
+            t.check_fields()?;
         }
         let systems = Systems::from_json(&source.read(&manifest.systems)?, &manifest.systems)?;
         let bindings: BindingsFile = serde_json::from_slice(&source.read(&manifest.bindings)?)

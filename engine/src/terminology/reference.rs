@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use super::fhir::{self, ValueSetMember};
 use super::manifest::{MappingSource, Mappings, TableEntry, TableFormat, TableKind};
 use super::systems::Systems;
-use super::tables::{csv_reader, record_line, CSV_HEADER};
+use super::tables::{csv_reader, one_line, record_line, CSV_HEADER};
 use super::MappingError;
 
 /// The header of a categories CSV.
@@ -63,6 +63,7 @@ pub fn read_categories(
     for record in reader.records() {
         let record = record.map_err(|e| MappingError::at(file, e.position().map_or(0, csv::Position::line), e))?;
         let line = record_line(&record);
+        one_line(&record, file, &CATEGORY_HEADER)?;
         let field = |i: usize| record.get(i).unwrap_or("").trim();
         if (0..3).any(|i| field(i).is_empty()) {
             return Err(MappingError::at(file, line, "category, range_start and range_end are required"));
@@ -77,14 +78,19 @@ pub fn read_categories(
     Ok(out)
 }
 
-/// Reads a code list: a `code` header line, then one code per line.
+/// Reads a code list: a `code` header line, then one code per line (a UTF-8 BOM and CRLF
+/// line ends are fine).
 ///
 /// # Errors
 ///
-/// A missing header.
+/// A missing header; bytes that are not UTF-8 (naming the line: replaced, they would make
+/// a code that matches nothing).
 pub fn read_code_list(bytes: &[u8], file: &str) -> Result<Vec<(u64, String)>, MappingError> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut lines = text.lines();
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        MappingError::at(file, line, "not UTF-8")
+    })?;
+    let mut lines = text.strip_prefix('\u{feff}').unwrap_or(text).lines();
     if lines.next().map(str::trim) != Some("code") {
         return Err(MappingError::at(file, 1, "a code list starts with the header line \"code\""));
     }
@@ -159,6 +165,7 @@ pub fn read_reference(entry: &TableEntry, source: &MappingSource) -> Result<Text
         for record in reader.records() {
             let record =
                 record.map_err(|e| MappingError::at(&file.file, e.position().map_or(0, csv::Position::line), e))?;
+            one_line(&record, &file.file, &table.header)?;
             if record.len() != width {
                 return Err(MappingError::at(
                     &file.file,
@@ -331,6 +338,13 @@ mod tests {
         assert!(!in_range("N182", "N183", "N186"));
         assert!(in_range("I509", "I50", "I50"));
         assert!(!in_range("I5", "I50", "I50"));
+    }
+
+    #[test]
+    fn code_lists_with_a_bom_read_and_invalid_utf8_is_an_error() {
+        let codes = read_code_list(b"\xef\xbb\xbfcode\r\nE119\r\n\r\nI10\r\n", "l.txt").unwrap();
+        assert_eq!(codes, [(2, "E119".to_owned()), (4, "I10".to_owned())]);
+        assert_eq!(read_code_list(b"code\nE119\n\xff\xfe\n", "l.txt").unwrap_err().to_string(), "l.txt:3: not UTF-8");
     }
 
     #[test]

@@ -88,7 +88,8 @@ pub fn read_extended_map_from(reader: impl BufRead, file: &str) -> Result<Vec<Ma
         .next()
         .ok_or_else(|| MappingError::at(file, 1, "empty file"))?
         .map_err(|e| MappingError::at(file, 1, e))?;
-    let header: Vec<&str> = header.trim_end_matches('\r').split('\t').collect();
+    // A UTF-8 BOM (files saved by Windows tools) would hide the first column, `id`.
+    let header: Vec<&str> = header.trim_start_matches('\u{feff}').trim_end_matches('\r').split('\t').collect();
     let mut at = [0usize; COLUMNS.len()];
     for (slot, name) in at.iter_mut().zip(COLUMNS) {
         *slot = header.iter().position(|h| *h == name).ok_or_else(|| {
@@ -97,6 +98,8 @@ pub fn read_extended_map_from(reader: impl BufRead, file: &str) -> Result<Vec<Ma
     }
     let width = at.iter().max().copied().unwrap_or(0) + 1;
     let mut latest: HashMap<String, Member> = HashMap::new();
+    // Refsets of the rows skipped, for the error when none is the NLM map's.
+    let mut other_refsets: Vec<String> = Vec::new();
     for (i, line) in lines.enumerate() {
         let number = i as u64 + 2;
         let line = line.map_err(|e| MappingError::at(file, number, e))?;
@@ -114,6 +117,9 @@ pub fn read_extended_map_from(reader: impl BufRead, file: &str) -> Result<Vec<Ma
         }
         let field = |c: usize| fields[at[c]];
         if field(3) != SNOMED_ICD10CM_REFSET {
+            if other_refsets.len() < 3 && !other_refsets.iter().any(|r| r == field(3)) {
+                other_refsets.push(field(3).to_owned());
+            }
             continue;
         }
         let number_at = |c: usize| {
@@ -139,14 +145,29 @@ pub fn read_extended_map_from(reader: impl BufRead, file: &str) -> Result<Vec<Ma
             }
         }
     }
+    if latest.is_empty() {
+        // Another map (the SNOMED CT → ICD-10 WHO map is 447562003) would otherwise load
+        // as nothing at all, leaving every code to the shipped tables without a word.
+        let found = if other_refsets.is_empty() {
+            "no rows".to_owned()
+        } else {
+            format!("refsets {}", other_refsets.join(", "))
+        };
+        return Err(MappingError::at(
+            file,
+            0,
+            format!("no row of the SNOMED CT → ICD-10-CM map (refset {SNOMED_ICD10CM_REFSET}); found {found}"),
+        ));
+    }
     let mut chosen: HashMap<String, Member> = HashMap::new();
     for member in latest.into_values() {
         let unconditional = member.rule == "TRUE" || member.rule == "OTHERWISE TRUE";
         if !member.active || member.group != 1 || !unconditional {
             continue;
         }
+        // Equal priorities (a malformed map) go to the earlier line, not to hash order.
         match chosen.get(&member.concept) {
-            Some(best) if best.priority <= member.priority => {}
+            Some(best) if (best.priority, best.line) <= (member.priority, member.line) => {}
             _ => {
                 chosen.insert(member.concept.clone(), member);
             }
@@ -271,5 +292,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("mapGroup is not a number"));
+    }
+
+    #[test]
+    fn a_file_without_rows_of_the_nlm_refset_is_an_error() {
+        let who = line("a", "2024", "1", "1", (1, 1), "TRUE", "I10").replace("6011000124106", "447562003");
+        let err = read_extended_map_from(format!("{HEADER}{who}").as_bytes(), "m.txt").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "m.txt: no row of the SNOMED CT → ICD-10-CM map (refset 6011000124106); found refsets 447562003"
+        );
+        assert!(read_extended_map_from(HEADER.as_bytes(), "m.txt").unwrap_err().to_string().ends_with("found no rows"));
+    }
+
+    #[test]
+    fn a_bom_and_crlf_are_read_and_ties_go_to_the_earlier_line() {
+        let rows = [
+            line("a", "2024", "1", "22298006", (1, 1), "TRUE", "I21.9"),
+            line("b", "2024", "1", "22298006", (1, 1), "TRUE", "I22.9"),
+            line("c", "2024", "1", "1", (1, 1), "TRUE", "I10"),
+        ];
+        let text = format!("\u{feff}{HEADER}{}", rows.concat()).replace('\n', "\r\n");
+        for _ in 0..8 {
+            let got = read(&text);
+            assert_eq!(got[0].target_code.as_deref(), Some("I21.9"));
+            assert_eq!(got[1].target_code.as_deref(), Some("I10"));
+        }
     }
 }

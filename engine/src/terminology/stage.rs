@@ -5,8 +5,8 @@
 //! alias table (cached while consecutive rows repeat it) and the code normalised into a
 //! scratch buffer. A system that already is the target gives `source = standard`; otherwise
 //! the index is asked: a hit gives the primary target in the scalar columns and every
-//! target in `P_codes`; a source a table lists as unmatched gives that table as source and
-//! `unmatched` as relationship; a miss gives `unmapped`. The last two are counted for
+//! target in `P_codes`; a source a table lists as unmatched (or only as `disjoint` with
+//! some code) gives that table as source and `unmatched` as relationship; a miss gives `unmapped`. The last two are counted for
 //! `_dq_unmapped_codes`. Nothing is allocated per row: the output builders are sized up
 //! front, and strings are copied straight from the input arrays and the index.
 

@@ -94,6 +94,24 @@ pub fn record_line(record: &csv::StringRecord) -> u64 {
     record.position().map_or(0, csv::Position::line)
 }
 
+/// Checks that `record` lies on one line. A line break inside a field is almost always a
+/// stray opening quote, which swallows the rows after it into one field: with the right
+/// number of fields after its closing quote, those rows would vanish without a word.
+///
+/// # Errors
+///
+/// Naming file, line and the field (by its `header` name).
+pub fn one_line(record: &csv::StringRecord, file: &str, header: &[impl AsRef<str>]) -> Result<(), MappingError> {
+    match record.iter().position(|f| f.contains(['\n', '\r'])) {
+        None => Ok(()),
+        Some(i) => {
+            let name = header.get(i).map_or("a field", AsRef::as_ref);
+            let message = format!("{name} runs over a line break (an unbalanced quote?): one row per line");
+            Err(MappingError::at(file, record_line(record), message))
+        }
+    }
+}
+
 fn optional(field: &str) -> Option<String> {
     let field = field.trim();
     (!field.is_empty()).then(|| field.to_owned())
@@ -110,8 +128,9 @@ pub fn read_csv(bytes: &[u8], file: &str) -> Result<Vec<MapRow>, MappingError> {
     for record in reader.records() {
         let record = record.map_err(|e| MappingError::at(file, e.position().map_or(0, csv::Position::line), e))?;
         let line = record_line(&record);
+        one_line(&record, file, &CSV_HEADER)?;
         let field = |i: usize| record.get(i).unwrap_or("");
-        let relationship = Relationship::parse(field(6).trim())
+        let relationship = Relationship::parse_for(field(6).trim(), !field(4).trim().is_empty())
             .ok_or_else(|| MappingError::at(file, line, format!("unknown relationship {:?}", field(6))))?;
         let row = MapRow {
             line,
@@ -170,5 +189,16 @@ mod tests {
         assert!(read_csv(text.as_bytes(), "r.csv").unwrap_err().to_string().contains("needs a note"));
         let text = format!("{HEADER}S,1,,T,2,,equivalent\n");
         assert!(read_csv(text.as_bytes(), "r.csv").unwrap_err().to_string().starts_with("r.csv:2:"));
+    }
+
+    #[test]
+    fn a_stray_quote_that_swallows_a_row_is_an_error() {
+        let text = format!(
+            "{HEADER}S,1,\"One,T,2,,equivalent,\r\nS,3,Three\",T,4,,equivalent,\r\nS,5,Five,T,6,,equivalent,\r\n"
+        );
+        assert_eq!(
+            read_csv(text.as_bytes(), "r.csv").unwrap_err().to_string(),
+            "r.csv:2: source_display runs over a line break (an unbalanced quote?): one row per line"
+        );
     }
 }
