@@ -43,11 +43,20 @@ struct Entry {
     merge: Option<(u64, u64, u64, u64)>,
     rows: u64,
     failure: Option<String>,
+    /// Why the history of this load is incomplete: its run report could not be read, or
+    /// the published load has none.
+    problem: Option<String>,
 }
 
 /// Runs `fhirhouse history`.
 pub(super) fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     let entries = read_history(&args.warehouse)?;
+    // The loads that could be read are listed all the same; the status says some were not.
+    let status = if entries.iter().any(|(e, _)| e.problem.is_some()) {
+        ExitCode::from(super::EXIT_SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    };
     if args.json {
         for (entry, report) in &entries {
             let mut line = serde_json::json!({
@@ -61,12 +70,19 @@ pub(super) fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
             if let Some(failure) = &entry.failure {
                 line["failure"] = Value::from(failure.as_str());
             }
+            if let Some(problem) = &entry.problem {
+                // Unknown, not zero.
+                for count in ["lines", "dead_letters", "rows"] {
+                    line[count] = Value::Null;
+                }
+                line["problem"] = Value::from(problem.as_str());
+            }
             outln!("{line}")?;
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(status);
     }
     out!("{}", render(&entries.into_iter().map(|(e, _)| e).collect::<Vec<_>>()))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(status)
 }
 
 fn read_history(warehouse: &Path) -> anyhow::Result<Vec<(Entry, Value)>> {
@@ -82,40 +98,92 @@ fn read_history(warehouse: &Path) -> anyhow::Result<Vec<(Entry, Value)>> {
         .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
     let mut entries = Vec::with_capacity(paths.len());
     for path in paths {
-        let report: Value = serde_json::from_slice(&std::fs::read(&path)?)
-            .with_context(|| format!("{} is not a run report", path.display()))?;
-        let number = |v: &Value| v.as_u64().unwrap_or(0);
-        let load_id = report["load_id"].as_str().unwrap_or_default().to_owned();
-        let merge = &report["merge"];
-        let entry = Entry {
-            current: current.as_deref() == Some(load_id.as_str()),
-            status: report["status"].as_str().unwrap_or("?").to_owned(),
-            kind: if merge.is_null() && report["incremental"] != true { "full" } else { "merge" },
-            started: report["started"].as_str().unwrap_or_default().chars().take(19).collect(),
-            transaction_time: report["transaction_time"].as_str().unwrap_or("-").to_owned(),
-            lines: number(&report["totals"]["lines"]),
-            dead_letters: number(&report["totals"]["dead_letters"]),
-            merge: (!merge.is_null()).then(|| {
-                (
-                    number(&merge["inserted"]),
-                    number(&merge["updated"]) + number(&merge["replaced_unchecked"]),
-                    number(&merge["unchanged"]),
-                    number(&merge["deleted"]),
-                )
-            }),
-            rows: report["tables"].as_array().map_or(0, |t| t.iter().map(|t| number(&t["rows"])).sum()),
-            failure: report["failure"].as_str().map(str::to_owned),
-            load_id,
+        // A report cut short (a load killed or a disk full while writing it) or edited by
+        // hand is one line that says so, not the end of the history.
+        let (mut entry, report) = match read_report(&path) {
+            Ok(report) => (entry_of(&report), report),
+            Err(e) => (unreadable(format!("unreadable run report {}: {e:#}", path.display())), Value::Null),
         };
+        if entry.load_id.is_empty() {
+            entry.load_id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        }
+        entry.current = current.as_deref() == Some(entry.load_id.as_str());
         entries.push((entry, report));
     }
+    // A load killed between publishing and writing its report, or whose report was removed,
+    // is still what readers see.
+    if let Some(current) = current.filter(|c| !entries.iter().any(|(e, _)| e.load_id == *c)) {
+        let mut entry =
+            unreadable(format!("no run report (expected {})", dir.join(format!("{current}.json")).display()));
+        entry.status = "published".into();
+        entry.current = true;
+        entry.load_id = current;
+        entries.push((entry, Value::Null));
+    }
     // Load ids sort by their start second only (the rest is random): order by the
-    // report's full start time.
+    // report's full start time, or the id's when the report does not say.
     entries.sort_by_cached_key(|(entry, report)| {
         let started = report["started"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        (started, entry.load_id.clone())
+        (started.or_else(|| started_of_id(&entry.load_id)), entry.load_id.clone())
     });
     Ok(entries)
+}
+
+fn read_report(path: &Path) -> anyhow::Result<Value> {
+    let report: Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    anyhow::ensure!(report.is_object(), "not a JSON object");
+    Ok(report)
+}
+
+/// The history line of a run report.
+fn entry_of(report: &Value) -> Entry {
+    let number = |v: &Value| v.as_u64().unwrap_or(0);
+    let merge = &report["merge"];
+    Entry {
+        current: false,
+        status: report["status"].as_str().unwrap_or("?").to_owned(),
+        kind: if merge.is_null() && report["incremental"] != true { "full" } else { "merge" },
+        started: report["started"].as_str().unwrap_or_default().chars().take(19).collect(),
+        transaction_time: report["transaction_time"].as_str().unwrap_or("-").to_owned(),
+        lines: number(&report["totals"]["lines"]),
+        dead_letters: number(&report["totals"]["dead_letters"]),
+        merge: (!merge.is_null()).then(|| {
+            (
+                number(&merge["inserted"]),
+                number(&merge["updated"]) + number(&merge["replaced_unchecked"]),
+                number(&merge["unchanged"]),
+                number(&merge["deleted"]),
+            )
+        }),
+        rows: report["tables"].as_array().map_or(0, |t| t.iter().map(|t| number(&t["rows"])).sum()),
+        failure: report["failure"].as_str().map(str::to_owned),
+        problem: None,
+        load_id: report["load_id"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// The line of a load whose report says nothing, for `problem`.
+fn unreadable(problem: String) -> Entry {
+    Entry {
+        current: false,
+        load_id: String::new(),
+        status: "?".into(),
+        kind: "?",
+        started: String::new(),
+        transaction_time: "-".into(),
+        lines: 0,
+        dead_letters: 0,
+        merge: None,
+        rows: 0,
+        failure: None,
+        problem: Some(problem),
+    }
+}
+
+/// The start second a load id carries (`20261207T120000Z-ffff`).
+fn started_of_id(load_id: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let second = chrono::NaiveDateTime::parse_from_str(load_id.get(..16)?, "%Y%m%dT%H%M%SZ").ok()?;
+    Some(second.and_utc().fixed_offset())
 }
 
 fn render(entries: &[Entry]) -> String {
@@ -141,6 +209,7 @@ fn render(entries: &[Entry]) -> String {
         let merged =
             |f: fn(&(u64, u64, u64, u64)) -> u64| e.merge.as_ref().map_or("-".to_owned(), |m| f(m).to_string());
         let rows = if e.status == "committed" { e.rows.to_string() } else { "-".to_owned() };
+        let count = |n: u64| if e.problem.is_some() { "-".to_owned() } else { n.to_string() };
         let _ = writeln!(
             s,
             "{} {:<22} {:<9} {:<5} {:<19} {:<25} {:>9} {:>6} {:>8} {:>8} {:>9} {:>8} {:>10}",
@@ -150,8 +219,8 @@ fn render(entries: &[Entry]) -> String {
             e.kind,
             e.started,
             e.transaction_time,
-            e.lines,
-            e.dead_letters,
+            count(e.lines),
+            count(e.dead_letters),
             merged(|m| m.0),
             merged(|m| m.1),
             merged(|m| m.2),
@@ -160,6 +229,9 @@ fn render(entries: &[Entry]) -> String {
         );
         if let Some(failure) = &e.failure {
             let _ = writeln!(s, "    failed: {failure}");
+        }
+        if let Some(problem) = &e.problem {
+            let _ = writeln!(s, "    {problem}");
         }
     }
     s
@@ -184,5 +256,29 @@ mod tests {
         }
         let ids: Vec<String> = read_history(warehouse.path()).unwrap().into_iter().map(|(e, _)| e.load_id).collect();
         assert_eq!(ids, ["20261207T120000Z-ffff", "20261207T120000Z-0001"]);
+    }
+
+    #[test]
+    fn an_unreadable_report_and_a_missing_one_are_listed_with_the_rest() {
+        let warehouse = tempfile::tempdir().unwrap();
+        let loads = warehouse.path().join("_fhirhouse/loads");
+        std::fs::create_dir_all(&loads).unwrap();
+        let report = serde_json::json!({"load_id": "20261207T120000Z-0001", "status": "committed",
+            "started": "2026-12-07T12:00:00+00:00", "totals": {"lines": 5}});
+        std::fs::write(loads.join("20261207T120000Z-0001.json"), report.to_string()).unwrap();
+        // Cut short, as by a full disk or a kill while it was written.
+        std::fs::write(loads.join("20261207T130000Z-0002.json"), r#"{"load_id": "2026"#).unwrap();
+        // Published, but killed before its report was written.
+        std::os::unix::fs::symlink("snapshots/20261207T140000Z-0003", warehouse.path().join("_fhirhouse/current"))
+            .unwrap();
+
+        let entries: Vec<Entry> = read_history(warehouse.path()).unwrap().into_iter().map(|(e, _)| e).collect();
+        let ids: Vec<&str> = entries.iter().map(|e| e.load_id.as_str()).collect();
+        assert_eq!(ids, ["20261207T120000Z-0001", "20261207T130000Z-0002", "20261207T140000Z-0003"]);
+        assert_eq!((entries[0].lines, entries[0].problem.is_none()), (5, true));
+        let problem = entries[1].problem.as_deref().unwrap();
+        assert!(problem.contains("20261207T130000Z-0002.json") && problem.contains("EOF"), "{problem}");
+        assert!(entries[2].current && entries[2].status == "published", "{:?}", entries[2].problem);
+        assert!(render(&entries).contains("* 20261207T140000Z-0003"));
     }
 }

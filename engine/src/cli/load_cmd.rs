@@ -72,7 +72,9 @@ pub struct LoadArgs {
     #[arg(required = true, value_name = "EXPORT")]
     pub inputs: Vec<Address>,
 
-    /// The warehouse: a folder (created if missing) or an object-store URL.
+    /// The warehouse: a folder (created if missing) or an object-store URL. A folder must be
+    /// new, empty or a warehouse already: one holding other files (a home folder, the
+    /// export's own) is refused.
     #[arg(short, long, value_name = "DIR|URL")]
     pub out: Address,
 

@@ -19,6 +19,9 @@
 //! leaves the previous state as it was (the next load removes the orphaned staging folder);
 //! a crash after it leaves the new state. The previous snapshot is kept until the next load,
 //! so a query that listed its files before the switch can still read them.
+//!
+//! Only a new or empty folder, or a warehouse, is opened ([`check_warehouse_folder`]): a
+//! load adds folders and links beside what is there, and must not do it in a home folder.
 
 use std::fs::{self, File};
 use std::io;
@@ -44,13 +47,15 @@ impl Warehouse {
     ///
     /// # Errors
     ///
-    /// [`SinkError::File`] when the folder cannot be created, another load holds the lock, or
-    /// `root` exists and is not a folder.
+    /// [`SinkError::File`] when the folder cannot be created, another load holds the lock,
+    /// `root` is empty, exists and is not a folder, or is a folder with something in it that
+    /// is not a warehouse.
     pub fn open(root: &Path) -> Result<Warehouse, SinkError> {
         let file_error = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SinkError::File { path, source }
         };
+        check_warehouse_folder(root)?;
         let meta = root.join(META_DIR);
         for dir in ["staging", "snapshots", "loads"] {
             fs::create_dir_all(meta.join(dir)).map_err(file_error(&meta.join(dir)))?;
@@ -66,11 +71,30 @@ impl Warehouse {
             path: lock_path.clone(),
             source: io::Error::new(io::ErrorKind::WouldBlock, format!("another load is writing this warehouse ({e})")),
         })?;
+        let current = meta.join("current");
+        if fs::symlink_metadata(&current).is_ok_and(|m| !m.file_type().is_symlink()) {
+            // Copied without its links (`cp -L`, a zip): publishing could not replace it.
+            return Err(SinkError::File {
+                path: current,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "is not a symbolic link: this warehouse was copied with its links followed \
+                     (cp -L, rsync -L, a zip); load into a new folder, or copy it with its links (cp -a)",
+                ),
+            });
+        }
         let staging = meta.join("staging");
         for entry in fs::read_dir(&staging).map_err(file_error(&staging))? {
-            let path = entry.map_err(file_error(&staging))?.path();
+            let entry = entry.map_err(file_error(&staging))?;
+            let path = entry.path();
             tracing::info!(path = %path.display(), "removing the staging folder of an interrupted load");
-            fs::remove_dir_all(&path).map_err(file_error(&path))?;
+            // Whatever else landed there (a `.DS_Store`) goes too: staging is ours alone.
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(file_error(&path))?;
         }
         Ok(Warehouse { root: root.to_path_buf(), _lock: lock })
     }
@@ -139,6 +163,9 @@ impl Warehouse {
         let meta = self.meta();
         let staged = meta.join("staging").join(load_id);
         let snapshot = meta.join("snapshots").join(load_id);
+        // All names first: a refusal half-way through the links would leave links to tables
+        // that never get published.
+        self.check_tables(tables)?;
         sync_tree(&staged)?;
         rename(&staged, &snapshot)?;
         sync_path(&meta.join("snapshots")).map_err(|source| SinkError::File { path: snapshot.clone(), source })?;
@@ -165,26 +192,42 @@ impl Warehouse {
         self.root.join(META_DIR)
     }
 
+    /// Checks that the warehouse folder has room for a link per table of `tables`, as
+    /// [`publish`](Self::publish) does first; a load can call it before it starts, so as not
+    /// to be refused at the end.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::File`] naming a table's path taken by something other than a link.
+    pub fn check_tables(&self, tables: &[String]) -> Result<(), SinkError> {
+        tables.iter().try_for_each(|table| self.check_table_link(table))
+    }
+
+    /// Fails when the name of `table` in the warehouse folder is taken by something other
+    /// than a symbolic link (which [`ensure_table_link`](Self::ensure_table_link) replaces).
+    fn check_table_link(&self, table: &str) -> Result<(), SinkError> {
+        let link = self.root.join(table);
+        match fs::symlink_metadata(&link) {
+            Ok(m) if !m.file_type().is_symlink() => Err(SinkError::File {
+                path: link,
+                source: io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "exists and is not a table link of this warehouse; refusing to replace it",
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn ensure_table_link(&self, table: &str) -> Result<(), SinkError> {
+        self.check_table_link(table)?;
         let link = self.root.join(table);
         let target = Path::new(META_DIR).join("current").join(table);
-        match fs::symlink_metadata(&link) {
-            Ok(m) if m.file_type().is_symlink() => {
-                if fs::read_link(&link).is_ok_and(|t| t == target) {
-                    return Ok(());
-                }
-                fs::remove_file(&link).map_err(|source| SinkError::File { path: link.clone(), source })?;
+        if fs::symlink_metadata(&link).is_ok() {
+            if fs::read_link(&link).is_ok_and(|t| t == target) {
+                return Ok(());
             }
-            Ok(_) => {
-                return Err(SinkError::File {
-                    path: link,
-                    source: io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        "exists and is not a table link of this warehouse; refusing to replace it",
-                    ),
-                })
-            }
-            Err(_) => {}
+            fs::remove_file(&link).map_err(|source| SinkError::File { path: link.clone(), source })?;
         }
         symlink(target, &link)
     }
@@ -214,6 +257,41 @@ impl Warehouse {
             }
         }
     }
+}
+
+/// Refuses a warehouse path a load must not write into: an empty one (which would mean the
+/// working directory), one that is not a folder, and a folder that holds anything but is
+/// not a warehouse (has no `_fhirhouse/`). A load adds its `_fhirhouse/` and `_dead_letter/`
+/// folders and a link per table beside what is there; `--out ~` or `--out .` in an export
+/// folder is a slip, not a wish to turn that folder into a warehouse. [`Warehouse::open`]
+/// checks it; so must anything that writes into `_fhirhouse/` before opening (a sync).
+///
+/// # Errors
+///
+/// [`SinkError::File`] naming `root` and why it is refused.
+pub fn check_warehouse_folder(root: &Path) -> Result<(), SinkError> {
+    let refuse = |why: &str| {
+        Err(SinkError::File { path: root.to_path_buf(), source: io::Error::new(io::ErrorKind::InvalidInput, why) })
+    };
+    if root.as_os_str().is_empty() {
+        return Err(SinkError::File {
+            path: PathBuf::from("\"\""),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "the warehouse path is empty"),
+        });
+    }
+    let mut entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) if !root.is_dir() && root.exists() => return refuse("exists and is not a folder"),
+        Err(source) => return Err(SinkError::File { path: root.to_path_buf(), source }),
+    };
+    if entries.next().is_none() || fs::symlink_metadata(root.join(META_DIR)).is_ok() {
+        return Ok(());
+    }
+    refuse(
+        "is a folder with files in it but not a fhirhouse warehouse (no _fhirhouse/); refusing to \
+         write a warehouse into it: give a new or empty folder",
+    )
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), SinkError> {
@@ -371,6 +449,19 @@ mod tests {
     }
 
     #[test]
+    fn stray_files_in_staging_are_removed_and_a_dereferenced_copy_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        drop(Warehouse::open(root.path()).unwrap());
+        fs::write(root.path().join("_fhirhouse/staging/.DS_Store"), "").unwrap();
+        drop(Warehouse::open(root.path()).unwrap());
+        assert!(fs::read_dir(root.path().join("_fhirhouse/staging")).unwrap().next().is_none());
+
+        fs::create_dir(root.path().join("_fhirhouse/current")).unwrap();
+        let err = Warehouse::open(root.path()).unwrap_err().to_string();
+        assert!(err.contains("current: is not a symbolic link"), "{err}");
+    }
+
+    #[test]
     fn syncing_files_and_folders_names_the_path_that_failed() {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("part.parquet");
@@ -438,6 +529,50 @@ mod tests {
         // Abandoning the published load (a failure after the commit point) keeps it.
         w.abandon("L1");
         assert_eq!(fs::read_to_string(root.path().join("patient/part.txt")).unwrap(), "one");
+    }
+
+    #[test]
+    fn a_publish_refused_for_a_taken_table_name_makes_no_links() {
+        let root = tempfile::tempdir().unwrap();
+        let w = Warehouse::open(root.path()).unwrap();
+        stage(&w, "L1", "a", "one");
+        w.publish("L1", &["a".into()]).unwrap();
+        fs::create_dir(root.path().join("c")).unwrap();
+        for table in ["a", "b", "c"] {
+            stage(&w, "L2", table, "two");
+        }
+        let err = w.publish("L2", &["a".into(), "b".into(), "c".into()]).unwrap_err().to_string();
+        assert!(err.contains("refusing"), "{err}");
+        w.abandon("L2");
+        // `b` is not published: a link to it would dangle.
+        assert!(fs::symlink_metadata(root.path().join("b")).is_err());
+        assert_eq!(fs::read_to_string(root.path().join("a/part.txt")).unwrap(), "one");
+        assert!(fs::read_dir(root.path().join("_fhirhouse/staging")).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_folder_that_is_not_a_warehouse_is_refused_and_left_as_it_was() {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("home");
+        fs::create_dir(&home).unwrap();
+        fs::write(home.join("notes.txt"), "mine").unwrap();
+        let err = Warehouse::open(&home).unwrap_err().to_string();
+        assert!(err.contains("not a fhirhouse warehouse") && err.contains("home"), "{err}");
+        let left: Vec<_> = fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["notes.txt"]);
+
+        let file = root.path().join("file");
+        fs::write(&file, "mine").unwrap();
+        let err = Warehouse::open(&file).unwrap_err().to_string();
+        assert!(err.contains("is not a folder"), "{err}");
+        assert!(Warehouse::open(Path::new("")).unwrap_err().to_string().contains("empty"));
+
+        // A new folder, an empty one and a warehouse are fine.
+        drop(Warehouse::open(&root.path().join("new")).unwrap());
+        let empty = root.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        drop(Warehouse::open(&empty).unwrap());
+        drop(Warehouse::open(&empty).unwrap());
     }
 
     #[test]

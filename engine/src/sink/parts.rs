@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use parquet::errors::ParquetError;
 use rayon::prelude::*;
 
 use super::partition::{PartitionSpec, PartitionValue};
@@ -404,18 +405,18 @@ impl OpenPart {
         let properties = ParquetWriter::<File>::properties_for(samples);
         // Parquet's writer buffers small writes itself.
         let out = ReopenedFile { path: path.clone(), file: Some(file) };
-        let writer = ParquetWriter::try_new_with(out, layout.schema.clone(), properties)?;
+        let writer = ParquetWriter::try_new_with(out, layout.schema.clone(), properties).map_err(naming(&path))?;
         Ok(OpenPart { table, relative, path, writer, rows: 0, bytes: 0 })
     }
 
     /// Encodes `pending` and appends it as one row group (more for over a million rows).
     fn append(&mut self, pending: &Pending) -> Result<(), SinkError> {
         for batch in &pending.batches {
-            self.writer.write(batch)?;
+            self.writer.write(batch).map_err(naming(&self.path))?;
             self.rows += batch.num_rows() as u64;
         }
         self.bytes += pending.bytes;
-        self.writer.flush_row_group()?;
+        self.writer.flush_row_group().map_err(naming(&self.path))?;
         self.writer.get_mut().release();
         Ok(())
     }
@@ -428,10 +429,27 @@ impl OpenPart {
     /// Writes the footer (the file is made durable by [`PartWriters::finish`]).
     fn close(self) -> Result<Written, SinkError> {
         // Flushed, and its descriptor closed when dropped.
-        drop(self.writer.finish()?);
+        drop(self.writer.finish().map_err(naming(&self.path))?);
         let bytes =
             fs::metadata(&self.path).map_err(|source| SinkError::File { path: self.path.clone(), source })?.len();
         Ok(Written { table: self.table, relative: self.relative, path: self.path, rows: self.rows, bytes })
+    }
+}
+
+/// Names `path` in an error writing it: the Parquet writer's errors, a full disk among
+/// them, do not say which file they are about.
+fn naming(path: &Path) -> impl Fn(SinkError) -> SinkError + '_ {
+    move |error| {
+        let source = match error {
+            SinkError::Io(e) => e,
+            SinkError::Parquet(ParquetError::External(e)) => match e.downcast::<io::Error>() {
+                Ok(e) => *e,
+                Err(e) => io::Error::other(e),
+            },
+            SinkError::Parquet(e) => io::Error::other(e),
+            other => return other,
+        };
+        SinkError::File { path: path.to_path_buf(), source }
     }
 }
 
@@ -674,6 +692,24 @@ mod tests {
         assert_eq!((read_rows(&path(0)), row_groups(&path(0))), (9, 3), "every write of 2001 is a row group");
         let total: usize = (0..4).map(|i| read_rows(&path(i))).sum();
         assert_eq!(total, 18);
+    }
+
+    #[test]
+    fn a_part_file_that_cannot_be_written_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tables, b) = int_table();
+        let limits = PartLimits { target_file_bytes: usize::MAX, memory_budget: 1, ..PartLimits::default() };
+        let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
+        writers.write(0, None, &b).unwrap();
+        // The file in progress is reopened for the next row group: make that fail.
+        let path = dir.path().join("t/part-0-00001.parquet");
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        let err = match writers.write(0, None, &b) {
+            Err(e) => e,
+            Ok(()) => writers.finish().unwrap_err(),
+        };
+        assert!(matches!(&err, SinkError::File { path: p, .. } if *p == path), "{err}");
     }
 
     #[test]
