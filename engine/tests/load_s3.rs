@@ -110,3 +110,20 @@ fn export_in_s3_loads_into_a_local_warehouse() {
     let counts: BTreeMap<String, i64> = table_counts(&out).into_iter().collect();
     assert_eq!(counts, local_counts());
 }
+
+#[test]
+fn a_warehouse_in_a_missing_bucket_is_refused_before_loading() {
+    let Some(_endpoint) = s3_environment() else { return };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let bucket = format!("fhirhouse-missing-{}-{nanos}", std::process::id());
+    let output = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(["-q", "load", "--threads", "2", sample().to_str().unwrap(), "--out", &format!("s3://{bucket}/wh")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // Not found out at the first upload, after the whole load (a GET of the commit record
+    // answers 404 for a missing bucket just as for a new warehouse).
+    assert!(stderr.contains(&format!("cannot open the warehouse: s3://{bucket}/wh: cannot list it")), "{stderr}");
+    assert!(stderr.contains("NoSuchBucket"), "{stderr}");
+}

@@ -370,3 +370,75 @@ fn the_cli_syncs_twice_and_lists_the_history() {
     assert_eq!(lines[1]["merge"]["updated"], 1);
     assert_eq!(lines[1]["current"], true);
 }
+
+#[test]
+fn a_sync_asking_for_another_selection_than_the_last_one_is_refused_without_full() {
+    let server = BulkServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let types = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect::<Vec<_>>();
+    run_sync(&server, &wh, |o| o.request.types = types(&["Patient"])).unwrap();
+    assert_eq!(common::table_rows(wh.as_path(), "condition"), 0);
+
+    // An increment of Patient,Condition would bring only the Conditions changed since the
+    // first sync, none: every Condition of the server would be missing, silently.
+    let err = run_sync(&server, &wh, |o| o.request.types = types(&["Condition", "Patient"])).unwrap_err().to_string();
+    assert!(err.contains("was synced with system level, types Patient,"), "{err}");
+    assert!(
+        err.contains("this sync asks for system level, types Condition,Patient,") && err.contains("--full"),
+        "{err}"
+    );
+    let kickoffs = server.requests("/$export").len();
+    assert_eq!(kickoffs, 1, "nothing was exported for the refused sync");
+
+    // The same selection written otherwise is the same selection.
+    let again = run_sync(&server, &wh, |o| o.request.types = types(&["Patient", "Patient"])).unwrap();
+    assert!(again.since.is_some());
+    let full = run_sync(&server, &wh, |o| {
+        o.request.types = types(&["Condition", "Patient"]);
+        o.full = true;
+    })
+    .unwrap();
+    assert!(full.since.is_none());
+    let sample_conditions =
+        std::fs::read_to_string(common::sample().join("Condition.000.ndjson")).unwrap().lines().count();
+    assert_eq!(common::table_rows(wh.as_path(), "condition") as usize, sample_conditions);
+    let next = run_sync(&server, &wh, |o| o.request.types = types(&["Patient", "Condition"])).unwrap();
+    assert!(next.since.is_some() && next.load.committed());
+}
+
+#[test]
+fn the_cli_takes_a_file_url_warehouse_as_its_folder_and_refuses_object_store_ones() {
+    let server = BulkServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let wh = dir.path().join("w h");
+    let url = Url::from_directory_path(&wh).unwrap().to_string();
+    let sync_cli = |warehouse: &str| {
+        Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+            .args(["sync", &server.base, "--warehouse", warehouse, "--threads", "2"])
+            .args(["--poll-initial", "5ms", "--retry-initial", "5ms", "--requests-per-second", "0"])
+            .current_dir(&cwd)
+            .output()
+            .unwrap()
+    };
+    let first = sync_cli(&url);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(fhirhouse::load::sync_record(&wh).is_some(), "the sync went into the folder the URL names");
+    let second = sync_cli(&url);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success() && stderr.contains("increment since "), "{stderr}");
+
+    let kickoffs = server.requests("/$export").len();
+    let refused = sync_cli("memory://sync-cli/wh");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--warehouse memory://sync-cli/wh: fhirhouse sync merges into a local warehouse folder only"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests("/$export").len(), kickoffs, "refused before exporting");
+    let left: Vec<_> = std::fs::read_dir(&cwd).unwrap().collect();
+    assert!(left.is_empty(), "no folder named like the URL: {left:?}");
+}

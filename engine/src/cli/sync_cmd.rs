@@ -1,15 +1,18 @@
 //! `fhirhouse sync`: export what changed on a FHIR server since the last sync and merge it
 //! into a warehouse.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::Args;
 use url::Url;
 
 use super::export_cmd::{parse_server, ClientArgs, RequestArgs};
 use crate::load::sync::{sync, SyncOptions};
 use crate::load::LoadOptions;
+use crate::store::Address;
 
 pub(super) const LONG_ABOUT: &str = "\
 Keep a warehouse up to date with a FHIR server: export (Bulk Data $export) everything changed \
@@ -31,7 +34,9 @@ Readers never see a half-merged warehouse: the merge is published with the same 
 commit as a full load. A sync that fails or is killed can be run again: the download \
 (<warehouse>/_fhirhouse/sync/export/) resumes where it stopped, and a finished download is \
 loaded again. The export options (--type, --group, auth, retries) are those of `fhirhouse \
-export`; keep them the same from one sync to the next. --full replaces the warehouse with a \
+export`; keep them the same from one sync to the next (a sync asking for other types, \
+filters, elements or level than the last one is refused: its increment would miss what the \
+new selection adds). --full replaces the warehouse with a \
 full export (after changing views, or to compact the files increments add).
 
 Exit status: 0 when the warehouse was updated and every line loaded, 1 when some lines were \
@@ -44,7 +49,7 @@ pub struct SyncArgs {
     #[arg(value_name = "FHIR_BASE_URL", value_parser = parse_server)]
     pub server: Url,
 
-    /// The warehouse folder (created on the first sync).
+    /// The warehouse folder (created on the first sync); a `file://` URL names one too.
     #[arg(short, long, value_name = "DIR")]
     pub warehouse: PathBuf,
 
@@ -77,9 +82,23 @@ pub struct SyncArgs {
     pub client: ClientArgs,
 }
 
+/// The folder `--warehouse` names: a folder, or a `file://` URL of one. Any other URL is
+/// refused here, before anything is exported: taken as a path, `s3://b/wh` would be a local
+/// folder `s3:/b/wh` (and `file:///x` one under the working directory, where the next sync
+/// would not look).
+fn local_warehouse(text: &OsStr) -> anyhow::Result<PathBuf> {
+    match Address::parse(text) {
+        Address::Local(path) => Ok(path),
+        Address::Url(url) => bail!(
+            "--warehouse {url}: fhirhouse sync merges into a local warehouse folder only (to fill an object-store warehouse: `fhirhouse export --out DIR`, then `fhirhouse load DIR --out {url}`)"
+        ),
+    }
+}
+
 /// Runs `fhirhouse sync`.
 pub(super) fn run(args: &SyncArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let mut load = LoadOptions::new(Vec::<crate::store::Address>::new(), args.warehouse.clone());
+    let warehouse = local_warehouse(args.warehouse.as_os_str())?;
+    let mut load = LoadOptions::new(Vec::<Address>::new(), warehouse.clone());
     load.views_dir.clone_from(&args.views);
     load.threads = args.threads.unwrap_or(0);
     load.max_errors = args.max_errors;
@@ -92,9 +111,9 @@ pub(super) fn run(args: &SyncArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         keep_export: args.keep_export,
     };
     if !quiet {
-        sayln!("sync {} into {}", args.server, args.warehouse.display());
+        sayln!("sync {} into {}", args.server, warehouse.display());
     }
-    let outcome = sync(&args.warehouse, &options)?;
+    let outcome = sync(&warehouse, &options)?;
     if !quiet {
         match &outcome.since {
             Some(since) => sayln!("increment since {since}"),

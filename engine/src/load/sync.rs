@@ -11,17 +11,29 @@
 //! previous load); one killed after publishing starts the next increment (the folder's
 //! request no longer matches). Merging is idempotent, so applying an increment twice changes
 //! nothing. One sync at a time per warehouse (`_fhirhouse/sync.lock`).
+//!
+//! An increment is only complete for the selection it was exported with: had the last sync
+//! exported `--type Patient`, a `_since` export of `Patient,Condition` would bring only the
+//! Conditions changed since, and the others would never reach the warehouse. So each
+//! published sync records its selection (level, types, type filters, elements) in
+//! `_fhirhouse/sync/request.json`, and a sync asking for another one is refused without
+//! `--full`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use serde_json::{json, Value};
 
 use super::{load, LoadOptions, LoadOutcome};
-use crate::bulk::{self, ExportOutcome, ExportRequest, ExportSettings, Exporter};
+use crate::bulk::{self, ExportOutcome, ExportRequest, ExportSettings, Exporter, Level};
+use crate::store::Address;
 
 /// Where a sync downloads, under the warehouse.
 pub const DOWNLOAD_DIR: &str = "_fhirhouse/sync/export";
+
+/// The selection of the last published sync, under the warehouse: `{"load_id", "scope"}`.
+pub const REQUEST_FILE: &str = "_fhirhouse/sync/request.json";
 
 /// Settings of one sync.
 #[derive(Debug, Clone)]
@@ -76,6 +88,7 @@ pub fn sync(warehouse: &Path, options: &SyncOptions) -> anyhow::Result<SyncOutco
                     warehouse.display()
                 );
             }
+            check_scope(warehouse, record, &options.request)?;
             record["transaction_time"].as_str().map(str::to_owned)
         }
         None => None,
@@ -92,16 +105,21 @@ pub fn sync(warehouse: &Path, options: &SyncOptions) -> anyhow::Result<SyncOutco
     if let Some(since) = &since {
         tracing::info!(since, "exporting the increment");
     }
-    let exporter = Exporter::new(request, settings, &download.clone().into())?;
+    // Paths stay paths: parsed as addresses, `file:/x/wh` or a folder named like a URL
+    // would load somewhere else than where the sync record and the lock are.
+    let exporter = Exporter::new(request, settings, &Address::Local(download.clone()))?;
     let export = bulk::export_until_interrupted(&exporter)?;
 
     let mut load_options = options.load.clone();
-    load_options.inputs = vec![download.join(bulk::MANIFEST_FILE).into()];
-    load_options.out = warehouse.to_path_buf().into();
+    load_options.inputs = vec![Address::Local(download.join(bulk::MANIFEST_FILE))];
+    load_options.out = Address::Local(warehouse.to_path_buf());
     load_options.merge = since.is_some();
     load_options.key_index = true;
     load_options.sync_server = Some(server);
     let outcome = load(&load_options)?;
+    if outcome.committed() {
+        save_scope(warehouse, &outcome.report.load_id, &options.request);
+    }
     let kept_export = if outcome.committed() && !options.keep_export {
         if let Err(e) = std::fs::remove_dir_all(&download) {
             tracing::warn!(path = %download.display(), error = %e, "could not remove the downloaded export");
@@ -111,4 +129,87 @@ pub fn sync(warehouse: &Path, options: &SyncOptions) -> anyhow::Result<SyncOutco
         Some(download)
     };
     Ok(SyncOutcome { since, export, load: outcome, kept_export })
+}
+
+/// What an export selects besides `_since`, in a canonical form (order and repeats of
+/// `--type` and the like do not matter).
+fn scope(request: &ExportRequest) -> Value {
+    let sorted = |items: &[String]| {
+        let mut items = items.to_vec();
+        items.sort();
+        items.dedup();
+        items
+    };
+    let level = match &request.level {
+        Level::System => "system".to_owned(),
+        Level::Patient => "patient".to_owned(),
+        Level::Group(id) => format!("group {id}"),
+    };
+    json!({
+        "level": level,
+        "types": sorted(&request.types),
+        "type_filters": sorted(&request.type_filters),
+        "elements": sorted(&request.elements),
+    })
+}
+
+/// A scope in words, for messages.
+fn describe(scope: &Value) -> String {
+    let list = |key: &str, none: &str| {
+        let items: Vec<&str> = scope[key].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if items.is_empty() {
+            none.to_owned()
+        } else {
+            items.join(",")
+        }
+    };
+    format!(
+        "{} level, types {}, type filters {}, elements {}",
+        scope["level"].as_str().unwrap_or("?"),
+        list("types", "all"),
+        list("type_filters", "none"),
+        list("elements", "all")
+    )
+}
+
+/// Refuses an increment whose selection differs from the one the warehouse was synced with
+/// (see the module docs). The saved selection counts only when it is that of the sync that
+/// wrote the warehouse's sync record (`record`): one of an older warehouse, or of a sync
+/// killed between its publish and saving it, says nothing about the current snapshot.
+fn check_scope(warehouse: &Path, record: &Value, request: &ExportRequest) -> anyhow::Result<()> {
+    let path = warehouse.join(REQUEST_FILE);
+    let Some(saved) = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok()) else {
+        return Ok(());
+    };
+    if saved["load_id"].is_null() || saved["load_id"] != record["load_id"] {
+        tracing::debug!(path = %path.display(), "the saved export selection is not the current sync's: not compared");
+        return Ok(());
+    }
+    let wanted = scope(request);
+    if saved["scope"] == wanted {
+        return Ok(());
+    }
+    bail!(
+        "{} was synced with {}; this sync asks for {}: an increment would only hold what changed since the last sync, so what the new selection adds would never be loaded (and what it leaves out would go stale). Use --full to export and load the new selection in full, or keep the options of the last sync",
+        warehouse.display(),
+        describe(&saved["scope"]),
+        describe(&wanted)
+    )
+}
+
+/// Saves the selection of the sync that published `load_id` (see [`check_scope`]). A failure
+/// is logged, not returned: the load is published, and without the file the next sync only
+/// cannot check its selection.
+fn save_scope(warehouse: &Path, load_id: &str, request: &ExportRequest) {
+    let path = warehouse.join(REQUEST_FILE);
+    let temporary = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(&json!({ "load_id": load_id, "scope": scope(request) }))
+        .expect("a JSON value serialises");
+    // Written aside and renamed, so that a crash never leaves half a record.
+    let saved = std::fs::create_dir_all(path.parent().unwrap_or(warehouse))
+        .and_then(|()| std::fs::write(&temporary, bytes))
+        .and_then(|()| std::fs::rename(&temporary, &path));
+    if let Err(e) = saved {
+        tracing::warn!(path = %path.display(), error = %e, "could not save the export selection of the sync");
+    }
 }

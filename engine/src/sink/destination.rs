@@ -30,11 +30,18 @@ impl Destination {
     ///
     /// # Errors
     ///
-    /// The errors of [`Warehouse::open`] and [`RemoteWarehouse::open`].
+    /// The errors of [`Warehouse::open`] and [`RemoteWarehouse::open`], and a store that
+    /// cannot list the warehouse's prefix ([`crate::store::check_listable`]).
     pub fn open(out: &Address, staging: Option<&Path>) -> Result<Destination, SinkError> {
         Ok(match out {
             Address::Local(root) => Destination::Local(Warehouse::open(root)?),
-            Address::Url(url) => Destination::Remote(RemoteWarehouse::open(url, staging)?),
+            Address::Url(url) => {
+                let warehouse = RemoteWarehouse::open(url, staging)?;
+                // Reading no commit record may mean no bucket: found out now, not at the
+                // first upload after the whole load.
+                crate::store::check_listable(url)?;
+                Destination::Remote(warehouse)
+            }
         })
     }
 

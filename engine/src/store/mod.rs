@@ -315,6 +315,22 @@ where
     outputs.into_iter().map(|(_, output)| output).collect()
 }
 
+/// Checks that the store holding `url` answers a listing of the prefix the URL names (one
+/// request, for the first page). A missing bucket or container reads like a missing object
+/// (404) to a GET, so a warehouse yet to be created cannot tell it apart from one that cannot
+/// be; a listing can, before a load spends its time on an export it could never publish.
+///
+/// # Errors
+///
+/// A [`StoreError`] naming `url`: the store cannot be resolved, or refused the listing (no
+/// such bucket, refused credentials, an unreachable endpoint).
+pub fn check_listable(url: &Url) -> Result<(), StoreError> {
+    let (store, prefix) = resolve(url)?;
+    // The first page only: a prefix with many objects costs no more than an empty one.
+    run(async move { futures::StreamExt::next(&mut store.list(Some(&prefix))).await.transpose().map(drop) })
+        .map_err(|e| StoreError::new(url, format!("cannot list it: {e}")))
+}
+
 /// The object's last path segment (its file name).
 #[must_use]
 pub fn file_name(path: &ObjectPath) -> String {
@@ -359,6 +375,16 @@ mod tests {
         let outer = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let n = outer.block_on(async { run(async { 41 + 1 }) });
         assert_eq!(n, 42);
+    }
+
+    #[test]
+    fn a_prefix_that_holds_nothing_yet_is_listable() {
+        check_listable(&Url::parse("memory://store-tests-listable/no/such/prefix/").unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Url::from_directory_path(dir.path().join("missing")).unwrap();
+        let local = Url::parse(&format!("memory://store-tests-local{}", missing.path())).unwrap();
+        register_store(&local, Arc::new(object_store::local::LocalFileSystem::new()));
+        check_listable(&local).unwrap();
     }
 
     #[test]
