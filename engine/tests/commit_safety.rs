@@ -64,3 +64,26 @@ fn history_lists_the_loads_around_a_damaged_report_and_exits_with_1() {
     assert!(stdout.contains(&format!("* {second}  committed")), "{stdout}");
     assert!(stdout.contains(&format!("unreadable run report {}", damaged.display())), "{stdout}");
 }
+
+#[test]
+fn a_table_name_taken_in_the_warehouse_folder_is_refused_before_the_load_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let views = dir.path().join("views");
+    std::fs::create_dir(&views).unwrap();
+    std::fs::copy(root().join("schemas/patient.json"), views.join("patient.json")).unwrap();
+    let sample = sample();
+    let (sample, wh_arg) = (sample.to_str().unwrap(), wh.to_str().unwrap());
+    let first = fhirhouse(&["-q", "load", sample, "--out", wh_arg, "--views", views.to_str().unwrap()], dir.path());
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    std::fs::create_dir(wh.join("procedure")).unwrap();
+    let reports = listing(&wh.join("_fhirhouse/loads"));
+
+    let run = fhirhouse(&["-q", "load", sample, "--out", wh_arg], dir.path());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("procedure: exists and is not a table link"), "{stderr}");
+    // Refused before it started: no run report, no dead letters, no staging left.
+    assert_eq!(listing(&wh.join("_fhirhouse/loads")), reports);
+    assert!(listing(&wh.join("_fhirhouse/staging")).is_empty());
+}

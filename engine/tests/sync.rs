@@ -442,3 +442,16 @@ fn the_cli_takes_a_file_url_warehouse_as_its_folder_and_refuses_object_store_one
     let left: Vec<_> = std::fs::read_dir(&cwd).unwrap().collect();
     assert!(left.is_empty(), "no folder named like the URL: {left:?}");
 }
+
+#[test]
+fn a_sync_into_a_folder_that_is_no_warehouse_writes_nothing_there() {
+    let server = BulkServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("notes.txt"), "mine").unwrap();
+    let err = fhirhouse::error_text(run_sync(&server, &home, |_| {}).unwrap_err().as_ref());
+    assert!(err.contains("not a fhirhouse warehouse"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["notes.txt"], "a later load would take the folder for a warehouse");
+}

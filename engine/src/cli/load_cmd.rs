@@ -61,7 +61,7 @@ increment instead (see `fhirhouse sync`):
     fhirhouse load increment/manifest.json --out warehouse --merge
 
 Exit status: 0 when every line loaded, 1 when the load was published but some lines were \
-dead-lettered, 2 when nothing was published (a fatal error, or more dead letters than \
+dead-lettered (or its run report could not be saved), 2 when nothing was published (a fatal error, or more dead letters than \
 --max-errors).";
 
 /// Arguments of `fhirhouse load`.
@@ -170,13 +170,16 @@ pub(super) fn run(args: &LoadArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 /// Prints the summary and picks the exit status of a finished load.
 pub(super) fn finish(outcome: &LoadOutcome, quiet: bool) -> ExitCode {
     let report = &outcome.report;
-    if !quiet || !outcome.committed() {
+    if !quiet || !outcome.committed() || outcome.report_error.is_some() {
         say!("{}", report.summary());
-        sayln!("  report: {}", outcome.report_path);
+        match &outcome.report_error {
+            Some(error) => sayln!("  report: not saved: {error}"),
+            None => sayln!("  report: {}", outcome.report_path),
+        }
     }
     if !outcome.committed() {
         ExitCode::from(EXIT_FATAL)
-    } else if report.input_not_applied() > 0 {
+    } else if report.input_not_applied() > 0 || outcome.report_error.is_some() {
         ExitCode::from(EXIT_SOME_FAILED)
     } else {
         ExitCode::SUCCESS
@@ -216,6 +219,15 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_published_load_whose_report_was_not_saved_exits_with_1() {
+        let report = crate::load::report::LoadReport { status: "committed".into(), ..Default::default() };
+        let outcome = LoadOutcome { report, report_path: String::new(), report_error: None };
+        assert_eq!(finish(&outcome, true), ExitCode::SUCCESS);
+        let outcome = LoadOutcome { report_error: Some("disk full".into()), ..outcome };
+        assert_eq!(finish(&outcome, true), ExitCode::from(EXIT_SOME_FAILED));
+    }
 
     #[test]
     fn sizes_parse_with_binary_units() {

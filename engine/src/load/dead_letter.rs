@@ -17,6 +17,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use anyhow::Context as _;
 
 /// Why a line was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,11 +147,16 @@ impl DeadLetterWriter {
         let out = match self.files.entry(file_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                fs::create_dir_all(&self.dir)?;
+                fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
                 // Numbered so that two inputs of the same name (in different folders) stay apart.
-                let name = format!("{file_id:03}-{}", file_name.trim_end_matches(".gz"));
+                let name = format!("{file_id:03}-{}", shortened(file_name.trim_end_matches(".gz")));
+                let path = self.dir.join(name);
                 // Appending: duplicates found after the load add to the same file.
-                let file = File::options().create(true).append(true).open(self.dir.join(name))?;
+                let file = File::options()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("cannot write dead letters to {}", path.display()))?;
                 e.insert(BufWriter::new(file))
             }
         };
@@ -187,6 +193,23 @@ impl DeadLetterWriter {
     }
 }
 
+/// `name` cut to [`MAX_NAME_BYTES`] (on a character boundary): a dead-letter file is named
+/// after its input, and an input may be named up to the file system's limit (255 bytes on
+/// most), which the added number would then pass. The records name the input in full.
+fn shortened(name: &str) -> &str {
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// The most bytes of an input's name a dead-letter file name keeps.
+const MAX_NAME_BYTES: usize = 200;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +228,23 @@ mod tests {
         assert_eq!(records[0]["reason"], "invalid_json");
         assert_eq!(records[0]["raw"], "{oops");
         assert_eq!(records[1]["raw_base64"], "/w==");
+    }
+
+    #[test]
+    fn an_input_named_up_to_the_file_system_limit_gets_a_dead_letter_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = DeadLetterWriter::new(dir.path().join("dl"), false);
+        // 254 bytes, a 2-byte character straddling the cut: the input itself can exist, its
+        // dead-letter file named in full could not (258 bytes).
+        let name = format!("{}é{}.ndjson", "P".repeat(199), "x".repeat(46));
+        let dead = DeadLine { index: 0, offset: 0, reason: Reason::InvalidUtf8, bytes: b"\xff".to_vec() };
+        w.write(0, &name, &name, 1, &dead).unwrap();
+        w.finish().unwrap();
+        let written: Vec<String> =
+            fs::read_dir(dir.path().join("dl")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(written, [format!("000-{}", "P".repeat(199))]);
+        let record: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.path().join("dl").join(&written[0])).unwrap()).unwrap();
+        assert_eq!(record["file"], name, "the record names the input in full");
     }
 }

@@ -149,6 +149,9 @@ pub struct LoadOutcome {
     pub report: LoadReport,
     /// Where the report was saved: a path, or a URL for an object-store warehouse.
     pub report_path: String,
+    /// Why the report could not be saved, when it could not (a full disk): the load is
+    /// published all the same, and `report` is all there is of its report.
+    pub report_error: Option<String>,
 }
 
 impl LoadOutcome {
@@ -176,6 +179,11 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     let catalog = if options.crosswalk { catalog.with_terminology(&terminology(options)?)? } else { catalog };
     let export = open_export(&options.inputs)?;
     let warehouse = Destination::open(&options.out, options.staging.as_deref()).context("cannot open the warehouse")?;
+    let mut tables: Vec<String> = catalog.layouts.iter().map(|l| l.name.clone()).collect();
+    if catalog.terminology().is_some() {
+        tables.push(crate::terminology::unmapped::TABLE.to_owned());
+    }
+    warehouse.check_tables(&tables).context("cannot open the warehouse")?;
     let load_id = new_load_id(started_at);
     let mut incremental = merge::Incremental::prepare(options, &warehouse, &export)?;
     let staging = warehouse.begin(&load_id)?;
@@ -218,9 +226,8 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
         report.status = "committed".into();
         report.check().map_err(|e| anyhow!("counts do not reconcile: {e}"))?;
         metadata::write_table_metadata(&staging, &catalog, &pipeline, &export, &load_id, &started_at)?;
-        let mut tables: Vec<String> = catalog.layouts.iter().map(|l| l.name.clone()).collect();
         if let Some(terminology) = catalog.terminology() {
-            let (name, load) = (crate::terminology::unmapped::TABLE, (load_id.as_str(), &started_at));
+            let load = (load_id.as_str(), &started_at);
             let mut batch = pipeline.collected.unmapped.to_batch(&terminology.bindings);
             if let Some(incremental) = &incremental {
                 batch = incremental.unmapped(batch)?;
@@ -228,7 +235,6 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
             // The table's size, which after a merge is the warehouse's, not the increment's.
             report.unmapped_codes = Some(report::UnmappedReport::of(&batch));
             metadata::write_unmapped(&staging, names, &batch, load)?;
-            tables.push(name.to_owned());
         }
         if let Some(incremental) = &incremental {
             incremental.finish(&staging, export.transaction_time.as_deref(), &load_id)?;
@@ -245,8 +251,21 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     }
     report.seconds = started.elapsed().as_secs_f64();
     let json = serde_json::to_vec_pretty(&report).expect("reports serialise");
-    let report_path = warehouse.save_report(&load_id, json)?;
-    Ok(LoadOutcome { report, report_path })
+    match warehouse.save_report(&load_id, json) {
+        Ok(report_path) => Ok(LoadOutcome { report, report_path, report_error: None }),
+        // Published: what readers see is the new data, whatever the report's fate, so the
+        // load is no failure (exit 2 says nothing was published).
+        Err(e) if report.status == "committed" => {
+            let error = crate::error_text(e.as_ref());
+            tracing::warn!(load_id, error, "the load is published, but its run report could not be saved");
+            Ok(LoadOutcome { report, report_path: String::new(), report_error: Some(error) })
+        }
+        // Both errors: the load's is the one that matters, the report's tells where it is not.
+        Err(e) => Err(e.context(format!(
+            "load {load_id} failed ({}), and its run report could not be saved",
+            report.failure.as_deref().unwrap_or("no reason recorded")
+        ))),
+    }
 }
 
 /// The crosswalks of a load: the shipped mappings or `--mappings`, with `--snomed-icd10-map`.

@@ -67,9 +67,12 @@ pub struct SyncOutcome {
 ///
 /// # Errors
 ///
-/// A warehouse synced from another server (without `full`), another sync running, and the
+/// A folder that is no warehouse ([`check_warehouse_folder`](crate::sink::commit::check_warehouse_folder)),
+/// a warehouse synced from another server (without `full`), another sync running, and the
 /// errors of the export and of the load.
 pub fn sync(warehouse: &Path, options: &SyncOptions) -> anyhow::Result<SyncOutcome> {
+    // Before its `_fhirhouse/` is made, which would let a later load write there too.
+    crate::sink::commit::check_warehouse_folder(warehouse).context("cannot open the warehouse")?;
     std::fs::create_dir_all(warehouse.join("_fhirhouse"))
         .with_context(|| format!("cannot create the warehouse {}", warehouse.display()))?;
     let lock_path = warehouse.join("_fhirhouse/sync.lock");
@@ -202,13 +205,10 @@ fn check_scope(warehouse: &Path, record: &Value, request: &ExportRequest) -> any
 /// cannot check its selection.
 fn save_scope(warehouse: &Path, load_id: &str, request: &ExportRequest) {
     let path = warehouse.join(REQUEST_FILE);
-    let temporary = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(&json!({ "load_id": load_id, "scope": scope(request) }))
         .expect("a JSON value serialises");
-    // Written aside and renamed, so that a crash never leaves half a record.
     let saved = std::fs::create_dir_all(path.parent().unwrap_or(warehouse))
-        .and_then(|()| std::fs::write(&temporary, bytes))
-        .and_then(|()| std::fs::rename(&temporary, &path));
+        .and_then(|()| crate::sink::commit::write_file_atomically(&path, &bytes));
     if let Err(e) = saved {
         tracing::warn!(path = %path.display(), error = %e, "could not save the export selection of the sync");
     }

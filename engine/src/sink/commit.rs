@@ -314,6 +314,33 @@ fn symlink(_target: impl AsRef<Path>, link: &Path) -> Result<(), SinkError> {
     })
 }
 
+/// Writes `bytes` to `path` so that a crash or a full disk never leaves half of them there:
+/// into `path.tmp` first, made durable, then renamed over `path` (and the rename made
+/// durable). On failure the temporary file is removed and `path` is as it was.
+///
+/// # Errors
+///
+/// The first failing step's error.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let temporary = path.with_file_name(name);
+    let written = (|| {
+        let mut file = File::create(&temporary)?;
+        io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written?;
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_path(parent),
+        None => Ok(()),
+    }
+}
+
 /// Makes a file's contents, or a folder's entries, durable. A new descriptor is enough:
 /// since Linux 4.16 a writeback error not yet reported to anyone is reported to the next
 /// fsync of the file, whichever descriptor.

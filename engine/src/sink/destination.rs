@@ -45,6 +45,21 @@ impl Destination {
         })
     }
 
+    /// Checks, before a load starts, that its `tables` can be published (a local warehouse
+    /// folder may have something else under a table's name), so that it is not refused only
+    /// at the end; see [`Warehouse::check_tables`].
+    ///
+    /// # Errors
+    ///
+    /// A table's name taken by something other than its link.
+    pub fn check_tables(&self, tables: &[String]) -> Result<(), SinkError> {
+        match self {
+            Destination::Local(w) => w.check_tables(tables),
+            // Object keys under a table's prefix are the table's own.
+            Destination::Remote(_) => Ok(()),
+        }
+    }
+
     /// Creates and returns the local staging folder of a new load.
     ///
     /// # Errors
@@ -105,7 +120,9 @@ impl Destination {
         match self {
             Destination::Local(w) => {
                 let path = w.report_path(load_id);
-                std::fs::write(&path, report).with_context(|| format!("cannot write {}", path.display()))?;
+                // A report cut short (a full disk) would be read as no report at all.
+                super::commit::write_file_atomically(&path, &report)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 Ok(path.display().to_string())
             }
             Destination::Remote(w) => Ok(w.save_report(load_id, report)?),

@@ -63,6 +63,11 @@ impl MapRow {
         if self.target_system.trim().is_empty() {
             return fail("target_system is required");
         }
+        // A code with a control character (a NUL from a bad export) matches no real code.
+        let codes = [("source_code", Some(&self.source_code)), ("target_code", self.target_code.as_ref())];
+        if let Some((field, _)) = codes.iter().find(|(_, c)| c.is_some_and(|c| c.chars().any(char::is_control))) {
+            return fail(&format!("{field} holds a control character"));
+        }
         match (&self.target_code, self.relationship) {
             (Some(_), Relationship::Unmatched) => fail("an unmatched row has no target_code"),
             (None, Relationship::Unmatched) if self.note.is_none() => fail("an unmatched row needs a note saying why"),
@@ -199,6 +204,15 @@ mod tests {
         assert_eq!(
             read_csv(text.as_bytes(), "r.csv").unwrap_err().to_string(),
             "r.csv:2: source_display runs over a line break (an unbalanced quote?): one row per line"
+        );
+    }
+
+    #[test]
+    fn a_code_with_a_control_character_is_an_error() {
+        let text = format!("{HEADER}S,1,One,T,2,,equivalent,\nS,GLU\u{0},Glucose,T,4,,equivalent,\n");
+        assert_eq!(
+            read_csv(text.as_bytes(), "r.csv").unwrap_err().to_string(),
+            "r.csv:3: source_code holds a control character"
         );
     }
 }
