@@ -264,8 +264,7 @@ fn crosswalks(
             _ => MappingError::at(&file, 0, format!("element {line}: {message}")),
         };
         let mut keys: HashMap<(SystemId, String, SystemId, Option<String>), u64> = HashMap::new();
-        // Per source: (mapped, unmatched, first line, reported).
-        let mut unmatched: HashMap<(SystemId, String, SystemId), (bool, bool, u64, bool)> = HashMap::new();
+        let mut unmatched: HashMap<(SystemId, String, SystemId), SourceRows> = HashMap::new();
         let mut unused = SystemUse::default();
         let mut scratch = String::new();
         for row in &table.rows {
@@ -284,18 +283,20 @@ fn crosswalks(
                     ),
                 ));
             }
-            let flags = unmatched.entry((from, code.clone(), to)).or_insert((false, false, row.line, false));
+            let seen = unmatched
+                .entry((from, code.clone(), to))
+                .or_insert(SourceRows { first: row.line, ..SourceRows::default() });
             // A disjoint row ("not this code") is neither.
             if row.relationship == Relationship::Unmatched {
-                flags.1 = true;
+                seen.unmatched = true;
             } else if row.relationship.maps() {
-                flags.0 = true;
+                seen.mapped = true;
             }
-            if flags.0 && flags.1 && !flags.3 {
-                flags.3 = true;
+            if seen.mapped && seen.unmatched && !seen.reported {
+                seen.reported = true;
                 report
                     .errors
-                    .push(error(row.line, format!("{code} is both unmatched and mapped ({unit} {})", flags.2)));
+                    .push(error(row.line, format!("{code} is both unmatched and mapped ({unit} {})", seen.first)));
             }
             if let Some(list) = lists.invalid(from, &code) {
                 report.errors.push(error(row.line, format!("source code {} is not in {list}", row.source_code)));
@@ -360,6 +361,17 @@ impl SystemUse {
         });
         untargeted.chain(unlisted).collect()
     }
+}
+
+/// What the rows of one source code of a crosswalk said so far, for the check that no
+/// source is both unmatched and mapped (reported once).
+#[derive(Debug, Default)]
+struct SourceRows {
+    mapped: bool,
+    unmatched: bool,
+    /// The first row's line (element, for a ConceptMap).
+    first: u64,
+    reported: bool,
 }
 
 #[cfg(test)]
