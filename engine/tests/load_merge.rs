@@ -54,16 +54,10 @@ fn cli_merge(input: &Path, warehouse: &Path) -> Output {
 
 /// `id:gender` of every patient, sorted.
 fn patients(warehouse: &Path) -> Vec<String> {
-    let ctx = datafusion::prelude::SessionContext::new();
-    fhirhouse::sql::register_warehouse(&ctx, warehouse).unwrap();
-    let mut rows = Vec::new();
-    for batch in fhirhouse::sql::query_blocking(&ctx, "SELECT id, gender FROM patient ORDER BY id").unwrap() {
-        for row in 0..batch.num_rows() {
-            let cell = |c| arrow::util::display::array_value_to_string(batch.column(c), row).unwrap();
-            rows.push(format!("{}:{}", cell(0), cell(1)));
-        }
-    }
-    rows
+    common::query_rows(warehouse, "SELECT id, gender FROM patient ORDER BY id")
+        .into_iter()
+        .map(|row| row.replace('|', ":"))
+        .collect()
 }
 
 fn current(warehouse: &Path) -> PathBuf {
@@ -242,15 +236,7 @@ fn unmapped(warehouse: &Path) -> (Vec<String>, serde_json::Value) {
     fhirhouse::sql::register_warehouse(&ctx, warehouse).unwrap();
     let sql = r#"SELECT "table", "column", system, code, count, example_resource_id FROM _dq_unmapped_codes
                  ORDER BY "table", "column", system, code"#;
-    let mut rows = Vec::new();
-    for batch in fhirhouse::sql::query_blocking(&ctx, sql).unwrap() {
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = (0..batch.num_columns())
-                .map(|c| arrow::util::display::array_value_to_string(batch.column(c), row).unwrap())
-                .collect();
-            rows.push(cells.join("|"));
-        }
-    }
+    let rows = common::query_rows(warehouse, sql);
     let load_id = current(warehouse).file_name().unwrap().to_string_lossy().into_owned();
     let report = std::fs::read(warehouse.join("_fhirhouse/loads").join(format!("{load_id}.json"))).unwrap();
     let report: serde_json::Value = serde_json::from_slice(&report).unwrap();

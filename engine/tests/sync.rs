@@ -55,18 +55,7 @@ fn merge(export: &Path, warehouse: &Path) -> LoadOutcome {
 
 /// The rows of a query, each as `a|b|c`.
 fn rows(warehouse: &Path, sql: &str) -> Vec<String> {
-    let ctx = datafusion::prelude::SessionContext::new();
-    fhirhouse::sql::register_warehouse(&ctx, warehouse).unwrap();
-    let mut rows = Vec::new();
-    for batch in fhirhouse::sql::query_blocking(&ctx, sql).unwrap() {
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = (0..batch.num_columns())
-                .map(|c| arrow::util::display::array_value_to_string(batch.column(c), row).unwrap())
-                .collect();
-            rows.push(cells.join("|"));
-        }
-    }
-    rows
+    common::query_rows(warehouse, sql)
 }
 
 /// The inode of every part file of a table in a snapshot, by file name.

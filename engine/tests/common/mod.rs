@@ -52,6 +52,22 @@ pub fn table_counts(out: impl Into<fhirhouse::store::Address>) -> Vec<(String, i
         .collect()
 }
 
+/// The rows of a query over the warehouse at `out`, each as `a|b|c`.
+pub fn query_rows(out: impl Into<fhirhouse::store::Address>, sql: &str) -> Vec<String> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    fhirhouse::sql::register_warehouse(&ctx, out).unwrap();
+    let mut rows = Vec::new();
+    for batch in fhirhouse::sql::query_blocking(&ctx, sql).unwrap() {
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = (0..batch.num_columns())
+                .map(|c| arrow::util::display::array_value_to_string(batch.column(c), row).unwrap())
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows
+}
+
 /// Row count of one table, as [`table_counts`] gives it; panics when there is no such table.
 pub fn table_rows(out: impl Into<fhirhouse::store::Address>, table: &str) -> i64 {
     table_counts(out).into_iter().find(|(t, _)| t == table).unwrap_or_else(|| panic!("no table {table}")).1
