@@ -127,3 +127,78 @@ fn a_warehouse_in_a_missing_bucket_is_refused_before_loading() {
     assert!(stderr.contains(&format!("cannot open the warehouse: s3://{bucket}/wh: cannot list it")), "{stderr}");
     assert!(stderr.contains("NoSuchBucket"), "{stderr}");
 }
+
+#[test]
+fn of_concurrent_loads_into_one_warehouse_one_publishes_and_the_others_fail_naming_it() {
+    let Some(endpoint) = s3_environment() else { return };
+    let bucket = new_bucket(&endpoint, "race");
+    let store = fhirhouse::store::resolve(&Url::parse(&format!("s3://{bucket}/")).unwrap()).unwrap().0;
+    let out = format!("s3://{bucket}/wh");
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+                .args(["-q", "load", "--threads", "1", sample().to_str().unwrap(), "--out", &out])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = loads.into_iter().map(|load| load.wait_with_output().unwrap()).collect();
+
+    let current: serde_json::Value = serde_json::from_slice(&get(&store, "wh/_fhirhouse/current.json")).unwrap();
+    let winner = current["load_id"].as_str().unwrap();
+    let mut failed = 0;
+    for output in &outputs {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() {
+            continue;
+        }
+        failed += 1;
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        // Loads that began together: the one that published first is the one published.
+        assert!(stderr.contains(&format!("load {winner} was published while this load ran")), "{stderr}");
+    }
+    assert!(failed >= 1, "four loads begun at once all published");
+    // Readable, whole, and holding only the published load's files: the others removed theirs.
+    let counts: BTreeMap<String, i64> = table_counts(out.as_str()).into_iter().collect();
+    assert_eq!(counts, local_counts());
+    let stray: Vec<String> = keys(&store, "wh")
+        .into_iter()
+        .filter(|k| (k.ends_with(".parquet") || k.contains("/snapshots/")) && !k.contains(winner))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+
+    // The history reads the warehouse in place: every load, the winner published.
+    let history = Command::new(env!("CARGO_BIN_EXE_fhirhouse")).args(["history", &out]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&history.stdout), String::from_utf8_lossy(&history.stderr));
+    assert!(history.status.success(), "{stderr}");
+    assert!(stdout.contains(&format!("* {winner}")), "{stdout}");
+    assert_eq!(stdout.matches("failed: ").count(), failed, "{stdout}");
+}
+
+#[test]
+fn objects_with_odd_names_are_reported_by_urls_that_name_them() {
+    let Some(endpoint) = s3_environment() else { return };
+    let bucket = new_bucket(&endpoint, "odd");
+    let store = fhirhouse::store::resolve(&Url::parse(&format!("s3://{bucket}/")).unwrap()).unwrap().0;
+    // Keys with a literal `%2F`, a space and a lone `%`; one line of each is not JSON.
+    for (key, kind) in [("odd/Encounter%2F.ndjson", "Encounter"), ("odd/Observation 100%.ndjson", "Observation")] {
+        let (store, path) = (std::sync::Arc::clone(&store), object_store::path::Path::parse(key).unwrap());
+        let body = format!("{{\"resourceType\": \"{kind}\", \"id\": \"x\"}}\nnot json\n");
+        fhirhouse::store::run(async move { object_store::ObjectStoreExt::put(&*store, &path, body.into()).await })
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = load_with(&[], &dir.path().join("wh"), |o| o.inputs = vec![format!("s3://{bucket}/odd/").into()]);
+    let mut named: Vec<String> = outcome.report.files.iter().map(|f| f.path.clone()).collect();
+    let dead: Vec<serde_json::Value> = dead_letters(&dir.path().join("wh"), &outcome.report.load_id);
+    named.extend(dead.iter().map(|d| d["file"].as_str().unwrap_or_default().to_owned()));
+    named.sort();
+    named.dedup();
+    let expected = ["Encounter%252F.ndjson", "Observation%20100%25.ndjson"].map(|n| format!("s3://{bucket}/odd/{n}"));
+    assert_eq!(named, expected);
+    // Resolved again, each names its own object.
+    for (url, key) in named.iter().zip(["odd/Encounter%2F.ndjson", "odd/Observation 100%.ndjson"]) {
+        assert_eq!(fhirhouse::store::resolve(&Url::parse(url).unwrap()).unwrap().1.as_ref(), key);
+    }
+}

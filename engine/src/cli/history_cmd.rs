@@ -2,10 +2,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::Value;
+use url::Url;
+
+use crate::sink::remote::CommitRecord;
+use crate::store::{self, Address};
 
 pub(super) const LONG_ABOUT: &str = "\
 List the loads of a warehouse, oldest first, from their run reports \
@@ -13,17 +20,17 @@ List the loads of a warehouse, oldest first, from their run reports \
 of `fhirhouse sync` or `load --merge`), the export's transactionTime, lines read and \
 dead-lettered, what a merge did (inserted, updated, unchanged, deleted) and the rows of all \
 tables after it. The published load is marked with *. A failed load says why; nothing of it was \
-published.
+published. The warehouse may be a folder or an object-store URL.
 
     fhirhouse history warehouse
-    fhirhouse history warehouse --json";
+    fhirhouse history s3://bucket/warehouse --json";
 
 /// Arguments of `fhirhouse history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// The warehouse folder.
-    #[arg(value_name = "WAREHOUSE")]
-    pub warehouse: PathBuf,
+    /// The warehouse: a folder or an object-store URL (`s3://bucket/warehouse`).
+    #[arg(value_name = "DIR|URL")]
+    pub warehouse: Address,
 
     /// Print one JSON object per load (the run reports' main fields) instead of a table.
     #[arg(long)]
@@ -85,27 +92,32 @@ pub(super) fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     Ok(status)
 }
 
-fn read_history(warehouse: &Path) -> anyhow::Result<Vec<(Entry, Value)>> {
-    let dir = warehouse.join("_fhirhouse/loads");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("{}: not a warehouse (no _fhirhouse/loads)", warehouse.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    let current = std::fs::read_link(warehouse.join("_fhirhouse/current"))
-        .ok()
-        .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let mut entries = Vec::with_capacity(paths.len());
-    for path in paths {
+/// The run reports of a warehouse as found, before they are read as reports.
+struct Reports {
+    /// Each report: where it is (a path or URL, for messages), the load id its name gives,
+    /// and its content or why it could not be read.
+    found: Vec<(String, String, anyhow::Result<Vec<u8>>)>,
+    /// The published load.
+    current: Option<String>,
+    /// Where the reports are, for messages.
+    dir: String,
+}
+
+fn read_history(warehouse: impl Into<Address>) -> anyhow::Result<Vec<(Entry, Value)>> {
+    let Reports { found, current, dir } = match warehouse.into() {
+        Address::Local(path) => local_reports(&path)?,
+        Address::Url(url) => remote_reports(&url)?,
+    };
+    let mut entries = Vec::with_capacity(found.len());
+    for (place, stem, bytes) in found {
         // A report cut short (a load killed or a disk full while writing it) or edited by
         // hand is one line that says so, not the end of the history.
-        let (mut entry, report) = match read_report(&path) {
+        let (mut entry, report) = match bytes.and_then(|bytes| read_report(&bytes)) {
             Ok(report) => (entry_of(&report), report),
-            Err(e) => (unreadable(format!("unreadable run report {}: {e:#}", path.display())), Value::Null),
+            Err(e) => (unreadable(format!("unreadable run report {place}: {e:#}")), Value::Null),
         };
         if entry.load_id.is_empty() {
-            entry.load_id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            entry.load_id = stem;
         }
         entry.current = current.as_deref() == Some(entry.load_id.as_str());
         entries.push((entry, report));
@@ -113,8 +125,7 @@ fn read_history(warehouse: &Path) -> anyhow::Result<Vec<(Entry, Value)>> {
     // A load killed between publishing and writing its report, or whose report was removed,
     // is still what readers see.
     if let Some(current) = current.filter(|c| !entries.iter().any(|(e, _)| e.load_id == *c)) {
-        let mut entry =
-            unreadable(format!("no run report (expected {})", dir.join(format!("{current}.json")).display()));
+        let mut entry = unreadable(format!("no run report (expected {dir}/{current}.json)"));
         entry.status = "published".into();
         entry.current = true;
         entry.load_id = current;
@@ -129,8 +140,71 @@ fn read_history(warehouse: &Path) -> anyhow::Result<Vec<(Entry, Value)>> {
     Ok(entries)
 }
 
-fn read_report(path: &Path) -> anyhow::Result<Value> {
-    let report: Value = serde_json::from_slice(&std::fs::read(path)?)?;
+/// The reports of a warehouse folder; the published load is the one `_fhirhouse/current`
+/// links to.
+fn local_reports(warehouse: &Path) -> anyhow::Result<Reports> {
+    let dir = warehouse.join("_fhirhouse/loads");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("{}: not a warehouse (no _fhirhouse/loads)", warehouse.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    let found = paths
+        .into_iter()
+        .map(|path| {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let bytes = std::fs::read(&path).map_err(anyhow::Error::from);
+            (path.display().to_string(), stem, bytes)
+        })
+        .collect();
+    let current = std::fs::read_link(warehouse.join("_fhirhouse/current"))
+        .ok()
+        .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
+    Ok(Reports { found, current, dir: dir.display().to_string() })
+}
+
+/// The reports of a warehouse in an object store (`_fhirhouse/loads/*.json`); the published
+/// load is the one its commit record (`_fhirhouse/current.json`) names.
+fn remote_reports(url: &Url) -> anyhow::Result<Reports> {
+    let (store, root) = store::resolve(url)?;
+    let base = url.as_str().trim_end_matches('/');
+    let prefix = store::child(&root, "_fhirhouse/loads");
+    let lister = (Arc::clone(&store), prefix.clone());
+    let mut keys: Vec<ObjectPath> = store::run(async move { lister.0.list_with_delimiter(Some(&lister.1)).await })
+        .with_context(|| format!("{base}/_fhirhouse/loads: cannot list"))?
+        .objects
+        .into_iter()
+        .map(|meta| meta.location)
+        .filter(|key| store::file_name(key).ends_with(".json"))
+        .collect();
+    keys.sort();
+    let current = CommitRecord::read(&store, &root, url.as_str())?.map(|record| record.load_id);
+    if keys.is_empty() && current.is_none() {
+        anyhow::bail!("{base}: not a warehouse (no _fhirhouse/loads, no _fhirhouse/current.json)");
+    }
+    let reads: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (store, key) = (Arc::clone(&store), key.clone());
+            async move { Ok(store.get(&key).await?.bytes().await?.to_vec()) }
+        })
+        .collect();
+    let contents: Vec<anyhow::Result<Vec<u8>>> = store::run(store::run_bounded(reads, 8));
+    let found = keys
+        .iter()
+        .zip(contents)
+        .map(|(key, bytes)| {
+            let name = store::file_name(key);
+            let stem = name.strip_suffix(".json").unwrap_or(&name).to_owned();
+            (format!("{base}/_fhirhouse/loads/{name}"), stem, bytes)
+        })
+        .collect();
+    Ok(Reports { found, current, dir: format!("{base}/_fhirhouse/loads") })
+}
+
+fn read_report(bytes: &[u8]) -> anyhow::Result<Value> {
+    let report: Value = serde_json::from_slice(bytes)?;
     anyhow::ensure!(report.is_object(), "not a JSON object");
     Ok(report)
 }
@@ -280,5 +354,40 @@ mod tests {
         assert!(problem.contains("20261207T130000Z-0002.json") && problem.contains("EOF"), "{problem}");
         assert!(entries[2].current && entries[2].status == "published", "{:?}", entries[2].problem);
         assert!(render(&entries).contains("* 20261207T140000Z-0003"));
+    }
+
+    #[test]
+    fn a_warehouse_in_an_object_store_or_behind_a_file_url_is_read() {
+        let url = Url::parse("memory://history-tests/wh").unwrap();
+        let (store, _) = store::resolve(&url).unwrap();
+        let put = |key: &str, value: Value| {
+            let (store, key) = (Arc::clone(&store), ObjectPath::from(key));
+            store::run(async move { store.put(&key, value.to_string().into()).await.unwrap() });
+        };
+        for (id, started) in [("20261207T120000Z-0001", "2026-12-07T12:00:00+00:00"), ("20261207T130000Z-0002", "")] {
+            let report = serde_json::json!({"load_id": id, "status": "committed", "started": started,
+                "totals": {"lines": 7}});
+            put(&format!("wh/_fhirhouse/loads/{id}.json"), report);
+        }
+        put("wh/_fhirhouse/current.json", serde_json::json!({"load_id": "20261207T120000Z-0001", "tables": {}}));
+        let entries: Vec<Entry> = read_history(url.clone()).unwrap().into_iter().map(|(e, _)| e).collect();
+        let seen: Vec<(&str, bool, u64)> = entries.iter().map(|e| (e.load_id.as_str(), e.current, e.lines)).collect();
+        assert_eq!(seen, [("20261207T120000Z-0001", true, 7), ("20261207T130000Z-0002", false, 7)]);
+
+        let err = read_history(Url::parse("memory://history-tests/nothing").unwrap()).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "memory://history-tests/nothing: not a warehouse (no _fhirhouse/loads, no _fhirhouse/current.json)"
+        );
+
+        // A file:// URL is the folder.
+        let warehouse = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(warehouse.path().join("_fhirhouse/loads")).unwrap();
+        let report = serde_json::json!({"load_id": "20261207T120000Z-0001", "status": "failed"});
+        std::fs::write(warehouse.path().join("_fhirhouse/loads/20261207T120000Z-0001.json"), report.to_string())
+            .unwrap();
+        let file_url = Url::from_directory_path(warehouse.path()).unwrap();
+        let entries = read_history(Address::from(file_url.as_str())).unwrap();
+        assert_eq!(entries[0].0.status, "failed");
     }
 }

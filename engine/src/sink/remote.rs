@@ -18,26 +18,33 @@
 //!    partial object is ever visible;
 //! 2. uploads the snapshot metadata (`_fhirhouse/snapshots/<load id>/...`);
 //! 3. writes `_fhirhouse/current.json` — `{"load_id": ..., "tables": {table: [keys]}}`, keys
-//!    relative to `W` — with one PUT: **the commit point**;
-//! 4. deletes the previous load's data files, any `part-*.parquet` under a table prefix that
-//!    the new record does not list (orphans of a load that died before its commit), and
-//!    other snapshots' metadata.
+//!    relative to `W` — with one conditional PUT: **the commit point**. The PUT succeeds only
+//!    if `current.json` is still the version [`RemoteWarehouse::open`] read (by e-tag, or
+//!    "does not exist yet"), so of loads that overlap, only the first to commit publishes;
+//!    the others fail here, naming it, and delete what they uploaded;
+//! 4. deletes the previous load's data files, and any `part-*.parquet` under a table prefix
+//!    or other snapshots' metadata that the new record does not list **and** that is older
+//!    than the new `current.json` (orphans of a load that died, or lost, before its commit).
+//!    A load that began after the commit uploads only newer files, so this step never takes
+//!    the files of a load still running; that load removes them itself if it loses.
 //!
 //! Readers that go through `current.json` (fhirhouse's own `sql::register_warehouse`) see
 //! either the old load or the new one, complete. Readers that list the prefixes themselves
 //! (a glob in DuckDB or Spark) may see both loads between steps 3 and 4, and orphans of a
 //! crashed load until the next load's step 4. A failure before step 3 leaves the previous
-//! state published. There is no lock: one load at a time per warehouse is the caller's job.
+//! state published. A store without conditional PUTs (`NotImplemented`: the local file
+//! system behind a registered store) gets an unconditional one and a warning: there, one
+//! load at a time per warehouse is the caller's job.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -75,15 +82,44 @@ impl CommitRecord {
         root: &ObjectPath,
         url: &str,
     ) -> Result<Option<CommitRecord>, StoreError> {
+        Ok(CommitRecord::read_versioned(store, root, url)?.map(|(record, _)| record))
+    }
+
+    /// [`CommitRecord::read`], with the version of `current.json` that held the record: what
+    /// a conditional PUT replacing exactly that version needs.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the record cannot be read or is not valid.
+    pub fn read_versioned(
+        store: &Arc<dyn ObjectStore>,
+        root: &ObjectPath,
+        url: &str,
+    ) -> Result<Option<(CommitRecord, UpdateVersion)>, StoreError> {
         let (store, key) = (Arc::clone(store), store::child(root, CURRENT_KEY));
         let name = format!("{}/{CURRENT_KEY}", url.trim_end_matches('/'));
-        let bytes = match store::run(async move { store.get(&key).await?.bytes().await }) {
-            Ok(bytes) => bytes,
+        let read = store::run(async move {
+            let got = store.get(&key).await?;
+            let version = UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
+            Ok::<_, object_store::Error>((got.bytes().await?, version))
+        });
+        let (bytes, version) = match read {
+            Ok(read) => read,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(StoreError::new(name, e)),
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::new(name, format!("not a commit record: {e}")))
+        let record =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::new(name, format!("not a commit record: {e}")))?;
+        Ok(Some((record, version)))
     }
+}
+
+/// The published state a load replaces: the commit record, and the version of
+/// `current.json` that holds it (`None` before the first load).
+#[derive(Debug, Clone, Default)]
+struct Base {
+    record: Option<CommitRecord>,
+    version: Option<UpdateVersion>,
 }
 
 /// The key of a snapshot's metadata file, relative to the warehouse.
@@ -99,6 +135,10 @@ pub struct RemoteWarehouse {
     store: Arc<dyn ObjectStore>,
     root: ObjectPath,
     staging: PathBuf,
+    /// What was published when the warehouse was opened (or last published through it): a
+    /// load publishes only over this state, not over one another load published meanwhile.
+    /// Boxed, so that it does not make the warehouse (and `Destination`) large.
+    base: Mutex<Box<Base>>,
     /// Removes the default staging folder when the warehouse is dropped.
     _temp: Option<tempfile::TempDir>,
 }
@@ -127,9 +167,12 @@ impl RemoteWarehouse {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let warehouse = RemoteWarehouse { url: url.clone(), store, root, staging, _temp: temp };
-        warehouse.current()?;
-        Ok(warehouse)
+        let base = match CommitRecord::read_versioned(&store, &root, url.as_str())? {
+            Some((record, version)) => Base { record: Some(record), version: Some(version) },
+            None => Base::default(),
+        };
+        let base = Mutex::new(Box::new(base));
+        Ok(RemoteWarehouse { url: url.clone(), store, root, staging, base, _temp: temp })
     }
 
     /// The published commit record, if any.
@@ -176,10 +219,11 @@ impl RemoteWarehouse {
     /// # Errors
     ///
     /// A failure before the commit point, after which what was uploaded is removed again
-    /// (best effort) and the previous state is still the published one. Cleanup after the
-    /// commit point is logged, not returned.
+    /// (best effort) and the previous state is still the published one. That includes
+    /// another load having published since this warehouse was opened: the error names it.
+    /// Cleanup after the commit point is logged, not returned.
     pub fn publish(&self, load_id: &str, tables: &[String]) -> Result<(), SinkError> {
-        let previous = self.current()?;
+        let base = Base::clone(&self.base.lock().expect("no panic holds the base"));
         let staged = self.staging.join(load_id).join("tables");
         let mut record = CommitRecord { load_id: load_id.to_owned(), tables: BTreeMap::new() };
         record.tables.extend(tables.iter().map(|t| (t.clone(), Vec::new())));
@@ -201,14 +245,76 @@ impl RemoteWarehouse {
         record.tables.values_mut().for_each(|keys| keys.sort());
         let keys: Vec<String> = uploads.iter().map(|(_, key)| key.clone()).collect();
         let json = serde_json::to_vec_pretty(&record).expect("records serialise");
-        let committed = self.upload(uploads).and_then(|()| self.put(CURRENT_KEY, json));
-        if let Err(e) = committed {
-            self.delete(keys.iter().map(|k| self.key(k)).collect());
-            return Err(e.into());
-        }
+        let committed = self.upload(uploads).map_err(SinkError::from).and_then(|()| self.commit(json, &base));
+        let version = match committed {
+            Ok(version) => version,
+            Err(e) => {
+                self.delete(keys.iter().map(|k| self.key(k)).collect());
+                return Err(e);
+            }
+        };
         tracing::info!(load_id, warehouse = %self.url, "published");
-        self.sweep(&record, previous.as_ref());
+        self.sweep(&record, base.record.as_ref(), self.committed_at(&version));
+        **self.base.lock().expect("no panic holds the base") = Base { record: Some(record), version: Some(version) };
         Ok(())
+    }
+
+    /// Step 3: writes the commit record `json` if `current.json` is still `base`'s version;
+    /// returns the version written.
+    fn commit(&self, json: Vec<u8>, base: &Base) -> Result<UpdateVersion, SinkError> {
+        let mode = match &base.version {
+            None => Some(PutMode::Create),
+            Some(v) if v.e_tag.is_some() || v.version.is_some() => Some(PutMode::Update(v.clone())),
+            // Nothing to make the PUT conditional on.
+            Some(_) => None,
+        };
+        let (store, key, payload) = (Arc::clone(&self.store), self.key(CURRENT_KEY), PutPayload::from(json));
+        let url = self.url.clone();
+        let written = store::run(async move {
+            let why = match mode {
+                Some(mode) => match store.put_opts(&key, payload.clone(), mode.into()).await {
+                    Err(object_store::Error::NotImplemented { operation, .. }) => operation,
+                    written => return written,
+                },
+                None => "the commit record has no e-tag or version".to_owned(),
+            };
+            tracing::warn!(warehouse = %url, why, "no conditional PUT: the commit record is overwritten, \
+                and a load that published meanwhile would be replaced");
+            store.put(&key, payload).await
+        });
+        match written {
+            Ok(written) => Ok(UpdateVersion { e_tag: written.e_tag, version: written.version }),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                Err(StoreError::new(self.url_of(CURRENT_KEY), self.lost_to()).into())
+            }
+            Err(e) => Err(StoreError::new(self.url_of(CURRENT_KEY), e).into()),
+        }
+    }
+
+    /// Why a commit was refused: another load published (named) since this one began.
+    fn lost_to(&self) -> String {
+        let what = match self.current() {
+            Ok(Some(winner)) => format!("load {} was published", winner.load_id),
+            Ok(None) => "the commit record was removed".to_owned(),
+            Err(e) => format!("the commit record changed ({e})"),
+        };
+        format!("{what} while this load ran, so this load was not published (run one load at a time per warehouse)")
+    }
+
+    /// When `current.json` was written at `version`, by the store's clock, to the second; `None`
+    /// when that cannot be told (it has been replaced again, or cannot be read).
+    fn committed_at(&self, version: &UpdateVersion) -> Option<chrono::DateTime<chrono::Utc>> {
+        let (store, key) = (Arc::clone(&self.store), self.key(CURRENT_KEY));
+        let meta = store::run(async move { store.head(&key).await });
+        match meta {
+            // Only the time of this load's own record: a later one's would be too late a cutoff.
+            Ok(meta) if version.e_tag.is_some() && meta.e_tag == version.e_tag => Some(whole_second(&meta)),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(warehouse = %self.url, error = %e, "cannot read the commit record's time");
+                None
+            }
+        }
     }
 
     /// Uploads the dead letters and the run report of a load (published or not), removes
@@ -278,8 +384,16 @@ impl RemoteWarehouse {
         }
     }
 
-    /// Step 4 of the protocol: removes what the new commit record does not reference.
-    fn sweep(&self, record: &CommitRecord, previous: Option<&CommitRecord>) {
+    /// Step 4 of the protocol: removes what the new commit record does not reference: the
+    /// files of `previous`, and the part and snapshot files older than `committed` (by whole
+    /// seconds, since stores report times at different precisions). Without `committed`,
+    /// orphans are left to the next load.
+    fn sweep(
+        &self,
+        record: &CommitRecord,
+        previous: Option<&CommitRecord>,
+        committed: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
         let keep: HashSet<ObjectPath> = record.tables.values().flatten().map(|k| self.key(k)).collect();
         let mut doomed: BTreeSet<ObjectPath> = previous
             .into_iter()
@@ -290,27 +404,45 @@ impl RemoteWarehouse {
         let tables: BTreeSet<&String> =
             record.tables.keys().chain(previous.into_iter().flat_map(|p| p.tables.keys())).collect();
         let snapshot = self.key(&snapshot_key(&record.load_id, ""));
+        // The previous load's metadata goes whatever its age: it was committed before this load.
+        let previous_snapshot = previous.map(|p| self.key(&snapshot_key(&p.load_id, "")));
+        let older = |meta: &ObjectMeta| committed.is_some_and(|c| whole_second(meta) < c);
         let listed = tables.into_iter().map(|t| (self.key(t), true)).chain([(self.key("_fhirhouse/snapshots"), false)]);
         for (prefix, parts_only) in listed {
             match self.list(&prefix) {
-                Ok(found) => doomed.extend(found.into_iter().filter(|k| {
-                    let part = store::file_name(k).starts_with("part-") && store::file_name(k).ends_with(".parquet");
-                    if parts_only {
-                        part && !keep.contains(k)
-                    } else {
-                        !k.prefix_matches(&snapshot)
-                    }
-                })),
+                Ok(found) => doomed.extend(
+                    found
+                        .into_iter()
+                        .filter(|meta| {
+                            let (k, name) = (&meta.location, store::file_name(&meta.location));
+                            if parts_only {
+                                name.starts_with("part-")
+                                    && name.ends_with(".parquet")
+                                    && !keep.contains(k)
+                                    && older(meta)
+                            } else {
+                                !k.prefix_matches(&snapshot)
+                                    && (older(meta) || previous_snapshot.as_ref().is_some_and(|p| k.prefix_matches(p)))
+                            }
+                        })
+                        .map(|meta| meta.location),
+                ),
                 Err(e) => tracing::warn!(warehouse = %self.url, error = %e, "could not list old objects"),
             }
         }
         self.delete(doomed.into_iter().collect());
     }
 
-    fn list(&self, prefix: &ObjectPath) -> object_store::Result<Vec<ObjectPath>> {
+    fn list(&self, prefix: &ObjectPath) -> object_store::Result<Vec<ObjectMeta>> {
         let (store, prefix) = (Arc::clone(&self.store), prefix.clone());
-        store::run(async move { store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await })
+        store::run(async move { store.list(Some(&prefix)).try_collect().await })
     }
+}
+
+/// An object's last-modified time, truncated to the second.
+fn whole_second(meta: &ObjectMeta) -> chrono::DateTime<chrono::Utc> {
+    use chrono::Timelike;
+    meta.last_modified.with_nanosecond(0).unwrap_or(meta.last_modified)
 }
 
 /// Every file under `dir`, as (path relative to `dir` with `/`, local path), sorted.

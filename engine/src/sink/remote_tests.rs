@@ -45,6 +45,8 @@ fn publish_commits_then_removes_the_previous_load_and_orphans() {
     put(&store, "wh/t/y=2/part-L0-0-00001.parquet");
     put(&store, "wh/t/notes.txt");
     put(&store, "wh/_fhirhouse/snapshots/L0/_tables/t.json");
+    // Orphans go only when older than the commit, by the second: let a second pass.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     stage(&w, "L2", &["t/y=1/part-L2-0-00001.parquet", "_tables/t.json"]);
     w.publish("L2", &["t".into()]).unwrap();
     assert_eq!(
@@ -100,4 +102,73 @@ fn large_files_go_up_in_parts() {
         store.get(&ObjectPath::from("wh/t/part-L1-0-00001.parquet")).await.unwrap().bytes().await.unwrap()
     });
     assert!(got.as_ref() == data.as_slice());
+}
+
+/// Another handle on the warehouse of `w`, as a second `fhirhouse load` would open it.
+fn reopen(w: &RemoteWarehouse) -> RemoteWarehouse {
+    RemoteWarehouse::open(&w.url, None).unwrap()
+}
+
+#[test]
+fn of_two_overlapping_loads_the_second_to_commit_fails_naming_the_first_and_removes_its_files() {
+    let (first, store) = warehouse("race");
+    stage(&first, "L0", &["t/part-L0-0-00001.parquet"]);
+    first.publish("L0", &["t".into()]).unwrap();
+    // Both begin while L0 is published.
+    let (a, b) = (reopen(&first), reopen(&first));
+    stage(&a, "LA", &["t/part-LA-0-00001.parquet", "_tables/t.json"]);
+    stage(&b, "LB", &["t/part-LB-0-00001.parquet", "_tables/t.json"]);
+    b.publish("LB", &["t".into()]).unwrap();
+    let published = keys(&store);
+
+    let err = a.publish("LA", &["t".into()]).unwrap_err().to_string();
+    assert!(err.contains("current.json") && err.contains("load LB was published while this load ran"), "{err}");
+    assert_eq!(first.current().unwrap().unwrap().load_id, "LB");
+    assert_eq!(keys(&store), published, "LA's uploads are removed, LB's files untouched");
+    assert!(published.contains(&"wh/t/part-LB-0-00001.parquet".to_owned()), "{published:?}");
+
+    // The same when the warehouse was empty as both began (a create, not an update).
+    let (empty, store) = warehouse("race-empty");
+    let other = reopen(&empty);
+    stage(&empty, "L1", &["t/part-L1-0-00001.parquet"]);
+    stage(&other, "L2", &["t/part-L2-0-00001.parquet"]);
+    empty.publish("L1", &["t".into()]).unwrap();
+    let err = other.publish("L2", &["t".into()]).unwrap_err().to_string();
+    assert!(err.contains("load L1 was published while this load ran"), "{err}");
+    assert_eq!(keys(&store), ["wh/_fhirhouse/current.json", "wh/t/part-L1-0-00001.parquet"]);
+}
+
+#[test]
+fn the_sweep_spares_files_newer_than_the_commit() {
+    let (w, store) = warehouse("sweep-time");
+    stage(&w, "L1", &["t/part-L1-0-00001.parquet"]);
+    w.publish("L1", &["t".into()]).unwrap();
+    let record = w.current().unwrap().unwrap();
+    // Files of a load still running (or an orphan): whether they go depends on their age.
+    put(&store, "wh/t/part-L2-0-00001.parquet");
+    put(&store, "wh/_fhirhouse/snapshots/L2/_tables/t.json");
+    let now = chrono::Utc::now();
+
+    w.sweep(&record, None, Some(now - chrono::Duration::seconds(5)));
+    assert_eq!(keys(&store).len(), 4, "newer than the commit: kept");
+    w.sweep(&record, None, None);
+    assert_eq!(keys(&store).len(), 4, "commit time unknown: kept");
+    w.sweep(&record, None, Some(now + chrono::Duration::seconds(5)));
+    assert_eq!(keys(&store), ["wh/_fhirhouse/current.json", "wh/t/part-L1-0-00001.parquet"], "older: removed");
+}
+
+#[test]
+fn a_store_without_conditional_puts_publishes_unconditionally() {
+    // The local file system's store cannot update conditionally (`NotImplemented`).
+    let dir = tempfile::tempdir().unwrap();
+    let url = Url::parse(&format!("memory://remote-tests-local{}/wh", dir.path().display())).unwrap();
+    store::register_store(&url, Arc::new(object_store::local::LocalFileSystem::new()));
+    let w = RemoteWarehouse::open(&url, None).unwrap();
+    for id in ["L1", "L2"] {
+        stage(&w, id, &[&format!("t/part-{id}-0-00001.parquet")]);
+        w.publish(id, &["t".into()]).unwrap();
+    }
+    assert_eq!(w.current().unwrap().unwrap().load_id, "L2");
+    assert!(!dir.path().join("wh/t/part-L1-0-00001.parquet").exists());
+    assert!(dir.path().join("wh/t/part-L2-0-00001.parquet").exists());
 }

@@ -204,8 +204,12 @@ fn list_url(url: &Url) -> Result<Vec<Pending>, SourceError> {
     Ok(objects
         .into_iter()
         .map(|meta| {
+            // Segment by segment, so that a `/`, `%` or space inside a key's segment is escaped:
+            // the URL must name this object when resolved again (reports, dead letters).
             let mut object_url = url.clone();
-            object_url.set_path(&format!("/{}", meta.location));
+            if let Ok(mut segments) = object_url.path_segments_mut() {
+                segments.clear().extend(meta.location.parts());
+            }
             let location =
                 Location::Object { store: std::sync::Arc::clone(&store), path: meta.location, url: object_url };
             named(location, Some(meta.size))
@@ -424,6 +428,30 @@ mod tests {
                 ("everything.ndjson".to_owned(), None),
             ]
         );
+    }
+
+    #[test]
+    fn listed_objects_are_named_by_urls_that_resolve_to_them() {
+        let prefix = url::Url::parse("memory://export-tests-odd-names/odd/").unwrap();
+        let (store, _) = store::resolve(&prefix).unwrap();
+        // Keys as an S3 listing gives them: a literal `%2F`, a space and a lone `%`.
+        let keys = ["odd/Encounter%2F.ndjson.gz", "odd/Observation 100%.ndjson"];
+        for key in keys {
+            let (store, key) = (std::sync::Arc::clone(&store), object_store::path::Path::parse(key).unwrap());
+            store::run(async move { store.put(&key, b"{}\n".to_vec().into()).await.unwrap() });
+        }
+        let listed = list_url(&prefix).unwrap();
+        let urls: Vec<String> = listed.iter().map(|p| p.location.to_string()).collect();
+        assert_eq!(
+            urls,
+            [
+                "memory://export-tests-odd-names/odd/Encounter%252F.ndjson.gz",
+                "memory://export-tests-odd-names/odd/Observation%20100%25.ndjson",
+            ]
+        );
+        for (url, key) in urls.iter().zip(keys) {
+            assert_eq!(store::resolve(&url::Url::parse(url).unwrap()).unwrap().1.as_ref(), key, "{url}");
+        }
     }
 
     #[test]
