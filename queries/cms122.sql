@@ -18,25 +18,35 @@
 -- reading, which is > 9 % or has no result; or no assessment in the period at all.
 --
 -- Simplifications and readings of the CQL (besides those of lib/ecqm.sql):
--- * The value is compared as a number of %: a value in another unit (mmol/mol) is not
---   converted.
--- * "sort by value" puts a reading without a value first (CQL sorts nulls first), so a
---   reading without result on the most recent day makes that day's lowest reading "without
---   result": the patient is in the numerator.
+-- * The value is compared in % as the CQL's UCUM arithmetic does (value as Quantity > 9 '%'):
+--   a value in % or without a unit as is, one in mmol/mol divided by 10 (UCUM: 1 mmol/mol =
+--   0.1 %; this is not the IFCC-to-NGSP conversion, 75 mmol/mol is 7.5 % here as in the CQL),
+--   one in any other unit is not comparable (never > 9 %).
+-- * "sort by value" sorts by the value as a Quantity with nulls first (CQL sorts nulls
+--   first), so a reading without a numeric value on the most recent day is that day's
+--   lowest. It is "without result" (the patient is in the numerator) only when it has no
+--   value at all; a coded, string or boolean value is a result that is not > 9 %, so the
+--   patient is not in the numerator (the CQL tests the Observation's value for null, and
+--   compares only a Quantity).
 
 -- @include lib/ecqm.sql
 
 CREATE OR REPLACE VIEW cms122_assessment AS
-SELECT o.patient_id, 'Observation/' || o.id AS evidence, o.day, o.value_quantity, o.value_ucum
+SELECT o.patient_id, 'Observation/' || o.id AS evidence, o.day, o.value_quantity, o.value_ucum,
+    -- the value as a number of % (null: no quantity, or a unit that does not convert)
+    CASE WHEN o.value_ucum IS NULL OR o.value_ucum = '%' THEN o.value_quantity
+         WHEN o.value_ucum = 'mmol/mol' THEN o.value_quantity / 10 END AS percent,
+    o.value_quantity IS NULL AND o.value_code IS NULL AND o.value_string IS NULL AND o.value_boolean IS NULL
+        AS no_result
 FROM ecqm_observation o CROSS JOIN ecqm_period d
 WHERE o.valueset IN ('HbA1c Laboratory Test', 'Glucose management indicator')
   AND o.status IN ('final', 'amended', 'corrected') AND o.category = 'laboratory'
   AND o.day BETWEEN d.period_start AND d.period_end;
 
--- The lowest reading of the most recent day, a missing value first.
+-- The lowest reading of the most recent day, one without a value in % first.
 CREATE OR REPLACE VIEW cms122_deciding_reading AS
-SELECT patient_id, evidence, day, value_quantity, value_ucum FROM (
-    SELECT a.*, row_number() OVER (PARTITION BY a.patient_id ORDER BY a.value_quantity ASC NULLS FIRST, a.evidence) AS rank
+SELECT patient_id, evidence, day, value_quantity, value_ucum, percent, no_result FROM (
+    SELECT a.*, row_number() OVER (PARTITION BY a.patient_id ORDER BY a.percent ASC NULLS FIRST, a.evidence) AS rank
     FROM cms122_assessment a
     JOIN (SELECT patient_id, max(day) AS day FROM cms122_assessment GROUP BY patient_id) last_day
       ON last_day.patient_id = a.patient_id AND last_day.day = a.day
@@ -63,17 +73,13 @@ WHERE e.patient_id IN (SELECT patient_id FROM population)
 UNION ALL
 SELECT 'CMS122', patient_id, 'exclusion', reason, evidence, NULL FROM ecqm_advanced_illness_frailty
 UNION ALL
-SELECT 'CMS122', patient_id, 'numerator', NULL, evidence,
-    CASE WHEN value_quantity IS NULL THEN 'most recent assessment ' || CAST(day AS VARCHAR) || ': no result'
-         ELSE 'most recent assessment ' || CAST(day AS VARCHAR) || ': ' || CAST(CAST(value_quantity AS DOUBLE) AS VARCHAR)
-              || coalesce(' ' || value_ucum, '') END
+SELECT 'CMS122', patient_id, CASE WHEN no_result OR percent > 9 THEN 'numerator' ELSE 'detail' END, NULL,
+    CASE WHEN no_result OR percent > 9 THEN evidence END,
+    'most recent assessment ' || CAST(day AS VARCHAR) || ': '
+        || CASE WHEN no_result THEN 'no result'
+                WHEN value_quantity IS NULL THEN 'a result that is not a quantity'
+                ELSE CAST(CAST(value_quantity AS DOUBLE) AS VARCHAR) || coalesce(' ' || value_ucum, '') END
 FROM cms122_deciding_reading
-WHERE value_quantity IS NULL OR value_quantity > 9
-UNION ALL
-SELECT 'CMS122', patient_id, 'detail', NULL, NULL,
-    'most recent assessment ' || CAST(day AS VARCHAR) || ': ' || CAST(CAST(value_quantity AS DOUBLE) AS VARCHAR) || coalesce(' ' || value_ucum, '')
-FROM cms122_deciding_reading
-WHERE value_quantity <= 9
 UNION ALL
 SELECT 'CMS122', patient_id, 'numerator', NULL, NULL, 'no glycemic status assessment in the period'
 FROM ecqm_patient p

@@ -28,9 +28,13 @@
 
 CREATE OR REPLACE VIEW cms125_mastectomy AS
 SELECT c.patient_id,
-    CASE WHEN c.valueset = 'Status Post Right Mastectomy' OR c.body_site_code = '24028007' THEN 'right'
-         WHEN c.valueset = 'Status Post Left Mastectomy' OR c.body_site_code = '7771000' THEN 'left'
-         ELSE 'bilateral' END AS side,
+    -- The side comes from the value set; the body site only for the unspecified-laterality
+    -- set (a status-post-left or bilateral history diagnosis with a Right body site is still
+    -- left or bilateral, as the CQL reads it).
+    CASE c.valueset WHEN 'Status Post Right Mastectomy' THEN 'right'
+         WHEN 'Status Post Left Mastectomy' THEN 'left'
+         WHEN 'History of bilateral mastectomy' THEN 'bilateral'
+         ELSE CASE c.body_site_code WHEN '24028007' THEN 'right' WHEN '7771000' THEN 'left' END END AS side,
     'Condition/' || c.id AS evidence
 FROM ecqm_condition c CROSS JOIN ecqm_period d
 WHERE (c.onset_day IS NULL OR c.onset_day <= d.period_end)

@@ -176,14 +176,17 @@ FROM ecqm_condition c CROSS JOIN ecqm_period d
 WHERE (c.onset_day IS NULL OR c.onset_day <= d.period_end)
   AND (c.abatement_day >= d.period_start OR c.ongoing OR (c.end_unknown AND c.onset_day >= d.period_start));
 
--- Encounters, procedures and observations (at their instant) overlapping the period.
+-- Encounters and procedures overlapping the period. `resource` says which: the CQL
+-- retrieves each value set from one resource type ([Encounter: "Hospice Encounter"],
+-- [Procedure: "Hospice Care Ambulatory"]), so a procedure coded from an encounter value set
+-- (a Procedure "Admission to hospice") does not count, nor the other way round.
 CREATE OR REPLACE TABLE ecqm_event_in_period AS
-SELECT e.patient_id, e.valueset, 'Encounter/' || e.id AS evidence, e.performed AS done
+SELECT e.patient_id, e.valueset, 'Encounter' AS resource, 'Encounter/' || e.id AS evidence, e.performed AS done
 FROM ecqm_encounter e CROSS JOIN ecqm_period d
 WHERE CASE WHEN e.start_day IS NULL THEN e.end_day BETWEEN d.period_start AND d.period_end
            ELSE e.start_day <= d.period_end AND (e.end_day IS NULL OR e.end_day >= d.period_start) END
 UNION ALL
-SELECT p.patient_id, p.valueset, 'Procedure/' || p.id, p.completed
+SELECT p.patient_id, p.valueset, 'Procedure', 'Procedure/' || p.id, p.completed
 FROM ecqm_procedure p CROSS JOIN ecqm_period d
 WHERE p.start_day <= d.period_end AND p.end_day >= d.period_start;
 
@@ -202,7 +205,8 @@ WHERE e.valueset = 'Encounter Inpatient' AND e.performed
 UNION ALL
 -- ... a hospice encounter, a hospice procedure, a hospice diagnosis overlapping it ...
 SELECT patient_id, 'hospice', evidence FROM ecqm_event_in_period
-WHERE done AND valueset IN ('Hospice Encounter', 'Hospice Care Ambulatory')
+WHERE done AND ((resource = 'Encounter' AND valueset = 'Hospice Encounter')
+             OR (resource = 'Procedure' AND valueset = 'Hospice Care Ambulatory'))
 UNION ALL
 SELECT patient_id, 'hospice', evidence FROM ecqm_condition_in_period WHERE valueset = 'Hospice Diagnosis'
 UNION ALL
@@ -223,7 +227,8 @@ UNION ALL
 SELECT patient_id, 'palliative_care', evidence FROM ecqm_condition_in_period WHERE valueset = 'Palliative Care Diagnosis'
 UNION ALL
 SELECT patient_id, 'palliative_care', evidence FROM ecqm_event_in_period
-WHERE done AND valueset IN ('Palliative Care Encounter', 'Palliative Care Intervention')
+WHERE done AND ((resource = 'Encounter' AND valueset = 'Palliative Care Encounter')
+             OR (resource = 'Procedure' AND valueset = 'Palliative Care Intervention'))
 UNION ALL
 -- Frailty: medical equipment used that is a frailty device (an assessment ending in the period) ...
 SELECT o.patient_id, 'frailty', 'Observation/' || o.id
@@ -235,7 +240,8 @@ UNION ALL
 -- ... a frailty diagnosis or encounter overlapping the period ...
 SELECT patient_id, 'frailty', evidence FROM ecqm_condition_in_period WHERE valueset = 'Frailty Diagnosis'
 UNION ALL
-SELECT patient_id, 'frailty', evidence FROM ecqm_event_in_period WHERE done AND valueset = 'Frailty Encounter'
+SELECT patient_id, 'frailty', evidence FROM ecqm_event_in_period
+WHERE done AND resource = 'Encounter' AND valueset = 'Frailty Encounter'
 UNION ALL
 -- ... or a frailty symptom (a preliminary or final observation) in it.
 SELECT o.patient_id, 'frailty', 'Observation/' || o.id
@@ -258,14 +264,16 @@ WHERE m.valueset = 'Dementia Medications' AND m.active
   AND CAST(m.start_day AS INT) + m.total_days - 1 >= CAST(CAST(d.period_start - INTERVAL '1 year' AS DATE) AS INT)
 UNION ALL
 -- Nursing home: the last housing status assessment on or before the period's end says
--- "Lives in a nursing home" (of several on that last day, any one saying so counts).
+-- "Lives in a nursing home". Last is by the instant (the CQL sorts by the end of the
+-- effective time, not its day): of two on the last day, the later one decides; of several
+-- at the very same instant, any one saying so counts.
 SELECT o.patient_id, 'nursing_home', 'Observation/' || o.id
 FROM ecqm_observation o
-JOIN (SELECT h.patient_id, max(h.day) AS day
+JOIN (SELECT h.patient_id, max(h.effective) AS effective
       FROM ecqm_observation h CROSS JOIN ecqm_period d
       WHERE h.valueset = 'Housing status' AND h.status IN ('final', 'amended', 'corrected') AND h.category = 'survey'
         AND h.day <= d.period_end
-      GROUP BY h.patient_id) last_status ON last_status.patient_id = o.patient_id AND last_status.day = o.day
+      GROUP BY h.patient_id) last_status ON last_status.patient_id = o.patient_id AND last_status.effective = o.effective
 WHERE o.valueset = 'Housing status' AND o.status IN ('final', 'amended', 'corrected') AND o.category = 'survey'
   AND o.value_code_system = 'http://snomed.info/sct' AND o.value_code = '160734000';
 
