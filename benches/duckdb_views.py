@@ -127,7 +127,8 @@ TABLES = {
         "id": "VARCHAR", "status": "VARCHAR", "intent": "VARCHAR", "category": f"{CONCEPT}[]",
         "medicationCodeableConcept": CONCEPT, "medicationReference": REF, "subject": REF, "encounter": REF,
         "authoredOn": "TIMESTAMPTZ", "requester": REF, "reasonCode": f"{CONCEPT}[]", "reasonReference": f"{REF}[]",
-        "dosageInstruction": f"STRUCT(text VARCHAR, asNeededBoolean BOOLEAN, doseAndRate STRUCT(doseQuantity "
+        "dosageInstruction": f"STRUCT(text VARCHAR, asNeededBoolean BOOLEAN, asNeededCodeableConcept {CONCEPT}, "
+                             f"doseAndRate STRUCT(doseQuantity "
                              f"{QUANTITY})[], timing STRUCT(\"repeat\" STRUCT(frequency INTEGER, "
                              f"period DECIMAL(38,9), periodUnit VARCHAR)))[]",
         "dispenseRequest": "STRUCT(quantity STRUCT(value DECIMAL(38,9), unit VARCHAR), expectedSupplyDuration "
@@ -142,7 +143,9 @@ TABLES = {
         ref_key(requester, 'Practitioner') AS requester_id, reasonCode[1].coding[1].system AS reason_code_system,
         reasonCode[1].coding[1].code AS reason_code, reasonCode[1].coding[1].display AS reason_code_display,
         ref_key(reasonReference[1], 'Condition') AS reason_condition_id,
-        dosageInstruction[1].text AS dosage_text, dosageInstruction[1].asNeededBoolean AS as_needed,
+        dosageInstruction[1].text AS dosage_text,
+        list_filter(list_transform(dosageInstruction, d -> CASE WHEN d.asNeededCodeableConcept IS NOT NULL
+            THEN true ELSE d.asNeededBoolean END), x -> x IS NOT NULL)[1] AS as_needed,
         dosageInstruction[1].doseAndRate[1].doseQuantity.value AS dose_quantity,
         dosageInstruction[1].doseAndRate[1].doseQuantity.unit AS dose_unit,
         dosageInstruction[1].timing."repeat".frequency AS frequency,
