@@ -262,3 +262,27 @@ fn the_line_limit_applies_to_the_content_without_its_crlf() {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0]["line"].as_u64(), dead[0]["reason"].as_str()), (Some(2), Some("oversized_line")), "{dead:?}");
 }
+
+#[test]
+fn resources_nested_far_deeper_than_a_stack_do_not_abort_the_load() {
+    // A worker recursing once per level overflowed its stack at a few thousand levels and
+    // aborted the whole process (no report, nothing published).
+    let dir = tempfile::tempdir().unwrap();
+    let export = export_folder(dir.path());
+    let depth = 100_000;
+    let deep_gender = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let patients = [format!(r#"{{"resourceType":"Patient","id":"deep","gender":{deep_gender}}}"#), GOOD_PATIENT.into()];
+    std::fs::write(export.join("Patient.ndjson"), patients.join("\n") + "\n").unwrap();
+    let mut item = r#"{"linkId":"leaf","answer":[{"valueString":"x"}]}"#.to_owned();
+    for i in 0..20_000 {
+        item = format!(r#"{{"linkId":"{i}","item":[{item}]}}"#);
+    }
+    let response = format!(r#"{{"resourceType":"QuestionnaireResponse","id":"q","status":"completed","item":[{item}]}}"#);
+    std::fs::write(export.join("QuestionnaireResponse.ndjson"), response + "\n").unwrap();
+
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[export], &out, |_| {});
+    assert!(outcome.committed(), "{:?}", outcome.report.failure);
+    assert_eq!(table_rows(out.as_path(), "patient"), 2);
+    assert_eq!(table_rows(out.as_path(), "questionnaire_response_item"), 1, "the leaf's answer");
+}

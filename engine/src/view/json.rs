@@ -147,37 +147,66 @@ impl<'a> Json<'a> {
         out
     }
 
+    /// Writes the value as compact JSON. With a stack of its own, not by recursion: a value
+    /// may nest as deep as its line allows (100,000 levels in 200 kB), far past what a
+    /// worker thread's stack holds, and one such resource must not abort the load.
     fn write_json(self, out: &mut String) {
-        match self.head() {
-            Node::String(s) => write_json_str(out, s),
-            Node::Static(StaticNode::Null) => out.push_str("null"),
-            Node::Static(StaticNode::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
-            Node::Static(StaticNode::I64(i)) => out.push_str(&i.to_string()),
-            Node::Static(StaticNode::U64(u)) => out.push_str(&u.to_string()),
-            // Debug is the shortest text that reads back as the same f64, with an exponent
-            // where Display would spell out every zero.
-            Node::Static(StaticNode::F64(f)) => out.push_str(&format!("{f:?}")),
-            Node::Object { .. } => {
-                out.push('{');
-                for (i, (key, value)) in Object(self.0).iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
+        /// A container being written, and whether its next item is its first.
+        enum Open<'a> {
+            Object(Members<'a>, bool),
+            Array(Elements<'a>, bool),
+        }
+        let mut open: Vec<Open<'a>> = Vec::new();
+        let mut next = Some(self);
+        loop {
+            if let Some(value) = next.take() {
+                match value.head() {
+                    Node::String(s) => write_json_str(out, s),
+                    Node::Static(StaticNode::Null) => out.push_str("null"),
+                    Node::Static(StaticNode::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
+                    Node::Static(StaticNode::I64(i)) => out.push_str(&i.to_string()),
+                    Node::Static(StaticNode::U64(u)) => out.push_str(&u.to_string()),
+                    // Debug is the shortest text that reads back as the same f64, with an
+                    // exponent where Display would spell out every zero.
+                    Node::Static(StaticNode::F64(f)) => out.push_str(&format!("{f:?}")),
+                    Node::Object { .. } => {
+                        out.push('{');
+                        open.push(Open::Object(Object(value.0).iter(), true));
                     }
-                    write_json_str(out, key);
-                    out.push(':');
-                    value.write_json(out);
+                    Node::Array { .. } => {
+                        out.push('[');
+                        open.push(Open::Array(Array(value.0).iter(), true));
+                    }
                 }
-                out.push('}');
             }
-            Node::Array { .. } => {
-                out.push('[');
-                for (i, value) in Array(self.0).iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
+            match open.last_mut() {
+                None => return,
+                Some(Open::Object(members, first)) => match members.next() {
+                    Some((key, value)) => {
+                        if !std::mem::take(first) {
+                            out.push(',');
+                        }
+                        write_json_str(out, key);
+                        out.push(':');
+                        next = Some(value);
                     }
-                    value.write_json(out);
-                }
-                out.push(']');
+                    None => {
+                        out.push('}');
+                        open.pop();
+                    }
+                },
+                Some(Open::Array(elements, first)) => match elements.next() {
+                    Some(value) => {
+                        if !std::mem::take(first) {
+                            out.push(',');
+                        }
+                        next = Some(value);
+                    }
+                    None => {
+                        out.push(']');
+                        open.pop();
+                    }
+                },
             }
         }
     }
@@ -344,6 +373,15 @@ fn write_json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_text_of_a_value_nested_far_deeper_than_a_stack() {
+        let depth = 200_000;
+        let text = format!(r#"{{"a":[{}{}],"b":{{"c":[1,2.5,"x",null,true]}}}}"#, "[".repeat(depth), "]".repeat(depth));
+        let mut bytes = text.clone().into_bytes();
+        let tape = simd_json::to_tape(&mut bytes).unwrap();
+        assert_eq!(Json::root(&tape).to_json(), text);
+    }
 
     fn with_doc(text: &str, f: impl FnOnce(Json<'_>)) {
         let mut bytes = text.as_bytes().to_vec();

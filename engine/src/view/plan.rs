@@ -26,6 +26,10 @@ use super::fhirpath::parser::parse;
 use super::fhirpath::{Collection, CompileEnv, EvalContext, Expression, Found, Item, Kind, Lit};
 use super::types::{Cell, ValueType};
 
+/// The most items one `repeat` may reach in one resource: past it the resource is a row error
+/// (a path that reaches its own input would repeat for ever).
+pub const MAX_REPEAT_ITEMS: usize = 1_000_000;
+
 /// A ViewDefinition that cannot be used, with the element it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", if location.is_empty() { String::new() } else { format!("{location}: ") })]
@@ -353,7 +357,14 @@ impl CompiledView {
         Ok(vec![row])
     }
 
-    /// `repeat`: every node reachable by applying the paths again and again, depth first.
+    /// `repeat`: every node reachable by applying the paths again and again, depth first
+    /// (a node, then all that is reached from it, then its next sibling).
+    ///
+    /// Walked with a stack of its own, not by recursion: a resource nests as deep as its
+    /// author likes (a QuestionnaireResponse 50,000 items deep is a 1.4 MB line), and a
+    /// recursion that deep overflows the worker's stack and aborts the whole load. A path
+    /// that reaches its own input (`repeat: ["$this"]`) would never end: past
+    /// [`MAX_REPEAT_ITEMS`] items the resource is a row error.
     fn repeat<'a>(
         &'a self,
         paths: &'a [Expression],
@@ -361,13 +372,27 @@ impl CompiledView {
         from: &Item<'a>,
         out: &mut Vec<Item<'a>>,
     ) -> Result<(), RowError> {
-        for path in paths {
-            let children =
-                path.evaluate(ctx, std::slice::from_ref(from)).map_err(|e| self.error(ctx.resource, None, e.0))?;
-            for child in children {
-                out.push(child.clone());
-                self.repeat(paths, ctx, &child, out)?;
+        let children = |item: &Item<'a>| -> Result<Vec<Item<'a>>, RowError> {
+            let mut found = Vec::new();
+            for path in paths {
+                let reached =
+                    path.evaluate(ctx, std::slice::from_ref(item)).map_err(|e| self.error(ctx.resource, None, e.0))?;
+                found.extend(reached.iter().cloned());
             }
+            Ok(found)
+        };
+        // Next to visit on top: children go on in reverse, so the first comes off first.
+        let mut pending: Vec<Item<'a>> = children(from)?;
+        pending.reverse();
+        while let Some(item) = pending.pop() {
+            if out.len() >= MAX_REPEAT_ITEMS {
+                let why = format!("repeat reached more than {MAX_REPEAT_ITEMS} items (does a path return its own input?)");
+                return Err(self.error(ctx.resource, None, why));
+            }
+            let mut next = children(&item)?;
+            out.push(item);
+            next.reverse();
+            pending.append(&mut next);
         }
         Ok(())
     }

@@ -140,3 +140,38 @@ fn where_errors_use_the_right_article() {
     let e = rows(&view, r#"{"resourceType":"Patient","id":"x","multipleBirth":{"a":1}}"#).unwrap_err();
     assert!(e.contains("returned an object, not a boolean"), "{e}");
 }
+
+#[test]
+fn repeat_walks_any_depth_in_document_order_and_refuses_a_path_that_never_ends() {
+    let view = compile(json!({"resource": "QuestionnaireResponse", "select": [
+        {"repeat": ["item", "answer.item"], "column": [{"name": "id", "path": "linkId"}]}]}))
+    .unwrap();
+    // Each cell comes back as its Debug text, `Str("1.2")`: the text between the quotes.
+    let ids = |resource: &str| -> Vec<String> {
+        let text = |cell: &Cell<'_>| match cell {
+            Cell::Str(debug) => debug.split('"').nth(1).unwrap_or_default().to_owned(),
+            other => panic!("{other:?}"),
+        };
+        rows(&view, resource).unwrap().iter().map(|r| text(&r[0])).collect()
+    };
+    // Depth first, siblings in order, through both paths.
+    let small = r#"{"resourceType":"QuestionnaireResponse","item":[
+        {"linkId":"1","item":[{"linkId":"1.1"},{"linkId":"1.2","answer":[{"item":[{"linkId":"1.2.a"}]}]}]},
+        {"linkId":"2"}]}"#;
+    assert_eq!(ids(small), ["1", "1.1", "1.2", "1.2.a", "2"]);
+
+    // Far deeper than a worker's stack could recurse (a 1 MB line).
+    let depth = 50_000;
+    let mut item = r#"{"linkId":"leaf"}"#.to_owned();
+    for i in 0..depth {
+        item = format!(r#"{{"linkId":"{i}","item":[{item}]}}"#);
+    }
+    let deep = format!(r#"{{"resourceType":"QuestionnaireResponse","item":[{item}]}}"#);
+    assert_eq!(ids(&deep).len(), depth + 1);
+
+    let forever = compile(json!({"resource": "Patient", "select": [
+        {"repeat": ["$this"], "column": [{"name": "id", "path": "id"}]}]}))
+    .unwrap();
+    let err = rows(&forever, r#"{"resourceType":"Patient","id":"p"}"#).unwrap_err();
+    assert!(err.contains("repeat reached more than"), "{err}");
+}

@@ -195,7 +195,7 @@ pub(super) fn binary<'a>(op: BinaryOp, l: Collection<'a>, r: Collection<'a>) -> 
             };
             bool_result(equal.map(|e| e == (op == Eq)))
         }
-        Equiv | NotEquiv => smallvec![Item::Bool(collections_equivalent(&l, &r) == (op == Equiv))],
+        Equiv | NotEquiv => smallvec![Item::Bool(collections_equivalent(&l, &r).map_err(EvalError)? == (op == Equiv))],
         Lt | Le | Gt | Ge => {
             let (Some(a), Some(b)) = (singleton(&l, "comparison")?, singleton(&r, "comparison")?) else {
                 return Ok(Collection::new());

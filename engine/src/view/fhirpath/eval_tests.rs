@@ -234,3 +234,13 @@ fn only_choice_elements_fall_back_to_typed_keys() {
     assert!(run(eob, "preAuthRef").unwrap().is_empty());
     assert_eq!(run(r#"{"onsetDateTime":"2020-01-01"}"#, "onset").unwrap(), ["2020-01-01"]);
 }
+
+#[test]
+fn equivalence_of_objects_nested_too_deep_is_an_error_not_a_crash() {
+    let deep = |depth: usize| format!(r#"{{"a":{}1{}}}"#, r#"{"a":"#.repeat(depth), "}".repeat(depth));
+    let resource = format!(r#"{{"resourceType":"Basic","x":{},"y":{}}}"#, deep(100_000), deep(100_000));
+    let err = run(&resource, "x ~ y").unwrap_err();
+    assert!(err.contains("nested at most 256 levels"), "{err}");
+    let shallow = format!(r#"{{"resourceType":"Basic","x":{},"y":{}}}"#, deep(100), deep(100));
+    assert_eq!(run(&shallow, "x ~ y").unwrap(), ["true"]);
+}

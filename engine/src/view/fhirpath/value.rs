@@ -196,46 +196,87 @@ pub fn items_equal(left: &Item<'_>, right: &Item<'_>) -> Option<bool> {
 /// FHIRPath `~` on two single items: strings ignore case and normalize whitespace, decimals
 /// compare at the precision of the less precise, objects compare member by member
 /// (recursively, by `~`), and incomparable values are not equivalent.
-pub fn items_equivalent(left: &Item<'_>, right: &Item<'_>) -> bool {
-    if let Some(order) = temporal_order(left, right) {
-        return order == Some(Ordering::Equal);
-    }
-    if let (Some(a), Some(b)) = (left.as_number(), right.as_number()) {
-        return numbers_equivalent(a.to_decimal(), b.to_decimal());
-    }
-    if let (Some(a), Some(b)) = (left.as_str(), right.as_str()) {
-        return a == b || normalized(a).eq(normalized(b));
-    }
-    if let (Some(a), Some(b)) = (left.as_bool(), right.as_bool()) {
-        return a == b;
-    }
-    match (left.as_object(), right.as_object()) {
-        (Some(a), Some(b)) => {
-            a.len() == b.len()
-                && a.iter().all(|(key, value)| b.get(key).is_some_and(|other| elements_equivalent(value, other)))
-        }
-        _ => false,
-    }
+///
+/// # Errors
+///
+/// Objects nested deeper than [`MAX_EQUIVALENCE_DEPTH`] levels (a resource may nest as deep
+/// as its line allows; the comparison recurses, and must not overflow the stack).
+pub fn items_equivalent(left: &Item<'_>, right: &Item<'_>) -> Result<bool, String> {
+    items_equivalent_at(left, right, 0)
 }
 
 /// FHIRPath `~` on two collections: the same number of items, each equivalent to a
 /// different item of the other, in any order.
-pub fn collections_equivalent(left: &[Item<'_>], right: &[Item<'_>]) -> bool {
+///
+/// # Errors
+///
+/// As [`items_equivalent`].
+pub fn collections_equivalent(left: &[Item<'_>], right: &[Item<'_>]) -> Result<bool, String> {
+    collections_equivalent_at(left, right, 0)
+}
+
+/// How deep `~` follows objects within objects.
+pub const MAX_EQUIVALENCE_DEPTH: usize = 256;
+
+fn items_equivalent_at(left: &Item<'_>, right: &Item<'_>, depth: usize) -> Result<bool, String> {
+    if let Some(order) = temporal_order(left, right) {
+        return Ok(order == Some(Ordering::Equal));
+    }
+    if let (Some(a), Some(b)) = (left.as_number(), right.as_number()) {
+        return Ok(numbers_equivalent(a.to_decimal(), b.to_decimal()));
+    }
+    if let (Some(a), Some(b)) = (left.as_str(), right.as_str()) {
+        return Ok(a == b || normalized(a).eq(normalized(b)));
+    }
+    if let (Some(a), Some(b)) = (left.as_bool(), right.as_bool()) {
+        return Ok(a == b);
+    }
+    match (left.as_object(), right.as_object()) {
+        (Some(_), Some(_)) if depth >= MAX_EQUIVALENCE_DEPTH => {
+            Err(format!("'~' compares objects nested at most {MAX_EQUIVALENCE_DEPTH} levels deep"))
+        }
+        (Some(a), Some(b)) => {
+            if a.len() != b.len() {
+                return Ok(false);
+            }
+            for (key, value) in a.iter() {
+                let Some(other) = b.get(key) else { return Ok(false) };
+                if !elements_equivalent(value, other, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+fn collections_equivalent_at(left: &[Item<'_>], right: &[Item<'_>], depth: usize) -> Result<bool, String> {
     if left.len() != right.len() {
-        return false;
+        return Ok(false);
     }
     if let ([a], [b]) = (left, right) {
-        return items_equivalent(a, b);
+        return items_equivalent_at(a, b, depth);
     }
     let mut used = vec![false; right.len()];
-    left.iter().all(|a| {
-        let found = (0..right.len()).find(|&j| !used[j] && items_equivalent(a, &right[j]));
-        found.map(|j| used[j] = true).is_some()
-    })
+    for a in left {
+        let mut found = None;
+        for (j, b) in right.iter().enumerate() {
+            if !used[j] && items_equivalent_at(a, b, depth)? {
+                found = Some(j);
+                break;
+            }
+        }
+        match found {
+            Some(j) => used[j] = true,
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 /// `~` of two members of objects compared by `~`: an array is a collection, null is empty.
-fn elements_equivalent(left: Json<'_>, right: Json<'_>) -> bool {
+fn elements_equivalent(left: Json<'_>, right: Json<'_>, depth: usize) -> Result<bool, String> {
     fn items(node: Json<'_>) -> Collection<'_> {
         match node.as_array() {
             Some(elements) => elements.iter().filter(|e| !e.is_null()).map(Item::Node).collect(),
@@ -243,7 +284,7 @@ fn elements_equivalent(left: Json<'_>, right: Json<'_>) -> bool {
             None => smallvec::smallvec![Item::Node(node)],
         }
     }
-    collections_equivalent(&items(left), &items(right))
+    collections_equivalent_at(&items(left), &items(right), depth)
 }
 
 /// Decimals rounded to the precision of the less precise (trailing zeros do not count), then
@@ -364,7 +405,7 @@ mod tests {
     fn plain_strings_compare_as_text() {
         assert_eq!(items_equal(&s("official"), &s("official")), Some(true));
         assert_eq!(items_compare(&s("a"), &s("b")), Ok(Some(Ordering::Less)));
-        assert!(items_equivalent(&s(" Official"), &s("official ")));
+        assert_eq!(items_equivalent(&s(" Official"), &s("official ")), Ok(true));
         assert!(items_compare(&s("a"), &Item::Bool(true)).is_err());
     }
 }
