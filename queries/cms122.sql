@@ -36,8 +36,7 @@ SELECT o.patient_id, 'Observation/' || o.id AS evidence, o.day, o.value_quantity
     -- the value as a number of % (null: no quantity, or a unit that does not convert)
     CASE WHEN o.value_ucum IS NULL OR o.value_ucum = '%' THEN o.value_quantity
          WHEN o.value_ucum = 'mmol/mol' THEN o.value_quantity / 10 END AS percent,
-    o.value_quantity IS NULL AND o.value_code IS NULL AND o.value_string IS NULL AND o.value_boolean IS NULL
-        AS no_result
+    NOT o.has_value AS no_result
 FROM ecqm_observation o CROSS JOIN ecqm_period d
 WHERE o.valueset IN ('HbA1c Laboratory Test', 'Glucose management indicator')
   AND o.status IN ('final', 'amended', 'corrected') AND o.category = 'laboratory'

@@ -48,8 +48,7 @@ screening AS (
             AND o.day BETWEEN CAST(d.period_start - INTERVAL '2 years' AS DATE) AND d.period_end)
         OR (o.valueset = 'CT Colonography'
             AND o.day BETWEEN CAST(d.period_start - INTERVAL '4 years' AS DATE) AND d.period_end))
-      AND (o.valueset = 'CT Colonography' OR o.value_quantity IS NOT NULL OR o.value_code IS NOT NULL
-           OR o.value_string IS NOT NULL OR o.value_boolean IS NOT NULL)
+      AND (o.valueset = 'CT Colonography' OR o.has_value)
     UNION ALL
     SELECT p.patient_id, 'Procedure/' || p.id,
         lower(p.valueset) || ' ' || CAST(p.end_day AS VARCHAR)

@@ -108,3 +108,25 @@ fn as_needed_codeable_concept_means_as_needed() {
     );
     assert_eq!(booleans(&statements, "as_needed"), [Some(true), Some(false)]);
 }
+
+/// R4 Observation.value[x] may be an integer, and `dataAbsentReason` says why a value is
+/// missing (US Core requires one or the other): the observation table keeps both, as its
+/// component table does.
+#[test]
+fn observation_keeps_an_integer_value_and_why_a_value_is_absent() {
+    let batch = rows(
+        "observation.json",
+        &[
+            r#"{"resourceType":"Observation","id":"int","status":"final","code":{"text":"PHQ-9"},"valueInteger":7}"#,
+            r#"{"resourceType":"Observation","id":"absent","status":"final","code":{"text":"HbA1c"},
+                "dataAbsentReason":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/data-absent-reason","code":"unknown"}]}}"#,
+        ],
+    );
+    let integers = batch.column_by_name("value_integer").expect("a value_integer column");
+    let integers = integers.as_primitive::<arrow::datatypes::Int32Type>();
+    assert_eq!((integers.is_valid(0), integers.value(0), integers.is_valid(1)), (true, 7, false));
+    let reason = arrow::compute::cast(batch.column_by_name("data_absent_reason").unwrap(), &arrow::datatypes::DataType::Utf8)
+        .unwrap();
+    let reason = reason.as_string::<i32>();
+    assert_eq!((reason.is_null(0), reason.value(1)), (true, "unknown"));
+}

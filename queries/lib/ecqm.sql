@@ -109,9 +109,12 @@ FROM condition c JOIN matched m ON m.id = c.id;
 CREATE OR REPLACE TABLE ecqm_observation AS
 SELECT DISTINCT o.id, o.patient_id, o.encounter_id, k.valueset, o.status, o.category,
     CAST(o.effective_datetime AS DATE) AS day, o.effective_datetime AS effective,
-    o.value_quantity, o.value_ucum, o.value_code_system, o.value_code, o.value_string, o.value_boolean
+    o.value_quantity, o.value_ucum, o.value_code_system, o.value_code, o.value_string, o.value_boolean,
+    -- A value of any type: what the CQL's `value is not null` asks.
+    o.value_quantity IS NOT NULL OR o.value_code IS NOT NULL OR o.value_string IS NOT NULL
+        OR o.value_boolean IS NOT NULL OR o.value_integer IS NOT NULL AS has_value
 FROM (SELECT id, patient_id, encounter_id, status, category, effective_datetime, value_quantity, value_ucum,
-             value_code_system, value_code, value_string, value_boolean, unnest(codings) AS coding
+             value_code_system, value_code, value_string, value_boolean, value_integer, unnest(codings) AS coding
       FROM observation) o
 JOIN ecqm_codes k ON k.coding = o.coding;
 
