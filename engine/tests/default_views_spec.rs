@@ -33,7 +33,10 @@ fn timestamps(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
     (0..array.len())
         .map(|i| {
             array.is_valid(i).then(|| {
-                chrono::DateTime::from_timestamp_micros(array.value(i)).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                chrono::DateTime::from_timestamp_micros(array.value(i))
+                    .unwrap()
+                    .format("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string()
             })
         })
         .collect()
@@ -125,8 +128,9 @@ fn observation_keeps_an_integer_value_and_why_a_value_is_absent() {
     let integers = batch.column_by_name("value_integer").expect("a value_integer column");
     let integers = integers.as_primitive::<arrow::datatypes::Int32Type>();
     assert_eq!((integers.is_valid(0), integers.value(0), integers.is_valid(1)), (true, 7, false));
-    let reason = arrow::compute::cast(batch.column_by_name("data_absent_reason").unwrap(), &arrow::datatypes::DataType::Utf8)
-        .unwrap();
+    let reason =
+        arrow::compute::cast(batch.column_by_name("data_absent_reason").unwrap(), &arrow::datatypes::DataType::Utf8)
+            .unwrap();
     let reason = reason.as_string::<i32>();
     assert_eq!((reason.is_null(0), reason.value(1)), (true, "unknown"));
 }

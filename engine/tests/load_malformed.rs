@@ -277,7 +277,8 @@ fn resources_nested_far_deeper_than_a_stack_do_not_abort_the_load() {
     for i in 0..20_000 {
         item = format!(r#"{{"linkId":"{i}","item":[{item}]}}"#);
     }
-    let response = format!(r#"{{"resourceType":"QuestionnaireResponse","id":"q","status":"completed","item":[{item}]}}"#);
+    let response =
+        format!(r#"{{"resourceType":"QuestionnaireResponse","id":"q","status":"completed","item":[{item}]}}"#);
     std::fs::write(export.join("QuestionnaireResponse.ndjson"), response + "\n").unwrap();
 
     let out = dir.path().join("wh");

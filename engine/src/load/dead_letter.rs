@@ -16,8 +16,8 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use anyhow::Context as _;
+use base64::Engine as _;
 
 /// Why a line was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,8 +240,10 @@ mod tests {
         let dead = DeadLine { index: 0, offset: 0, reason: Reason::InvalidUtf8, bytes: b"\xff".to_vec() };
         w.write(0, &name, &name, 1, &dead).unwrap();
         w.finish().unwrap();
-        let written: Vec<String> =
-            fs::read_dir(dir.path().join("dl")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let written: Vec<String> = fs::read_dir(dir.path().join("dl"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         assert_eq!(written, [format!("000-{}", "P".repeat(199))]);
         let record: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(dir.path().join("dl").join(&written[0])).unwrap()).unwrap();

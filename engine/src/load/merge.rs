@@ -574,7 +574,6 @@ fn reference_key(url: &str) -> Option<(String, String)> {
     (is_type && !id.is_empty()).then(|| ((*resource_type).to_owned(), (*id).to_owned()))
 }
 
-
 /// Adds the previous load's `source_files` to each merged table's metadata.
 fn carry_source_files(base: &Path, staging: &Path) -> anyhow::Result<()> {
     let dir = staging.join(TABLES_DIR);

@@ -29,8 +29,8 @@ mod raw;
 pub mod report;
 mod scan;
 mod supersede;
-mod unmapped;
 pub mod sync;
+mod unmapped;
 mod worker;
 
 use std::path::{Path, PathBuf};

@@ -64,8 +64,8 @@ impl RemovedCodes {
                 if codes.is_null(row) || codes.value(row).trim().is_empty() || mapped.is_valid(row) {
                     continue;
                 }
-                let system = (systems.is_valid(row) && !systems.value(row).is_empty())
-                    .then(|| systems.value(row).to_owned());
+                let system =
+                    (systems.is_valid(row) && !systems.value(row).is_empty()).then(|| systems.value(row).to_owned());
                 let key = (
                     table.to_owned(),
                     binding.code.clone(),
@@ -109,7 +109,8 @@ pub(crate) fn combine(dir: &Path, increment: RecordBatch, removed: &RemovedCodes
     }
     for (batch, from_base) in previous.iter().map(|b| (b, true)).chain([(&increment, false)]) {
         let column = |name: &str| text(batch, TABLE, name);
-        let (table, column_name, system, code) = (column("table")?, column("column")?, column("system")?, column("code")?);
+        let (table, column_name, system, code) =
+            (column("table")?, column("column")?, column("system")?, column("code")?);
         let (display, example, target, reason) =
             (column("display")?, column("example_resource_id")?, column("target_system")?, column("reason")?);
         let count = batch.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned());

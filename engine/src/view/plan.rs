@@ -386,7 +386,8 @@ impl CompiledView {
         pending.reverse();
         while let Some(item) = pending.pop() {
             if out.len() >= MAX_REPEAT_ITEMS {
-                let why = format!("repeat reached more than {MAX_REPEAT_ITEMS} items (does a path return its own input?)");
+                let why =
+                    format!("repeat reached more than {MAX_REPEAT_ITEMS} items (does a path return its own input?)");
                 return Err(self.error(ctx.resource, None, why));
             }
             let mut next = children(&item)?;
