@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use simd_json::prelude::*;
@@ -24,6 +24,44 @@ use crate::view::{ResourceParser, ViewSet};
 
 /// Rows buffered by a worker, all views together, before it hands batches to the writers.
 const FLUSH_ROWS: usize = 16 * 1024;
+
+/// Lines longer than this are "big": parsing one takes ten times its size and more
+/// (simd-json's tape, structural index and string buffer, and the copy kept for dead
+/// letters), and a parser keeps the capacity of its largest line. A worker that has
+/// processed a big line therefore lets go of its parsing scratch, and big lines being
+/// processed, all workers together, add up to at most `--max-line-bytes`: a few near-limit
+/// lines arriving at once on many threads cost what one line at the limit costs, not that
+/// times the threads.
+const BIG_LINE_BYTES: usize = 1 << 20;
+
+/// The bytes of big lines being processed now (see [`BIG_LINE_BYTES`]).
+static BIG_LINES_IN_FLIGHT: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+static BIG_LINE_DONE: std::sync::Condvar = std::sync::Condvar::new();
+
+/// A claim on the big-line budget (see [`BIG_LINE_BYTES`]), given back when dropped.
+struct BigLinePermit(u64);
+
+impl BigLinePermit {
+    /// Waits until `len` more bytes keep the big lines in flight within `budget`, and claims
+    /// them. A line is always admitted when nothing else is in flight, so none waits for ever.
+    fn acquire(len: usize, budget: usize) -> Self {
+        let (len, budget) = (len as u64, budget as u64);
+        let mut in_flight = BIG_LINES_IN_FLIGHT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *in_flight > 0 && *in_flight + len > budget {
+            in_flight = BIG_LINE_DONE.wait(in_flight).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *in_flight += len;
+        BigLinePermit(len)
+    }
+}
+
+impl Drop for BigLinePermit {
+    fn drop(&mut self) {
+        let mut in_flight = BIG_LINES_IN_FLIGHT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *in_flight -= self.0;
+        BIG_LINE_DONE.notify_all();
+    }
+}
 
 /// A line-aligned piece of one input file.
 #[derive(Debug, Clone)]
@@ -48,7 +86,40 @@ pub(crate) struct ChunkDone {
     pub ids: Vec<IdRecord>,
     /// Codes the crosswalks did not map, in this chunk's rows.
     pub unmapped: UnmappedCounts,
+    /// False for an interim hand-off: only dead letters and ids, counted in the chunk's
+    /// last hand-off, which has this true.
+    pub last: bool,
+    /// About how much memory `dead` holds (bytes and bookkeeping), for [`hand_off_early`].
+    held_dead_bytes: usize,
+    /// In an interim hand-off, the token its worker watches to know when the collector has
+    /// dropped it.
+    in_flight: Option<Arc<()>>,
 }
+
+impl ChunkDone {
+    fn new(file: usize, index: u32) -> Self {
+        ChunkDone {
+            file,
+            index,
+            report: FileReport::default(),
+            dead: Vec::new(),
+            loaded_by_type: BTreeMap::new(),
+            without_view: BTreeMap::new(),
+            ids: Vec::new(),
+            unmapped: UnmappedCounts::default(),
+            last: true,
+            held_dead_bytes: 0,
+            in_flight: None,
+        }
+    }
+}
+
+/// Bytes of dead letters and id records a chunk without an end holds before handing them
+/// to the collector early. A compressed file is one chunk however long: before, thirty
+/// 50 MB lines of broken JSON in a 1.5 MB `.gz` were all held at once (1.7 GB, and a few
+/// hundred would exhaust memory), and the ids of a `.gz` of 50 million resources took two
+/// gigabytes.
+const HAND_OFF_BYTES: usize = 8 << 20;
 
 /// What every worker shares.
 pub(crate) struct Shared<'a> {
@@ -101,16 +172,8 @@ impl WorkerState {
 pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk: &Chunk) {
     let started = Instant::now();
     let file = &shared.files[chunk.file];
-    let mut done = ChunkDone {
-        file: chunk.file,
-        index: chunk.index,
-        report: FileReport::default(),
-        dead: Vec::new(),
-        loaded_by_type: BTreeMap::new(),
-        without_view: BTreeMap::new(),
-        ids: Vec::new(),
-        unmapped: UnmappedCounts::default(),
-    };
+    let mut done = ChunkDone::new(chunk.file, chunk.index);
+    let mut handed_off = None;
     let from = chunk.range.start.saturating_sub(1);
     let mut consumed = 0;
     let mut raw = shared.raw_dir.as_ref().map(|dir| RawChunk::new(dir.clone(), chunk.file, chunk.index));
@@ -141,10 +204,19 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
                     }
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
                         non_blank += 1;
+                        let big = (bytes.len() > BIG_LINE_BYTES)
+                            .then(|| BigLinePermit::acquire(bytes.len(), shared.max_line_bytes));
                         if let Err(reason) = process_line(state, &mut done, file, bytes, (index, offset), raw.as_mut())
                         {
                             let bytes = std::mem::take(&mut state.original);
                             push_dead(shared, &mut done, DeadLine { index, offset, reason, bytes });
+                        }
+                        if big.is_some() {
+                            // Give the parsing scratch back before the rows are flushed, so the
+                            // two peaks do not add up, and so no worker keeps it for good.
+                            state.parser = ResourceParser::default();
+                            state.original = Vec::new();
+                            flush(shared, state, false);
                         }
                     }
                     Ok(Some(ChunkLine::Oversized { index, offset, len, head })) => {
@@ -164,6 +236,7 @@ pub(crate) fn process_chunk(shared: &Shared<'_>, state: &mut WorkerState, chunk:
                 if state.pending_rows >= FLUSH_ROWS {
                     flush(shared, state, false);
                 }
+                hand_off_early(shared, chunk, &mut done, &mut handed_off);
                 let position = lines.position();
                 if !file.compressed && position - from - consumed >= 1 << 20 {
                     shared.progress.inc(position - from - consumed);
@@ -206,6 +279,36 @@ pub(crate) fn first_resource_is_declared(
     parser.parse(bytes).is_ok_and(|parsed| parsed.doc().get_str("resourceType") == file.declared_type.as_deref())
 }
 
+/// Hands the dead letters and ids gathered so far to the collector when they have grown
+/// large, so that what a chunk holds stays bounded however long the chunk is; the counts
+/// wait for the chunk's last hand-off. Only a chunk without an end (a compressed file, or
+/// one read as a stream) does this: it is its file's only chunk, so the collector writes
+/// its hand-offs at once (a range's chunk holds at most its range's worth anyway). The
+/// channel to the collector has no bound, so a worker first waits until the collector is
+/// done with its previous hand-off (has dropped it: written, or dropped unwritten with the
+/// channel when the load is failing, so the wait always ends).
+fn hand_off_early(shared: &Shared<'_>, chunk: &Chunk, done: &mut ChunkDone, previous: &mut Option<Arc<()>>) {
+    let ids_bytes = done.ids.len() * std::mem::size_of::<IdRecord>();
+    if chunk.range.end != u64::MAX || done.held_dead_bytes + ids_bytes < HAND_OFF_BYTES {
+        return;
+    }
+    if let Some(token) = previous.take() {
+        while Arc::strong_count(&token) > 1 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let token = Arc::new(());
+    let mut interim = ChunkDone::new(done.file, done.index);
+    interim.last = false;
+    interim.dead = std::mem::take(&mut done.dead);
+    interim.ids = std::mem::take(&mut done.ids);
+    interim.in_flight = Some(Arc::clone(&token));
+    done.held_dead_bytes = 0;
+    *previous = Some(token);
+    // The collector only goes away when the load is already failing.
+    let _ = shared.collector.send(interim);
+}
+
 /// Records an error that fails the load, and stops the workers.
 fn fail(shared: &Shared<'_>, message: String) {
     shared.failure.lock().expect("never poisoned: no panics while held").get_or_insert(message);
@@ -215,6 +318,8 @@ fn fail(shared: &Shared<'_>, message: String) {
 fn push_dead(shared: &Shared<'_>, done: &mut ChunkDone, dead: DeadLine) {
     done.report.dead_letters += 1;
     *done.report.dead_by_reason.entry(dead.reason.code().to_owned()).or_default() += 1;
+    // The record and its reason's text count too: a million short broken lines add up.
+    done.held_dead_bytes += dead.bytes.len() + std::mem::size_of::<DeadLine>() + 64;
     done.dead.push(dead);
     let total = shared.dead_count.fetch_add(1, Ordering::Relaxed) + 1;
     if shared.max_errors.is_some_and(|max| total > max) {

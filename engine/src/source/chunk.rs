@@ -17,6 +17,9 @@ const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 /// How many leading bytes of an oversized line are kept for the dead-letter record.
 pub const OVERSIZED_HEAD_BYTES: usize = 1024;
 
+/// A line buffer larger than this is let go of once its line is done, not reused.
+const RETAINED_BUFFER_BYTES: usize = 4 << 20;
+
 /// Cuts `0..size` into consecutive ranges of about `target` bytes (the last may be shorter).
 ///
 /// An empty file gives one empty range, so every file is read (and reported) at least once.
@@ -168,6 +171,11 @@ impl<R: BufRead> ChunkLines<R> {
     /// the line ending stripped, and returns its length without the ending; `None` at the end
     /// of the stream.
     fn read_line(&mut self, keep: usize) -> io::Result<Option<u64>> {
+        if self.buf.capacity() > RETAINED_BUFFER_BYTES {
+            // The buffer grew for a long line that is now done with: keeping it would pin
+            // up to the line limit (64 MiB by default) per reader for the rest of the range.
+            self.buf = Vec::new();
+        }
         self.buf.clear();
         // The cap is on the content, line ending excluded, but whether a `\r` ends the line
         // is only known at its `\n`: buffer one byte more, and decide after stripping it.
@@ -310,6 +318,18 @@ mod tests {
             }
             assert_eq!(total, data.len() as u64, "target {target}");
         }
+    }
+
+    #[test]
+    fn a_long_lines_buffer_is_let_go_of_once_the_line_is_done() {
+        // Before, the buffer kept the capacity of the longest line (up to the 64 MiB line
+        // limit) until the range ended.
+        let long = "x".repeat(RETAINED_BUFFER_BYTES + 1);
+        let data = format!("{long}\nshort\n");
+        let mut lines = ChunkLines::new(data.as_bytes(), 0..u64::MAX, usize::MAX);
+        assert!(matches!(lines.next_line().unwrap(), Some(ChunkLine::Line { bytes, .. }) if bytes.len() == long.len()));
+        assert!(matches!(lines.next_line().unwrap(), Some(ChunkLine::Line { bytes, .. }) if &*bytes == b"short"));
+        assert!(lines.buf.capacity() <= RETAINED_BUFFER_BYTES, "{}", lines.buf.capacity());
     }
 
     #[test]

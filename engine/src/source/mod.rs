@@ -136,8 +136,17 @@ fn list_folder(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
         }
         // `fs::metadata` follows symlinks, so a link to an export file is read like the file.
         let path = entry.path();
-        if fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            files.push(path);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => files.push(path),
+            // A sub-folder named like a data file is a layout, not a lost input.
+            Ok(m) if m.is_dir() => {}
+            // A dangling or looping link, a FIFO, a socket or a device file is named like
+            // data but cannot be loaded (a FIFO would block the load for ever): say so
+            // rather than let it vanish from the load unseen.
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "not a regular file: skipped (name it as an input to read a pipe)")
+            }
+            Err(e) => tracing::warn!(path = %path.display(), "cannot be read, skipped: {e}"),
         }
     }
     if files.is_empty() {
@@ -178,6 +187,48 @@ mod tests {
         touch(&d.join("nested.ndjson"), "Inner.ndjson");
 
         assert_eq!(discover_inputs(&[d]).unwrap(), want);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn unloadable_entries_named_like_data_are_skipped_with_a_warning() {
+        // Before, a dangling link, a link loop or a FIFO named `*.ndjson` vanished from the
+        // load without a word: the user's data was missing and nothing said so.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let good = touch(d, "Patient.ndjson");
+        std::os::unix::fs::symlink(d.join("gone.ndjson"), d.join("Dangling.ndjson")).unwrap();
+        std::os::unix::fs::symlink(d.join("Loop.ndjson"), d.join("Loop.ndjson")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(d.join("Pipe.ndjson")).status().unwrap().success());
+        fs::create_dir(d.join("nested.ndjson")).unwrap();
+
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let writer = {
+            let log = std::sync::Arc::clone(&log);
+            move || LogWriter(std::sync::Arc::clone(&log))
+        };
+        let subscriber = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).finish();
+        let found = tracing::subscriber::with_default(subscriber, || discover_inputs(&[d]).unwrap());
+        assert_eq!(found, [good]);
+        let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        for name in ["Dangling.ndjson", "Loop.ndjson", "Pipe.ndjson"] {
+            assert!(log.contains(name), "no warning names {name}: {log}");
+        }
+        assert!(!log.contains("nested.ndjson"), "a sub-folder is no lost input: {log}");
+    }
+
+    /// Collects log output for [`unloadable_entries_named_like_data_are_skipped_with_a_warning`].
+    struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl io::Write for LogWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
