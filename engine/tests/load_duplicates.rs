@@ -117,3 +117,32 @@ fn unmapped_codes_are_counted_for_the_rows_the_tables_keep() {
         .collect();
     assert_eq!(rows, [["999999990", "1"], ["999999998", "1"]], "{text}");
 }
+
+#[test]
+fn a_compressed_file_listed_twice_supersedes_every_line_of_its_first_copy() {
+    // Its duplicate lines are read in one pass per file (a .gz cannot seek to them).
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let lines: Vec<String> = (0..300).map(|i| patient(&format!("p{i}"), None, None, "female")).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all((lines.join("\r\n") + "\r\n").as_bytes()).unwrap();
+    std::fs::write(export.join("Patient.000.ndjson.gz"), gz.finish().unwrap()).unwrap();
+    let entry = serde_json::json!({"type": "Patient", "url": "Patient.000.ndjson.gz"});
+    let manifest = serde_json::json!({"transactionTime": "2024-01-01T00:00:00Z", "request": "x",
+        "requiresAccessToken": false, "error": [], "output": [entry, entry]});
+    std::fs::write(export.join("manifest.json"), manifest.to_string()).unwrap();
+
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[export.join("manifest.json")], &out, |_| {});
+    assert!(outcome.committed(), "{:?}", outcome.report.failure);
+    assert_eq!(outcome.report.duplicates.as_ref().map(|d| d.superseded), Some(300));
+    assert_eq!(table_rows(out.as_path(), "patient"), 300);
+    let dead = dead_letters(&out, &outcome.report.load_id);
+    assert_eq!(dead.len(), 300);
+    // Every dead letter is the first copy's line, byte for byte.
+    for record in &dead {
+        let line = record["line"].as_u64().unwrap() as usize;
+        assert_eq!(record["raw"], lines[line - 1], "{record}");
+    }
+}

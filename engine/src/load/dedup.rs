@@ -233,10 +233,33 @@ pub(crate) fn read_line_at(
     }
     let mut line = Vec::new();
     BufReader::new(reader).read_until(b'\n', &mut line)?;
+    trim_line_end(&mut line);
+    Ok(line)
+}
+
+/// Reads the lines starting at `offsets` (ascending) of a stream read from its start, in
+/// one pass: a compressed file cannot seek, and reading it from the start once per line
+/// made a `.gz` listed twice in a manifest cost the square of its size.
+pub(crate) fn read_lines_in_order(
+    mut reader: Box<dyn BufRead + Send>,
+    offsets: impl IntoIterator<Item = u64>,
+) -> io::Result<Vec<(u64, Vec<u8>)>> {
+    let mut position = 0;
+    let mut lines = Vec::new();
+    for offset in offsets {
+        io::copy(&mut (&mut reader).take(offset.saturating_sub(position)), &mut io::sink())?;
+        let mut line = Vec::new();
+        position = offset.max(position) + reader.read_until(b'\n', &mut line)? as u64;
+        trim_line_end(&mut line);
+        lines.push((offset, line));
+    }
+    Ok(lines)
+}
+
+fn trim_line_end(line: &mut Vec<u8>) {
     while matches!(line.last(), Some(b'\n' | b'\r')) {
         line.pop();
     }
-    Ok(line)
 }
 
 /// The ids to drop per resource type, and the types whose tables cannot be deduplicated.
@@ -301,5 +324,18 @@ mod tests {
         let newer = rec(r#"{"meta":{"versionId":"1","lastUpdated":"2021-01-01T00:00:00+01:00"}}"#);
         assert!(newer.updated > older.updated && newer.version == older.version);
         assert_eq!(rec(r#"{"meta":{"versionId":"W/3"}}"#).version, 0);
+    }
+
+    #[test]
+    fn lines_at_ascending_offsets_are_read_in_one_pass() {
+        let text = b"first\r\nsecond\nthird\nlast-without-newline".to_vec();
+        let reader = || -> Box<dyn BufRead + Send> { Box::new(io::Cursor::new(text.clone())) };
+        let lines = read_lines_in_order(reader(), [0, 7, 14, 20]).unwrap();
+        let lines: Vec<(u64, &str)> = lines.iter().map(|(o, l)| (*o, std::str::from_utf8(l).unwrap())).collect();
+        assert_eq!(lines, [(0, "first"), (7, "second"), (14, "third"), (20, "last-without-newline")]);
+        assert_eq!(read_lines_in_order(reader(), [14]).unwrap()[0].1, b"third");
+        for (offset, line) in read_lines_in_order(reader(), [0, 7, 14, 20]).unwrap() {
+            assert_eq!(read_line_at(reader(), offset, true).unwrap(), line, "as read one at a time");
+        }
     }
 }
