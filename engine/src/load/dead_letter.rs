@@ -144,6 +144,12 @@ impl DeadLetterWriter {
         } else {
             tracing::debug!(file = %path, line, reason = dead.reason.code(), "dead letter");
         }
+        if !self.files.contains_key(&file_id) && self.files.len() >= MAX_OPEN_FILES {
+            // One open file per input with a dead letter ran out of descriptors on an export
+            // of thousands of files. Those written so far are made durable and closed; one
+            // that gets another dead letter later is opened again, appending.
+            self.close_all()?;
+        }
         let out = match self.files.entry(file_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -185,13 +191,21 @@ impl DeadLetterWriter {
     /// # Errors
     ///
     /// An I/O error.
-    pub fn finish(self) -> anyhow::Result<()> {
-        for (_, out) in self.files {
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.close_all()
+    }
+
+    /// Flushes, syncs and closes every open file.
+    fn close_all(&mut self) -> anyhow::Result<()> {
+        for (_, out) in self.files.drain() {
             out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         Ok(())
     }
 }
+
+/// The most dead-letter files open at once.
+const MAX_OPEN_FILES: usize = 128;
 
 /// `name` cut to [`MAX_NAME_BYTES`] (on a character boundary): a dead-letter file is named
 /// after its input, and an input may be named up to the file system's limit (255 bytes on
@@ -248,5 +262,29 @@ mod tests {
         let record: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(dir.path().join("dl").join(&written[0])).unwrap()).unwrap();
         assert_eq!(record["file"], name, "the record names the input in full");
+    }
+
+    #[test]
+    fn dead_letters_of_more_inputs_than_may_be_open_at_once_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = DeadLetterWriter::new(dir.path().join("dl"), false);
+        let dead = |n: u64| DeadLine { index: 0, offset: n, reason: Reason::InvalidUtf8, bytes: vec![b'x'] };
+        let inputs = MAX_OPEN_FILES as u64 * 2 + 1;
+        // Twice through every input: the second dead letter of each reopens its file.
+        for round in 0..2 {
+            for file in 0..inputs {
+                w.write(file as usize, &format!("f{file}.ndjson"), &"in", round + 1, &dead(round)).unwrap();
+                assert!(w.files.len() <= MAX_OPEN_FILES);
+            }
+        }
+        w.finish().unwrap();
+        for file in 0..inputs {
+            let text = fs::read_to_string(dir.path().join(format!("dl/{file:03}-f{file}.ndjson"))).unwrap();
+            let lines: Vec<u64> = text
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["line"].as_u64().unwrap())
+                .collect();
+            assert_eq!(lines, [1, 2], "file {file}");
+        }
     }
 }
