@@ -489,6 +489,22 @@ mod tests {
     }
 
     #[test]
+    fn a_file_written_atomically_is_whole_or_as_it_was() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("report.json");
+        fs::write(&path, "old").unwrap();
+        write_file_atomically(&path, b"new, whole").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new, whole");
+        // A rename that cannot happen (a folder in the way) leaves no temporary file behind.
+        let blocked = root.path().join("blocked.json");
+        fs::create_dir(&blocked).unwrap();
+        fs::write(blocked.join("inside"), "").unwrap();
+        assert!(write_file_atomically(&blocked, b"x").is_err());
+        let names: Vec<_> = fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
     fn syncing_files_and_folders_names_the_path_that_failed() {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("part.parquet");
