@@ -287,3 +287,25 @@ fn resources_nested_far_deeper_than_a_stack_do_not_abort_the_load() {
     assert_eq!(table_rows(out.as_path(), "patient"), 2);
     assert_eq!(table_rows(out.as_path(), "questionnaire_response_item"), 1, "the leaf's answer");
 }
+
+#[test]
+fn a_file_in_utf16_or_with_bare_carriage_returns_is_dead_lettered_naming_the_likely_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = export_folder(dir.path());
+    let utf16: Vec<u8> = GOOD_PATIENT.encode_utf16().flat_map(u16::to_le_bytes).chain([b'\n', 0]).collect();
+    std::fs::write(export.join("Patient.utf16.ndjson"), utf16).unwrap();
+    let old_mac = format!("{GOOD_PATIENT}\r{}\r", GOOD_PATIENT.replace("\"ok\"", "\"ok2\""));
+    std::fs::write(export.join("Patient.mac.ndjson"), old_mac).unwrap();
+
+    let out = dir.path().join("wh");
+    let outcome = load_with(&[export], &out, |_| {});
+    let details: Vec<String> = dead_letters(&out, &outcome.report.load_id)
+        .iter()
+        .map(|d| format!("{} {}", d["file"].as_str().unwrap(), d["detail"].as_str().unwrap()))
+        .collect();
+    assert!(details.iter().any(|d| d.contains("utf16") && d.contains("looks like UTF-16")), "{details:#?}");
+    assert!(
+        details.iter().any(|d| d.contains("mac") && d.contains("carriage returns without line feeds")),
+        "{details:#?}"
+    );
+}

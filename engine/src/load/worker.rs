@@ -327,6 +327,24 @@ fn push_dead(shared: &Shared<'_>, done: &mut ChunkDone, dead: DeadLine) {
     }
 }
 
+/// What a line that is no JSON may really be, when its shape says: a whole file in UTF-16,
+/// or one with bare carriage returns for line ends (old Mac style), both of which read as
+/// one long broken line and would otherwise be reported as a bare syntax error.
+fn line_shape_hint(line: &[u8]) -> &'static str {
+    let head = &line[..line.len().min(64)];
+    let utf16 = head.starts_with(&[0xFF, 0xFE])
+        || head.starts_with(&[0xFE, 0xFF])
+        || (head.len() >= 8 && head.iter().skip(1).step_by(2).all(|&b| b == 0))
+        || (head.len() >= 8 && head.iter().step_by(2).all(|&b| b == 0));
+    if utf16 {
+        "; the file looks like UTF-16: NDJSON is UTF-8 (convert it, e.g. with iconv -f UTF-16 -t UTF-8)"
+    } else if line.windows(3).any(|w| w == b"}\r{") {
+        "; the line holds carriage returns without line feeds: are the file's lines ended by \\r alone? (convert them to \\n)"
+    } else {
+        ""
+    }
+}
+
 /// Parses one line, runs the views of its type and keeps the line in `raw` when given. On
 /// `Err`, `state.original` holds the line's original bytes.
 fn process_line(
@@ -343,7 +361,7 @@ fn process_line(
         if *e.error() == simd_json::ErrorType::InvalidUtf8 {
             Reason::InvalidUtf8
         } else {
-            Reason::InvalidJson(e.to_string())
+            Reason::InvalidJson(format!("{e}{}", line_shape_hint(&state.original)))
         }
     })?;
     let resource = parsed.doc();
