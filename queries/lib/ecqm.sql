@@ -121,8 +121,12 @@ JOIN ecqm_codes k ON k.coding = o.coding;
 CREATE OR REPLACE TABLE ecqm_procedure AS
 SELECT DISTINCT p.id, p.patient_id, k.valueset, p.status = 'completed' AS completed,
     CAST(p.performed_start AS DATE) AS start_day,
-    CAST(coalesce(p.performed_end, p.performed_start) AS DATE) AS end_day
-FROM (SELECT id, patient_id, status, performed_start, performed_end, unnest(codings) AS coding FROM procedure) p
+    -- FHIRHelpers.ToInterval gives a period without an end Interval[start, null], closed:
+    -- it lasts for ever (overlaps every later period, never ends on or before one).
+    CASE WHEN p.performed_open_ended THEN DATE '9999-12-31'
+         ELSE CAST(coalesce(p.performed_end, p.performed_start) AS DATE) END AS end_day
+FROM (SELECT id, patient_id, status, performed_start, performed_end, performed_open_ended, unnest(codings) AS coding
+      FROM procedure) p
 JOIN ecqm_codes k ON k.coding = p.coding;
 
 -- CumulativeMedicationDuration.medicationRequestPeriod: from authoredOn for the days
