@@ -18,20 +18,17 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 
 use super::keys;
-use crate::terminology::unmapped::TABLE;
+use crate::terminology::unmapped::{Tally, TABLE};
 use crate::terminology::Binding;
 
 /// One row of the table: table, column, system (as written; `None` when the row had none),
 /// code, target system.
 type Key = (String, String, Option<String>, String, String);
 
-/// The rest of a row: display, count, example resource id, reason.
-type Tally = (Option<String>, i64, Option<String>, Option<String>);
-
 /// The unmapped codes of the rows a merge took out; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct RemovedCodes {
-    counts: HashMap<Key, i64>,
+    counts: HashMap<Key, u64>,
     /// Per code, the resources whose rows of the previous load were taken out: an example id
     /// among them may no longer hold the code.
     gone: HashMap<Key, HashSet<String>>,
@@ -126,26 +123,22 @@ pub(crate) fn combine(dir: &Path, increment: RecordBatch, removed: &RemovedCodes
             );
             let example = get(&example, row)
                 .filter(|id| !from_base || !removed.gone.get(&key).is_some_and(|gone| gone.contains(id)));
-            let tally = tallies.entry(key).or_insert((None, 0, None, None));
-            tally.1 += count.value(row);
-            if tally.0.is_none() {
-                tally.0 = get(&display, row);
-            }
-            if tally.3.is_none() {
-                tally.3 = get(&reason, row);
-            }
-            if example.is_some() && (tally.2.is_none() || example < tally.2) {
-                tally.2 = example;
-            }
+            let seen = Tally {
+                count: u64::try_from(count.value(row)).unwrap_or(0),
+                display: get(&display, row).map(Into::into),
+                example_id: example.map(Into::into),
+                reason: get(&reason, row).map(Into::into),
+            };
+            tallies.entry(key).or_default().add(seen);
         }
     }
     for (key, taken) in &removed.counts {
         if let Some(tally) = tallies.get_mut(key) {
-            tally.1 -= taken;
+            tally.count = tally.count.saturating_sub(*taken);
         }
     }
-    let mut rows: Vec<(Key, Tally)> = tallies.into_iter().filter(|(_, tally)| tally.1 > 0).collect();
-    rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then_with(|| a.0.cmp(&b.0)));
+    let mut rows: Vec<(Key, Tally)> = tallies.into_iter().filter(|(_, tally)| tally.count > 0).collect();
+    rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
     let text = |f: &dyn Fn(&(Key, Tally)) -> Option<String>| -> ArrayRef {
         Arc::new(rows.iter().map(f).collect::<StringArray>())
     };
@@ -154,11 +147,11 @@ pub(crate) fn combine(dir: &Path, increment: RecordBatch, removed: &RemovedCodes
         text(&|r| Some(r.0 .1.clone())),
         text(&|r| r.0 .2.clone()),
         text(&|r| Some(r.0 .3.clone())),
-        text(&|r| r.1 .0.clone()),
-        Arc::new(rows.iter().map(|r| r.1 .1).collect::<Int64Array>()),
-        text(&|r| r.1 .2.clone()),
+        text(&|r| r.1.display.as_deref().map(str::to_owned)),
+        Arc::new(rows.iter().map(|r| r.1.count as i64).collect::<Int64Array>()),
+        text(&|r| r.1.example_id.as_deref().map(str::to_owned)),
         text(&|r| Some(r.0 .4.clone())),
-        text(&|r| r.1 .3.clone()),
+        text(&|r| r.1.reason.as_deref().map(str::to_owned)),
     ];
     Ok(RecordBatch::try_new(increment.schema(), columns)?)
 }

@@ -16,16 +16,20 @@ use super::bindings::Binding;
 /// The table's name in the warehouse.
 pub const TABLE: &str = "_dq_unmapped_codes";
 
+/// What is known of one unmapped code: its rows, and the first display, reason and the
+/// smallest example id seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Tally {
-    count: u64,
-    display: Option<Box<str>>,
-    example_id: Option<Box<str>>,
-    reason: Option<Box<str>>,
+pub(crate) struct Tally {
+    pub count: u64,
+    pub display: Option<Box<str>>,
+    pub example_id: Option<Box<str>>,
+    pub reason: Option<Box<str>>,
 }
 
 impl Tally {
-    fn add(&mut self, other: Tally) {
+    /// Adds `other`'s rows; its display, reason and example fill what is missing (the
+    /// smallest example id wins).
+    pub(crate) fn add(&mut self, other: Tally) {
         self.count += other.count;
         if self.display.is_none() {
             self.display = other.display;
