@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, OnceLock};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use simd_json::prelude::*;
@@ -91,9 +91,9 @@ pub(crate) struct ChunkDone {
     pub last: bool,
     /// About how much memory `dead` holds (bytes and bookkeeping), for [`hand_off_early`].
     held_dead_bytes: usize,
-    /// In an interim hand-off, the token its worker watches to know when the collector has
-    /// dropped it.
-    in_flight: Option<Arc<()>>,
+    /// In an interim hand-off, a sender whose drop (with the hand-off, by the collector)
+    /// tells its worker that the collector is done with it.
+    in_flight: Option<SyncSender<()>>,
 }
 
 impl ChunkDone {
@@ -287,24 +287,23 @@ pub(crate) fn first_resource_is_declared(
 /// channel to the collector has no bound, so a worker first waits until the collector is
 /// done with its previous hand-off (has dropped it: written, or dropped unwritten with the
 /// channel when the load is failing, so the wait always ends).
-fn hand_off_early(shared: &Shared<'_>, chunk: &Chunk, done: &mut ChunkDone, previous: &mut Option<Arc<()>>) {
+fn hand_off_early(shared: &Shared<'_>, chunk: &Chunk, done: &mut ChunkDone, previous: &mut Option<Receiver<()>>) {
     let ids_bytes = done.ids.len() * std::mem::size_of::<IdRecord>();
     if chunk.range.end != u64::MAX || done.held_dead_bytes + ids_bytes < HAND_OFF_BYTES {
         return;
     }
-    if let Some(token) = previous.take() {
-        while Arc::strong_count(&token) > 1 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+    if let Some(collected) = previous.take() {
+        // Nothing is ever sent: `recv` returns when the hand-off, and its sender, is dropped.
+        let _ = collected.recv();
     }
-    let token = Arc::new(());
+    let (in_flight, collected) = std::sync::mpsc::sync_channel(0);
     let mut interim = ChunkDone::new(done.file, done.index);
     interim.last = false;
     interim.dead = std::mem::take(&mut done.dead);
     interim.ids = std::mem::take(&mut done.ids);
-    interim.in_flight = Some(Arc::clone(&token));
+    interim.in_flight = Some(in_flight);
     done.held_dead_bytes = 0;
-    *previous = Some(token);
+    *previous = Some(collected);
     // The collector only goes away when the load is already failing.
     let _ = shared.collector.send(interim);
 }
