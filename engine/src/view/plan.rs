@@ -24,7 +24,7 @@ use super::fhirpath::compile::bind_root;
 use super::fhirpath::navigate::{RootIndex, RootSlots};
 use super::fhirpath::parser::parse;
 use super::fhirpath::{Collection, CompileEnv, EvalContext, Expression, Found, Item, Kind, Lit};
-use super::types::{Cell, ValueType};
+use super::types::{Cell, FhirInteger, ValueType};
 
 /// The most items one `repeat` may reach in one resource: past it the resource is a row error
 /// (a path that reaches its own input would repeat for ever).
@@ -637,12 +637,12 @@ impl TreeCompiler<'_> {
         let ansi = col.tags.iter().find(|(n, _)| n == "ansi/type").map(|(_, v)| v.as_str());
         let mut value_type = ValueType::for_column(col.type_name.as_deref(), expr.kind, ansi)
             .map_err(|e| ViewError::at(&col.location, e))?;
-        if value_type == ValueType::Int32 && ansi.is_none() && col.type_name.is_none() {
+        if value_type == ValueType::Int32(FhirInteger::Integer) && ansi.is_none() && col.type_name.is_none() {
             // The static kind says "integer" without a width; an integer64 constant in the
             // path makes it a 64-bit one. The path compiled, so it parses.
             let is_long = |name: &str| self.long_constants.iter().any(|c| c == name);
             if parse(&col.path).is_ok_and(|ast| ast.is_integer64(&is_long)) {
-                value_type = ValueType::Int64;
+                value_type = ValueType::Int64(FhirInteger::Integer);
             }
         }
         let source = match (ansi, &col.type_name) {

@@ -108,6 +108,14 @@ fn union_all_branches_must_agree_on_types() {
     union(json!({"name": "a", "path": "id", "type": "id"}), json!({"name": "a", "path": "'x'", "type": "string"}))
         .unwrap();
     union(json!({"name": "a", "path": "name.count()"}), json!({"name": "a", "path": "1", "type": "integer"})).unwrap();
+    // One Arrow type, but FHIR types with other rules (a positiveInt refuses 0, an integer
+    // does not): one column cannot check both, so they do not agree.
+    let e = union(
+        json!({"name": "a", "path": "1", "type": "positiveInt"}),
+        json!({"name": "a", "path": "0", "type": "integer"}),
+    )
+    .unwrap_err();
+    assert!(e.ends_with("'a' is positiveInt at select[0].unionAll[0].column[0] but integer here"), "{e}");
 }
 
 #[test]
@@ -118,7 +126,8 @@ fn an_untyped_column_of_an_integer64_constant_is_int64() {
                                {"name": "z", "path": "%n + 1"}]}]}))
     .unwrap();
     let types: Vec<ValueType> = view.columns().iter().map(|c| c.value_type).collect();
-    assert_eq!(types, [ValueType::Int64, ValueType::Int64, ValueType::Int32]);
+    let int = FhirInteger::Integer;
+    assert_eq!(types, [ValueType::Int64(int), ValueType::Int64(int), ValueType::Int32(int)]);
     let out = rows(&view, r#"{"resourceType":"Patient","id":"p1"}"#).unwrap();
     assert_eq!(
         out[0],

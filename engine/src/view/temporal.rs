@@ -125,6 +125,25 @@ pub fn days_in_month(year: i32, month: u32) -> Option<u32> {
     })
 }
 
+/// The second and microsecond a value is stored at: a leap second (second 60, at any
+/// fraction) is held at the last microsecond of its minute, 59.999999.
+///
+/// Arrow timestamps and times, like Unix time, have no 61st second, and counting it as
+/// second 60 would make it the next minute's first instant: `2016-12-31T23:59:60Z` would be
+/// stored as 2017-01-01 and land in the next day, year and year partition. Held at
+/// 59.999999 it keeps its minute (and so its day and year, in UTC and in the offset it was
+/// written in: a leap second is always 23:59:60 UTC) and still orders after every earlier
+/// instant and before the next minute; what is lost is only the order of instants within
+/// the leap second itself. Ordinary seconds pay one predictable comparison.
+#[inline(always)]
+fn hold_leap_second(second: u32, micros: u32) -> (u32, u32) {
+    if second == 60 {
+        (59, 999_999)
+    } else {
+        (second, micros)
+    }
+}
+
 /// Days from 1970-01-01 to the given proleptic Gregorian date (H. Hinnant's algorithm).
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
@@ -397,7 +416,9 @@ impl Temporal {
     /// Microseconds since the Unix epoch, UTC, of the value's first instant, for Arrow
     /// `Timestamp(Microsecond, "UTC")`. A value with no offset (every date, and a dateTime
     /// written without one) is taken as UTC: the warehouse has no local zone to apply.
-    /// Fractions below a microsecond are truncated. `None` for a time or an invalid
+    /// Fractions below a microsecond are truncated; a leap second is held at its minute's
+    /// last microsecond (see `hold_leap_second`), so `2016-12-31T23:59:60Z` is stored as
+    /// `2016-12-31T23:59:59.999999Z`, in its own year. `None` for a time or an invalid
     /// hand-built value.
     pub fn to_timestamp_micros(&self) -> Option<i64> {
         if self.kind == TemporalKind::Time {
@@ -405,12 +426,13 @@ impl Temporal {
         }
         self.check()?;
         let t = self.truncated(self.precision);
+        let (second, micros) = hold_leap_second(t.second, t.nanos / 1000);
         let days = days_from_civil(i64::from(t.year), t.month, t.day);
         let offset = i64::from(t.tz_offset_minutes.unwrap_or(0)) * 60;
         let seconds = days
             .checked_mul(SECONDS_PER_DAY)?
-            .checked_add(i64::from(t.hour * 3600 + t.minute * 60 + t.second) - offset)?;
-        seconds.checked_mul(MICROS_PER_SECOND)?.checked_add(i64::from(t.nanos / 1000))
+            .checked_add(i64::from(t.hour * 3600 + t.minute * 60 + second) - offset)?;
+        seconds.checked_mul(MICROS_PER_SECOND)?.checked_add(i64::from(micros))
     }
 
     /// [`parse_datetime`](Self::parse_datetime) then
@@ -479,15 +501,16 @@ impl Temporal {
             }
             _ => return None,
         };
+        let (second, micros) = hold_leap_second(second, micros);
         let days = days_from_civil(i64::from(year), month, day);
         let seconds = days * SECONDS_PER_DAY + i64::from(hour * 3600 + minute * 60 + second) - offset_minutes * 60;
         Some(seconds * MICROS_PER_SECOND + i64::from(micros))
     }
 
     /// Microseconds since midnight of a time, for Arrow `Time64(Microsecond)`; partial
-    /// times take their first instant (`12:34` → 12:34:00). A leap second carries into the
-    /// next minute, except `23:59:60`, which is held at the day's last microsecond so the
-    /// result stays inside Time64's range. `None` unless the kind is
+    /// times take their first instant (`12:34` → 12:34:00). A leap second is held at its
+    /// minute's last microsecond, as in [`to_timestamp_micros`](Self::to_timestamp_micros)
+    /// (`23:59:60` → 23:59:59.999999, inside Time64's range). `None` unless the kind is
     /// [`TemporalKind::Time`].
     pub fn to_time_micros(&self) -> Option<i64> {
         if self.kind != TemporalKind::Time {
@@ -495,9 +518,9 @@ impl Temporal {
         }
         self.check()?;
         let t = self.truncated(self.precision);
-        let seconds = i64::from(t.hour * 3600 + t.minute * 60 + t.second);
-        let micros = seconds * MICROS_PER_SECOND + i64::from(t.nanos / 1000);
-        Some(micros.min(SECONDS_PER_DAY * MICROS_PER_SECOND - 1))
+        let (second, micros) = hold_leap_second(t.second, t.nanos / 1000);
+        let seconds = i64::from(t.hour * 3600 + t.minute * 60 + second);
+        Some(seconds * MICROS_PER_SECOND + i64::from(micros))
     }
 
     /// FHIRPath `precision()`: the digits the value is written to. Dates and dateTimes

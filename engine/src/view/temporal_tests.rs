@@ -347,7 +347,7 @@ fn converts_to_timestamp_micros() {
     assert_eq!(dt("2017-11-05T01:30:00.0-04:00").to_timestamp_micros(), Some(1_509_859_800_000_000));
     assert_eq!(dt("9999-12-31T23:59:59.999999Z").to_timestamp_micros(), Some(253_402_300_799_999_999));
     assert_eq!(dt("0001-01-01T00:00:00Z").to_timestamp_micros(), Some(-62_135_596_800_000_000));
-    assert_eq!(dt("2016-12-31T23:59:60Z").to_timestamp_micros(), dt("2017-01-01T00:00:00Z").to_timestamp_micros());
+    assert_eq!(dt("2016-12-31T23:59:60Z").to_timestamp_micros(), Some(1_483_228_799_999_999));
     assert_eq!(time("12:00").to_timestamp_micros(), None);
 }
 
@@ -359,6 +359,7 @@ fn converts_to_time_micros() {
     assert_eq!(time("12").to_time_micros(), Some(43_200_000_000));
     assert_eq!(time("23:59:59.9999999").to_time_micros(), Some(86_399_999_999));
     assert_eq!(time("23:59:60").to_time_micros(), Some(86_399_999_999));
+    assert_eq!(time("10:59:60.5").to_time_micros(), time("10:59:59.999999").to_time_micros());
     assert_eq!(dt("2015-02-07T13:28:17").to_time_micros(), None);
     assert_eq!(date("2015-02-07").to_time_micros(), None);
 }
@@ -495,6 +496,32 @@ fn random_text_never_panics_and_round_trips() {
         }
     }
     assert!(parsed > 1000, "only {parsed} random strings parsed");
+}
+
+/// A leap second (`23:59:60` UTC, or the same instant written in another offset) is held at
+/// the last microsecond of its minute, so it stays in its own day and year (and partition).
+#[test]
+fn a_leap_second_is_held_at_the_last_microsecond_of_its_minute() {
+    let last_of_2016 = Some(1_483_228_799_999_999);
+    assert_eq!(Temporal::timestamp_micros_of("2016-12-31T23:59:59.999999Z"), last_of_2016);
+    for text in [
+        "2016-12-31T23:59:60Z",
+        "2016-12-31T23:59:60.000Z",
+        "2016-12-31T23:59:60.5Z",
+        "2016-12-31T23:59:60.9999999Z",
+        "2016-12-31T18:59:60-05:00",
+        "2017-01-01T08:59:60.25+09:00",
+    ] {
+        assert_eq!(Temporal::timestamp_micros_of(text), last_of_2016, "{text}");
+        assert_eq!(general_micros(text), last_of_2016, "{text}");
+    }
+    assert!(
+        Temporal::timestamp_micros_of("2016-12-31T23:59:60Z") < Temporal::timestamp_micros_of("2017-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        Temporal::timestamp_micros_of("2015-06-30T23:59:60Z"),
+        Temporal::timestamp_micros_of("2015-06-30T23:59:59.999999Z")
+    );
 }
 
 /// The general route [`Temporal::timestamp_micros_of`] must agree with.

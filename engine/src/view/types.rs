@@ -16,6 +16,12 @@
 //!
 //! `collection: true` wraps the type in `List`. A column tag `ansi/type` (e.g.
 //! `DECIMAL(10,2)`, `BIGINT`, `VARCHAR`) overrides the mapping, as the spec suggests.
+//!
+//! A value must have the JSON type its column's FHIR type has, or its row is an error (a dead
+//! letter in a load): a string is no boolean, decimal or integer, even when it reads as one.
+//! The one exception is `integer64`, which R5 writes as a JSON string (see [`FhirInteger`]).
+//! The integer types' ranges are checked too: `unsignedInt` is 0 or more, `positiveInt` 1 or
+//! more (by the declared `type`, whatever width an `ansi/type` tag gives the column).
 
 use std::borrow::Cow;
 
@@ -149,6 +155,80 @@ pub fn check_column_type(type_name: &str) -> Result<&str, String> {
     })
 }
 
+/// Which FHIR integer type an integer column holds: what its values must look like beyond
+/// fitting the column's width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FhirInteger {
+    /// `integer`, or a column that is an integer by its `ansi/type` tag or its path alone:
+    /// any JSON integer of the width.
+    Integer,
+    /// `unsignedInt`: a JSON integer, 0 or more.
+    UnsignedInt,
+    /// `positiveInt`: a JSON integer, 1 or more.
+    PositiveInt,
+    /// `integer64`: a JSON integer, or a JSON string in FHIR's lexical form
+    /// (`0|[-+]?[1-9][0-9]*`).
+    ///
+    /// R4 has no integer64; R5 added it and writes it as a JSON string, because many JSON
+    /// readers turn numbers into doubles and lose digits beyond 2^53. A view that declares
+    /// `integer64` is written for such data (or for a wide count, a number), so the string
+    /// form is taken here and only here; every other integer type refuses a string as
+    /// decimal and boolean columns do.
+    Integer64,
+}
+
+impl FhirInteger {
+    /// The integer type a column's declared FHIR `type` names (bare or as a core
+    /// StructureDefinition URI); [`FhirInteger::Integer`] for every other name and none.
+    fn of_declared(fhir_type: Option<&str>) -> FhirInteger {
+        match fhir_type.map(|t| t.strip_prefix(CORE_TYPE_PREFIX).unwrap_or(t)) {
+            Some("unsignedInt") => FhirInteger::UnsignedInt,
+            Some("positiveInt") => FhirInteger::PositiveInt,
+            Some("integer64") => FhirInteger::Integer64,
+            _ => FhirInteger::Integer,
+        }
+    }
+
+    /// The value of a JSON string (or a computed one) in an `integer64` column; `None` for
+    /// any text not in FHIR's lexical form or outside 64 bits, and for every other type.
+    fn value_of_text(self, item: &Item<'_>) -> Option<i64> {
+        if self != FhirInteger::Integer64 {
+            return None;
+        }
+        let text = match item {
+            Item::Node(node) => node.as_str()?,
+            Item::Str(text) => text,
+            _ => return None,
+        };
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        // No leading zeros, and zero without a sign; `parse` checks that the rest are digits.
+        let lexical = digits.starts_with(|c: char| ('1'..='9').contains(&c)) || text == "0";
+        lexical.then(|| text.parse().ok()).flatten()
+    }
+
+    /// What a value of this type is, for a mismatch message.
+    fn expected(self) -> &'static str {
+        match self {
+            FhirInteger::Integer64 => "an integer64 (a JSON number or a string of digits)",
+            _ => "an integer",
+        }
+    }
+
+    /// Checks the range FHIR gives the type beyond the column's width.
+    #[inline]
+    fn check_range(self, n: i64) -> Result<(), String> {
+        let (min, name) = match self {
+            FhirInteger::Integer | FhirInteger::Integer64 => return Ok(()),
+            FhirInteger::UnsignedInt => (0, "unsignedInt"),
+            FhirInteger::PositiveInt => (1, "positiveInt"),
+        };
+        if n < min {
+            return Err(format!("{n} is not a valid {name} (FHIR requires {min} or more)"));
+        }
+        Ok(())
+    }
+}
+
 /// The Arrow representation of one value of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueType {
@@ -158,10 +238,10 @@ pub enum ValueType {
     Code,
     /// `Boolean`
     Boolean,
-    /// `Int32`
-    Int32,
-    /// `Int64`
-    Int64,
+    /// `Int32`, holding values of the FHIR integer type.
+    Int32(FhirInteger),
+    /// `Int64`, holding values of the FHIR integer type.
+    Int64(FhirInteger),
     /// `Decimal128(precision, scale)`
     Decimal(u8, i8),
     /// `Date32`
@@ -175,16 +255,19 @@ pub enum ValueType {
 impl ValueType {
     /// Picks the Arrow type for a column from its declared FHIR `type` (checked with
     /// [`check_column_type`]), the static kind of its path (for untyped columns) and an
-    /// optional `ansi/type` tag.
+    /// optional `ansi/type` tag. A declared FHIR integer type keeps its rules
+    /// ([`FhirInteger`]) under a tag that sets the column's width.
     pub fn for_column(fhir_type: Option<&str>, kind: Kind, ansi_type: Option<&str>) -> Result<ValueType, String> {
         if let Some(ansi) = ansi_type {
-            return ValueType::from_ansi(ansi).ok_or_else(|| format!("unsupported ansi/type tag '{ansi}' (use VARCHAR, BOOLEAN, INTEGER, BIGINT, DECIMAL(p,s), DATE, TIMESTAMP or TIME)"));
+            return ValueType::from_ansi(ansi, FhirInteger::of_declared(fhir_type)).ok_or_else(|| format!("unsupported ansi/type tag '{ansi}' (use VARCHAR, BOOLEAN, INTEGER, BIGINT, DECIMAL(p,s), DATE, TIMESTAMP or TIME)"));
         }
         let fhir_type = fhir_type.map(check_column_type).transpose()?;
         Ok(match fhir_type {
             Some("boolean") => ValueType::Boolean,
-            Some("integer" | "positiveInt" | "unsignedInt") => ValueType::Int32,
-            Some("integer64") => ValueType::Int64,
+            Some(name @ ("integer" | "positiveInt" | "unsignedInt")) => {
+                ValueType::Int32(FhirInteger::of_declared(Some(name)))
+            }
+            Some("integer64") => ValueType::Int64(FhirInteger::Integer64),
             Some("decimal") => ValueType::Decimal(DECIMAL_PRECISION, DECIMAL_SCALE),
             Some("date") => ValueType::Date32,
             Some("dateTime" | "instant") => ValueType::Timestamp,
@@ -194,14 +277,14 @@ impl ValueType {
             Some(_) => ValueType::Utf8,
             None => match kind {
                 Kind::Boolean => ValueType::Boolean,
-                Kind::Integer => ValueType::Int32,
+                Kind::Integer => ValueType::Int32(FhirInteger::Integer),
                 Kind::Decimal => ValueType::Decimal(DECIMAL_PRECISION, DECIMAL_SCALE),
                 Kind::String | Kind::Unknown => ValueType::Utf8,
             },
         })
     }
 
-    fn from_ansi(text: &str) -> Option<ValueType> {
+    fn from_ansi(text: &str, integer: FhirInteger) -> Option<ValueType> {
         let upper = text.trim().to_ascii_uppercase();
         let (base, args) = match upper.split_once('(') {
             Some((b, rest)) => (b.trim(), Some(rest.trim_end_matches(')'))),
@@ -210,8 +293,8 @@ impl ValueType {
         Some(match base {
             "VARCHAR" | "CHAR" | "TEXT" | "STRING" | "CHARACTER VARYING" => ValueType::Utf8,
             "BOOLEAN" => ValueType::Boolean,
-            "INTEGER" | "INT" | "SMALLINT" => ValueType::Int32,
-            "BIGINT" => ValueType::Int64,
+            "INTEGER" | "INT" | "SMALLINT" => ValueType::Int32(integer),
+            "BIGINT" => ValueType::Int64(integer),
             "DECIMAL" | "NUMERIC" => {
                 let (p, s) = match args {
                     Some(a) => {
@@ -238,8 +321,8 @@ impl ValueType {
             ValueType::Utf8 => DataType::Utf8,
             ValueType::Code => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
             ValueType::Boolean => DataType::Boolean,
-            ValueType::Int32 => DataType::Int32,
-            ValueType::Int64 => DataType::Int64,
+            ValueType::Int32(_) => DataType::Int32,
+            ValueType::Int64(_) => DataType::Int64,
             ValueType::Decimal(p, s) => DataType::Decimal128(p, s),
             ValueType::Date32 => DataType::Date32,
             ValueType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
@@ -267,18 +350,16 @@ impl ValueType {
             // By value, so a computed string (`join`, `&`) moves into the cell uncopied.
             ValueType::Utf8 | ValueType::Code => Cell::Str(item.into_text()),
             ValueType::Boolean => Cell::Bool(item.as_bool().ok_or_else(|| mismatch(&item, "a boolean"))?),
-            ValueType::Int32 | ValueType::Int64 => {
+            ValueType::Int32(integer) | ValueType::Int64(integer) => {
                 let n = match item.as_number() {
                     Some(Number::Int(n)) => n,
-                    // integer64 travels as a JSON string.
-                    _ => item
-                        .as_str()
-                        .and_then(|s| s.parse::<i64>().ok())
-                        .ok_or_else(|| mismatch(&item, "an integer"))?,
+                    // Only integer64 travels as a JSON string (see `FhirInteger::Integer64`).
+                    _ => integer.value_of_text(&item).ok_or_else(|| mismatch(&item, integer.expected()))?,
                 };
-                if self == ValueType::Int32 && i32::try_from(n).is_err() {
+                if matches!(self, ValueType::Int32(_)) && i32::try_from(n).is_err() {
                     return Err(format!("integer {n} does not fit a 32-bit FHIR integer"));
                 }
+                integer.check_range(n)?;
                 Cell::Int(n)
             }
             ValueType::Decimal(p, s) => {
@@ -350,7 +431,10 @@ mod tests {
 
     #[test]
     fn maps_fhir_types_and_tags() {
-        assert_eq!(ValueType::for_column(Some("positiveInt"), Kind::Unknown, None), Ok(ValueType::Int32));
+        assert_eq!(
+            ValueType::for_column(Some("positiveInt"), Kind::Unknown, None),
+            Ok(ValueType::Int32(FhirInteger::PositiveInt))
+        );
         assert_eq!(ValueType::for_column(None, Kind::Boolean, None), Ok(ValueType::Boolean));
         assert_eq!(
             ValueType::for_column(Some("decimal"), Kind::Unknown, Some("decimal(10, 2)")),
@@ -389,7 +473,96 @@ mod tests {
         assert_eq!(ValueType::Decimal(38, 9).convert(d.clone()), Ok(Cell::Dec(1_500_000_000)));
         let d = Item::decimal(crate::view::decimal::Decimal::parse("1.25").unwrap());
         assert!(ValueType::Decimal(10, 1).convert(d).is_err());
-        assert!(ValueType::Int32.convert(Item::Int(1 << 40)).is_err());
-        assert_eq!(ValueType::Int64.convert(s("1099511627776")), Ok(Cell::Int(1 << 40)));
+        assert!(ValueType::Int32(FhirInteger::Integer).convert(Item::Int(1 << 40)).is_err());
+        assert_eq!(ValueType::Int64(FhirInteger::Integer64).convert(s("1099511627776")), Ok(Cell::Int(1 << 40)));
+    }
+
+    /// The column type a view declares, with an optional `ansi/type` tag.
+    fn column(fhir_type: &str, ansi: Option<&str>) -> ValueType {
+        ValueType::for_column(Some(fhir_type), Kind::Unknown, ansi).unwrap()
+    }
+
+    /// A JSON value as the view meets it in a document.
+    fn json_item(json: &str, check: impl FnOnce(Item<'_>)) {
+        let mut bytes = json.as_bytes().to_vec();
+        let tape = simd_json::to_tape(&mut bytes).unwrap();
+        check(Item::Node(crate::view::Json::root(&tape)));
+    }
+
+    #[test]
+    fn integer_columns_refuse_strings_as_decimal_and_boolean_ones_do() {
+        for (fhir_type, ansi) in
+            [("integer", None), ("unsignedInt", None), ("positiveInt", None), ("string", Some("BIGINT"))]
+        {
+            let int = column(fhir_type, ansi);
+            json_item("3", |item| assert_eq!(int.convert(item), Ok(Cell::Int(3)), "{fhir_type}"));
+            json_item(r#""3""#, |item| {
+                assert_eq!(int.convert(item).unwrap_err(), "expected an integer, found string '3'", "{fhir_type}");
+            });
+            assert!(int.convert(s("3")).is_err(), "{fhir_type}: a computed string is no integer either");
+        }
+        json_item(r#""1.5""#, |item| assert!(column("decimal", None).convert(item).is_err()));
+        json_item(r#""true""#, |item| assert!(column("boolean", None).convert(item).is_err()));
+    }
+
+    #[test]
+    fn integer64_columns_take_r5s_string_of_digits() {
+        for ansi in [None, Some("BIGINT")] {
+            let long = column("integer64", ansi);
+            let good = [
+                (r#""9007199254740993""#, 9_007_199_254_740_993),
+                (r#""-42""#, -42),
+                (r#""+7""#, 7),
+                (r#""0""#, 0),
+                ("12", 12),
+            ];
+            for (json, value) in good {
+                json_item(json, |item| assert_eq!(long.convert(item), Ok(Cell::Int(value)), "{json}"));
+            }
+            let bad = [
+                r#""12a""#,
+                r#""007""#,
+                r#""-0""#,
+                r#""""#,
+                r#"" 1""#,
+                r#""1e3""#,
+                r#""9223372036854775808""#,
+                "1.5",
+                "true",
+            ];
+            for json in bad {
+                json_item(json, |item| {
+                    let error = long.convert(item).unwrap_err();
+                    assert!(
+                        error.starts_with("expected an integer64 (a JSON number or a string of digits), found"),
+                        "{json}: {error}"
+                    );
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn unsigned_and_positive_int_columns_refuse_values_out_of_range() {
+        let (unsigned, positive, integer) =
+            (column("unsignedInt", None), column("positiveInt", None), column("integer", None));
+        assert_eq!(unsigned.convert(Item::Int(0)), Ok(Cell::Int(0)));
+        assert_eq!(
+            unsigned.convert(Item::Int(-1)).unwrap_err(),
+            "-1 is not a valid unsignedInt (FHIR requires 0 or more)"
+        );
+        assert_eq!(positive.convert(Item::Int(1)), Ok(Cell::Int(1)));
+        assert_eq!(
+            positive.convert(Item::Int(0)).unwrap_err(),
+            "0 is not a valid positiveInt (FHIR requires 1 or more)"
+        );
+        assert!(positive.convert(Item::Int(-5)).is_err());
+        assert_eq!(integer.convert(Item::Int(-1)), Ok(Cell::Int(-1)), "integer has no such bound");
+        // The bound is the declared FHIR type's, whatever width an ansi/type tag gives it.
+        let wide = column("http://hl7.org/fhir/StructureDefinition/unsignedInt", Some("BIGINT"));
+        assert_eq!(wide.data_type(), DataType::Int64);
+        assert!(wide.convert(Item::Int(-1)).is_err());
+        assert_eq!(wide.convert(Item::Int(1 << 40)), Ok(Cell::Int(1 << 40)));
+        assert!(column("integer", Some("BIGINT")).convert(Item::Int(-1)).is_ok());
     }
 }
