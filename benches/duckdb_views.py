@@ -25,12 +25,14 @@ PERIOD = 'STRUCT(start TIMESTAMPTZ, "end" TIMESTAMPTZ)'
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-"
 
 # getReferenceKey(Type) for the `Type/id` references of a bulk export, and the `codings`
-# column every view carries: `coding.where(system.exists() and code.exists()).select(system & '|' & code)`.
+# column every view carries: `coding.where(system.exists() and code.exists()).select(system & '|' & code)`,
+# an empty list (as fhirhouse writes an empty collection) when there is no coding at all.
 MACROS = """
 CREATE OR REPLACE MACRO ref_key(r, t) AS
     CASE WHEN starts_with(r.reference, t || '/') THEN split_part(r.reference, '/', 2) END;
 CREATE OR REPLACE MACRO codings(cs) AS
-    list_transform(list_filter(cs, c -> c.system IS NOT NULL AND c.code IS NOT NULL), c -> c.system || '|' || c.code);
+    coalesce(list_transform(list_filter(cs, c -> c.system IS NOT NULL AND c.code IS NOT NULL),
+                            c -> c.system || '|' || c.code), []);
 """
 
 
@@ -40,6 +42,18 @@ def _extension(url):
 
 # The name the patient view reads, `(name.where(use = 'official') | name).first()`: the official one, else the first.
 _OFFICIAL_NAME = "coalesce(list_filter(name, n -> n.use = 'official')[1], name[1])"
+
+
+# The CodeableConcept the medication_request view's code columns read: medicationCodeableConcept,
+# or else the code of the Medication contained in the resource that medicationReference names as
+# `#id` (`contained.ofType(Medication).where(('#' + id) = %resource.medication.ofType(Reference)
+# .reference).first().code`); a reference to a Medication outside the resource gives no code.
+# (`json_extract_string` rather than `->>`: inside a lambda DuckDB 1.1 takes `->` for the
+# arrow; `json_transform`, unlike a cast, reads a coding without `system` or `code`.)
+_MEDICATION = ("coalesce(medicationCodeableConcept, json_transform(json_extract(list_filter(contained, "
+               "c -> json_extract_string(c, 'resourceType') = 'Medication' "
+               "AND '#' || json_extract_string(c, 'id') = medicationReference.reference)[1], 'code'), "
+               """'{"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}'))""")
 
 
 def _omb_category(url):
@@ -127,7 +141,8 @@ TABLES = {
         " WHERE len(component) > 0)"),
     "medication_request": ("MedicationRequest", {
         "id": "VARCHAR", "status": "VARCHAR", "intent": "VARCHAR", "category": f"{CONCEPT}[]",
-        "medicationCodeableConcept": CONCEPT, "medicationReference": REF, "subject": REF, "encounter": REF,
+        "contained": "JSON[]", "medicationCodeableConcept": CONCEPT, "medicationReference": REF, "subject": REF,
+        "encounter": REF,
         "authoredOn": "TIMESTAMPTZ", "requester": REF, "reasonCode": f"{CONCEPT}[]", "reasonReference": f"{REF}[]",
         "dosageInstruction": f"STRUCT(text VARCHAR, asNeededBoolean BOOLEAN, asNeededCodeableConcept {CONCEPT}, "
                              f"doseAndRate STRUCT(doseQuantity "
@@ -135,12 +150,11 @@ TABLES = {
                              f"period DECIMAL(38,9), periodUnit VARCHAR)))[]",
         "dispenseRequest": "STRUCT(quantity STRUCT(value DECIMAL(38,9), unit VARCHAR), expectedSupplyDuration "
                            "STRUCT(value DECIMAL(38,9), code VARCHAR), numberOfRepeatsAllowed INTEGER)"},
-        """id, ref_key(subject, 'Patient') AS patient_id, ref_key(encounter, 'Encounter') AS encounter_id, status,
+        f"""id, ref_key(subject, 'Patient') AS patient_id, ref_key(encounter, 'Encounter') AS encounter_id, status,
         intent, category[1].coding[1].code AS category,
-        medicationCodeableConcept.coding[1].system AS code_system,
-        medicationCodeableConcept.coding[1].code AS code,
-        medicationCodeableConcept.coding[1].display AS code_display, medicationCodeableConcept.text AS code_text,
-        codings(medicationCodeableConcept.coding) AS codings,
+        medication.coding[1].system AS code_system, medication.coding[1].code AS code,
+        medication.coding[1].display AS code_display, medication.text AS code_text,
+        codings(medication.coding) AS codings,
         ref_key(medicationReference, 'Medication') AS medication_id, authoredOn AS authored_on,
         ref_key(requester, 'Practitioner') AS requester_id, reasonCode[1].coding[1].system AS reason_code_system,
         reasonCode[1].coding[1].code AS reason_code, reasonCode[1].coding[1].display AS reason_code_display,
@@ -156,7 +170,7 @@ TABLES = {
         dispenseRequest.quantity.value AS dispense_quantity, dispenseRequest.quantity.unit AS dispense_unit,
         dispenseRequest.expectedSupplyDuration.value AS days_supply,
         dispenseRequest.expectedSupplyDuration.code AS days_supply_unit,
-        dispenseRequest.numberOfRepeatsAllowed AS refills""", ""),
+        dispenseRequest.numberOfRepeatsAllowed AS refills FROM (SELECT *, {_MEDICATION} AS medication""", ")"),
     "encounter": ("Encounter", {
         "id": "VARCHAR", "status": "VARCHAR", "class": "STRUCT(system VARCHAR, code VARCHAR)",
         "type": f"{CONCEPT}[]", "serviceType": CONCEPT, "priority": CONCEPT, "subject": REF,
