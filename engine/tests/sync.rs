@@ -324,6 +324,59 @@ fn a_merge_refuses_views_whose_columns_changed() {
     assert!(failure.contains("table patient has other columns than in load"), "{failure}");
 }
 
+/// A merge with `patient.json` changed by `change`, into a warehouse fully loaded with the
+/// shipped views; the merge's failure, `None` when it committed.
+fn merge_with_changed_patient_view(change: impl FnOnce(&mut serde_json::Value)) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    common::load_with(&[common::sample()], &wh, |_| {});
+    let views = dir.path().join("views");
+    std::fs::create_dir_all(&views).unwrap();
+    for entry in std::fs::read_dir(common::root().join("schemas")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, views.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut patient: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(views.join("patient.json")).unwrap()).unwrap();
+    change(&mut patient);
+    std::fs::write(views.join("patient.json"), patient.to_string()).unwrap();
+    let mut options = LoadOptions::new(vec![common::sample()], wh.clone());
+    options.views_dir = Some(views);
+    options.merge = true;
+    let outcome = fhirhouse::load::load(&options).unwrap();
+    if outcome.committed() {
+        None
+    } else {
+        Some(outcome.report.failure.unwrap())
+    }
+}
+
+#[test]
+fn a_merge_refuses_views_whose_rows_are_computed_otherwise() {
+    // Same columns, another path: the held rows would keep the old path's values.
+    let failure = merge_with_changed_patient_view(|patient| {
+        let columns = patient["select"][0]["column"].as_array_mut().unwrap();
+        let gender = columns.iter_mut().find(|c| c["name"] == "gender").unwrap();
+        gender["path"] = "gender.upper()".into();
+    })
+    .expect("refused");
+    assert!(failure.contains("table patient's view computes its rows otherwise than in load"), "{failure}");
+    assert!(failure.contains("its 'select' changed"), "{failure}");
+    assert!(failure.ends_with("load in full (fhirhouse sync --full)"), "{failure}");
+    // A `where` added: rows the held load kept would stay.
+    let failure = merge_with_changed_patient_view(|patient| {
+        patient["where"] = serde_json::json!([{"path": "active = true"}]);
+    })
+    .expect("refused");
+    assert!(failure.contains("its 'where' changed"), "{failure}");
+    // What only describes the view changes nothing its rows hold.
+    let committed = merge_with_changed_patient_view(|patient| {
+        patient["description"] = "another description".into();
+        patient["select"][0]["column"][0]["description"] = "another column description".into();
+    });
+    assert_eq!(committed, None);
+}
+
 #[test]
 fn the_cli_syncs_twice_and_lists_the_history() {
     let server = BulkServer::start();

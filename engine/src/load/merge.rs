@@ -449,8 +449,44 @@ fn check_tables(base: &Base, catalog: &Catalog) -> anyhow::Result<()> {
                 base.load_id
             );
         }
+        if let Some(changed) = changed_row_member(&meta["view"], catalog.views[i].definition()) {
+            bail!(
+                "table {}'s view computes its rows otherwise than in load {} (its '{changed}' changed): the held rows would keep the old values; load in full (fhirhouse sync --full)",
+                layout.name,
+                base.load_id
+            );
+        }
     }
     Ok(())
+}
+
+/// The ViewDefinition members that decide a table's rows and values, as opposed to its
+/// name, status and descriptions: a merge keeps the held rows as they were computed, so
+/// rows under another definition of these would mix two meanings in one column.
+const ROW_MEMBERS: [&str; 4] = ["resource", "constant", "select", "where"];
+
+/// The first of [`ROW_MEMBERS`] that differs between the view a table was loaded with and
+/// the view now, descriptions inside `select` aside; `None` when they agree, or when the
+/// held metadata has no view (a table loaded from a view built in code).
+fn changed_row_member(held: &serde_json::Value, now: &serde_json::Value) -> Option<&'static str> {
+    if held.is_null() {
+        return None;
+    }
+    ROW_MEMBERS.into_iter().find(|member| without_descriptions(&held[*member]) != without_descriptions(&now[*member]))
+}
+
+/// `value` with every object's `description` removed: a column's description says what it
+/// holds, it does not decide it.
+fn without_descriptions(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(members) => members
+            .iter()
+            .filter(|(name, _)| name.as_str() != "description")
+            .map(|(name, value)| (name.clone(), without_descriptions(value)))
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().map(without_descriptions).collect(),
+        other => other.clone(),
+    }
 }
 
 fn table_meta(snapshot: &Path, table: &str) -> anyhow::Result<Option<serde_json::Value>> {
