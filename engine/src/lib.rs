@@ -92,6 +92,19 @@ pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// `n` followed by `one` when `n` is 1, else by `many`: what a summary prints a count with,
+/// so that none reads "1 lines". `one` and `many` may carry a verb that agrees with them.
+///
+/// ```
+/// assert_eq!(fhirhouse::counted(1, "line", "lines"), "1 line");
+/// assert_eq!(fhirhouse::counted(0, "older copy", "older copies"), "0 older copies");
+/// assert_eq!(fhirhouse::counted(2, "resource differs", "resources differ"), "2 resources differ");
+/// ```
+#[must_use]
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// How many worker threads a command runs: `requested`, or one per core when it is 0, and
 /// never more than [`MAX_THREADS_PER_CORE`] per core (at least 64).
 ///

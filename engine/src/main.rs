@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use fhirhouse::cli::{exit_on_error, init_tracing, run, Cli};
+use fhirhouse::cli::{exit_on_error, init_tracing, parse, run};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Not `Cli::parse`: `parse` prints `--help` with its examples unwrapped.
+    let cli = parse();
     init_tracing(cli.quiet);
     run(&cli).unwrap_or_else(|err| exit_on_error(&err))
 }

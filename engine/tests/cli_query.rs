@@ -297,8 +297,60 @@ fn export_lines_that_cannot_be_used_are_reported_and_exit_with_1() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stdout(&out), "id,gender\na,female\nb,\n");
     let err = stderr(&out);
-    assert!(err.contains("warning: 1 export lines could not be used"), "{err}");
+    assert!(err.contains("warning: 1 export line could not be used"), "{err}");
     assert!(err.contains(&format!("{}:2: invalid JSON", export.join("Patient.ndjson").display())), "{err}");
+}
+
+#[test]
+fn export_lines_a_load_dead_letters_are_all_reported_with_the_loads_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let (export, views) = broken_export(dir.path());
+    let file = export.join("Patient.ndjson");
+    let mut lines = b"{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"female\"}\n[1,2]\n{\"id\":\"x\"}\n\
+        {\"resourceType\":\"Foo\",\"id\":\"y\"}\n{\"resourceType\":\"Patient\",\n\
+        {\"resourceType\":\"Observation\",\"id\":\"o\"}\n\xff\xfe{\"a\"}\n"
+        .to_vec();
+    lines.extend_from_slice(b"{\"resourceType\":\"Patient\",\"id\":\"b\"}\n");
+    std::fs::write(&file, lines).unwrap();
+    // A file that declares no type: every table reads it, each the lines naming its type, and
+    // the lines that are no resource at all.
+    let undeclared = export.join("data.ndjson");
+    std::fs::write(&undeclared, "{\"resourceType\":\"Observation\",\"id\":\"o2\"}\n[3]\n{\"id\":\"z\"}\n").unwrap();
+
+    // A load of the same export, for the lines it dead-letters and why.
+    let warehouse = dir.path().join("warehouse");
+    let outcome = common::load_with(std::slice::from_ref(&export), &warehouse, |o| o.views_dir = Some(views.clone()));
+    let mut dead: Vec<String> = common::dead_letters(&warehouse, &outcome.report.load_id)
+        .iter()
+        .map(|r| format!("{}:{}: ({})", r["file"].as_str().unwrap(), r["line"], r["reason"].as_str().unwrap()))
+        .collect();
+    dead.sort();
+    assert_eq!(dead.len(), 7, "{dead:?}");
+
+    // Two statements: each line is still reported once.
+    let sql = "SELECT id, gender FROM people ORDER BY id; SELECT count(*) AS n FROM people";
+    let args =
+        ["query", "--export", export.to_str().unwrap(), "--views", views.to_str().unwrap(), sql, "--format", "csv"];
+    let out = fhirhouse(&args, None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "id,gender\na,female\nb,\nn\n2\n");
+    let err = stderr(&out);
+    assert!(err.starts_with("warning: 7 export lines could not be used"), "{err}");
+    let mut reported: Vec<String> = err
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (place, reason) = l.trim().split_once(": ").unwrap();
+            let code = &reason[reason.rfind('(').unwrap()..];
+            format!("{place}: {code}")
+        })
+        .collect();
+    reported.sort();
+    assert_eq!(reported, dead, "{err}");
+    // The wording is the dead letters' too.
+    assert!(err.contains(":2: JSON value is not an object (not_an_object)"), "{err}");
+    assert!(err.contains(":7: line is not valid UTF-8 (invalid_utf8)"), "{err}");
+    assert!(!err.contains(":6:"), "an Observation in a Patient file is no error: {err}");
 }
 
 #[test]
@@ -325,7 +377,7 @@ fn a_bad_line_met_by_several_scans_is_reported_once() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stdout(&out), "n\n2\n2\n2\nn\n2\n");
     let err = stderr(&out);
-    assert!(err.starts_with("warning: 1 export lines could not be used"), "{err}");
+    assert!(err.starts_with("warning: 1 export line could not be used"), "{err}");
     assert_eq!(err.matches("invalid JSON").count(), 1, "{err}");
     assert_eq!(err.matches("warning:").count(), 1, "{err}");
 }
@@ -382,5 +434,16 @@ fn nested_binary_and_non_finite_values_render_in_every_text_format() {
     let text = stdout(&table);
     for wanted in [r#"| {"d":1.5,"dt":"2020-01-02"} |"#, "| 6162 |", "| inf |", "| NaN |"] {
         assert!(text.contains(wanted), "{wanted} missing from\n{text}{}", stderr(&table));
+    }
+}
+
+#[test]
+fn export_help_names_the_argument_it_describes() {
+    for command in ["query", "sql"] {
+        let out = fhirhouse(&[command, "--help"], None);
+        let help = stdout(&out);
+        assert!(help.contains("<WAREHOUSE|EXPORT>"), "{command}: {help}");
+        assert!(!help.contains("SOURCE"), "{command}: no argument is called SOURCE: {help}");
+        assert!(help.contains("The first argument is a raw Bulk Data export (EXPORT)"), "{command}: {help}");
     }
 }

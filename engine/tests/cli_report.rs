@@ -186,3 +186,38 @@ fn an_export_can_be_reported_on_without_a_load() {
     let loaded = report(&["hcc", "--result", "patients", "--format", "csv"]);
     assert_eq!(text(&out.stdout), text(&loaded.stdout));
 }
+
+/// Every example of every command's `--help` (a line indented by four spaces or more in its
+/// long help) is printed whole however narrow the help is wrapped, so it can be copied.
+#[test]
+fn every_commands_help_prints_its_examples_whole() {
+    use clap::CommandFactory;
+
+    let cli = fhirhouse::cli::Cli::command();
+    let commands = std::iter::once((None, &cli)).chain(cli.get_subcommands().map(|c| (Some(c.get_name()), c)));
+    for (name, command) in commands {
+        let about = command.get_long_about().map(ToString::to_string).unwrap_or_default();
+        let out = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+            .args(name.into_iter().chain(["--help"]))
+            .env("COLUMNS", "60")
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name:?}");
+        let help = text(&out.stdout);
+        assert!(help.lines().any(|l| l.len() <= 60 && l.contains(' ')), "{name:?}: prose is still wrapped: {help}");
+        for example in about.lines().filter(|l| l.starts_with("    ") && !l.trim().is_empty()) {
+            assert!(help.lines().any(|l| l == example), "{name:?}: {example:?} is not printed whole in\n{help}");
+        }
+    }
+}
+
+#[test]
+fn a_help_example_continued_on_the_next_line_says_so() {
+    let out = fhirhouse(&["load", "--help"]);
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("    fhirhouse load export/ --out warehouse --snomed-icd10-map \\\n        der2_iisssci"),
+        "{help}"
+    );
+}

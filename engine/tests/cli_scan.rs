@@ -29,6 +29,20 @@ fn invalid_lines_are_counted_and_set_the_exit_status() {
 }
 
 #[test]
+fn lines_are_counted_as_a_load_counts_them_blank_ones_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.ndjson");
+    std::fs::write(&file, "{\"resourceType\":\"Patient\"}\n\n{\"resourceType\":\"Patient\"}\n").unwrap();
+    let (code, stdout) = scan(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    // `fhirhouse load` says "3 lines: 2 loaded, ..., 1 blank" of this file.
+    assert!(stdout.starts_with("1 file, 0.0 MB, 3 lines (1 blank) in "), "{stdout}");
+    let (_, json) = scan(&[file.to_str().unwrap(), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((report["lines"].as_u64(), report["blank_lines"].as_u64()), (Some(3), Some(1)), "{json}");
+}
+
+#[test]
 fn a_closed_output_ends_the_run_quietly() {
     // Both ends of the pipe are made before the run and the reading end closed at once, as
     // `fhirhouse scan ... | head -0` leaves it: every write fails.

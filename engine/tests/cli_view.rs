@@ -142,7 +142,32 @@ fn bad_json_line_is_reported_as_file_and_line_and_the_run_goes_on() {
     let err = stderr(&out);
     let prefix = format!("{}:3: ", file.display());
     assert_eq!(err.lines().filter(|l| l.starts_with(&prefix)).count(), 1, "{err}");
-    assert_eq!(last_line(err), "3 resources read, 0 skipped, 2 rows written, 1 errors");
+    assert_eq!(last_line(err), "3 resources read, 0 skipped, 2 rows written, 1 error");
+}
+
+#[test]
+fn lines_that_are_no_resource_are_reported_in_the_words_of_a_loads_dead_letters() {
+    let fx = Fixture::new();
+    let file =
+        fx.export_file("Patient.ndjson", &[P1, "[1,2]", r#"{"id":"x"}"#, r#"{"resourceType":"Foo","id":"y"}"#, OBS]);
+
+    let out = fhirhouse(&[Path::new("view"), &fx.view(), &file]);
+
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{P1_ROW}\n"));
+    let err = stderr(&out);
+    let at = |line: u32, reason: &str| format!("{}:{line}: {reason}", file.display());
+    let reported: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        reported,
+        [
+            at(2, "JSON value is not an object").as_str(),
+            at(3, "no \"resourceType\" string").as_str(),
+            at(4, "unknown resourceType \"Foo\"").as_str(),
+            "5 resources read, 1 skipped, 1 row written, 3 errors",
+        ],
+        "{err}"
+    );
 }
 
 #[test]
@@ -174,7 +199,7 @@ fn row_error_names_file_line_and_resource() {
         .find(|l| l.starts_with(&format!("{}:2: ", file.display())))
         .unwrap_or_else(|| panic!("no file:line report in {err}"));
     assert!(line.contains("two") && line.contains("family"), "{line}");
-    assert_eq!(last_line(err), "2 resources read, 0 skipped, 1 rows written, 1 errors");
+    assert_eq!(last_line(err), "2 resources read, 0 skipped, 1 row written, 1 error");
 }
 
 #[test]

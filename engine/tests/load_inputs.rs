@@ -171,7 +171,7 @@ fn server_error_files_count_only_operation_outcomes_and_say_when_missing() {
     assert!(errors[1].unreadable.as_deref().is_some_and(|why| why.contains("missing-err.ndjson")), "{errors:?}");
     let summary = outcome.report.summary();
     assert!(
-        summary.contains("server reported 1 OperationOutcomes in") && summary.contains("1 other lines"),
+        summary.contains("server reported 1 OperationOutcome in") && summary.contains("1 other line is"),
         "{summary}"
     );
     assert!(summary.contains("missing-err.ndjson could not be read"), "{summary}");

@@ -75,6 +75,13 @@ fn every_bad_line_is_dead_lettered_with_its_line_number_and_reason() {
         assert_eq!(file.loaded, 2);
         assert_eq!(file.without_view, 1);
         assert_eq!(report.without_view_by_type.get("Basic"), Some(&1));
+        // The Basic resource; the unknown "Patinet" is dead-lettered, no resource of another type.
+        assert_eq!(file.type_mismatches, 1);
+        assert!(
+            report.summary().contains("\n  1 resource differs from its file's declared type ("),
+            "{}",
+            report.summary()
+        );
 
         let mut want: Vec<(u64, &str)> =
             lines.iter().enumerate().filter_map(|(i, (_, r))| r.map(|r| (i as u64 + 1, r))).collect();
@@ -134,7 +141,7 @@ fn manifest_type_mismatches_are_counted_and_rows_follow_resource_type() {
     assert_eq!(outcome.report.files[0].type_mismatches, 1);
     assert_eq!(outcome.report.server_errors[0].outcomes, 1);
     assert!(outcome.report.server_errors[0].examples[0].contains("could not be exported"));
-    assert!(outcome.report.summary().contains("differ from their file's declared type"));
+    assert!(outcome.report.summary().contains("1 resource differs from its file's declared type"));
     assert_eq!(table_rows(&out, "patient"), 1);
 }
 
@@ -242,7 +249,7 @@ fn a_file_whose_content_contradicts_its_name_is_parsed() {
     assert_eq!((agreeing.unread, agreeing.dead_letters), (2, 0), "{agreeing:?}");
     assert_eq!(table_rows(dir.path().join("wh"), "patient"), 2);
     assert!(
-        outcome.report.summary().contains("differ from their file's declared type"),
+        outcome.report.summary().contains("1 resource differs from its file's declared type"),
         "{}",
         outcome.report.summary()
     );

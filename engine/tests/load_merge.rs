@@ -124,7 +124,7 @@ fn an_older_increment_is_refused_and_the_same_one_again_changes_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("0 inserted, 0 updated, 1 unchanged, 0 deleted (1 listed as deleted were not held)"),
+        stderr.contains("0 inserted, 0 updated, 1 unchanged, 0 deleted (1 listed as deleted was not held)"),
         "{stderr}"
     );
     assert_eq!(patients(&wh), ["p1:other"]);
@@ -166,7 +166,7 @@ fn bad_lines_of_deleted_files_are_reported_once_and_counted() {
     assert_eq!(stderr.matches("not valid JSON").count(), 1, "once: {stderr}");
     assert!(!stderr.contains("WARN"), "{stderr}");
     assert!(
-        stderr.contains("deleted files: 1 unreadable lines, 1 entries that are no DELETE")
+        stderr.contains("deleted files: 1 unreadable line, 1 entry that is no DELETE")
             && stderr.contains("entry[1] is a PUT, not a DELETE"),
         "{stderr}"
     );

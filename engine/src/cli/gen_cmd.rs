@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::counted;
 use crate::gen::{generate, GenOptions};
 
 pub(super) const LONG_ABOUT: &str = "\
@@ -88,9 +89,9 @@ pub(super) fn run(args: &GenArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let summary = generate(&options)?;
     if !quiet {
         sayln!(
-            "generated {} patients, {} resources, {:.1} MB of NDJSON ({:.1} MB on disk) in {:.2} s: {:.0} MB/s",
-            summary.patients,
-            summary.resources,
+            "generated {}, {}, {:.1} MB of NDJSON ({:.1} MB on disk) in {:.2} s: {:.0} MB/s",
+            counted(summary.patients, "patient", "patients"),
+            counted(summary.resources, "resource", "resources"),
             summary.bytes as f64 / 1e6,
             summary.file_bytes as f64 / 1e6,
             summary.seconds,

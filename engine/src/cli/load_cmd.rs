@@ -49,7 +49,7 @@ each bound table gains <prefix>_system, _code, _display, _source, _relationship 
 columns, and codes nothing maps are counted in the table _dq_unmapped_codes. The shipped \
 mappings are built in; --mappings DIR replaces them, --snomed-icd10-map adds the NLM map:
 
-    fhirhouse load export/ --out warehouse --snomed-icd10-map \
+    fhirhouse load export/ --out warehouse --snomed-icd10-map \\
         der2_iisssciRefset_ExtendedMapSnapshot_US1000124_20250901.txt
 
 A load is atomic: it writes into a staging area and publishes with one rename (in an object \

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::EXIT_SOME_FAILED;
+use crate::counted;
 use crate::load::Catalog;
 use crate::terminology::check::check;
 use crate::terminology::MappingSource;
@@ -77,11 +78,11 @@ pub(super) fn run(args: &MappingsArgs, quiet: bool) -> anyhow::Result<ExitCode> 
     }
     if report.ok() {
         if !quiet {
-            sayln!("{}: {} tables, valid", source.describe(), report.tables.len());
+            sayln!("{}: {}, valid", source.describe(), counted(report.tables.len() as u64, "table", "tables"));
         }
         Ok(ExitCode::SUCCESS)
     } else {
-        sayln!("{}: {} errors", source.describe(), report.errors.len());
+        sayln!("{}: {}", source.describe(), counted(report.errors.len() as u64, "error", "errors"));
         Ok(ExitCode::from(EXIT_SOME_FAILED))
     }
 }

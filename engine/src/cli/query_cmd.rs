@@ -38,8 +38,9 @@ query reads it, in bounded memory, evaluating only the columns the query uses:
 
     fhirhouse query --export tests/data/sample \"SELECT count(*) FROM observation\"
 
-Lines of the export that cannot be used (invalid JSON, a resource a view fails on) are \
-reported on standard error, and the run exits with status 1.
+Lines of the export that cannot be used, those a load would dead-letter (invalid JSON or UTF-8, \
+not a resource, a resource a view fails on), are reported on standard error with the load's \
+reason, and the run exits with status 1.
 
 An error in the SQL points at its place and, for an unknown table or column, lists what \
 exists:

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::load_cmd::parse_size;
 use super::EXIT_SOME_FAILED;
+use crate::counted;
 use crate::load::scan;
 use crate::store::Address;
 
@@ -50,14 +51,15 @@ pub(super) fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         let mb = report.bytes as f64 / 1e6;
         outln!(
-            "{} files, {:.1} MB, {} lines in {:.2} s ({:.1} MB/s, {:.0} lines/s, {} threads)",
-            report.files,
+            "{}, {:.1} MB, {} ({} blank) in {:.2} s ({:.1} MB/s, {:.0} lines/s, {})",
+            counted(report.files as u64, "file", "files"),
             mb,
-            report.lines,
+            counted(report.lines, "line", "lines"),
+            report.blank_lines,
             report.seconds,
             mb / report.seconds.max(1e-9),
             report.lines as f64 / report.seconds.max(1e-9),
-            report.threads
+            counted(report.threads as u64, "thread", "threads")
         )?;
         outln!(
             "invalid JSON: {}, oversized: {}, unreadable files: {}",

@@ -118,7 +118,7 @@ fn timing_prints_run_times_after_statements() {
     assert!(out.starts_with("timing on\n"), "{out}");
     assert!(out.contains("timing off\n"), "{out}");
     assert_eq!(err.matches("Run Time: ").count(), 1, "{err}");
-    assert!(err.contains(", 1 rows"), "{err}");
+    assert!(err.contains(", 1 row\n"), "{err}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use crate::counted;
 use crate::load::Catalog;
 use crate::sink::{new_writer, open_writer, BatchWriter, Format};
 use crate::sql::script::{self, Statement};
@@ -22,8 +23,8 @@ pub struct SourceArgs {
     #[arg(value_name = "WAREHOUSE|EXPORT")]
     pub source: Address,
 
-    /// Read SOURCE as a raw Bulk Data export, through the ViewDefinitions, instead of a
-    /// warehouse: no load needed for a quick look.
+    /// The first argument is a raw Bulk Data export (EXPORT), read through the
+    /// ViewDefinitions, instead of a warehouse: no load needed for a quick look.
     #[arg(long)]
     pub export: bool,
 
@@ -226,7 +227,8 @@ pub(crate) fn run_script(
         let (count, first) = session.take_issues();
         if count > 0 {
             outcome.export_issues += count;
-            writeln!(messages, "warning: {count} export lines could not be used (their rows are missing):")?;
+            let lines = counted(count, "export line", "export lines");
+            writeln!(messages, "warning: {lines} could not be used (their rows are missing):")?;
             for message in &first {
                 writeln!(messages, "  {message}")?;
             }
@@ -237,7 +239,7 @@ pub(crate) fn run_script(
         match result {
             Ok(rows) => {
                 if timing {
-                    let rows = rows.map_or_else(String::new, |n| format!(", {n} rows"));
+                    let rows = rows.map_or_else(String::new, |n| format!(", {}", counted(n, "row", "rows")));
                     writeln!(messages, "Run Time: {:.3} s{rows}", started.elapsed().as_secs_f64())?;
                 }
             }

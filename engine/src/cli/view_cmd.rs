@@ -9,6 +9,8 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
+use crate::counted;
+use crate::load::dead_letter::{resource_type_of, Reason};
 use crate::sink::{open_writer, BatchWriter, Format};
 use crate::source::{discover_inputs, LineReader};
 use crate::view::{CompiledView, ResourceParser, ViewBatchBuilder};
@@ -118,8 +120,11 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} resources read, {} skipped, {} rows written, {} errors",
-            self.resources, self.skipped, self.rows, self.errors
+            "{}, {} skipped, {}, {}",
+            counted(self.resources, "resource read", "resources read"),
+            self.skipped,
+            counted(self.rows, "row written", "rows written"),
+            counted(self.errors, "error", "errors")
         )
     }
 }
@@ -209,7 +214,7 @@ impl ViewRun {
                 Ok(Some((number, bytes))) => {
                     self.summary.resources += 1;
                     if let Err(reason) = self.process_line(bytes) {
-                        self.report(format_args!("{}:{number}: {reason}", path.display()));
+                        self.report(format_args!("{}:{number}: {}", path.display(), reason.detail()));
                     }
                     if self.builder.len() >= BATCH_ROWS {
                         self.flush()?;
@@ -224,20 +229,24 @@ impl ViewRun {
         }
     }
 
-    /// Parses one line and appends its rows; `Err` holds the reason the line failed.
-    fn process_line(&mut self, bytes: &mut [u8]) -> Result<(), String> {
-        let parsed = self.parser.parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-        let resource = parsed.doc();
-        let Some(resource_type) = resource.get_str("resourceType") else {
-            return Err("not a FHIR resource: no \"resourceType\" string".to_owned());
+    /// Parses one line and appends its rows; `Err` holds the reason the line failed, as a
+    /// load would dead-letter it.
+    fn process_line(&mut self, bytes: &mut [u8]) -> Result<(), Reason> {
+        let error = match self.parser.parse(bytes) {
+            Ok(parsed) => {
+                let resource = parsed.doc();
+                // Checked here rather than left to `append` (which would return 0 rows) so
+                // that other types count as skipped, not as filtered out by the view's `where`.
+                let view_type = self.view.resource_type();
+                if !resource_type_of(resource, |t| t == view_type)?.1 {
+                    self.summary.skipped += 1;
+                    return Ok(());
+                }
+                return self.builder.append(resource).map(drop).map_err(|e| Reason::View(e.to_string()));
+            }
+            Err(error) => error,
         };
-        // Checked here rather than left to `append` (which would return 0 rows) so that
-        // other types count as skipped, not as filtered out by the view's `where`.
-        if resource_type != self.view.resource_type() {
-            self.summary.skipped += 1;
-            return Ok(());
-        }
-        self.builder.append(resource).map(drop).map_err(|e| e.to_string())
+        Err(Reason::unparsable(&error, bytes))
     }
 
     /// Counts a failed line or file and prints it on standard error.
@@ -304,7 +313,9 @@ mod tests {
 
     #[test]
     fn summary_reads_as_documented() {
-        let s = Summary { resources: 5, skipped: 1, rows: 3, errors: 1 };
-        assert_eq!(s.to_string(), "5 resources read, 1 skipped, 3 rows written, 1 errors");
+        let s = Summary { resources: 5, skipped: 1, rows: 3, errors: 2 };
+        assert_eq!(s.to_string(), "5 resources read, 1 skipped, 3 rows written, 2 errors");
+        let s = Summary { resources: 1, skipped: 0, rows: 1, errors: 1 };
+        assert_eq!(s.to_string(), "1 resource read, 0 skipped, 1 row written, 1 error");
     }
 }

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use base64::Engine as _;
 
+use crate::source::is_r4_resource_type;
+use crate::view::Json;
+
 /// Why a line was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
@@ -69,6 +72,18 @@ impl Reason {
         }
     }
 
+    /// Why a line the parser refused is not loaded: it is not UTF-8, or not JSON (with a hint
+    /// when the line's shape says why). `line` is the line; as the parser left it will do,
+    /// since a parse only rewrites the insides of strings and the hint looks outside them.
+    #[must_use]
+    pub(crate) fn unparsable(error: &simd_json::Error, line: &[u8]) -> Reason {
+        if *error.error() == simd_json::ErrorType::InvalidUtf8 {
+            Reason::InvalidUtf8
+        } else {
+            Reason::InvalidJson(format!("{error}{}", line_shape_hint(line)))
+        }
+    }
+
     /// The full explanation. View errors and parser messages can quote resource content,
     /// so this goes to the dead-letter file, and to logs only with `--log-phi`.
     #[must_use]
@@ -86,6 +101,46 @@ impl Reason {
                 format!("{key} occurs again in this load, newer ({winner}); that one is loaded")
             }
         }
+    }
+}
+
+/// The `resourceType` of a parsed line and whether `is_read` (some view reads it), or why a
+/// load dead-letters the line whatever its views: it is no JSON object, has no
+/// `resourceType` string, or names no FHIR R4 resource type. A type a view reads is R4 (a
+/// ViewDefinition names one), so only the others are looked up in the R4 list: the lines a
+/// load reads do not pay for it. A load asks this of every line it parses, and
+/// `fhirhouse query --export` and `fhirhouse view` of every line they parse, so that all
+/// three refuse the same lines for the same reasons.
+pub(crate) fn resource_type_of(
+    resource: Json<'_>,
+    is_read: impl FnOnce(&str) -> bool,
+) -> Result<(&str, bool), Reason> {
+    if resource.as_object().is_none() {
+        return Err(Reason::NotAnObject);
+    }
+    let resource_type = resource.get_str("resourceType").ok_or(Reason::MissingResourceType)?;
+    let read = is_read(resource_type);
+    if !read && !is_r4_resource_type(resource_type) {
+        return Err(Reason::UnknownResourceType(resource_type.to_owned()));
+    }
+    Ok((resource_type, read))
+}
+
+/// What a line that is no JSON may really be, when its shape says: a whole file in UTF-16,
+/// or one with bare carriage returns for line ends (old Mac style), both of which read as
+/// one long broken line and would otherwise be reported as a bare syntax error.
+fn line_shape_hint(line: &[u8]) -> &'static str {
+    let head = &line[..line.len().min(64)];
+    let utf16 = head.starts_with(&[0xFF, 0xFE])
+        || head.starts_with(&[0xFE, 0xFF])
+        || (head.len() >= 8 && head.iter().skip(1).step_by(2).all(|&b| b == 0))
+        || (head.len() >= 8 && head.iter().step_by(2).all(|&b| b == 0));
+    if utf16 {
+        "; the file looks like UTF-16: NDJSON is UTF-8 (convert it, e.g. with iconv -f UTF-16 -t UTF-8)"
+    } else if line.windows(3).any(|w| w == b"}\r{") {
+        "; the line holds carriage returns without line feeds: are the file's lines ended by \\r alone? (convert them to \\n)"
+    } else {
+        ""
     }
 }
 

@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::counted;
+
 /// Counts for one input file.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct FileReport {
@@ -242,25 +244,28 @@ impl LoadReport {
         let mb = t.bytes as f64 / 1e6;
         let _ = writeln!(
             s,
-            "load {} {}: {} files, {:.1} MB in {:.1} s ({:.1} MB/s, {} threads)",
+            "load {} {}: {}, {:.1} MB in {:.1} s ({:.1} MB/s, {})",
             self.load_id,
             self.status,
-            self.files.len(),
+            counted(self.files.len() as u64, "file", "files"),
             mb,
             self.seconds,
             mb / self.seconds.max(1e-9),
-            self.threads
+            counted(self.threads as u64, "thread", "threads")
         );
         let _ = writeln!(
             s,
-            "  {} lines: {} loaded, {} without a view, {} dead letters, {} blank",
-            t.lines, t.loaded, t.without_view, t.dead_letters, t.blank_lines
+            "  {}: {} loaded, {} without a view, {}, {} blank",
+            counted(t.lines, "line", "lines"),
+            t.loaded,
+            t.without_view,
+            counted(t.dead_letters, "dead letter", "dead letters"),
+            t.blank_lines
         );
         if t.unread > 0 {
             let unread: Vec<&FileReport> = self.files.iter().filter(|f| f.unread > 0).collect();
             let types: std::collections::BTreeSet<&str> =
                 unread.iter().filter_map(|f| f.declared_type.as_deref()).collect();
-            let lines = if t.unread == 1 { "line" } else { "lines" };
             let types = types.into_iter().collect::<Vec<_>>().join(", ");
             let by_name = unread.iter().filter(|f| f.type_from_name).count();
             let declared_by = match (by_name, unread.len() - by_name) {
@@ -270,8 +275,8 @@ impl LoadReport {
             };
             let _ = writeln!(
                 s,
-                "  {} {lines} not parsed: no view reads {types}, as {declared_by} them (--parse-all checks them)",
-                t.unread
+                "  {} not parsed: no view reads {types}, as {declared_by} them (--parse-all checks them)",
+                counted(t.unread, "line", "lines")
             );
         }
         if let Some(why) = &self.failure {
@@ -288,13 +293,22 @@ impl LoadReport {
         }
         let mismatches: u64 = self.files.iter().map(|f| f.type_mismatches).sum();
         if mismatches > 0 {
-            let _ = writeln!(s, "  {mismatches} resources differ from their file's declared type (see the report)");
+            let _ = writeln!(
+                s,
+                "  {} (see the report)",
+                counted(
+                    mismatches,
+                    "resource differs from its file's declared type",
+                    "resources differ from their file's declared type"
+                )
+            );
         }
         if let Some(d) = &self.duplicates {
             let _ = writeln!(
                 s,
-                "  {} resources occurred more than once: {} older copies dead-lettered, the newest loaded",
-                d.keys, d.superseded
+                "  {} more than once: {} dead-lettered, the newest loaded",
+                counted(d.keys, "resource occurred", "resources occurred"),
+                counted(d.superseded, "older copy", "older copies")
             );
             if !d.kept_in_types.is_empty() {
                 let _ = writeln!(
@@ -307,15 +321,21 @@ impl LoadReport {
         if let Some(u) = self.unmapped_codes.as_ref().filter(|u| u.rows > 0) {
             let _ = writeln!(
                 s,
-                "  {} coded rows not crosswalked ({} distinct codes): see table _dq_unmapped_codes",
-                u.rows, u.codes
+                "  {} not crosswalked ({}): see table _dq_unmapped_codes",
+                counted(u.rows, "coded row", "coded rows"),
+                counted(u.codes, "distinct code", "distinct codes")
             );
         }
         if let Some(m) = &self.merge {
             let _ = writeln!(
                 s,
-                "  merged into load {}: {} inserted, {} updated, {} unchanged, {} deleted ({} listed as deleted were not held)",
-                m.base_load, m.inserted, m.updated, m.unchanged, m.deleted, m.deleted_absent
+                "  merged into load {}: {} inserted, {} updated, {} unchanged, {} deleted ({} not held)",
+                m.base_load,
+                m.inserted,
+                m.updated,
+                m.unchanged,
+                m.deleted,
+                counted(m.deleted_absent, "listed as deleted was", "listed as deleted were")
             );
             if m.replaced_unchecked > 0 {
                 let _ =
@@ -323,18 +343,18 @@ impl LoadReport {
             }
             let _ = writeln!(
                 s,
-                "  {} previous rows kept, {} removed; {} part files carried over, {} rewritten",
-                m.base_rows - m.base_rows_removed,
+                "  {} kept, {} removed; {} carried over, {} rewritten",
+                counted(m.base_rows - m.base_rows_removed, "previous row", "previous rows"),
                 m.base_rows_removed,
-                m.files_linked,
+                counted(m.files_linked, "part file", "part files"),
                 m.files_rewritten
             );
             if m.deleted_unreadable + m.deleted_entries_skipped > 0 {
                 let _ = writeln!(
                     s,
-                    "  deleted files: {} unreadable lines, {} entries that are no DELETE; not applied: {}",
-                    m.deleted_unreadable,
-                    m.deleted_entries_skipped,
+                    "  deleted files: {}, {}; not applied: {}",
+                    counted(m.deleted_unreadable, "unreadable line", "unreadable lines"),
+                    counted(m.deleted_entries_skipped, "entry that is no DELETE", "entries that are no DELETE"),
                     m.deleted_examples.join("; ")
                 );
             }
@@ -345,9 +365,11 @@ impl LoadReport {
                     let _ = writeln!(s, "  server error file {} could not be read: {why}", e.path);
                 }
                 _ => {
-                    let _ = write!(s, "  server reported {} OperationOutcomes in {}", e.outcomes, e.path);
+                    let outcomes = counted(e.outcomes, "OperationOutcome", "OperationOutcomes");
+                    let _ = write!(s, "  server reported {outcomes} in {}", e.path);
                     if e.other_lines > 0 {
-                        let _ = write!(s, " ({} other lines are no OperationOutcome)", e.other_lines);
+                        let other = counted(e.other_lines, "other line is", "other lines are");
+                        let _ = write!(s, " ({other} no OperationOutcome)");
                     }
                     if let Some(why) = &e.unreadable {
                         let _ = write!(s, " (read stopped: {why})");
@@ -402,6 +424,28 @@ mod tests {
         report.total_up();
         report.tables[0].rows = 3;
         assert!(report.check().unwrap_err().contains("3 rows"));
+    }
+
+    #[test]
+    fn summary_counts_of_one_are_singular() {
+        let mut f = file(1, 0, 1);
+        f.type_mismatches = 1;
+        let mut report =
+            LoadReport { load_id: "l".into(), status: "committed".into(), threads: 1, ..Default::default() };
+        report.files.push(f);
+        report.total_up();
+        report.duplicates = Some(super::super::DuplicateReport { keys: 1, superseded: 1, ..Default::default() });
+        report.server_errors.push(ServerErrors { path: "e".into(), outcomes: 1, other_lines: 1, ..Default::default() });
+        let summary = report.summary();
+        for line in [
+            "load l committed: 1 file, 0.0 MB in 0.0 s (0.0 MB/s, 1 thread)",
+            "  1 line: 0 loaded, 0 without a view, 1 dead letter, 0 blank",
+            "  1 resource differs from its file's declared type (see the report)",
+            "  1 resource occurred more than once: 1 older copy dead-lettered, the newest loaded",
+            "  server reported 1 OperationOutcome in e (1 other line is no OperationOutcome)",
+        ] {
+            assert!(summary.lines().any(|l| l == line), "no line {line:?} in\n{summary}");
+        }
     }
 
     #[test]

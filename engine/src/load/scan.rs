@@ -25,8 +25,10 @@ pub struct ScanReport {
     pub threads: usize,
     /// Data files read.
     pub files: usize,
-    /// Non-blank lines.
+    /// Lines, blank ones included, as a load counts them.
     pub lines: u64,
+    /// Blank lines (a load counts them too, and loads nothing from them).
+    pub blank_lines: u64,
     /// Lines that are not valid JSON (or not UTF-8).
     pub invalid_lines: u64,
     /// Lines longer than the line limit (not parsed).
@@ -63,11 +65,12 @@ pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow
                 Err(_) => part.unreadable_files += 1,
                 Ok(reader) => {
                     let mut lines = ChunkLines::new(reader, chunk.range.clone(), max_line_bytes);
+                    let mut non_blank = 0;
                     loop {
                         match lines.next_line() {
                             Ok(None) => break,
                             Ok(Some(ChunkLine::Line { bytes, .. })) => {
-                                part.lines += 1;
+                                non_blank += 1;
                                 match parser.parse(bytes) {
                                     Ok(parsed) => {
                                         let t = parsed.doc().get_str("resourceType").unwrap_or("(none)");
@@ -77,7 +80,7 @@ pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow
                                 }
                             }
                             Ok(Some(ChunkLine::Oversized { .. })) => {
-                                part.lines += 1;
+                                non_blank += 1;
                                 part.oversized_lines += 1;
                             }
                             Err(_) => {
@@ -86,6 +89,8 @@ pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow
                             }
                         }
                     }
+                    part.lines = lines.lines_read();
+                    part.blank_lines = lines.lines_read() - non_blank;
                     part.bytes = lines.bytes_owned();
                 }
             }
@@ -100,6 +105,7 @@ pub fn scan(inputs: &[Address], threads: usize, max_line_bytes: usize) -> anyhow
 impl ScanReport {
     fn add(&mut self, part: &ScanReport) {
         self.lines += part.lines;
+        self.blank_lines += part.blank_lines;
         self.invalid_lines += part.invalid_lines;
         self.oversized_lines += part.oversized_lines;
         self.unreadable_files += part.unreadable_files;
@@ -120,7 +126,7 @@ mod tests {
         let text = "{\"resourceType\":\"Patient\"}\n\n{bad\n{\"resourceType\":\"Observation\"}\n[1]\n".repeat(3);
         std::fs::write(dir.path().join("x.ndjson"), text).unwrap();
         let report = scan(&[Address::parse(dir.path().as_os_str())], 2, 1 << 20).unwrap();
-        assert_eq!((report.lines, report.invalid_lines), (12, 3));
+        assert_eq!((report.lines, report.blank_lines, report.invalid_lines), (15, 3, 3));
         assert_eq!(report.resources_by_type.get("Patient"), Some(&3));
         assert_eq!(report.resources_by_type.get("(none)"), Some(&3));
     }

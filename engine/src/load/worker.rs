@@ -13,12 +13,12 @@ use std::time::Instant;
 use simd_json::prelude::*;
 
 use super::catalog::Catalog;
-use super::dead_letter::{DeadLine, Reason};
+use super::dead_letter::{resource_type_of, DeadLine, Reason};
 use super::dedup::IdRecord;
 use super::raw::RawChunk;
 use super::report::FileReport;
 use crate::sink::shared_parts::SharedPartWriters;
-use crate::source::{is_r4_resource_type, ChunkLine, ChunkLines, ExportFile};
+use crate::source::{ChunkLine, ChunkLines, ExportFile};
 use crate::terminology::UnmappedCounts;
 use crate::view::{ResourceParser, ViewSet};
 
@@ -326,24 +326,6 @@ fn push_dead(shared: &Shared<'_>, done: &mut ChunkDone, dead: DeadLine) {
     }
 }
 
-/// What a line that is no JSON may really be, when its shape says: a whole file in UTF-16,
-/// or one with bare carriage returns for line ends (old Mac style), both of which read as
-/// one long broken line and would otherwise be reported as a bare syntax error.
-fn line_shape_hint(line: &[u8]) -> &'static str {
-    let head = &line[..line.len().min(64)];
-    let utf16 = head.starts_with(&[0xFF, 0xFE])
-        || head.starts_with(&[0xFE, 0xFF])
-        || (head.len() >= 8 && head.iter().skip(1).step_by(2).all(|&b| b == 0))
-        || (head.len() >= 8 && head.iter().step_by(2).all(|&b| b == 0));
-    if utf16 {
-        "; the file looks like UTF-16: NDJSON is UTF-8 (convert it, e.g. with iconv -f UTF-16 -t UTF-8)"
-    } else if line.windows(3).any(|w| w == b"}\r{") {
-        "; the line holds carriage returns without line feeds: are the file's lines ended by \\r alone? (convert them to \\n)"
-    } else {
-        ""
-    }
-}
-
 /// Parses one line, runs the views of its type and keeps the line in `raw` when given. On
 /// `Err`, `state.original` holds the line's original bytes.
 fn process_line(
@@ -356,22 +338,14 @@ fn process_line(
 ) -> Result<(), Reason> {
     state.original.clear();
     state.original.extend_from_slice(bytes);
-    let parsed = state.parser.parse(bytes).map_err(|e| {
-        if *e.error() == simd_json::ErrorType::InvalidUtf8 {
-            Reason::InvalidUtf8
-        } else {
-            Reason::InvalidJson(format!("{e}{}", line_shape_hint(&state.original)))
-        }
-    })?;
+    let parsed = state.parser.parse(bytes).map_err(|e| Reason::unparsable(&e, &state.original))?;
     let resource = parsed.doc();
-    if resource.as_object().is_none() {
-        return Err(Reason::NotAnObject);
-    }
-    let resource_type = resource.get_str("resourceType").ok_or(Reason::MissingResourceType)?;
+    // A dead-lettered line is not also a type mismatch: only resources are counted as those.
+    let (resource_type, read) = resource_type_of(resource, |t| state.views.reads(t))?;
     if file.declared_type.as_deref().is_some_and(|t| t != resource_type) {
         done.report.type_mismatches += 1;
     }
-    if state.views.reads(resource_type) {
+    if read {
         let rows = state.views.append(resource_type, resource).map_err(|e| Reason::View(e.to_string()))?;
         done.report.loaded += 1;
         done.report.rows += rows as u64;
@@ -384,11 +358,9 @@ fn process_line(
         } else {
             done.loaded_by_type.insert(resource_type.to_owned(), 1);
         }
-    } else if is_r4_resource_type(resource_type) {
+    } else {
         done.report.without_view += 1;
         *done.without_view.entry(resource_type.to_owned()).or_default() += 1;
-    } else {
-        return Err(Reason::UnknownResourceType(resource_type.to_owned()));
     }
     if let Some(raw) = raw {
         raw.keep(resource_type, &state.original);

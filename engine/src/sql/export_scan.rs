@@ -24,6 +24,7 @@ use simd_json::prelude::*;
 use tokio::sync::mpsc;
 
 use super::export::{ExportIssues, BATCH_ROWS};
+use crate::load::dead_letter::{resource_type_of, Reason};
 use crate::load::first_resource_is_declared;
 use crate::sink::partition::PartitionSpec;
 use crate::source::{ChunkLine, ChunkLines, ExportFile};
@@ -54,7 +55,8 @@ pub(super) struct Piece {
 pub(super) enum Declared {
     /// The table's own type: every line is parsed.
     Same,
-    /// No type: a line without the table's type name in quotes is skipped unparsed.
+    /// No type: a line without the table's type name in quotes is skipped unparsed, unless
+    /// it has no `"resourceType"` either (it is no resource, and is reported).
     Unknown,
     /// Another type. The file is skipped when its first resource has that type, else read
     /// as if it declared none, so that a misnamed file is not skipped unseen (as a load
@@ -261,6 +263,7 @@ impl Reader {
         let mut builder = ViewBatchBuilder::new(Arc::clone(&self.projection.view));
         let mut parser = ResourceParser::default();
         let finder = memchr::memmem::Finder::new(&self.type_name);
+        let resource_type_key = memchr::memmem::Finder::new(b"\"resourceType\"");
         for piece in pieces {
             if let Declared::Other(first_is_declared) = &piece.declared {
                 if *first_is_declared
@@ -287,13 +290,22 @@ impl Reader {
                 let problem = match lines.next_line() {
                     Ok(None) => break,
                     Ok(Some(ChunkLine::Line { index, offset, bytes })) => {
-                        if !matches!(piece.declared, Declared::Same) && finder.find(bytes).is_none() {
+                        // A line without the type's name is another type's, unless it has no
+                        // `"resourceType"` at all: no resource, which a load dead-letters
+                        // whatever its views, so whichever table meets it reports it.
+                        if !matches!(piece.declared, Declared::Same)
+                            && finder.find(bytes).is_none()
+                            && resource_type_key.find(bytes).is_some()
+                        {
                             continue;
                         }
-                        self.append(&mut builder, bytes, &mut parser).err().map(|reason| (index, offset, reason))
+                        self.append(&mut builder, bytes, &mut parser)
+                            .err()
+                            .map(|reason| (index, offset, problem(&reason.detail(), reason.code())))
                     }
                     Ok(Some(ChunkLine::Oversized { index, offset, len, .. })) => {
-                        Some((index, offset, format!("line of {len} bytes is longer than {MAX_LINE_BYTES}")))
+                        let detail = format!("line of {len} bytes is longer than {MAX_LINE_BYTES}");
+                        Some((index, offset, problem(&detail, Reason::Oversized { len, limit: MAX_LINE_BYTES }.code())))
                     }
                     Err(e) => {
                         let at = lines.position();
@@ -319,25 +331,40 @@ impl Reader {
         }
     }
 
-    /// Parses one line and appends its rows if it is of the view's type.
+    /// Parses one line and appends its rows if it is of the view's type. `Err` says why a
+    /// load would dead-letter the line: a resource of another type is none of this view's
+    /// business (a load gives it to its own type's views), but a line that is no resource
+    /// is, whichever table meets it.
     fn append(
         &self,
         builder: &mut ViewBatchBuilder,
         bytes: &mut [u8],
         parser: &mut ResourceParser,
-    ) -> Result<(), String> {
-        let parsed = parser.parse(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-        let resource = parsed.doc();
-        if resource.get_str("resourceType") != Some(self.projection.view.resource_type()) {
-            return Ok(());
-        }
-        builder.append(resource).map(drop).map_err(|e| e.to_string())
+    ) -> Result<(), Reason> {
+        let error = match parser.parse(bytes) {
+            Ok(parsed) => {
+                let resource = parsed.doc();
+                let table_type = self.projection.view.resource_type();
+                if !resource_type_of(resource, |t| t == table_type)?.1 {
+                    return Ok(());
+                }
+                return builder.append(resource).map(drop).map_err(|e| Reason::View(e.to_string()));
+            }
+            Err(error) => error,
+        };
+        Err(Reason::unparsable(&error, bytes))
     }
 
     /// Sends one batch; false when nobody reads any more.
     fn send(&self, batch: RecordBatch) -> bool {
         self.tx.blocking_send(self.projection.apply(&batch)).is_ok()
     }
+}
+
+/// How a line's problem is reported: the reason, and its code as a load's dead letters and
+/// summary name it.
+fn problem(detail: &str, code: &str) -> String {
+    format!("{detail} ({code})")
 }
 
 #[cfg(test)]
