@@ -493,7 +493,7 @@ fn error_files_are_saved_and_summarised() {
     assert_eq!(outcome.errors.outcomes, 2);
     assert_eq!(outcome.errors.examples[0], "error (processing): Patient/x could not be exported");
     let summary = outcome.summary();
-    assert!(summary.contains("server errors: 2 OperationOutcomes (error 2) in 1 files"), "{summary}");
+    assert!(summary.contains("server errors: 2 OperationOutcomes (error 2) in 1 file\n"), "{summary}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["error"][0]["url"], "error/OperationOutcome.000.ndjson");
@@ -534,7 +534,7 @@ fn levels_and_parameters_reach_the_server_and_since_brings_deletions() {
     assert_eq!((deleted.len(), deleted[0].lines), (1, 1));
     let text = std::fs::read_to_string(dir.path().join("increment/deleted/Bundle.000.ndjson")).unwrap();
     assert!(text.contains(&format!("\"url\":\"Condition/{condition}\"")), "{text}");
-    assert!(increment.summary().contains("deleted: 1 Bundles in 1 files"));
+    assert!(increment.summary().contains("deleted: 1 Bundle in 1 file"));
 }
 
 #[test]
@@ -569,7 +569,7 @@ fn the_cli_exports_and_says_what_it_did_or_why_not() {
     assert!(stderr.contains("kick-off: http://127.0.0.1:"), "{stderr}");
     assert!(stderr.contains("export complete: 2 files, 75 resources"), "{stderr}");
     assert!(stderr.contains("  Condition 65, Patient 10\n"), "{stderr}");
-    assert!(stderr.contains("server errors: 2 OperationOutcomes (error 2) in 1 files"), "{stderr}");
+    assert!(stderr.contains("server errors: 2 OperationOutcomes (error 2) in 1 file\n"), "{stderr}");
     assert!(stderr.contains(&format!("manifest: {}", out.join("manifest.json").display())), "{stderr}");
 
     server.faults(|f| f.kickoff_forbidden = true);
@@ -592,7 +592,7 @@ fn the_cli_exports_and_says_what_it_did_or_why_not() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("export complete: 1 files, 10 resources"), "{stderr}");
+    assert!(stderr.contains("export complete: 1 file, 10 resources"), "{stderr}");
 
     // A folder holding another request's unfinished export is not silently discarded.
     let state = r#"{"request": "http://elsewhere.example/fhir/$export", "status_url": "http://elsewhere.example/jobs/1", "saved": {}}"#;

@@ -82,7 +82,7 @@ fn sekmet_full_export_and_since_increment_with_backend_services() {
         &[&["export", &base, "--out", export.to_str().unwrap(), "--type", "Patient"][..], &es384, &fast].concat(),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("export complete: 1 files, 10 resources"), "{stderr}");
+    assert!(stderr.contains("export complete: 1 file, 10 resources"), "{stderr}");
     let manifest: Value = serde_json::from_slice(&std::fs::read(export.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["output"][0]["url"], "Patient.000.ndjson");
 

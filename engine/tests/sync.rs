@@ -399,7 +399,7 @@ fn the_cli_syncs_twice_and_lists_the_history() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{stderr}");
     assert!(stderr.contains("increment since 2024-06-01T00:00:"), "{stderr}");
-    assert!(stderr.contains("export complete: 1 files, 1 resources"), "{stderr}");
+    assert!(stderr.contains("export complete: 1 file, 1 resource"), "{stderr}");
     assert!(stderr.contains(": 0 inserted, 1 updated, 0 unchanged, 0 deleted"), "{stderr}");
     let history = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
         .args(["history", wh.to_str().unwrap(), "--json"])

@@ -152,13 +152,15 @@ impl ExportOutcome {
         use std::fmt::Write as _;
         let mut s = String::new();
         let count = |section: Section| self.files.iter().filter(move |f| f.section == section);
+        let files = |n: usize| crate::counted(n as u64, "file", "files");
         let resources: u64 = count(Section::Output).map(|f| f.lines).sum();
         let bytes: u64 = self.files.iter().map(|f| f.bytes).sum();
         let _ = writeln!(
             s,
-            "export {}: {} files, {resources} resources, {:.1} MB in {:.1} s (transactionTime {})",
+            "export {}: {}, {}, {:.1} MB in {:.1} s (transactionTime {})",
             if self.already_complete { "already complete" } else { "complete" },
-            count(Section::Output).count(),
+            files(count(Section::Output).count()),
+            crate::counted(resources, "resource", "resources"),
             bytes as f64 / 1e6,
             self.seconds,
             self.manifest.transaction_time
@@ -173,17 +175,19 @@ impl ExportOutcome {
         }
         let deleted: u64 = count(Section::Deleted).map(|f| f.lines).sum();
         if deleted > 0 {
-            let _ = writeln!(s, "  deleted: {deleted} Bundles in {} files", count(Section::Deleted).count());
+            let bundles = crate::counted(deleted, "Bundle", "Bundles");
+            let _ = writeln!(s, "  deleted: {bundles} in {}", files(count(Section::Deleted).count()));
         }
         if self.errors.outcomes + self.errors.unreadable > 0 {
             let _ =
-                writeln!(s, "  server errors: {} in {} files", self.errors.headline(), count(Section::Error).count());
+                writeln!(s, "  server errors: {} in {}", self.errors.headline(), files(count(Section::Error).count()));
             for example in &self.errors.examples {
                 let _ = writeln!(s, "    {example}");
             }
         }
         if self.resumed > 0 {
-            let _ = writeln!(s, "  resumed: {} files were already saved", self.resumed);
+            let resumed = crate::counted(self.resumed as u64, "file was", "files were");
+            let _ = writeln!(s, "  resumed: {resumed} already saved");
         }
         if !self.already_complete {
             let _ = writeln!(

@@ -79,12 +79,13 @@ impl ErrorSummary {
     #[must_use]
     pub fn headline(&self) -> String {
         let severities: Vec<String> = self.by_severity.iter().map(|(s, n)| format!("{s} {n}")).collect();
-        let mut text = format!("{} OperationOutcome{}", self.outcomes, if self.outcomes == 1 { "" } else { "s" });
+        let mut text = crate::counted(self.outcomes, "OperationOutcome", "OperationOutcomes");
         if !severities.is_empty() {
             text.push_str(&format!(" ({})", severities.join(", ")));
         }
         if self.unreadable > 0 {
-            text.push_str(&format!(", {} lines that are not OperationOutcomes", self.unreadable));
+            let lines = crate::counted(self.unreadable, "line that is", "lines that are");
+            text.push_str(&format!(", {lines} not OperationOutcomes"));
         }
         text
     }
