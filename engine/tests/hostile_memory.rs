@@ -201,3 +201,81 @@ fn ids_of_a_long_compressed_file_are_handed_off_with_their_line_numbers() {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0]["line"].as_u64(), dead[0]["reason"].as_str()), (Some(1), Some("superseded_duplicate")));
 }
+
+/// The sample's lines, taking a line of each type in turn (so that any number of them has
+/// the sample's mix of types), with their types.
+fn sample_lines_in_turn() -> Vec<(String, String)> {
+    let mut files: Vec<_> = std::fs::read_dir(sample())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "ndjson"))
+        .collect();
+    files.sort();
+    let mut types: Vec<(String, std::vec::IntoIter<String>)> = files
+        .iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let lines: Vec<String> = std::fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect();
+            (name.split('.').next().unwrap().to_owned(), lines.into_iter())
+        })
+        .collect();
+    let mut out = Vec::new();
+    while !types.is_empty() {
+        types.retain_mut(|(resource_type, lines)| match lines.next() {
+            Some(line) => {
+                out.push((resource_type.clone(), line));
+                true
+            }
+            None => false,
+        });
+    }
+    out
+}
+
+/// Peak heap growth of loading `lines`, a file each when `one_per_file`, else a file per
+/// type.
+fn sample_lines_load_growth(lines: &[(String, String)], one_per_file: bool) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let mut by_type: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
+    for (i, (resource_type, line)) in lines.iter().enumerate() {
+        if one_per_file {
+            std::fs::write(export.join(format!("{resource_type}.{i:05}.ndjson")), format!("{line}\n")).unwrap();
+        } else {
+            let file = by_type.entry(resource_type).or_default();
+            file.push_str(line);
+            file.push('\n');
+        }
+    }
+    for (resource_type, data) in by_type {
+        std::fs::write(export.join(format!("{resource_type}.ndjson")), data).unwrap();
+    }
+    let out = dir.path().join("wh");
+    let mut outcome = None;
+    let growth = peak_growth(|| outcome = Some(load_with(&[export], &out, |o| o.threads = 2)));
+    let report = outcome.unwrap().report;
+    assert_eq!((report.totals.lines, report.totals.dead_letters), (lines.len() as u64, 0));
+    growth
+}
+
+#[test]
+fn one_line_files_with_rows_do_not_pile_up_batches() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Before: every file's worker handed over a batch of a row or so per view, and the part
+    // writers held each as it came until its partition was written: about 7 KB of arrays
+    // for a row, so an export of 100,000 one-line files took a gigabyte. The same lines in
+    // a file per type leave out what the rows themselves cost; what is left per file is the
+    // collector's bookkeeping (see many_tiny_files_cost_little_collector_memory_each) and a
+    // batch or so per partition.
+    let files = 4000;
+    let lines = &sample_lines_in_turn()[..files];
+    let few = sample_lines_load_growth(lines, false);
+    let many = sample_lines_load_growth(lines, true);
+    let per_file = many.saturating_sub(few) / files;
+    println!("peak heap: {few} bytes for the lines in a file per type, {many} for a file per line");
+    assert!(
+        per_file < 3072,
+        "{per_file} bytes of peak heap per one-line file ({few} in a file per type, {many} in a file per line)"
+    );
+}

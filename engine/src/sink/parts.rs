@@ -18,6 +18,17 @@
 //! closed. Memory thus stays flat whatever the size of the input, and a partition gets one
 //! file per load unless it is larger than the file size target or the footer budget.
 //!
+//! Small batches are concatenated as they arrive. A load of many tiny files hands over a
+//! batch of a row or two per file and view, and such a batch costs far more than its rows:
+//! every column is an array of its own with buffers of a minimum size, each behind its own
+//! allocations, so a hundred thousand of them held one by one would take a gigabyte that
+//! the buffer sizes say little of. A pair's last [`SMALL_RUN`] batches of under
+//! [`SMALL_ROWS`] rows become one batch, and so do the last small batches of every pair once
+//! there are [`SMALL_BATCHES`] of them (a load spread over many partitions gives each only
+//! a few). Only small batches are ever copied (the batches of large files go on as they
+//! are), and the memory budget also counts [`ARRAY_OVERHEAD`] per array of every batch it
+//! holds.
+//!
 //! The final flush writes the last row groups and closes the files with several threads
 //! ([`PartLimits::parallel_writes`]): at the end of a load the workers are done, and
 //! encoding the last partitions one after another would leave the other cores idle. Every
@@ -30,7 +41,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::errors::ParquetError;
 use rayon::prelude::*;
@@ -102,11 +113,34 @@ pub struct TableOutput {
 /// A (table index, partition) pair: the rows that go to the same part file.
 type PairKey = (usize, PartitionValue);
 
+/// A batch of fewer rows than this is small: its arrays cost more than its rows, and it may
+/// be copied into one batch with the small batches next to it.
+const SMALL_ROWS: usize = 128;
+
+/// Small batches in a row at the end of a pair's rows that are concatenated into one. Each
+/// row of a one-row batch is then copied about four times before it is part of a batch of
+/// [`SMALL_ROWS`], and a pair holds at most this many small batches for every larger one.
+const SMALL_RUN: usize = 16;
+
+/// Small batches at the ends of all pairs together past which each pair's are
+/// concatenated; or twice as many as were left the last time, when that is more (every
+/// pair keeps one), so that the pairs are not all gone through again after a few batches.
+const SMALL_BATCHES: usize = 1024;
+
+/// Heap an array of a buffered batch takes beyond its buffers' capacity (what
+/// `get_array_memory_size` counts): the allocations of the array itself and of the shared
+/// owner of each buffer, and the allocator's own overhead on each. Negligible for a batch
+/// of thousands of rows, most of it for one of a single row.
+const ARRAY_OVERHEAD: usize = 256;
+
 /// The rows of one pair waiting to be written.
 #[derive(Default)]
 struct Pending {
     batches: Vec<RecordBatch>,
+    /// What the batches cost together ([`PartWriters::cost`]).
     bytes: usize,
+    /// How many of the last batches are small ([`SMALL_ROWS`]).
+    small_tail: usize,
 }
 
 /// The buffered rows and open part files of a load (shared by its workers through
@@ -140,6 +174,62 @@ pub struct PartWriters {
     buffered: usize,
     /// The most `buffered` has been, for the debug log.
     peak_buffered: usize,
+    /// Arrays in a batch of each table (nested ones count their children), for
+    /// [`ARRAY_OVERHEAD`].
+    arrays: Vec<usize>,
+    /// The small batches at the ends of the pairs' rows (their `small_tail`s together).
+    small_batches: usize,
+    /// `small_batches` at which every pair's are concatenated ([`SMALL_BATCHES`]).
+    small_batches_limit: usize,
+    /// Rows copied concatenating small batches, for the debug log.
+    rows_copied: usize,
+}
+
+impl Pending {
+    /// Concatenates the small batches at the end into one, and returns what they cost
+    /// before and what the one costs, batches of the table having `arrays` arrays each.
+    fn concat_small_tail(&mut self, arrays: usize) -> (usize, usize) {
+        let tail = self.batches.split_off(self.batches.len() - self.small_tail);
+        let before: usize = tail.iter().map(|batch| batch_cost(batch, arrays)).sum();
+        let (kept, after) = match arrow::compute::concat_batches(&tail[0].schema(), &tail) {
+            Ok(one) => {
+                let cost = batch_cost(&one, arrays);
+                (vec![one], cost)
+            }
+            // Only batches of different schemas fail to concatenate, and a pair's have one:
+            // keep them as they are, should that ever change.
+            Err(_) => (tail, before),
+        };
+        self.small_tail = match &kept[..] {
+            [one] if one.num_rows() < SMALL_ROWS => 1,
+            _ => 0,
+        };
+        self.batches.extend(kept);
+        self.bytes = self.bytes - before + after;
+        (before, after)
+    }
+}
+
+/// What `batch` costs in memory while buffered, its table's batches having `arrays` arrays.
+fn batch_cost(batch: &RecordBatch, arrays: usize) -> usize {
+    batch.get_array_memory_size() + arrays * ARRAY_OVERHEAD
+}
+
+/// The arrays in a column of type `data_type`: one, and those of its children.
+fn arrays_of(data_type: &DataType) -> usize {
+    1 + match data_type {
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::ListView(item)
+        | DataType::LargeListView(item)
+        | DataType::FixedSizeList(item, _)
+        | DataType::Map(item, _) => arrays_of(item.data_type()),
+        DataType::Struct(fields) => fields.iter().map(|f| arrays_of(f.data_type())).sum(),
+        DataType::Union(fields, _) => fields.iter().map(|(_, f)| arrays_of(f.data_type())).sum(),
+        DataType::Dictionary(_, values) => arrays_of(values),
+        DataType::RunEndEncoded(ends, values) => arrays_of(ends.data_type()) + arrays_of(values.data_type()),
+        _ => 0,
+    }
 }
 
 impl PartWriters {
@@ -147,6 +237,7 @@ impl PartWriters {
     #[must_use]
     pub fn new(root: PathBuf, tables: Arc<Vec<TableLayout>>, writer_id: usize, limits: PartLimits) -> Self {
         let outputs = vec![TableOutput::default(); tables.len()];
+        let arrays = tables.iter().map(|t| t.schema.fields().iter().map(|f| arrays_of(f.data_type())).sum()).collect();
         PartWriters {
             root,
             name_prefix: String::new(),
@@ -165,6 +256,10 @@ impl PartWriters {
             encoding_bytes: 0,
             buffered: 0,
             peak_buffered: 0,
+            arrays,
+            small_batches: 0,
+            small_batches_limit: SMALL_BATCHES,
+            rows_copied: 0,
         }
     }
 
@@ -198,16 +293,52 @@ impl PartWriters {
             return;
         }
         let key = (table, partition);
-        let bytes = batch.get_array_memory_size();
+        let bytes = self.cost(table, batch);
+        self.buffered += bytes;
+        self.peak_buffered = self.peak_buffered.max(self.buffered);
+        let arrays = self.arrays[table];
         let pending = self.pending.entry(key).or_default();
         let was_due = pending.bytes >= self.limits.target_file_bytes;
         pending.batches.push(batch.clone());
         pending.bytes += bytes;
+        self.small_batches -= pending.small_tail;
+        if batch.num_rows() >= SMALL_ROWS {
+            pending.small_tail = 0;
+        } else {
+            pending.small_tail += 1;
+            if pending.small_tail >= SMALL_RUN {
+                let (before, after) = pending.concat_small_tail(arrays);
+                self.buffered = self.buffered - before + after;
+                self.rows_copied += pending.batches.last().map_or(0, RecordBatch::num_rows);
+            }
+        }
+        self.small_batches += pending.small_tail;
         if !was_due && pending.bytes >= self.limits.target_file_bytes {
             self.due.push(key);
         }
-        self.buffered += bytes;
-        self.peak_buffered = self.peak_buffered.max(self.buffered);
+        if self.small_batches >= self.small_batches_limit {
+            self.concat_small_tails();
+        }
+    }
+
+    /// Concatenates the small batches at the end of every pair's rows.
+    fn concat_small_tails(&mut self) {
+        for ((table, _), pending) in &mut self.pending {
+            if pending.small_tail > 1 {
+                self.small_batches -= pending.small_tail;
+                let (before, after) = pending.concat_small_tail(self.arrays[*table]);
+                self.buffered = self.buffered - before + after;
+                self.small_batches += pending.small_tail;
+                self.rows_copied += pending.batches.last().map_or(0, RecordBatch::num_rows);
+            }
+        }
+        self.small_batches_limit = SMALL_BATCHES.max(2 * self.small_batches);
+    }
+
+    /// What `batch` of table `table` costs in memory while buffered: its buffers and
+    /// [`ARRAY_OVERHEAD`] for each of its arrays.
+    fn cost(&self, table: usize, batch: &RecordBatch) -> usize {
+        batch_cost(batch, self.arrays[table])
     }
 
     /// The next row group to encode: a pair whose rows reached the file size target, else
@@ -234,6 +365,7 @@ impl PartWriters {
         let pending = self.pending.remove(&key).expect("due and buffered pairs have rows");
         self.due.retain(|due| *due != key);
         self.buffered -= pending.bytes;
+        self.small_batches -= pending.small_tail;
         self.encoding.insert(key, pending.bytes);
         self.encoding_bytes += pending.bytes;
         let (root, tables) = (self.root.clone(), Arc::clone(&self.tables));
@@ -332,6 +464,7 @@ impl PartWriters {
             peak_buffered = self.peak_buffered,
             files = self.sequence,
             row_groups_before_the_end = self.row_groups,
+            small_batch_rows_copied = self.rows_copied,
             "part files written"
         );
         Ok(self.outputs)
@@ -590,174 +723,5 @@ struct Written {
 }
 
 #[cfg(test)]
-mod tests {
-    use arrow::array::{Int32Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-
-    use super::*;
-
-    fn layout() -> Arc<Vec<TableLayout>> {
-        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)]));
-        Arc::new(vec![TableLayout { name: "t".into(), schema, partition: None }])
-    }
-
-    fn batch(n: usize) -> RecordBatch {
-        let ids: StringArray = (0..n).map(|i| Some(format!("id-{i:08}"))).collect();
-        RecordBatch::try_new(layout()[0].schema.clone(), vec![Arc::new(ids)]).unwrap()
-    }
-
-    fn read_rows(path: &std::path::Path) -> usize {
-        let file = File::open(path).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
-        reader.map(|b| b.unwrap().num_rows()).sum()
-    }
-
-    #[test]
-    fn small_target_rolls_files_over_and_rows_add_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let limits = PartLimits { target_file_bytes: 2000, ..PartLimits::default() };
-        let mut writers = PartWriters::new(dir.path().to_path_buf(), layout(), 3, limits);
-        for _ in 0..10 {
-            writers.write(0, None, &batch(500)).unwrap();
-        }
-        let out = writers.finish().unwrap();
-        assert_eq!(out[0].rows, 5000);
-        assert!(out[0].files.len() > 1, "{:?}", out[0].files);
-        assert!(out[0].files.iter().all(|f| f.starts_with("part-3-")));
-        let total: usize = out[0].files.iter().map(|f| read_rows(&dir.path().join("t").join(f))).sum();
-        assert_eq!(total, 5000);
-    }
-
-    #[test]
-    fn under_budget_each_partition_gets_one_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut writers = PartWriters::new(dir.path().to_path_buf(), layout(), 0, PartLimits::default());
-        for _ in 0..20 {
-            writers.write(0, None, &batch(100)).unwrap();
-        }
-        let out = writers.finish().unwrap();
-        assert_eq!((out[0].rows, out[0].files.len()), (2000, 1));
-    }
-
-    #[test]
-    fn the_final_flush_writes_in_parallel_with_the_names_of_a_serial_one() {
-        let (tables, b) = int_table();
-        let run = |parallel_writes| {
-            let dir = tempfile::tempdir().unwrap();
-            let limits = PartLimits { parallel_writes, ..PartLimits::default() };
-            let mut writers = PartWriters::new(dir.path().to_path_buf(), tables.clone(), 0, limits);
-            for (i, year) in [2001, 2002, 2003, 2001, 2004, 2005].into_iter().enumerate() {
-                writers.write(0, Some(year), &b.slice(0, 1 + i % 3)).unwrap();
-            }
-            let mut out = writers.finish().unwrap();
-            let rows: usize = out[0].files.iter().map(|f| read_rows(&dir.path().join("t").join(f))).sum();
-            out[0].files.sort();
-            (out, rows)
-        };
-        let (serial, serial_rows) = run(1);
-        let (parallel, parallel_rows) = run(4);
-        assert_eq!(serial, parallel);
-        assert_eq!((serial[0].rows, serial_rows, parallel_rows), (12, 12, 12));
-        assert_eq!(serial[0].files.len(), 5, "one file per partition: {:?}", serial[0].files);
-    }
-
-    fn row_groups(path: &std::path::Path) -> usize {
-        let reader = parquet::file::reader::SerializedFileReader::new(File::open(path).unwrap()).unwrap();
-        parquet::file::reader::FileReader::metadata(&reader).num_row_groups()
-    }
-
-    fn int_table() -> (Arc<Vec<TableLayout>>, RecordBatch) {
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
-        let tables = Arc::new(vec![TableLayout { name: "t".into(), schema: schema.clone(), partition: None }]);
-        let b = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
-        (tables, b)
-    }
-
-    #[test]
-    fn over_budget_rows_go_out_as_row_groups_of_one_file_per_partition() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tables, b) = int_table();
-        let limits = PartLimits { target_file_bytes: usize::MAX, memory_budget: 1, ..PartLimits::default() };
-        let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
-        for year in [2001, 2002, 2003, 2001, 2004, 2001] {
-            writers.write(0, Some(year), &b).unwrap();
-        }
-        let mut out = writers.finish().unwrap();
-        out[0].files.sort();
-        assert_eq!(out[0].rows, 18);
-        assert_eq!(out[0].files.len(), 4, "one file per partition: {:?}", out[0].files);
-        // Files are numbered as they are opened: 2001's is the first.
-        let path = |i: usize| dir.path().join("t").join(&out[0].files[i]);
-        assert_eq!(out[0].files[0], "part-0-00001.parquet");
-        assert_eq!((read_rows(&path(0)), row_groups(&path(0))), (9, 3), "every write of 2001 is a row group");
-        let total: usize = (0..4).map(|i| read_rows(&path(i))).sum();
-        assert_eq!(total, 18);
-    }
-
-    #[test]
-    fn a_part_file_that_cannot_be_written_is_named_in_the_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tables, b) = int_table();
-        let limits = PartLimits { target_file_bytes: usize::MAX, memory_budget: 1, ..PartLimits::default() };
-        let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
-        writers.write(0, None, &b).unwrap();
-        // The file in progress is reopened for the next row group: make that fail.
-        let path = dir.path().join("t/part-0-00001.parquet");
-        fs::remove_file(&path).unwrap();
-        fs::create_dir(&path).unwrap();
-        let err = match writers.write(0, None, &b) {
-            Err(e) => e,
-            Ok(()) => writers.finish().unwrap_err(),
-        };
-        assert!(matches!(&err, SinkError::File { path: p, .. } if *p == path), "{err}");
-    }
-
-    #[test]
-    fn a_pair_being_encoded_is_not_handed_out_twice_and_an_abandoned_one_is_not_waited_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tables, b) = int_table();
-        let size = b.get_array_memory_size();
-        let limits = PartLimits { memory_budget: 5 * size / 2, ..PartLimits::default() };
-        let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
-        for year in [2001, 2001, 2002] {
-            writers.buffer(0, Some(year), &b);
-        }
-        let NextJob::Encode(first) = writers.next_job() else { panic!("over budget: a row group is due") };
-        assert_eq!(first.pair(), (0, Some(2001)), "the largest pair");
-        // 2001 is again the largest, but it is being encoded: 2002 goes next.
-        writers.buffer(0, Some(2001), &b);
-        writers.buffer(0, Some(2001), &b);
-        let NextJob::Encode(second) = writers.next_job() else { panic!("over budget, 2002 is free") };
-        assert_eq!(second.pair(), (0, Some(2002)));
-        // Over budget again, with a budget's worth being encoded: wait.
-        writers.buffer(0, Some(2001), &b);
-        assert!(matches!(writers.next_job(), NextJob::Wait));
-        writers.abandon(first.pair());
-        writers.abandon(second.pair());
-        let NextJob::Encode(again) = writers.next_job() else { panic!("nothing to wait for") };
-        writers.complete(again.encode()).unwrap();
-        assert!(matches!(writers.next_job(), NextJob::Idle));
-        assert_eq!(writers.finish().unwrap()[0].rows, 9, "the abandoned jobs' rows are lost");
-    }
-
-    #[test]
-    fn past_the_footer_budget_the_file_with_the_most_row_groups_is_closed() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tables, b) = int_table();
-        let limits = PartLimits { memory_budget: 1, max_open_column_chunks: 3, ..PartLimits::default() };
-        let mut writers = PartWriters::new(dir.path().to_path_buf(), tables, 0, limits);
-        // One column, so a row group is one column chunk: the fourth row group in progress
-        // (2001's third) closes 2001's file, and its next rows start a new one.
-        for year in [2001, 2002, 2001, 2001, 2001] {
-            writers.write(0, Some(year), &b).unwrap();
-        }
-        let mut out = writers.finish().unwrap();
-        assert_eq!(out[0].files[0], "part-0-00001.parquet", "closed before the end: {:?}", out[0].files);
-        let path = |f: &str| dir.path().join("t").join(f);
-        assert_eq!((read_rows(&path("part-0-00001.parquet")), row_groups(&path("part-0-00001.parquet"))), (9, 3));
-        out[0].files.sort();
-        assert_eq!(out[0].files, ["part-0-00001.parquet", "part-0-00002.parquet", "part-0-00003.parquet"]);
-        let total: usize = out[0].files.iter().map(|f| read_rows(&path(f))).sum();
-        assert_eq!((out[0].rows, total), (15, 15));
-    }
-}
+#[path = "parts_tests.rs"]
+mod tests;
