@@ -59,7 +59,10 @@ fn manifest_in_memory_loads_into_a_memory_warehouse_and_reads_back() {
     let second = load_urls("memory://e2e/export/", "memory://e2e/wh");
     assert!(second.committed());
     let after = keys(&store, "wh");
-    assert!(!after.iter().any(|k| k.contains(&first.report.load_id) && !k.contains("/loads/")), "{after:?}");
+    // The first load is kept for the sessions still reading it (replaced just now).
+    assert!(after.iter().any(|k| k.contains(&format!("/part-{}-", first.report.load_id))), "{after:?}");
+    let current: serde_json::Value = serde_json::from_slice(&get(&store, "wh/_fhirhouse/current.json")).unwrap();
+    assert_eq!(current["replaced"][0]["load_id"], first.report.load_id.as_str());
     assert!(!after.iter().any(|k| k.contains("part-20000101T000000Z-dead")), "orphan removed: {after:?}");
     assert!(after.contains(&"wh/patient/README".to_owned()));
     assert_eq!(table_counts("memory://e2e/wh"), expected);

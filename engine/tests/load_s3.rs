@@ -86,11 +86,15 @@ fn manifest_in_s3_loads_into_an_s3_warehouse_with_the_cli() {
     let counts: BTreeMap<String, i64> = table_counts(format!("s3://{bucket}/wh").as_str()).into_iter().collect();
     assert_eq!(counts, expected);
 
-    // A second load from the prefix replaces the first, whose files are then deleted.
+    // A second load from the prefix replaces the first, whose files are kept for the sessions
+    // still reading it (until the next load after it, and for an hour).
     let second = run(&format!("s3://{bucket}/export/"));
     assert_ne!(second["load_id"], first["load_id"]);
+    assert_eq!(second["replaced"][0]["load_id"], first["load_id"]);
     let parts: Vec<String> = keys(&store, "wh").into_iter().filter(|k| k.ends_with(".parquet")).collect();
-    assert!(!parts.is_empty() && parts.iter().all(|k| !k.contains(&load_id)), "{parts:?}");
+    let second_id = second["load_id"].as_str().unwrap();
+    assert!(parts.iter().all(|k| k.contains(&load_id) || k.contains(second_id)), "{parts:?}");
+    assert!(parts.iter().any(|k| k.contains(&load_id)) && parts.iter().any(|k| k.contains(second_id)), "{parts:?}");
     let counts: BTreeMap<String, i64> = table_counts(format!("s3://{bucket}/wh").as_str()).into_iter().collect();
     assert_eq!(counts, expected);
 }

@@ -13,7 +13,9 @@
 //!    unless the increment also exports them (it then holds their state after the deletion);
 //! 3. every table of the previous load is carried into the new snapshot by **hard links**
 //!    (no data copied), and only the part files that hold rows of updated or deleted
-//!    resources are rewritten without them; the increment's own part files are added;
+//!    resources are rewritten without them; the increment's own part files are added. A
+//!    rewrite makes a new file in place of the link, never writes through it, so the previous
+//!    snapshot stays as it was for the sessions still reading it (`sink::commit` keeps it);
 //! 4. the key index is carried the same way (links, files with changed ids rewritten) and
 //!    gets one new file with the increment's winners; `_dq_unmapped_codes` adds the
 //!    increment's counts to the previous ones.

@@ -7,7 +7,9 @@
 //! W/_fhirhouse/current -> snapshots/<load id>          the commit point
 //! W/_fhirhouse/snapshots/<load id>/<table>/...         the tables of one load
 //! W/_fhirhouse/snapshots/<load id>/_tables/<table>.json  per-table metadata
+//! W/_fhirhouse/snapshots/<load id>/_replaced.json     by which load and when it was replaced
 //! W/_fhirhouse/staging/<load id>/                      a load in progress
+//! W/_fhirhouse/removing/<load id>/                     a replaced snapshot being removed
 //! W/_fhirhouse/loads/<load id>.json                    run reports
 //! W/_dead_letter/<load id>/*.ndjson                    lines that could not be loaded
 //! ```
@@ -17,8 +19,15 @@
 //! POSIX makes atomic: readers resolve `W/observation` either through the old snapshot or
 //! through the new one, never a mix and never a partial file. A crash before that rename
 //! leaves the previous state as it was (the next load removes the orphaned staging folder);
-//! a crash after it leaves the new state. The previous snapshot is kept until the next load,
-//! so a query that listed its files before the switch can still read them.
+//! a crash after it leaves the new state.
+//!
+//! A reader (`sql::register_warehouse`) resolves `current` once and reads that snapshot's
+//! folder from then on, so a session keeps reading the load it opened while later loads
+//! publish. For its sake a replaced snapshot is kept until the next load after the one that
+//! replaced it, and for at least [`KEEP_REPLACED_FOR`] after it was replaced (the time each
+//! publish records in the snapshot it replaces, [`REPLACED_FILE`]); the first publish past
+//! both removes it. A snapshot is removed by renaming it into `removing/` first, so a reader
+//! listing it sees all of its files or none (and is told it is gone), never part of them.
 //!
 //! Only a new or empty folder, or a warehouse, is opened ([`check_warehouse_folder`]): a
 //! load adds folders and links beside what is there, and must not do it in a home folder.
@@ -27,11 +36,22 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::SinkError;
 
 const META_DIR: &str = "_fhirhouse";
 const DEAD_LETTER_DIR: &str = "_dead_letter";
+
+/// How long after it was replaced a load's files are kept at least, in a warehouse folder
+/// and in an object store (always also until the next load after the one that replaced it):
+/// a session reads the load that was published when it opened, and a report or a query that
+/// runs while two loads publish should not lose its files.
+pub const KEEP_REPLACED_FOR: Duration = Duration::from_secs(60 * 60);
+
+/// The file a publish writes into the snapshot it replaces: `{"replaced_by": <load id>,
+/// "replaced_at": <RFC 3339>}`.
+pub const REPLACED_FILE: &str = "_replaced.json";
 
 /// A warehouse folder, locked for one load at a time.
 #[derive(Debug)]
@@ -184,8 +204,22 @@ impl Warehouse {
         sync_path(&meta).map_err(|source| SinkError::File { path: meta.clone(), source })?;
 
         self.remove_stale_links(tables);
+        if let Some(previous) = previous.as_deref().filter(|p| *p != load_id) {
+            self.mark_replaced(previous, load_id);
+        }
         self.remove_old_snapshots(load_id, previous.as_deref());
         Ok(())
+    }
+
+    /// Records in the snapshot `previous` that `by` replaced it now, which starts its grace
+    /// period. A snapshot without the record is removed by the next publish after `by`.
+    fn mark_replaced(&self, previous: &str, by: &str) {
+        let path = self.meta().join("snapshots").join(previous).join(REPLACED_FILE);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let record = serde_json::json!({ "replaced_by": by, "replaced_at": now });
+        if let Err(e) = write_file_atomically(&path, record.to_string().as_bytes()) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot record when the previous load was replaced");
+        }
     }
 
     fn meta(&self) -> PathBuf {
@@ -245,17 +279,48 @@ impl Warehouse {
         }
     }
 
-    /// Keeps the new snapshot and the one before it; removes the rest.
+    /// Keeps the new snapshot, the one before it, and those replaced less than
+    /// [`KEEP_REPLACED_FOR`] ago; removes the rest, each renamed into `removing/` first.
     fn remove_old_snapshots(&self, current: &str, previous: Option<&str>) {
+        let removing = self.meta().join("removing");
+        // What an interrupted removal left.
+        if let Ok(entries) = fs::read_dir(&removing) {
+            entries.flatten().for_each(|entry| remove_tree(&entry.path()));
+        }
         let Ok(entries) = fs::read_dir(self.meta().join("snapshots")) else { return };
+        let now = chrono::Utc::now();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name != current && Some(name.as_str()) != previous {
-                if let Err(e) = fs::remove_dir_all(entry.path()) {
-                    tracing::warn!(path = %entry.path().display(), error = %e, "could not remove an old snapshot");
+            if name == current || Some(name.as_str()) == previous {
+                continue;
+            }
+            let replaced = replaced_at(&entry.path());
+            if replaced.is_some_and(|at| now.signed_duration_since(at).to_std().unwrap_or_default() < KEEP_REPLACED_FOR)
+            {
+                continue;
+            }
+            let away = removing.join(&name);
+            let moved = fs::create_dir_all(&removing).and_then(|()| fs::rename(entry.path(), &away));
+            match moved {
+                Ok(()) => remove_tree(&away),
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "could not remove an old snapshot")
                 }
             }
         }
+    }
+}
+
+/// When the snapshot folder `dir` was replaced, by its [`REPLACED_FILE`].
+fn replaced_at(dir: &Path) -> Option<chrono::DateTime<chrono::Utc>> {
+    let record: serde_json::Value = serde_json::from_slice(&fs::read(dir.join(REPLACED_FILE)).ok()?).ok()?;
+    let at = chrono::DateTime::parse_from_rfc3339(record["replaced_at"].as_str()?).ok()?;
+    Some(at.with_timezone(&chrono::Utc))
+}
+
+fn remove_tree(path: &Path) {
+    if let Err(e) = fs::remove_dir_all(path) {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove an old snapshot");
     }
 }
 
@@ -442,8 +507,25 @@ mod tests {
         fs::write(dir.join("part.txt"), content).unwrap();
     }
 
+    fn snapshots(root: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(root.join("_fhirhouse/snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Makes the snapshot `id` look replaced two hours ago.
+    fn back_date(root: &Path, id: &str) {
+        let path = root.join("_fhirhouse/snapshots").join(id).join(REPLACED_FILE);
+        let mut record: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        record["replaced_at"] = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339().into();
+        fs::write(path, record.to_string()).unwrap();
+    }
+
     #[test]
-    fn publish_switches_tables_and_keeps_one_previous_snapshot() {
+    fn publish_switches_tables_and_keeps_replaced_snapshots_for_a_while() {
         let root = tempfile::tempdir().unwrap();
         let w = Warehouse::open(root.path()).unwrap();
         for (id, content) in [("L1", "one"), ("L2", "two"), ("L3", "three")] {
@@ -452,13 +534,23 @@ mod tests {
             assert_eq!(fs::read_to_string(root.path().join("patient/part.txt")).unwrap(), content);
             assert_eq!(w.current().as_deref(), Some(id));
         }
-        let snapshots: Vec<_> = fs::read_dir(root.path().join("_fhirhouse/snapshots"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        let mut snapshots = snapshots;
-        snapshots.sort();
-        assert_eq!(snapshots, ["L2", "L3"]);
+        assert_eq!(snapshots(root.path()), ["L1", "L2", "L3"], "replaced within the grace period");
+        let record: serde_json::Value =
+            serde_json::from_slice(&fs::read(root.path().join("_fhirhouse/snapshots/L1").join(REPLACED_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(record["replaced_by"], "L2");
+        assert!(!root.path().join("_fhirhouse/snapshots/L3").join(REPLACED_FILE).exists());
+
+        // Past it, the next publish removes them, but for the one it replaces; so does it a
+        // snapshot that does not say when it was replaced (an older fhirhouse's).
+        back_date(root.path(), "L1");
+        back_date(root.path(), "L2");
+        stage(&w, "L0", "patient", "zero");
+        fs::rename(w.begin("L0").unwrap(), root.path().join("_fhirhouse/snapshots/L0")).unwrap();
+        stage(&w, "L4", "patient", "four");
+        w.publish("L4", &["patient".into()]).unwrap();
+        assert_eq!(snapshots(root.path()), ["L3", "L4"]);
+        assert!(fs::read_dir(root.path().join("_fhirhouse/removing")).unwrap().next().is_none());
     }
 
     #[test]

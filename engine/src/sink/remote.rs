@@ -6,6 +6,7 @@
 //! W/<table>/[<key>=<year>/]part-<load id>-<writer>-<n>.parquet   data files, named per load
 //! W/_fhirhouse/current.json                                     the commit record
 //! W/_fhirhouse/snapshots/<load id>/_tables/<table>.json         per-table metadata
+//! W/_fhirhouse/snapshots/<load id>/_commit.json                 a replaced load's commit record
 //! W/_fhirhouse/loads/<load id>.json                             run reports
 //! W/_dead_letter/<load id>/*.ndjson                             lines that could not be loaded
 //! ```
@@ -17,20 +18,28 @@
 //!    carry the load id, so they never overwrite a file of the published load, and no
 //!    partial object is ever visible;
 //! 2. uploads the snapshot metadata (`_fhirhouse/snapshots/<load id>/...`);
-//! 3. writes `_fhirhouse/current.json` — `{"load_id": ..., "tables": {table: [keys]}}`, keys
-//!    relative to `W` — with one conditional PUT: **the commit point**. The PUT succeeds only
-//!    if `current.json` is still the version [`RemoteWarehouse::open`] read (by e-tag, or
-//!    "does not exist yet"), so of loads that overlap, only the first to commit publishes;
-//!    the others fail here, naming it, and delete what they uploaded;
-//! 4. deletes the previous load's data files, and any `part-*.parquet` under a table prefix
-//!    or other snapshots' metadata that the new record does not list **and** that is older
-//!    than the new `current.json` (orphans of a load that died, or lost, before its commit).
-//!    A load that began after the commit uploads only newer files, so this step never takes
-//!    the files of a load still running; that load removes them itself if it loses.
+//!    It also saves the commit record of the load it replaces as that load's
+//!    `_commit.json`, so that later loads know its files while it is kept;
+//! 3. writes `_fhirhouse/current.json` — `{"load_id": ..., "tables": {table: [keys]},
+//!    "replaced": [{"load_id": ..., "replaced_at": ...}]}`, keys relative to `W` — with one
+//!    conditional PUT: **the commit point**. The PUT succeeds only if `current.json` is still
+//!    the version [`RemoteWarehouse::open`] read (by e-tag, or "does not exist yet"), so of
+//!    loads that overlap, only the first to commit publishes; the others fail here, naming
+//!    it, and delete what they uploaded. `replaced` lists the loads still kept for readers:
+//!    the one this load replaced, and earlier ones replaced less than
+//!    [`KEEP_REPLACED_FOR`] ago;
+//! 4. deletes the files of the loads that dropped out of `replaced`, and any `part-*.parquet`
+//!    under a table prefix or other snapshots' metadata that no kept load lists **and** that
+//!    is older than the new `current.json` (orphans of a load that died, or lost, before its
+//!    commit). A load that began after the commit uploads only newer files, so this step
+//!    never takes the files of a load still running; that load removes them itself if it
+//!    loses. When the record of a kept load cannot be read, no data file is deleted.
 //!
 //! Readers that go through `current.json` (fhirhouse's own `sql::register_warehouse`) see
-//! either the old load or the new one, complete. Readers that list the prefixes themselves
-//! (a glob in DuckDB or Spark) may see both loads between steps 3 and 4, and orphans of a
+//! either the old load or the new one, complete, and a session goes on reading the load it
+//! opened until that load drops out of `replaced` (the next load after the one that replaced
+//! it, once it has been replaced for [`KEEP_REPLACED_FOR`]). Readers that list the prefixes
+//! themselves (a glob in DuckDB or Spark) see every kept load's files, and orphans of a
 //! crashed load until the next load's step 4. A failure before step 3 leaves the previous
 //! state published. A store without conditional PUTs (`NotImplemented`: the local file
 //! system behind a registered store) gets an unconditional one and a warning: there, one
@@ -48,6 +57,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutPayload,
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::commit::KEEP_REPLACED_FOR;
 use super::SinkError;
 use crate::store::{self, StoreError};
 
@@ -60,6 +70,8 @@ const MULTIPART_THRESHOLD: u64 = 16 << 20;
 const PART_BYTES: usize = 8 << 20;
 /// Files uploaded at once.
 const CONCURRENT_UPLOADS: usize = 8;
+/// A replaced load's commit record, in its snapshot folder.
+const RECORD_FILE: &str = "_commit.json";
 
 /// The content of `_fhirhouse/current.json`: the published load and its data files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +80,19 @@ pub struct CommitRecord {
     pub load_id: String,
     /// Every table's data files, as keys relative to the warehouse URL.
     pub tables: BTreeMap<String, Vec<String>>,
+    /// The loads this one replaced whose files are still kept for readers, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<Replaced>,
+}
+
+/// A replaced load whose files are kept, and when it was replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replaced {
+    /// The load.
+    pub load_id: String,
+    /// When the load after it was published (RFC 3339, by the clock of the machine that
+    /// published it).
+    pub replaced_at: String,
 }
 
 impl CommitRecord {
@@ -225,7 +250,8 @@ impl RemoteWarehouse {
     pub fn publish(&self, load_id: &str, tables: &[String]) -> Result<(), SinkError> {
         let base = Base::clone(&self.base.lock().expect("no panic holds the base"));
         let staged = self.staging.join(load_id).join("tables");
-        let mut record = CommitRecord { load_id: load_id.to_owned(), tables: BTreeMap::new() };
+        let (replaced, expired) = retention(base.record.as_ref(), load_id, chrono::Utc::now());
+        let mut record = CommitRecord { load_id: load_id.to_owned(), tables: BTreeMap::new(), replaced };
         record.tables.extend(tables.iter().map(|t| (t.clone(), Vec::new())));
         let mut uploads = Vec::new();
         for (relative, local) in
@@ -245,7 +271,11 @@ impl RemoteWarehouse {
         record.tables.values_mut().for_each(|keys| keys.sort());
         let keys: Vec<String> = uploads.iter().map(|(_, key)| key.clone()).collect();
         let json = serde_json::to_vec_pretty(&record).expect("records serialise");
-        let committed = self.upload(uploads).map_err(SinkError::from).and_then(|()| self.commit(json, &base));
+        let committed = self
+            .upload(uploads)
+            .and_then(|()| self.save_replaced_record(base.record.as_ref()))
+            .map_err(SinkError::from)
+            .and_then(|()| self.commit(json, &base));
         let version = match committed {
             Ok(version) => version,
             Err(e) => {
@@ -254,7 +284,7 @@ impl RemoteWarehouse {
             }
         };
         tracing::info!(load_id, warehouse = %self.url, "published");
-        self.sweep(&record, base.record.as_ref(), self.committed_at(&version));
+        self.sweep(&record, base.record.as_ref(), &expired, self.committed_at(&version));
         **self.base.lock().expect("no panic holds the base") = Base { record: Some(record), version: Some(version) };
         Ok(())
     }
@@ -384,30 +414,70 @@ impl RemoteWarehouse {
         }
     }
 
-    /// Step 4 of the protocol: removes what the new commit record does not reference: the
-    /// files of `previous`, and the part and snapshot files older than `committed` (by whole
-    /// seconds, since stores report times at different precisions). Without `committed`,
-    /// orphans are left to the next load.
+    /// Saves the commit record of `previous`, the load being replaced, in its snapshot
+    /// folder: the loads after this one learn its files there while it is kept.
+    fn save_replaced_record(&self, previous: Option<&CommitRecord>) -> Result<(), StoreError> {
+        let Some(previous) = previous else { return Ok(()) };
+        let record = CommitRecord { replaced: Vec::new(), ..previous.clone() };
+        let json = serde_json::to_vec_pretty(&record).expect("records serialise");
+        self.put(&snapshot_key(&previous.load_id, RECORD_FILE), json)
+    }
+
+    /// The commit record a replaced load saved in its snapshot folder.
+    fn replaced_record(&self, load_id: &str) -> Result<CommitRecord, StoreError> {
+        let relative = snapshot_key(load_id, RECORD_FILE);
+        let (store, key) = (Arc::clone(&self.store), self.key(&relative));
+        let bytes = store::run(async move { store.get(&key).await?.bytes().await })
+            .map_err(|e| StoreError::new(self.url_of(&relative), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::new(self.url_of(&relative), e))
+    }
+
+    /// Step 4 of the protocol: removes what no kept load references: the files of the loads
+    /// in `expired` (dropped from `record.replaced`), and the part and snapshot files older
+    /// than `committed` (by whole seconds, since stores report times at different
+    /// precisions). `previous` is the load `record` replaced. Without `committed`, orphans are
+    /// left to the next load; without the records of every kept load, all data files are.
     fn sweep(
         &self,
         record: &CommitRecord,
         previous: Option<&CommitRecord>,
+        expired: &[String],
         committed: Option<chrono::DateTime<chrono::Utc>>,
     ) {
-        let keep: HashSet<ObjectPath> = record.tables.values().flatten().map(|k| self.key(k)).collect();
-        let mut doomed: BTreeSet<ObjectPath> = previous
-            .into_iter()
-            .flat_map(|p| p.tables.values().flatten())
-            .map(|k| self.key(k))
-            .filter(|k| !keep.contains(k))
+        let mut kept = vec![record.clone()];
+        let mut complete = true;
+        for replaced in &record.replaced {
+            match previous.filter(|p| p.load_id == replaced.load_id) {
+                Some(previous) => kept.push(previous.clone()),
+                None => match self.replaced_record(&replaced.load_id) {
+                    Ok(found) => kept.push(found),
+                    Err(e) => {
+                        tracing::warn!(warehouse = %self.url, error = %e, "no data files removed: a kept load's files are not known");
+                        complete = false;
+                    }
+                },
+            }
+        }
+        let gone: Vec<CommitRecord> = expired.iter().filter_map(|id| self.replaced_record(id).ok()).collect();
+        let keep: HashSet<ObjectPath> =
+            kept.iter().flat_map(|r| r.tables.values().flatten()).map(|k| self.key(k)).collect();
+        let mut doomed: BTreeSet<ObjectPath> = BTreeSet::new();
+        if complete {
+            doomed.extend(gone.iter().flat_map(|r| r.tables.values().flatten()).map(|k| self.key(k)));
+            doomed.retain(|k| !keep.contains(k));
+        }
+        let tables: BTreeSet<&String> = kept.iter().chain(&gone).flat_map(|r| r.tables.keys()).collect();
+        let snapshots: Vec<ObjectPath> = std::iter::once(&record.load_id)
+            .chain(record.replaced.iter().map(|r| &r.load_id))
+            .map(|id| self.key(&snapshot_key(id, "")))
             .collect();
-        let tables: BTreeSet<&String> =
-            record.tables.keys().chain(previous.into_iter().flat_map(|p| p.tables.keys())).collect();
-        let snapshot = self.key(&snapshot_key(&record.load_id, ""));
-        // The previous load's metadata goes whatever its age: it was committed before this load.
-        let previous_snapshot = previous.map(|p| self.key(&snapshot_key(&p.load_id, "")));
+        let expired: Vec<ObjectPath> = expired.iter().map(|id| self.key(&snapshot_key(id, ""))).collect();
         let older = |meta: &ObjectMeta| committed.is_some_and(|c| whole_second(meta) < c);
-        let listed = tables.into_iter().map(|t| (self.key(t), true)).chain([(self.key("_fhirhouse/snapshots"), false)]);
+        let listed = tables
+            .into_iter()
+            .filter(|_| complete)
+            .map(|t| (self.key(t), true))
+            .chain([(self.key("_fhirhouse/snapshots"), false)]);
         for (prefix, parts_only) in listed {
             match self.list(&prefix) {
                 Ok(found) => doomed.extend(
@@ -421,8 +491,8 @@ impl RemoteWarehouse {
                                     && !keep.contains(k)
                                     && older(meta)
                             } else {
-                                !k.prefix_matches(&snapshot)
-                                    && (older(meta) || previous_snapshot.as_ref().is_some_and(|p| k.prefix_matches(p)))
+                                !snapshots.iter().any(|s| k.prefix_matches(s))
+                                    && (older(meta) || expired.iter().any(|e| k.prefix_matches(e)))
                             }
                         })
                         .map(|meta| meta.location),
@@ -437,6 +507,33 @@ impl RemoteWarehouse {
         let (store, prefix) = (Arc::clone(&self.store), prefix.clone());
         store::run(async move { store.list(Some(&prefix)).try_collect().await })
     }
+}
+
+/// The loads a publish of `load_id` over `previous` keeps for readers (`previous` itself,
+/// replaced `now`, and the loads it kept that were replaced less than [`KEEP_REPLACED_FOR`]
+/// ago), and the ones it drops.
+fn retention(
+    previous: Option<&CommitRecord>,
+    load_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Vec<Replaced>, Vec<String>) {
+    let Some(previous) = previous.filter(|p| p.load_id != load_id) else { return (Vec::new(), Vec::new()) };
+    let replaced_at = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut kept = vec![Replaced { load_id: previous.load_id.clone(), replaced_at }];
+    let mut dropped = Vec::new();
+    for replaced in &previous.replaced {
+        if replaced.load_id == previous.load_id || replaced.load_id == load_id {
+            continue;
+        }
+        let age = chrono::DateTime::parse_from_rfc3339(&replaced.replaced_at)
+            .map(|at| now.signed_duration_since(at).to_std().unwrap_or_default());
+        if age.is_ok_and(|age| age < KEEP_REPLACED_FOR) {
+            kept.push(replaced.clone());
+        } else {
+            dropped.push(replaced.load_id.clone());
+        }
+    }
+    (kept, dropped)
 }
 
 /// An object's last-modified time, truncated to the second.

@@ -32,7 +32,7 @@ fn put(store: &Arc<dyn ObjectStore>, key: &str) {
 }
 
 #[test]
-fn publish_commits_then_removes_the_previous_load_and_orphans() {
+fn publish_commits_keeps_the_replaced_load_and_removes_orphans() {
     let (w, store) = warehouse("publish");
     stage(&w, "L1", &["t/y=1/part-L1-0-00001.parquet", "_tables/t.json"]);
     w.publish("L1", &["t".into(), "empty".into()]).unwrap();
@@ -40,6 +40,7 @@ fn publish_commits_then_removes_the_previous_load_and_orphans() {
     assert_eq!(record.load_id, "L1");
     assert_eq!(record.tables["t"], ["t/y=1/part-L1-0-00001.parquet"]);
     assert!(record.tables["empty"].is_empty());
+    assert!(record.replaced.is_empty());
 
     // A crashed load's orphan part, and a foreign file that is not ours to delete.
     put(&store, "wh/t/y=2/part-L0-0-00001.parquet");
@@ -49,15 +50,100 @@ fn publish_commits_then_removes_the_previous_load_and_orphans() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     stage(&w, "L2", &["t/y=1/part-L2-0-00001.parquet", "_tables/t.json"]);
     w.publish("L2", &["t".into()]).unwrap();
+    // L1 is kept for the sessions reading it, with its commit record.
     assert_eq!(
         keys(&store),
         [
             "wh/_fhirhouse/current.json",
+            "wh/_fhirhouse/snapshots/L1/_commit.json",
+            "wh/_fhirhouse/snapshots/L1/_tables/t.json",
             "wh/_fhirhouse/snapshots/L2/_tables/t.json",
             "wh/t/notes.txt",
+            "wh/t/y=1/part-L1-0-00001.parquet",
             "wh/t/y=1/part-L2-0-00001.parquet",
         ]
     );
+    let replaced = w.current().unwrap().unwrap().replaced;
+    assert_eq!(replaced.iter().map(|r| r.load_id.as_str()).collect::<Vec<_>>(), ["L1"]);
+}
+
+/// Makes every load `current.json` keeps look replaced two hours ago.
+fn back_date(store: &Arc<dyn ObjectStore>) {
+    let (reader, key) = (Arc::clone(store), ObjectPath::from("wh/_fhirhouse/current.json"));
+    let bytes = store::run(async move { reader.get(&key).await.unwrap().bytes().await.unwrap() });
+    let mut record: CommitRecord = serde_json::from_slice(&bytes).unwrap();
+    let then = chrono::Utc::now() - chrono::Duration::hours(2);
+    record.replaced.iter_mut().for_each(|r| r.replaced_at = then.to_rfc3339());
+    let (writer, key) = (Arc::clone(store), ObjectPath::from("wh/_fhirhouse/current.json"));
+    store::run(async move { writer.put(&key, serde_json::to_vec(&record).unwrap().into()).await.unwrap() });
+}
+
+#[test]
+fn replaced_loads_are_kept_for_the_grace_period_and_until_the_next_load() {
+    let (w, store) = warehouse("grace");
+    for id in ["L1", "L2", "L3"] {
+        stage(&w, id, &[&format!("t/part-{id}-0-00001.parquet"), "_tables/t.json"]);
+        w.publish(id, &["t".into()]).unwrap();
+    }
+    let replaced: Vec<String> = w.current().unwrap().unwrap().replaced.into_iter().map(|r| r.load_id).collect();
+    assert_eq!(replaced, ["L2", "L1"], "both replaced just now");
+    assert_eq!(keys(&store).iter().filter(|k| k.ends_with(".parquet")).count(), 3);
+
+    // Two hours later: L4 keeps L3 (the load it replaces) and drops L1 and L2.
+    back_date(&store);
+    let w = reopen(&w);
+    stage(&w, "L4", &["t/part-L4-0-00001.parquet", "_tables/t.json"]);
+    w.publish("L4", &["t".into()]).unwrap();
+    assert_eq!(
+        keys(&store),
+        [
+            "wh/_fhirhouse/current.json",
+            "wh/_fhirhouse/snapshots/L3/_commit.json",
+            "wh/_fhirhouse/snapshots/L3/_tables/t.json",
+            "wh/_fhirhouse/snapshots/L4/_tables/t.json",
+            "wh/t/part-L3-0-00001.parquet",
+            "wh/t/part-L4-0-00001.parquet",
+        ]
+    );
+
+    // A kept load whose record cannot be read: no data file is removed, not even an orphan.
+    let (deleter, key) = (Arc::clone(&store), ObjectPath::from("wh/_fhirhouse/snapshots/L3/_commit.json"));
+    store::run(async move { deleter.delete(&key).await.unwrap() });
+    put(&store, "wh/t/part-L0-0-00001.parquet");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    stage(&w, "L5", &["t/part-L5-0-00001.parquet", "_tables/t.json"]);
+    w.publish("L5", &["t".into()]).unwrap();
+    let parts: Vec<String> = keys(&store).into_iter().filter(|k| k.ends_with(".parquet")).collect();
+    assert_eq!(
+        parts,
+        [
+            "wh/t/part-L0-0-00001.parquet",
+            "wh/t/part-L3-0-00001.parquet",
+            "wh/t/part-L4-0-00001.parquet",
+            "wh/t/part-L5-0-00001.parquet"
+        ]
+    );
+}
+
+#[test]
+fn retention_keeps_the_previous_load_and_the_recently_replaced_ones() {
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| (now - chrono::Duration::minutes(minutes)).to_rfc3339();
+    let replaced = |id: &str, replaced_at: String| Replaced { load_id: id.into(), replaced_at };
+    let previous = CommitRecord {
+        load_id: "L4".into(),
+        tables: BTreeMap::new(),
+        replaced: vec![
+            replaced("L3", at(1)),
+            replaced("L2", at(59)),
+            replaced("L1", at(61)),
+            replaced("L0", "?".into()),
+        ],
+    };
+    let (kept, dropped) = retention(Some(&previous), "L5", now);
+    let kept: Vec<&str> = kept.iter().map(|r| r.load_id.as_str()).collect();
+    assert_eq!((kept, dropped), (vec!["L4", "L3", "L2"], vec!["L1".to_owned(), "L0".to_owned()]));
+    assert_eq!(retention(None, "L1", now), (Vec::new(), Vec::new()));
 }
 
 #[test]
@@ -149,11 +235,11 @@ fn the_sweep_spares_files_newer_than_the_commit() {
     put(&store, "wh/_fhirhouse/snapshots/L2/_tables/t.json");
     let now = chrono::Utc::now();
 
-    w.sweep(&record, None, Some(now - chrono::Duration::seconds(5)));
+    w.sweep(&record, None, &[], Some(now - chrono::Duration::seconds(5)));
     assert_eq!(keys(&store).len(), 4, "newer than the commit: kept");
-    w.sweep(&record, None, None);
+    w.sweep(&record, None, &[], None);
     assert_eq!(keys(&store).len(), 4, "commit time unknown: kept");
-    w.sweep(&record, None, Some(now + chrono::Duration::seconds(5)));
+    w.sweep(&record, None, &[], Some(now + chrono::Duration::seconds(5)));
     assert_eq!(keys(&store), ["wh/_fhirhouse/current.json", "wh/t/part-L1-0-00001.parquet"], "older: removed");
 }
 
@@ -169,6 +255,7 @@ fn a_store_without_conditional_puts_publishes_unconditionally() {
         w.publish(id, &["t".into()]).unwrap();
     }
     assert_eq!(w.current().unwrap().unwrap().load_id, "L2");
-    assert!(!dir.path().join("wh/t/part-L1-0-00001.parquet").exists());
+    // L1 is kept for its readers.
+    assert!(dir.path().join("wh/t/part-L1-0-00001.parquet").exists());
     assert!(dir.path().join("wh/t/part-L2-0-00001.parquet").exists());
 }

@@ -58,6 +58,10 @@ impl SqlError {
     /// listed when the statement names another.
     #[must_use]
     pub fn from_datafusion(err: &DataFusionError, tables: &[String]) -> SqlError {
+        if let Some(gone) = snapshot_gone(err) {
+            // Its own sentence: the wrapping (parquet, object store) says nothing more.
+            return SqlError { message: gone.0.clone(), span: None, notes: Vec::new() };
+        }
         let diagnostic = err.diagnostic();
         let mut span = diagnostic.and_then(|d| d.span).map(|s| {
             let at = |l: datafusion::common::Location| (l.line as usize, l.column as usize);
@@ -188,6 +192,18 @@ fn position_in_text(text: &str) -> Option<(usize, usize)> {
     let (line, rest) = rest.split_once(", Column: ")?;
     let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
     Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+/// The [`SnapshotGone`](super::SnapshotGone) that caused `err`, however deep.
+fn snapshot_gone(err: &DataFusionError) -> Option<&super::SnapshotGone> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(gone) = e.downcast_ref::<super::SnapshotGone>() {
+            return Some(gone);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// DataFusion's category prefixes ("Error during planning: ", "SQL error: ParserError(...)")

@@ -1,12 +1,13 @@
 //! The SQL stage: a warehouse's (or an export's) tables in Apache DataFusion, and what a
 //! SQL front end needs around them.
 //!
-//! [`register_warehouse`] reads the table metadata of the warehouse's current snapshot
-//! (`_fhirhouse/current/_tables/*.json`) and registers each table as a DataFusion listing
-//! table over its Parquet files, with its exact Arrow schema (recompiled from the
-//! ViewDefinition stored in the metadata) and its Hive partition key as an `Int32` column,
-//! so that filters on the key skip whole partitions. A warehouse in an object store is read
-//! through its commit record instead (`snapshot`): exactly the files it lists. The mapping
+//! [`register_warehouse`] reads which load the warehouse has published (the
+//! `_fhirhouse/current` link, or an object store's commit record) once, and registers each
+//! table of that load's snapshot (`_fhirhouse/snapshots/<load id>/_tables/*.json`) as a
+//! DataFusion listing table over its Parquet files, with its exact Arrow schema (recompiled
+//! from the ViewDefinition stored in the metadata) and its Hive partition key as an `Int32`
+//! column, so that filters on the key skip whole partitions. The session stays on that load
+//! while later loads publish, and is told when its files are gone (`snapshot`). The mapping
 //! tables (crosswalks, value sets, CMS-HCC) are registered beside them (`mappings`), with
 //! the SQL functions fhirhouse adds (`icd10_in_range`, `age_in_years`).
 //! [`ExportTables`] are the same tables computed straight from a raw export's NDJSON.
@@ -40,11 +41,11 @@ pub use diagnose::SqlError;
 pub use export::{ExportIssues, ExportTable, ExportTables};
 pub use mappings::register_mappings;
 pub use session::{Session, Tables};
+pub use snapshot::SnapshotGone;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
@@ -53,45 +54,27 @@ use crate::store::Address;
 
 /// Registers every table of the warehouse at `root` (a folder or an object-store URL) in
 /// `ctx`, then the shipped mapping tables ([`register_mappings`]); returns the warehouse's
-/// table names, sorted. The tables are those of the load published when this
-/// is called, even if a later load publishes while the session runs (until that load's
-/// cleanup removes the files).
+/// table names, sorted.
+///
+/// The tables are those of the load published when this is called, all of them, and stay
+/// so: a load that publishes later does not change what `ctx` reads. The files of a
+/// replaced load are kept until the next load after it, and for at least
+/// [`KEEP_REPLACED_FOR`](crate::sink::commit::KEEP_REPLACED_FOR) after it was replaced; a
+/// query past that fails with an error that names the newer load, never with fewer rows.
 ///
 /// # Errors
 ///
 /// When `root` is not a warehouse with a published load, or a table's metadata is
 /// unreadable.
 pub fn register_warehouse(ctx: &SessionContext, root: impl Into<Address>) -> anyhow::Result<Vec<String>> {
-    let root = match root.into() {
-        Address::Local(root) => root,
-        Address::Url(url) => {
-            let names = snapshot::register(ctx, &url)?;
-            register_mappings(ctx)?;
-            return Ok(names);
-        }
-    };
-    let tables_dir = root.join("_fhirhouse/current/_tables");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&tables_dir)
-        .with_context(|| format!("{}: not a warehouse with a published load", root.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    let mut names = Vec::with_capacity(files.len());
-    for file in files {
-        let register = || {
-            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
-            register_table(ctx, &meta, |name| {
-                // Resolved through the table link now: the session keeps reading the snapshot
-                // that was current when it started, even if a load publishes a new one meanwhile.
-                let dir = std::fs::canonicalize(root.join(name)).with_context(|| format!("table folder of {name}"))?;
-                Ok(ListingTableUrl::parse(format!("{}/", dir.display()))?)
-            })
-        };
-        names.push(register().with_context(|| format!("cannot register {}", file.display()))?);
-    }
+    Ok(register_pinned(ctx, &root.into())?.0)
+}
+
+/// [`register_warehouse`], also returning the load the tables read.
+fn register_pinned(ctx: &SessionContext, root: &Address) -> anyhow::Result<(Vec<String>, Arc<snapshot::Pin>)> {
+    let registered = snapshot::register(ctx, root)?;
     register_mappings(ctx)?;
-    Ok(names)
+    Ok(registered)
 }
 
 /// Registers the table a `_tables/<table>.json` metadata record describes, over the Parquet

@@ -16,6 +16,7 @@ use futures::StreamExt;
 
 use super::diagnose::SqlError;
 use super::export::{ExportIssues, ExportTables};
+use super::snapshot::Pin;
 use crate::load::Catalog;
 use crate::store::Address;
 
@@ -42,13 +43,23 @@ pub enum Tables {
 /// The tables it opens with are read-only: `INSERT INTO patient ...` is refused, since
 /// DataFusion would write a Parquet file into the published load, past its commit and its
 /// counts. Tables a session creates itself (`CREATE TABLE t AS ...`) take rows as usual.
+///
+/// A warehouse session reads the load published when it opened, every statement of it,
+/// whatever loads publish meanwhile ([`Session::load_id`]). Once a newer load has replaced
+/// it and its files are removed (see [`super::register_warehouse`]), a statement that reads
+/// the warehouse's tables fails with a [`SnapshotGone`](super::SnapshotGone) message.
 pub struct Session {
     ctx: SessionContext,
     runtime: tokio::runtime::Runtime,
     issues: Option<Arc<ExportIssues>>,
     /// The tables registered by [`Session::open`], which statements may only read.
     opened_with: Vec<Arc<dyn TableProvider>>,
+    /// A warehouse session's load, and the tables that read it.
+    pinned: Option<Pinned>,
 }
+
+/// A warehouse session's load, and the tables that read it.
+type Pinned = (Arc<Pin>, Vec<Arc<dyn TableProvider>>);
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,9 +79,10 @@ impl Session {
         let mut config = SessionConfig::new().with_information_schema(true);
         config.options_mut().sql_parser.collect_spans = true;
         let ctx = SessionContext::new_with_config(config);
+        let mut pinned = None;
         let issues = match tables {
             Tables::Warehouse(root) => {
-                super::register_warehouse(&ctx, root.clone())?;
+                pinned = Some(super::register_pinned(&ctx, root)?);
                 None
             }
             Tables::Export { inputs, catalog } => {
@@ -83,15 +95,26 @@ impl Session {
             }
         };
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        let mut session = Session { ctx, runtime, issues, opened_with: Vec::new() };
+        let mut session = Session { ctx, runtime, issues, opened_with: Vec::new(), pinned: None };
         let schema = session.ctx.catalog("datafusion").and_then(|catalog| catalog.schema("public"));
+        let mut warehouse_tables = Vec::new();
         for name in session.table_names() {
             if let Some(table) = schema.as_ref().and_then(|schema| session.block_on(schema.table(&name)).ok().flatten())
             {
+                if pinned.as_ref().is_some_and(|(names, _)| names.contains(&name)) {
+                    warehouse_tables.push(Arc::clone(&table));
+                }
                 session.opened_with.push(table);
             }
         }
+        session.pinned = pinned.map(|(_, pin)| (pin, warehouse_tables));
         Ok(session)
+    }
+
+    /// The load a warehouse session reads (`None` over an export).
+    #[must_use]
+    pub fn load_id(&self) -> Option<&str> {
+        self.pinned.as_ref().map(|(pin, _)| pin.load_id())
     }
 
     /// The DataFusion context, e.g. to register more tables.
@@ -128,14 +151,27 @@ impl Session {
     /// `sql` where DataFusion gives one.
     pub fn plan(&self, sql: &str) -> Result<DataFrame, SqlError> {
         let frame = self.block_on(self.ctx.sql(sql)).map_err(|e| self.explain(&e))?;
-        match self.written_table(frame.logical_plan()) {
-            Some(table) => Err(SqlError {
+        if let Some(table) = self.written_table(frame.logical_plan()) {
+            return Err(SqlError {
                 message: format!("table '{table}' is read-only: the warehouse's tables change only by a load"),
                 span: None,
                 notes: vec!["CREATE TABLE name AS SELECT ... makes a table of this session that takes rows".into()],
-            }),
-            None => Ok(frame),
+            });
         }
+        self.check_pinned(frame.logical_plan())?;
+        Ok(frame)
+    }
+
+    /// Fails a statement that reads the warehouse's tables once their load is gone: parts of
+    /// a removed load can still be answered from DataFusion's caches (a listing, a small
+    /// file's footer), and a session should not work for some statements and not for others.
+    fn check_pinned(&self, plan: &LogicalPlan) -> Result<(), SqlError> {
+        let Some((pin, tables)) = &self.pinned else { return Ok(()) };
+        if reads_any(plan, tables) && self.block_on(pin.is_gone()) {
+            let gone = self.block_on(pin.gone(None));
+            return Err(SqlError { message: gone.0, span: None, notes: Vec::new() });
+        }
+        Ok(())
     }
 
     /// The name of a table the session opened with that `plan` writes (`INSERT`, `UPDATE`,
@@ -196,4 +232,22 @@ impl Session {
     fn explain(&self, err: &datafusion::error::DataFusionError) -> SqlError {
         SqlError::from_datafusion(err, &self.table_names())
     }
+}
+
+/// Whether `plan` scans one of `tables`, in a subquery or through a view too.
+fn reads_any(plan: &LogicalPlan, tables: &[Arc<dyn TableProvider>]) -> bool {
+    let mut reads = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let provider = source_as_provider(&scan.source).ok();
+            reads = provider.is_some_and(|p| tables.iter().any(|t| Arc::ptr_eq(t, &p)))
+                || scan.source.get_logical_plan().is_some_and(|view| reads_any(&view, tables));
+        }
+        Ok(if reads {
+            datafusion::common::tree_node::TreeNodeRecursion::Stop
+        } else {
+            datafusion::common::tree_node::TreeNodeRecursion::Continue
+        })
+    });
+    reads
 }
