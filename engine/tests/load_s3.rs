@@ -8,48 +8,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::process::Command;
 
 use common::*;
 use url::Url;
-
-/// Points the AWS variables at the test server (same values for every test: set once).
-fn s3_environment() -> Option<String> {
-    let Ok(endpoint) = std::env::var("FHIRHOUSE_S3_ENDPOINT") else {
-        println!("skipped: FHIRHOUSE_S3_ENDPOINT not set (tests/s3/start-moto.sh starts a server)");
-        return None;
-    };
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for (key, value) in [
-            ("AWS_ENDPOINT_URL", endpoint.as_str()),
-            ("AWS_ALLOW_HTTP", "true"),
-            ("AWS_ACCESS_KEY_ID", "fhirhouse-test"),
-            ("AWS_SECRET_ACCESS_KEY", "fhirhouse-test"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            std::env::set_var(key, value);
-        }
-        std::env::remove_var("AWS_SESSION_TOKEN");
-    });
-    Some(endpoint)
-}
-
-/// Creates a bucket of a fresh name with a bare HTTP request (moto does not check signatures
-/// on bucket creation; object_store has no bucket API).
-fn new_bucket(endpoint: &str, purpose: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let bucket = format!("fhirhouse-{purpose}-{}-{nanos}", std::process::id());
-    let url = Url::parse(endpoint).unwrap();
-    let host = format!("{}:{}", url.host_str().unwrap(), url.port_or_known_default().unwrap());
-    let mut conn = std::net::TcpStream::connect(&host).unwrap();
-    write!(conn, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {response}");
-    bucket
-}
 
 fn local_counts() -> BTreeMap<String, i64> {
     let dir = tempfile::tempdir().unwrap();

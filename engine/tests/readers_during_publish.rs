@@ -212,30 +212,8 @@ fn an_object_store_session_reads_its_load_until_it_expires_and_then_is_told() {
 /// it): skipped without `FHIRHOUSE_S3_ENDPOINT`.
 #[test]
 fn an_s3_session_reads_its_load_until_it_expires_and_then_is_told() {
-    let Ok(endpoint) = std::env::var("FHIRHOUSE_S3_ENDPOINT") else {
-        println!("skipped: FHIRHOUSE_S3_ENDPOINT not set (tests/s3/start-moto.sh starts a server)");
-        return;
-    };
-    for (key, value) in [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "fhirhouse-test"),
-        ("AWS_SECRET_ACCESS_KEY", "fhirhouse-test"),
-        ("AWS_REGION", "us-east-1"),
-    ] {
-        // The only test here that reads them; the others use memory:// and folders.
-        std::env::set_var(key, value);
-    }
-    // A fresh bucket, made with a bare HTTP request (moto checks no signature on it).
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let bucket = format!("fhirhouse-readers-{}-{nanos}", std::process::id());
-    let server = Url::parse(&endpoint).unwrap();
-    let host = format!("{}:{}", server.host_str().unwrap(), server.port_or_known_default().unwrap());
-    let mut conn = std::net::TcpStream::connect(&host).unwrap();
-    write!(conn, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    std::io::Read::read_to_string(&mut conn, &mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {response}");
+    let Some(endpoint) = common::s3_environment() else { return };
+    let bucket = common::new_bucket(&endpoint, "readers");
     let store = store::resolve(&Url::parse(&format!("s3://{bucket}/")).unwrap()).unwrap().0;
     object_store_session_reads_its_load_until_it_expires(&store, &format!("s3://{bucket}/wh"));
 }
