@@ -111,10 +111,7 @@ impl Reason {
 /// load reads do not pay for it. A load asks this of every line it parses, and
 /// `fhirhouse query --export` and `fhirhouse view` of every line they parse, so that all
 /// three refuse the same lines for the same reasons.
-pub(crate) fn resource_type_of(
-    resource: Json<'_>,
-    is_read: impl FnOnce(&str) -> bool,
-) -> Result<(&str, bool), Reason> {
+pub(crate) fn resource_type_of(resource: Json<'_>, is_read: impl FnOnce(&str) -> bool) -> Result<(&str, bool), Reason> {
     if resource.as_object().is_none() {
         return Err(Reason::NotAnObject);
     }

@@ -22,12 +22,12 @@
 //! batch of a row or two per file and view, and such a batch costs far more than its rows:
 //! every column is an array of its own with buffers of a minimum size, each behind its own
 //! allocations, so a hundred thousand of them held one by one would take a gigabyte that
-//! the buffer sizes say little of. A pair's last [`SMALL_RUN`] batches of under
-//! [`SMALL_ROWS`] rows become one batch, and so do the last small batches of every pair once
-//! there are [`SMALL_BATCHES`] of them (a load spread over many partitions gives each only
-//! a few). Only small batches are ever copied (the batches of large files go on as they
-//! are), and the memory budget also counts [`ARRAY_OVERHEAD`] per array of every batch it
-//! holds.
+//! the buffer sizes say little of. A pair's last 16 batches (`SMALL_RUN`) of under 128 rows
+//! (`SMALL_ROWS`) become one batch, and so do the last small batches of every pair once
+//! there are 1,024 of them (`SMALL_BATCHES`: a load spread over many partitions gives each
+//! only a few). Only small batches are ever copied (the batches of large files go on as they
+//! are), and the memory budget also counts a fixed cost (`ARRAY_OVERHEAD`) per array of
+//! every batch it holds.
 //!
 //! The final flush writes the last row groups and closes the files with several threads
 //! ([`PartLimits::parallel_writes`]): at the end of a load the workers are done, and
