@@ -140,14 +140,6 @@ fn many_tiny_files_cost_little_collector_memory_each() {
     assert!(per_file < 1536, "{per_file} bytes of peak heap per tiny file ({growth:?})");
 }
 
-/// Gzip-compresses `data` (fast: tests are debug builds).
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
 #[test]
 fn dead_letters_of_a_long_compressed_file_are_not_all_held_at_once() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -35,9 +35,7 @@ fn newest_copy_wins_and_older_copies_are_dead_lettered() {
         patient("c", None, None, "female"),                              // later position
     ];
     std::fs::write(export.join("Patient.1.ndjson"), first.join("\n")).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(second.join("\n").as_bytes()).unwrap();
-    std::fs::write(export.join("Patient.2.ndjson.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(export.join("Patient.2.ndjson.gz"), common::gzip(second.join("\n").as_bytes())).unwrap();
 
     let out = dir.path().join("wh");
     let outcome = load_with(&[export], &out, |o| o.chunk_bytes = 100);

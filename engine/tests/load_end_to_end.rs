@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -108,9 +107,7 @@ fn gzip_files_and_folders_load_like_the_plain_manifest() {
     std::fs::create_dir(&export).unwrap();
     for name in ["Patient.000.ndjson", "Observation.000.ndjson"] {
         let data = std::fs::read(sample().join(name)).unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&data).unwrap();
-        std::fs::write(export.join(format!("{name}.gz")), gz.finish().unwrap()).unwrap();
+        std::fs::write(export.join(format!("{name}.gz")), common::gzip(&data)).unwrap();
     }
     let out = dir.path().join("wh");
     let outcome = load_with(&[export], &out, |_| {});

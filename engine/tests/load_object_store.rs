@@ -98,9 +98,7 @@ fn local_file_system_store_behind_an_s3_url_as_input_and_output() {
     std::fs::create_dir(&export).unwrap();
     for name in ["Patient.000.ndjson", "Observation.000.ndjson"] {
         let data = std::fs::read(sample().join(name)).unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &data).unwrap();
-        std::fs::write(export.join(format!("{name}.gz")), gz.finish().unwrap()).unwrap();
+        std::fs::write(export.join(format!("{name}.gz")), common::gzip(&data)).unwrap();
     }
     std::fs::write(export.join("Encounter.000.ndjson"), std::fs::read(sample().join("Encounter.000.ndjson")).unwrap())
         .unwrap();

@@ -144,3 +144,11 @@ pub fn new_bucket(endpoint: &str, purpose: &str) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {response}");
     bucket
 }
+
+/// Gzip-compresses `data` (fast: tests are debug builds).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
