@@ -59,7 +59,7 @@ pub(crate) fn write_table_metadata(
             .files
             .iter()
             .zip(&pipeline.collected.loaded_by_type)
-            .filter(|(_, by_type)| by_type.get(view.resource_type()).is_some_and(|n| *n > 0))
+            .filter(|(_, by_type)| by_type.iter().any(|(t, n)| t == view.resource_type() && *n > 0))
             .map(|(f, _)| f.location.to_string())
             .collect();
         let columns: Vec<serde_json::Value> = layout
