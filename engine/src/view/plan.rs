@@ -24,6 +24,7 @@ use super::fhirpath::compile::bind_root;
 use super::fhirpath::navigate::{RootIndex, RootSlots};
 use super::fhirpath::parser::parse;
 use super::fhirpath::{Collection, CompileEnv, EvalContext, Expression, Found, Item, Kind, Lit};
+use super::temporal::Temporal;
 use super::types::{Cell, FhirInteger, ValueType};
 
 /// The most items one `repeat` may reach in one resource: past it the resource is a row error
@@ -537,14 +538,23 @@ fn constant_value(c: &ConstantDef) -> Result<(String, Lit), ViewError> {
     let bad = || ViewError::at(&loc, format!("value{} {} is not a valid {}", c.value_type, c.value, c.value_type));
     let lit = match (c.value_type.as_str(), &c.value) {
         ("Boolean", Value::Bool(b)) => Lit::Bool(*b),
-        ("Integer" | "PositiveInt" | "UnsignedInt" | "Integer64", Value::Number(n)) => {
-            Lit::Int(n.as_i64().ok_or_else(bad)?)
+        ("Integer64", Value::Number(n)) => Lit::Int(n.as_i64().ok_or_else(bad)?),
+        ("Integer" | "PositiveInt" | "UnsignedInt", Value::Number(n)) => {
+            // FHIR's 32-bit integers, from the least each type allows.
+            let least = match c.value_type.as_str() {
+                "PositiveInt" => 1,
+                "UnsignedInt" => 0,
+                _ => i32::MIN.into(),
+            };
+            Lit::Int(n.as_i64().filter(|n| (least..=i32::MAX.into()).contains(n)).ok_or_else(bad)?)
         }
         ("Integer64", Value::String(s)) => Lit::Int(s.parse().map_err(|_| bad())?),
         ("Decimal", Value::Number(n)) => Lit::Dec(Decimal::parse(&n.to_string()).ok_or_else(bad)?),
-        ("Date", Value::String(s)) => Lit::Date(s.clone()),
-        ("DateTime" | "Instant", Value::String(s)) => Lit::DateTime(s.clone()),
-        ("Time", Value::String(s)) => Lit::Time(s.clone()),
+        // Temporal constants are compared as what they denote, so text that is no date
+        // would compare as text, silently.
+        ("Date", Value::String(s)) if Temporal::parse_date(s).is_some() => Lit::Date(s.clone()),
+        ("DateTime" | "Instant", Value::String(s)) if Temporal::parse_datetime(s).is_some() => Lit::DateTime(s.clone()),
+        ("Time", Value::String(s)) if Temporal::parse_time(s).is_some() => Lit::Time(s.clone()),
         (
             "Base64Binary" | "Canonical" | "Code" | "Id" | "Oid" | "String" | "Uri" | "Url" | "Uuid" | "Markdown",
             Value::String(s),

@@ -184,3 +184,42 @@ fn repeat_walks_any_depth_in_document_order_and_refuses_a_path_that_never_ends()
     let err = rows(&forever, r#"{"resourceType":"Patient","id":"p"}"#).unwrap_err();
     assert!(err.contains("repeat reached more than"), "{err}");
 }
+
+#[test]
+fn constants_outside_their_fhir_type_are_refused() {
+    // Before: an integer constant took any 64-bit value and a temporal constant any text,
+    // so `%since` of "last year" compared as text and a positiveInt of 0 was used as given.
+    let view_with = |constant: serde_json::Value| {
+        compile(
+            json!({"resource": "Patient", "constant": [constant], "select": [{"column": [{"name": "id", "path": "id"}]}]}),
+        )
+    };
+    for (constant, expected) in [
+        (json!({"name": "n", "valuePositiveInt": 0}), "valuePositiveInt 0 is not a valid PositiveInt"),
+        (json!({"name": "n", "valueUnsignedInt": -1}), "valueUnsignedInt -1 is not a valid UnsignedInt"),
+        (json!({"name": "n", "valueInteger": 2147483648_i64}), "valueInteger 2147483648 is not a valid Integer"),
+        (json!({"name": "n", "valuePositiveInt": 2147483648_i64}), "valuePositiveInt 2147483648 is not a valid"),
+        (json!({"name": "d", "valueDate": "last year"}), "valueDate \"last year\" is not a valid Date"),
+        (json!({"name": "d", "valueDate": "2023-02-29"}), "valueDate \"2023-02-29\" is not a valid Date"),
+        (json!({"name": "d", "valueDateTime": "2023-01-01 10:00"}), "is not a valid DateTime"),
+        (json!({"name": "d", "valueInstant": "yesterday"}), "is not a valid Instant"),
+        (json!({"name": "t", "valueTime": "25:00:00"}), "valueTime \"25:00:00\" is not a valid Time"),
+    ] {
+        let e = view_with(constant.clone()).map(|_| ()).unwrap_err();
+        assert!(e.contains(&format!("constant %{}", constant["name"].as_str().unwrap())), "{e}");
+        assert!(e.contains(expected), "{constant}: {e}");
+    }
+    for constant in [
+        json!({"name": "n", "valuePositiveInt": 1}),
+        json!({"name": "n", "valueUnsignedInt": 0}),
+        json!({"name": "n", "valueInteger": -2147483648_i64}),
+        json!({"name": "n", "valueInteger64": "-9223372036854775808"}),
+        json!({"name": "d", "valueDate": "2024-02-29"}),
+        json!({"name": "d", "valueDate": "2024"}),
+        json!({"name": "d", "valueDateTime": "2016-11-12"}),
+        json!({"name": "d", "valueInstant": "2015-02-07T13:28:17.239+02:00"}),
+        json!({"name": "t", "valueTime": "18:12:00"}),
+    ] {
+        view_with(constant.clone()).unwrap_or_else(|e| panic!("{constant}: {e}"));
+    }
+}
