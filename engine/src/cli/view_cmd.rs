@@ -238,7 +238,7 @@ impl ViewRun {
                 // Checked here rather than left to `append` (which would return 0 rows) so
                 // that other types count as skipped, not as filtered out by the view's `where`.
                 let view_type = self.view.resource_type();
-                if !resource_type_of(resource, |t| t == view_type)?.1 {
+                if !resource_type_of(resource, |t| t == view_type)?.read {
                     self.summary.skipped += 1;
                     return Ok(());
                 }

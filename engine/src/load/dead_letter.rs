@@ -111,16 +111,24 @@ impl Reason {
 /// load reads do not pay for it. A load asks this of every line it parses, and
 /// `fhirhouse query --export` and `fhirhouse view` of every line they parse, so that all
 /// three refuse the same lines for the same reasons.
-pub(crate) fn resource_type_of(resource: Json<'_>, is_read: impl FnOnce(&str) -> bool) -> Result<(&str, bool), Reason> {
+pub(crate) fn resource_type_of(resource: Json<'_>, is_read: impl FnOnce(&str) -> bool) -> Result<LineType<'_>, Reason> {
     if resource.as_object().is_none() {
         return Err(Reason::NotAnObject);
     }
-    let resource_type = resource.get_str("resourceType").ok_or(Reason::MissingResourceType)?;
-    let read = is_read(resource_type);
-    if !read && !is_r4_resource_type(resource_type) {
-        return Err(Reason::UnknownResourceType(resource_type.to_owned()));
+    let name = resource.get_str("resourceType").ok_or(Reason::MissingResourceType)?;
+    let read = is_read(name);
+    if !read && !is_r4_resource_type(name) {
+        return Err(Reason::UnknownResourceType(name.to_owned()));
     }
-    Ok((resource_type, read))
+    Ok(LineType { name, read })
+}
+
+/// The resource type of a line [`resource_type_of`] accepts.
+pub(crate) struct LineType<'a> {
+    /// Its `resourceType`: an R4 resource type.
+    pub name: &'a str,
+    /// Whether the caller reads this type (some view of a load, the table or view at hand).
+    pub read: bool,
 }
 
 /// What a line that is no JSON may really be, when its shape says: a whole file in UTF-16,

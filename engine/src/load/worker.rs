@@ -13,7 +13,7 @@ use std::time::Instant;
 use simd_json::prelude::*;
 
 use super::catalog::Catalog;
-use super::dead_letter::{resource_type_of, DeadLine, Reason};
+use super::dead_letter::{resource_type_of, DeadLine, LineType, Reason};
 use super::dedup::IdRecord;
 use super::raw::RawChunk;
 use super::report::FileReport;
@@ -341,7 +341,7 @@ fn process_line(
     let parsed = state.parser.parse(bytes).map_err(|e| Reason::unparsable(&e, &state.original))?;
     let resource = parsed.doc();
     // A dead-lettered line is not also a type mismatch: only resources are counted as those.
-    let (resource_type, read) = resource_type_of(resource, |t| state.views.reads(t))?;
+    let LineType { name: resource_type, read } = resource_type_of(resource, |t| state.views.reads(t))?;
     if file.declared_type.as_deref().is_some_and(|t| t != resource_type) {
         done.report.type_mismatches += 1;
     }

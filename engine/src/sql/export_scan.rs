@@ -345,7 +345,7 @@ impl Reader {
             Ok(parsed) => {
                 let resource = parsed.doc();
                 let table_type = self.projection.view.resource_type();
-                if !resource_type_of(resource, |t| t == table_type)?.1 {
+                if !resource_type_of(resource, |t| t == table_type)?.read {
                     return Ok(());
                 }
                 return builder.append(resource).map(drop).map_err(|e| Reason::View(e.to_string()));
