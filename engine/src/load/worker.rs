@@ -31,8 +31,9 @@ const FLUSH_ROWS: usize = 16 * 1024;
 /// processed a big line therefore lets go of its parsing scratch, and big lines being
 /// processed, all workers together, add up to at most `--max-line-bytes`: a few near-limit
 /// lines arriving at once on many threads cost what one line at the limit costs, not that
-/// times the threads.
-const BIG_LINE_BYTES: usize = 1 << 20;
+/// times the threads. It is the parser's own threshold, past which a line gives back
+/// simd-json's scratch as soon as it is parsed, before its views run.
+const BIG_LINE_BYTES: usize = crate::view::parse::SCRATCH_KEPT_BYTES;
 
 /// The bytes of big lines being processed now (see [`BIG_LINE_BYTES`]).
 static BIG_LINES_IN_FLIGHT: std::sync::Mutex<u64> = std::sync::Mutex::new(0);

@@ -10,6 +10,10 @@ use simd_json::{Buffers, Tape};
 
 use super::json::Json;
 
+/// Lines up to this long leave their parse scratch with the parser for the next line; a
+/// longer one gives it back as soon as it is parsed (see [`ResourceParser::parse`]).
+pub const SCRATCH_KEPT_BYTES: usize = 1 << 20;
+
 /// A reusable parser of one document at a time: parse buffers and the tape kept between
 /// lines.
 ///
@@ -44,10 +48,19 @@ impl ResourceParser {
     ///
     /// simd-json's error when the line is not one JSON value in UTF-8.
     pub fn parse<'p, 's>(&'p mut self, line: &'s mut [u8]) -> simd_json::Result<Parsed<'p, 's>> {
+        let len = line.len();
         let tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         // Made before filling so that the tape comes back to the parser on errors too.
         let mut parsed = Parsed { slot: &mut self.tape, tape };
-        simd_json::fill_tape(line, &mut self.buffers, &mut parsed.tape)?;
+        let filled = simd_json::fill_tape(line, &mut self.buffers, &mut parsed.tape);
+        if len > SCRATCH_KEPT_BYTES {
+            // The tape borrows only the line, so the scratch can go before the views run:
+            // for a line of small values (a 64 MiB Observation of 3,000,000 components) it
+            // is a copy of the line, a string buffer its size and four bytes for each of
+            // its 30,000,000 structural characters, which the rows would otherwise pile on.
+            self.buffers = Buffers::default();
+        }
+        filled?;
         Ok(parsed)
     }
 }
