@@ -17,13 +17,14 @@ reference to it (Type/id, urn:uuid:id) rewritten the same way, so references res
 export; all dates shifted back by a per-patient number of days (up to four years, formats \
 kept); and valueQuantity values jittered by up to 3 % (decimals kept). Organizations and \
 Practitioners are a shared pool written once; Group resources list the patients. The resource \
-mix and size per patient are the sample's (about 0.5 MB and 410 resources per patient).
+mix and size per patient are the sample's (about 0.5 MB and 370 resources per patient).
 
 --template DIR uses your own export instead: every <Type>[.<part>].ndjson[.gz] file in DIR, for \
 example a Synthea run with longer histories (newer Synthea versions write about 1.3 MB per \
 patient) or a de-identified extract shaped like your production data. Resources are assigned \
 to the patient they reference (Type/id or urn:uuid:id, UUID ids as Synthea writes them); \
-Organizations, Practitioners and anything that belongs to no patient are written once.
+Organizations, Practitioners and anything that belongs to no patient are written once. A \
+line that is not a resource of its file's type is refused with its file and line.
 
     fhirhouse gen --patients 5000 --template ~/synthea/output/fhir-bulk --out /tmp/export
 
@@ -31,14 +32,16 @@ Organizations, Practitioners and anything that belongs to no patient are written
     fhirhouse gen --patients 100000 --out /tmp/export --gzip --seed 7
     fhirhouse load /tmp/export --out /tmp/warehouse
 
-The folder gets one <Type>.000.ndjson (or .ndjson.gz) per type and a Bulk Data manifest.json. \
+The folder gets one <Type>.000.ndjson (or .ndjson.gz) per type that has lines and a Bulk Data \
+manifest.json. \
 The same seed gives the same bytes, whatever the number of threads.
 
 For reliability runs, --defects RATE replaces that fraction of patient resource lines with a \
 broken line the loader must dead-letter: cut in half (invalid_json), a byte that is not UTF-8 \
 (invalid_utf8), or the resource wrapped in a JSON array (not_an_object). The counts are printed \
-and written to <out>/defects.json; a load of the export must report exactly as many dead \
-letters, by reason:
+and written to <out>/defects.json (also by type); a load of the export must report exactly as \
+many dead letters, by reason. A load only counts the lines of types no view reads (unread), so \
+with a --template holding such types, load with --parse-all to compare:
 
     fhirhouse gen --patients 200 --out /tmp/broken --defects 0.01
     fhirhouse load /tmp/broken --out /tmp/warehouse

@@ -1,6 +1,8 @@
 //! Injected defects (`--defects RATE`): lines broken on purpose, each in a way the loader
 //! must dead-letter, for reliability runs that check nothing is silently lost.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// One kind of broken line, and the dead-letter reason the loader gives it.
@@ -38,8 +40,16 @@ impl Defect {
     pub fn apply(self, out: &mut Vec<u8>, start: usize) {
         let len = out.len() - start;
         match self {
-            // A proper prefix of an object misses at least its closing brace.
-            Defect::Truncated => out.truncate(start + (len / 2).max(1)),
+            // A proper prefix of an object misses at least its closing brace. The cut backs off
+            // to a character boundary: a line cut inside a multi-byte character would be bad
+            // UTF-8 too, and which reason a load gave it would depend on the parser's order.
+            Defect::Truncated => {
+                let mut cut = (len / 2).max(1);
+                while cut > 1 && out[start + cut] & 0xC0 == 0x80 {
+                    cut -= 1;
+                }
+                out.truncate(start + cut);
+            }
             Defect::InvalidUtf8 => {
                 let line = &out[start..];
                 // Inside the id string, so the JSON structure is intact and only UTF-8 fails.
@@ -65,11 +75,21 @@ pub struct DefectCounts {
     pub invalid_utf8: u64,
     /// Lines that are JSON arrays instead of objects (`not_an_object`).
     pub not_an_object: u64,
+    /// Every injected defect by the resource type of its file. A load does not parse the
+    /// files of a type no view reads (it counts their lines as unread), so it dead-letters
+    /// only the defects of the types its views read, unless it parses all (`--parse-all`).
+    pub by_type: BTreeMap<String, u64>,
 }
 
 impl DefectCounts {
-    /// Counts one defect.
-    pub fn add(&mut self, defect: Defect) {
+    /// Counts one defect, in a file of `resource_type`.
+    pub fn add(&mut self, defect: Defect, resource_type: &str) {
+        match self.by_type.get_mut(resource_type) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_type.insert(resource_type.to_owned(), 1);
+            }
+        }
         self.total += 1;
         match defect {
             Defect::Truncated => self.invalid_json += 1,
@@ -84,6 +104,9 @@ impl DefectCounts {
         self.invalid_json += other.invalid_json;
         self.invalid_utf8 += other.invalid_utf8;
         self.not_an_object += other.not_an_object;
+        for (resource_type, n) in &other.by_type {
+            *self.by_type.entry(resource_type.clone()).or_default() += n;
+        }
     }
 }
 
@@ -102,6 +125,19 @@ mod tests {
             let parsed =
                 std::str::from_utf8(broken).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
             assert!(parsed.is_none_or(|v| !v.is_object()), "{defect:?}");
+        }
+    }
+
+    #[test]
+    fn a_truncated_line_stays_utf8_whatever_the_characters_at_the_cut() {
+        // A two-byte character at every offset around the middle.
+        for pad in 0..4 {
+            let line =
+                format!(r#"{{"resourceType":"Patient","id":"p1","name":"{}{}"}}"#, "x".repeat(pad), "é".repeat(30));
+            let mut out = line.into_bytes();
+            Defect::Truncated.apply(&mut out, 0);
+            let text = std::str::from_utf8(&out).unwrap_or_else(|e| panic!("pad {pad}: {e}"));
+            assert!(serde_json::from_str::<serde_json::Value>(text).is_err());
         }
     }
 }

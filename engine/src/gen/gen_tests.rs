@@ -196,3 +196,227 @@ fn a_template_folder_without_patients_is_refused() {
     let err = Template::from_dir(dir.path()).unwrap_err().to_string();
     assert!(err.contains("no Patient resources"), "{err}");
 }
+
+/// A template folder holding `files` (name, lines).
+fn template_dir(files: &[(&str, Vec<String>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, lines) in files {
+        std::fs::write(dir.path().join(name), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    }
+    dir
+}
+
+/// References of the NDJSON files in `dir` that name no resource there.
+fn unresolved_references(dir: &Path) -> Vec<String> {
+    let (mut keys, mut references) = (HashSet::new(), Vec::new());
+    for (name, content) in files(dir) {
+        if !name.ends_with(".ndjson") {
+            continue;
+        }
+        for line in std::str::from_utf8(&content).unwrap().lines() {
+            let resource: serde_json::Value = serde_json::from_str(line).unwrap();
+            keys.insert(format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap()));
+            collect_references(&resource, &mut references);
+        }
+    }
+    references.retain(|r| !keys.contains(r));
+    references
+}
+
+const PATIENT_A: &str = "0b3c0a5e-1111-4c2b-9d7e-00000000000a";
+const PATIENT_B: &str = "0b3c0a5e-1111-4c2b-9d7e-00000000000b";
+
+fn patient_line(id: &str) -> String {
+    format!(r#"{{"resourceType":"Patient","id":"{id}","birthDate":"1970-01-02"}}"#)
+}
+
+fn condition_line(id: &str, patient: &str) -> String {
+    format!(r#"{{"resourceType":"Condition","id":"{id}","subject":{{"reference":"Patient/{patient}"}}}}"#)
+}
+
+#[test]
+fn a_template_whose_patient_resources_have_other_ids_than_uuids_is_refused() {
+    // A Patient id that is not a UUID: its lines were copied once, unrewritten, whatever N.
+    let dir = template_dir(&[("Patient.ndjson", vec![patient_line("pat-1")])]);
+    let err = format!("{:#}", Template::from_dir(dir.path()).unwrap_err());
+    assert!(err.contains("\"pat-1\"") && err.contains("not a UUID"), "{err}");
+    // A patient's Condition with such an id: every generated patient repeated it.
+    let dir = template_dir(&[
+        ("Patient.ndjson", vec![patient_line(PATIENT_A)]),
+        ("Condition.ndjson", vec![condition_line("cond-1", PATIENT_A)]),
+    ]);
+    let err = format!("{:#}", Template::from_dir(dir.path()).unwrap_err());
+    assert!(err.contains("Condition \"cond-1\"") && err.contains("not a UUID"), "{err}");
+}
+
+#[test]
+fn a_template_with_upper_case_uuids_generates_resolving_references() {
+    let (a, c) = (PATIENT_A.to_uppercase(), "0B3C0A5E-1111-4C2B-9D7E-00000000000C");
+    let dir =
+        template_dir(&[("Patient.ndjson", vec![patient_line(&a)]), ("Condition.ndjson", vec![condition_line(c, &a)])]);
+    let out = tempfile::tempdir().unwrap();
+    let summary = generate_into(out.path(), 3, 1, 1, |o| o.template = Some(dir.path().to_path_buf()));
+    assert_eq!(summary.resources, 6);
+    assert_eq!(unresolved_references(out.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_template_line_that_is_not_a_resource_of_its_file_is_refused() {
+    for (line, expected) in [
+        ("not json at all".to_owned(), "not a JSON object"),
+        (format!(r#"[{}]"#, patient_line(PATIENT_B)), "not a JSON object"),
+        (patient_line(PATIENT_B).replace('}', ""), "invalid JSON"),
+        (r#"{"id":"x"}"#.to_owned(), "no resourceType"),
+        (condition_line(PATIENT_B, PATIENT_A), "a Condition resource in a file of Patient resources"),
+    ] {
+        let dir = template_dir(&[("Patient.000.ndjson", vec![patient_line(PATIENT_A), String::new(), line])]);
+        let err = Template::from_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("Patient.000.ndjson, line 3") && err.contains(expected), "{err}");
+    }
+}
+
+#[test]
+fn a_template_file_with_a_byte_order_mark_and_blank_lines_generates_valid_lines() {
+    let dir = template_dir(&[(
+        "Patient.ndjson",
+        vec![format!("\u{feff}{}", patient_line(PATIENT_A)), "  ".to_owned(), patient_line(PATIENT_B)],
+    )]);
+    let out = tempfile::tempdir().unwrap();
+    let summary = generate_into(out.path(), 4, 1, 1, |o| o.template = Some(dir.path().to_path_buf()));
+    assert_eq!(summary.resources, 4);
+    let patients = std::fs::read_to_string(out.path().join("Patient.000.ndjson")).unwrap();
+    for line in patients.lines() {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object()), "{line:?}");
+    }
+}
+
+#[test]
+fn generating_into_the_template_folder_is_refused() {
+    let dir = template_dir(&[("Patient.ndjson", vec![patient_line(PATIENT_A)])]);
+    let mut options = GenOptions::new(2, dir.path().join("."));
+    options.template = Some(dir.path().to_path_buf());
+    let err = generate(&options).unwrap_err().to_string();
+    assert!(err.contains("is the --template folder"), "{err}");
+    // The template is untouched.
+    assert_eq!(files(dir.path()).keys().collect::<Vec<_>>(), ["Patient.ndjson"]);
+}
+
+#[test]
+fn resources_reaching_their_patient_through_a_long_chain_belong_to_the_patient() {
+    // Each type refers only to the one before it, and sorts before it: the sample's order
+    // settles one link of the chain per pass.
+    let chain = ["Zeta", "Yankee", "Xray", "Whiskey", "Victor", "Uniform"];
+    let mut files = vec![("Patient.ndjson".to_owned(), vec![patient_line(PATIENT_A)])];
+    let mut previous = format!("Patient/{PATIENT_A}");
+    for (i, t) in chain.iter().enumerate() {
+        let id = format!("0b3c0a5e-2222-4c2b-9d7e-00000000000{i}");
+        let line = format!(r#"{{"resourceType":"{t}","id":"{id}","focus":{{"reference":"{previous}"}}}}"#);
+        files.push((format!("{t}.ndjson"), vec![line]));
+        previous = format!("{t}/{id}");
+    }
+    let files: Vec<(&str, Vec<String>)> = files.iter().map(|(n, l)| (n.as_str(), l.clone())).collect();
+    let dir = template_dir(&files);
+    let template = Template::from_dir(dir.path()).unwrap();
+    assert!(template.shared.is_empty(), "every resource is the patient's");
+    let out = tempfile::tempdir().unwrap();
+    let summary = generate_into(out.path(), 3, 1, 1, |o| o.template = Some(dir.path().to_path_buf()));
+    assert_eq!(summary.resources, 3 * 7);
+    assert_eq!(unresolved_references(out.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_patient_line_belongs_to_its_own_patient_even_when_it_names_another_first() {
+    let linked = format!(
+        r#"{{"resourceType":"Patient","link":[{{"other":{{"reference":"Patient/{PATIENT_B}"}},"type":"seealso"}}],"id":"{PATIENT_A}"}}"#
+    );
+    let dir = template_dir(&[("Patient.ndjson", vec![linked, patient_line(PATIENT_B)])]);
+    let template = Template::from_dir(dir.path()).unwrap();
+    assert_eq!(template.patients.iter().map(|p| p.lines.len()).collect::<Vec<_>>(), [1, 1]);
+}
+
+#[test]
+fn a_type_without_lines_gets_no_file() {
+    // An empty Condition file in the template: the export had a 0-byte Condition.000.ndjson.gz,
+    // which is no gzip file, and which the manifest did not list.
+    let dir = template_dir(&[("Patient.ndjson", vec![patient_line(PATIENT_A)]), ("Condition.ndjson", vec![])]);
+    let out = tempfile::tempdir().unwrap();
+    generate_into(out.path(), 2, 1, 1, |o| {
+        o.template = Some(dir.path().to_path_buf());
+        o.gzip = true;
+    });
+    assert_eq!(files(out.path()).keys().collect::<Vec<_>>(), ["Patient.000.ndjson.gz", "manifest.json"]);
+
+    // The bundled sample's first patient has no Device: one patient gets no Device file.
+    let out = tempfile::tempdir().unwrap();
+    generate_into(out.path(), 1, 1, 1, |o| o.gzip = true);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
+    let listed: Vec<&str> = manifest["output"].as_array().unwrap().iter().map(|o| o["url"].as_str().unwrap()).collect();
+    let data = files(out.path());
+    let on_disk: Vec<&str> = data.keys().map(String::as_str).filter(|n| n.ends_with(".gz")).collect();
+    assert_eq!(on_disk, listed);
+    assert!(!on_disk.contains(&"Device.000.ndjson.gz"));
+}
+
+#[test]
+fn a_patient_id_alone_is_the_one_of_the_whole_rewrite() {
+    let template = Template::bundled();
+    for k in [0, 7, 13, 99_999] {
+        let patient = &template.patients[(k % 10) as usize];
+        let rewrite = PatientRewrite::new(3, k, patient);
+        for n in [patient.patient_id, 1, patient.id_count - 1] {
+            assert_eq!(PatientRewrite::id_alone(3, k, n), rewrite.id(n), "patient {k}, id {n}");
+        }
+    }
+}
+
+#[test]
+fn partial_dates_shift_with_the_patient_and_keep_their_precision() {
+    // A de-identified birth year and a month-precision start: they stayed put while the full
+    // dates moved back, so a Period started after it ended and encounters preceded birth.
+    let dir = template_dir(&[
+        (
+            "Patient.ndjson",
+            vec![format!(
+                r#"{{"resourceType":"Patient","id":"{PATIENT_A}","birthDate":"2019","address":[{{"postalCode":"2019"}}]}}"#
+            )],
+        ),
+        (
+            "Encounter.ndjson",
+            vec![format!(
+                r#"{{"resourceType":"Encounter","id":"0b3c0a5e-1111-4c2b-9d7e-00000000000e","subject":{{"reference":"Patient/{PATIENT_A}"}},"type":[{{"coding":[{{"code":"2019"}}]}}],"period":{{"start":"2019-05","end":"2019-05-20T10:00:00Z"}}}}"#
+            )],
+        ),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    generate_into(out.path(), 20, 4, 1, |o| o.template = Some(dir.path().to_path_buf()));
+    let read = |name: &str| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(out.path().join(name)).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let (patients, encounters) = (read("Patient.000.ndjson"), read("Encounter.000.ndjson"));
+    let mut shifted = 0;
+    for (patient, encounter) in patients.iter().zip(&encounters) {
+        let birth = patient["birthDate"].as_str().unwrap();
+        let (start, end) =
+            (encounter["period"]["start"].as_str().unwrap(), encounter["period"]["end"].as_str().unwrap());
+        assert_eq!((birth.len(), start.len()), (4, 7), "precision kept: {birth}, {start}");
+        assert!(birth <= &start[..4] && start <= &end[..7], "{birth} <= {start} <= {end}");
+        assert_eq!(patient["address"][0]["postalCode"], "2019", "not a date");
+        assert_eq!(encounter["type"][0]["coding"][0]["code"], "2019", "not a date");
+        shifted += usize::from(birth != "2019");
+    }
+    assert!(shifted > 10, "birth years move back with the patient's other dates");
+}
+
+#[test]
+fn a_template_file_may_carry_its_type_after_a_part_number() {
+    // As the SMART bulk-data client names files; a load reads them so, and so does a template.
+    let dir = template_dir(&[
+        ("1.Patient.ndjson", vec![patient_line(PATIENT_A)]),
+        ("2.Condition.ndjson", vec![condition_line("0b3c0a5e-1111-4c2b-9d7e-00000000000c", PATIENT_A)]),
+    ]);
+    let template = Template::from_dir(dir.path()).unwrap();
+    assert_eq!(template.types, ["Condition", "Patient"]);
+    assert_eq!(template.patients.len(), 1);
+}

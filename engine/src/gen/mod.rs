@@ -10,10 +10,10 @@
 //! Generated patient `k` is template patient `k mod 10`, with every id of theirs replaced by
 //! a UUID drawn from the seed, `k` and the original id's number (the same replacement
 //! wherever the id occurs: `id`, `Type/id` and `urn:uuid:id` references, identifiers),
-//! every date shifted back by the same per-patient number of days, and every
-//! `valueQuantity.value` jittered by up to 3 % with its decimals kept. Organizations and
-//! Practitioners are a shared pool written once; one Group lists up to 10,000 generated
-//! patients.
+//! every date shifted back by the same per-patient number of days (partial dates of date
+//! elements too, at their precision), and every `valueQuantity.value` jittered by up to 3 %
+//! with its decimals kept. Organizations and Practitioners are a shared pool written once;
+//! one Group lists up to 10,000 generated patients.
 //!
 //! Patients are generated in blocks, in parallel; blocks are written in order by one writer
 //! thread, so the output is the same bytes for a seed whatever the number of threads.
@@ -127,7 +127,7 @@ pub fn emit_patient(
             if unit(h) < rate {
                 let defect = Defect::pick(splitmix64(h));
                 defect.apply(buf, start);
-                defects.add(defect);
+                defects.add(defect, &template.types[line.type_index]);
             }
         }
         buf.push(b'\n');
@@ -168,12 +168,11 @@ fn groups(template: &Template, seed: u64, patients: u64) -> Vec<u8> {
         );
         for k in first..last {
             let patient = &template.patients[(k % template.patients.len() as u64) as usize];
-            let rewrite = PatientRewrite::new(seed, k, patient);
             if k > first {
                 out.push(b',');
             }
             out.extend_from_slice(br#"{"entity":{"reference":"Patient/"#);
-            out.extend_from_slice(rewrite.id(patient.patient_id).as_bytes());
+            out.extend_from_slice(PatientRewrite::id_alone(seed, k, patient.patient_id).as_bytes());
             out.extend_from_slice(br#""}}"#);
         }
         out.extend_from_slice(b"]}\n");
@@ -186,9 +185,19 @@ fn groups(template: &Template, seed: u64, patients: u64) -> Vec<u8> {
 ///
 /// # Errors
 ///
-/// Options out of range, or a file cannot be written.
+/// Options out of range (`out` the template folder), the template is refused, or a file
+/// cannot be written.
 pub fn generate(options: &GenOptions) -> anyhow::Result<GenSummary> {
     anyhow::ensure!((0.0..=1.0).contains(&options.defects), "--defects must be between 0 and 1");
+    if let Some(dir) = &options.template {
+        // The writer first removes the NDJSON files of its folder: the template's, here.
+        let same = matches!((dir.canonicalize(), options.out.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        anyhow::ensure!(
+            !same,
+            "--out {} is the --template folder: the export would replace the template's NDJSON files",
+            options.out.display()
+        );
+    }
     let started = Instant::now();
     let template = match &options.template {
         Some(dir) => Template::from_dir(dir)?,

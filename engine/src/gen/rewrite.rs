@@ -62,11 +62,21 @@ impl PatientRewrite {
     pub fn new(seed: u64, k: u64, template: &PatientTemplate) -> PatientRewrite {
         let key = hash(&[seed, k]);
         let mut ids = Vec::with_capacity(36 * template.id_count as usize);
-        for n in 0..u64::from(template.id_count) {
-            push_uuid(&mut ids, hash(&[key, TAG_ID, n]));
+        for n in 0..template.id_count {
+            push_id(&mut ids, key, n);
         }
         let shift_days = -((hash(&[key, TAG_SHIFT]) % (MAX_SHIFT_DAYS + 1)) as i32);
         PatientRewrite { key, ids, shift_days, jitter: hash(&[key, TAG_JITTER]) }
+    }
+
+    /// The generated id of template id number `n` of generated patient `k` for `seed`, alone:
+    /// what [`PatientRewrite::new`] would give, without drawing the patient's other ids (the
+    /// Groups name every generated Patient, one thread, before any patient is generated).
+    #[must_use]
+    pub fn id_alone(seed: u64, k: u64, n: u32) -> String {
+        let mut id = Vec::with_capacity(36);
+        push_id(&mut id, hash(&[seed, k]), n);
+        String::from_utf8(id).expect("ids are ASCII")
     }
 
     /// The generated id of template id number `n`.
@@ -99,6 +109,13 @@ impl PatientRewrite {
                     out.extend_from_slice(&self.ids[at..at + 36]);
                 }
                 SlotKind::Date(days) => push_date(out, days + self.shift_days),
+                SlotKind::PartialDate { days, len } => {
+                    // The shifted first day, cut to the template's precision: the order
+                    // with the patient's other dates is kept.
+                    let at = out.len();
+                    push_date(out, days + self.shift_days);
+                    out.truncate(at + usize::from(len));
+                }
                 SlotKind::Number { value, decimals } => {
                     self.jitter = splitmix64(self.jitter);
                     let factor = 1.0 + JITTER * (2.0 * unit(self.jitter) - 1.0);
@@ -109,6 +126,11 @@ impl PatientRewrite {
         }
         out.extend_from_slice(&line.text[pos..]);
     }
+}
+
+/// Appends the id number `n` of the patient with `key`.
+fn push_id(out: &mut Vec<u8>, key: u64, n: u32) {
+    push_uuid(out, hash(&[key, TAG_ID, u64::from(n)]));
 }
 
 /// Appends a version-4-shaped UUID made of the 128 bits `splitmix64` draws from `h`.
@@ -129,10 +151,13 @@ pub fn push_uuid(out: &mut Vec<u8>, h: u64) {
     }
 }
 
-/// Appends `YYYY-MM-DD` for a day count from the Common Era (1970-01-01 outside years 1..=9999).
+/// Appends `YYYY-MM-DD` for a day count from the Common Era, clamped to the years FHIR
+/// allows (1 to 9999). Clamped, not replaced by some fixed day: a template's "0001-01-01"
+/// (a placeholder for an unknown date) must stay before the patient's other dates.
 fn push_date(out: &mut Vec<u8>, days: i32) {
-    let date =
-        NaiveDate::from_num_days_from_ce_opt(days).filter(|d| (1..=9999).contains(&d.year())).unwrap_or_default();
+    let first = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default();
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
+    let date = NaiveDate::from_num_days_from_ce_opt(days).map_or(first, |d| d.clamp(first, last));
     let (y, m, d) = (date.year() as u32, date.month(), date.day());
     let digit = |n: u32| b'0' + (n % 10) as u8;
     out.extend_from_slice(&[
@@ -158,6 +183,13 @@ mod tests {
         let mut out = Vec::new();
         push_date(&mut out, NaiveDate::from_ymd_opt(2011, 2, 2).unwrap().num_days_from_ce() - 33);
         assert_eq!(out, b"2010-12-31");
+    }
+
+    #[test]
+    fn dates_shifted_before_year_one_stay_on_its_first_day() {
+        let mut out = Vec::new();
+        push_date(&mut out, NaiveDate::from_ymd_opt(1, 1, 1).unwrap().num_days_from_ce() - 400);
+        assert_eq!(out, b"0001-01-01");
     }
 
     #[test]

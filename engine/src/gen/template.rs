@@ -61,6 +61,15 @@ pub enum SlotKind {
     /// A `YYYY-MM-DD` date (alone or the start of a dateTime/instant): days from the Common
     /// Era, shifted by the generated patient's offset.
     Date(i32),
+    /// A partial date, `YYYY` or `YYYY-MM`, as the value of a date element (see
+    /// [`partial_date_at`]): its first day as days from the Common Era, shifted like a date
+    /// and printed with the same precision.
+    PartialDate {
+        /// The first day of the year or month, as days from the Common Era.
+        days: i32,
+        /// Characters kept: 4 (`YYYY`) or 7 (`YYYY-MM`).
+        len: u8,
+    },
     /// A `valueQuantity.value`, jittered, printed with the same number of decimals.
     Number {
         /// The template's value.
@@ -116,24 +125,26 @@ pub struct Template {
     pub patients: Vec<PatientTemplate>,
 }
 
-/// A UUID-shaped token: 8-4-4-4-12 lowercase hex digits.
+/// A UUID-shaped token: 8-4-4-4-12 hex digits.
 const UUID_LEN: usize = 36;
 
 impl Template {
     /// The bundled sample, compiled.
     #[must_use]
     pub fn bundled() -> Template {
-        Template::compile(SAMPLE.iter().map(|f| (f.resource_type, f.text)))
+        Template::compile(SAMPLE.iter().map(|f| (f.resource_type, f.text))).expect("the bundled sample compiles")
     }
 
     /// A user's Bulk Data export used as the template (`fhirhouse gen --template DIR`): every
-    /// `<Type>[.<part>].ndjson[.gz]` file directly in `dir`, the parts of a type concatenated
-    /// in name order. References must be `Type/id` or `urn:uuid:id` with UUID ids, as
-    /// Synthea writes them: that is how resources are assigned to their patient.
+    /// `<Type>[.<part>].ndjson[.gz]` (or `<part>.<Type>.ndjson[.gz]`) file directly in `dir`,
+    /// the parts of a type concatenated in name order. References must be `Type/id` or
+    /// `urn:uuid:id` with UUID ids, as Synthea writes them: that is how resources are
+    /// assigned to their patient.
     ///
     /// # Errors
     ///
-    /// The folder or a file cannot be read, or it holds no Patient resource.
+    /// The folder or a file cannot be read, a line is not a JSON resource of its file's type,
+    /// it holds no Patient resource, or a patient's resource has no UUID id.
     pub fn from_dir(dir: &Path) -> anyhow::Result<Template> {
         let mut by_type: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -148,18 +159,29 @@ impl Template {
                 (_, Some(stem)) => (stem, true),
                 _ => continue,
             };
-            let resource_type = stem.split('.').next().unwrap_or(stem).to_owned();
+            // Named as a load names a file's type (`Patient.000.ndjson`, and `1.Patient.ndjson`
+            // as the SMART bulk-data client writes it), else by the name's first part.
+            let resource_type = crate::source::type_from_name(stem)
+                .unwrap_or_else(|| stem.split('.').next().unwrap_or(stem))
+                .to_owned();
             let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-            let text = by_type.entry(resource_type).or_default();
+            let text = by_type.entry(resource_type.clone()).or_default();
+            let start = text.len();
             let read = if gzip {
                 flate2::read::MultiGzDecoder::new(file).read_to_end(text)
             } else {
                 std::io::BufReader::new(file).read_to_end(text)
             };
             read.with_context(|| format!("cannot read {}", path.display()))?;
+            // A load accepts a byte order mark at the start of a file, so a template may too.
+            if text[start..].starts_with(b"\xEF\xBB\xBF") {
+                text.drain(start..start + 3);
+            }
+            check_lines(&path, &resource_type, &text[start..])?;
             text.push(b'\n');
         }
-        let template = Template::compile(by_type.iter().map(|(t, text)| (t.as_str(), text.as_slice())));
+        let template = Template::compile(by_type.iter().map(|(t, text)| (t.as_str(), text.as_slice())))
+            .with_context(|| format!("template {}", dir.display()))?;
         if template.patients.is_empty() {
             bail!("{}: no Patient resources to use as a template (expected Patient.*.ndjson)", dir.display());
         }
@@ -168,7 +190,11 @@ impl Template {
 
     /// Compiles sample files given as (resource type, NDJSON content). Lines of the Group type
     /// are dropped: the generator writes its own.
-    fn compile<'t>(files: impl Iterator<Item = (&'t str, &'t [u8])>) -> Template {
+    ///
+    /// A resource that belongs to a patient must have a UUID id: only UUID-shaped tokens are
+    /// rewritten, so any other id would be repeated for every generated patient (duplicate
+    /// resources, which a load dead-letters), or a Patient would not even find its own lines.
+    fn compile<'t>(files: impl Iterator<Item = (&'t str, &'t [u8])>) -> anyhow::Result<Template> {
         let mut files: Vec<_> = files.collect();
         files.sort_by_key(|(t, _)| *t);
         let types: Vec<String> = files.iter().map(|(t, _)| (*t).to_owned()).collect();
@@ -188,18 +214,22 @@ impl Template {
         // Owner of each resource id: the patient it names, found through references.
         let mut owner: HashMap<&[u8], usize> = HashMap::new();
         let mut patient_order = Vec::new();
-        for (type_index, _, id) in &candidates {
+        let mut line_owner: Vec<Option<usize>> = vec![None; candidates.len()];
+        for (i, (type_index, _, id)) in candidates.iter().enumerate() {
             if types[*type_index] == "Patient" {
-                if let Some(id) = id {
-                    owner.insert(id, patient_order.len());
-                    patient_order.push(*id);
-                }
+                let Some(id) = id else { bail!("a Patient resource has no id") };
+                // A Patient line is its own patient's, even when it mentions another patient
+                // first (Patient.link): otherwise one generated patient would get two Patients.
+                line_owner[i] = Some(patient_order.len());
+                owner.insert(id, patient_order.len());
+                patient_order.push(*id);
             }
         }
-        // A resource belongs to the patient of the first owned id it mentions; a few passes
-        // settle resources that only point at other owned resources.
-        let mut line_owner: Vec<Option<usize>> = vec![None; candidates.len()];
-        for _ in 0..4 {
+        // A resource belongs to the patient of the first owned id it mentions; passes repeat
+        // until none settles, for resources that only point at other owned resources (a
+        // resource left unsettled would be written once, its references to the template
+        // patient's rewritten ids dangling).
+        loop {
             let mut changed = false;
             for (i, (_, line, id)) in candidates.iter().enumerate() {
                 if line_owner[i].is_some() {
@@ -224,9 +254,18 @@ impl Template {
             ids[p].insert(id, 0);
             patients[p].id_count = 1;
         }
-        for ((type_index, line, _), line_owner) in candidates.iter().zip(&line_owner) {
+        for ((type_index, line, id), line_owner) in candidates.iter().zip(&line_owner) {
             match line_owner {
                 Some(p) => {
+                    if !id.is_some_and(|id| id.len() == UUID_LEN && is_uuid(id)) {
+                        let id = id.map(String::from_utf8_lossy).unwrap_or_default();
+                        bail!(
+                            "{} {id:?} is a patient's resource but its id is not a UUID: generating \
+                             rewrites only UUID ids (as Synthea writes them), so this one would repeat \
+                             for every generated patient",
+                            types[*type_index]
+                        );
+                    }
                     let compiled = compile_line(*type_index, line, |token| {
                         if owner.get(token) != Some(p) {
                             return None;
@@ -240,7 +279,7 @@ impl Template {
                 None => shared.push((*type_index, line.to_vec())),
             }
         }
-        Template { types, shared, patients }
+        Ok(Template { types, shared, patients })
     }
 
     /// Index of a resource type in [`Template::types`].
@@ -248,6 +287,40 @@ impl Template {
     pub fn type_index(&self, resource_type: &str) -> Option<usize> {
         self.types.iter().position(|t| t == resource_type)
     }
+}
+
+/// Refuses a template file with a line that is not a JSON object of the file's resource type.
+/// Lines are copied as they are, so a broken one would be repeated for every generated
+/// patient, and a load would dead-letter lines that `defects.json` does not count.
+fn check_lines(path: &Path, resource_type: &str, text: &[u8]) -> anyhow::Result<()> {
+    /// Parsing into this checks the whole line's JSON but keeps only `resourceType`.
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "resourceType", borrow)]
+        resource_type: Option<std::borrow::Cow<'a, str>>,
+    }
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue; // Skipped by `compile`, as a load skips blank lines.
+        }
+        // A struct also deserializes from a JSON array: only an object is a resource.
+        let problem = if line.trim_ascii_start().first() != Some(&b'{') {
+            Some("not a JSON object".to_owned())
+        } else {
+            match serde_json::from_slice::<Head>(line) {
+                Err(e) => Some(format!("invalid JSON ({e})")),
+                Ok(Head { resource_type: None }) => Some("no resourceType".to_owned()),
+                Ok(Head { resource_type: Some(t) }) if t != resource_type => {
+                    Some(format!("a {t} resource in a file of {resource_type} resources"))
+                }
+                Ok(_) => None,
+            }
+        };
+        if let Some(problem) = problem {
+            bail!("template file {}, line {}: {problem}", path.display(), n + 1);
+        }
+    }
+    Ok(())
 }
 
 /// The `id` of a resource line, when it is the usual `{"resourceType":"X","id":"..."` start.
@@ -271,7 +344,8 @@ fn uuid_tokens(line: &[u8]) -> impl Iterator<Item = usize> + '_ {
 fn is_uuid(token: &[u8]) -> bool {
     token.iter().enumerate().all(|(i, b)| match i {
         8 | 13 | 18 | 23 => *b == b'-',
-        _ => b.is_ascii_digit() || (b'a'..=b'f').contains(b),
+        // Upper case too: the hex digits of a UUID are case-insensitive (RFC 9562).
+        _ => b.is_ascii_hexdigit(),
     })
 }
 
@@ -291,6 +365,9 @@ fn compile_line<'a>(
     for at in memchr::memchr_iter(b'"', line) {
         if let Some(days) = date_at(line, at + 1) {
             slots.push(Slot { start: at as u32 + 1, end: at as u32 + 11, kind: SlotKind::Date(days) });
+        } else if let Some((days, len)) = partial_date_at(line, at + 1) {
+            let kind = SlotKind::PartialDate { days, len };
+            slots.push(Slot { start: at as u32 + 1, end: (at + 1 + usize::from(len)) as u32, kind });
         }
     }
     const QUANTITY: &[u8] = b"\"valueQuantity\":{\"value\":";
@@ -321,6 +398,38 @@ fn date_at(line: &[u8], at: usize) -> Option<i32> {
     Some(date.num_days_from_ce())
 }
 
+/// A partial date (`YYYY` or `YYYY-MM`, as a de-identified birth date or a vague onset is
+/// written) starting at `at`, directly after a quote and followed by one, as the value of a
+/// date element: its first day as days from the Common Era, and its length. Left unshifted,
+/// it would stay years after the patient's other, shifted dates (a birth year after the
+/// first encounter, a `Period.start` after its end). The key is checked because such short
+/// strings are also postal codes, codes and identifiers: only a key that names a date
+/// (`...Date`, `...DateTime`, `date`, `start`, `end`) counts.
+fn partial_date_at(line: &[u8], at: usize) -> Option<(i32, u8)> {
+    let len = line.get(at..)?.iter().take(8).position(|&b| b == b'"')?;
+    let d = &line[at..at + len];
+    let month = match len {
+        4 => None,
+        7 if d[4] == b'-' => Some(&d[5..7]),
+        _ => return None,
+    };
+    let number = |digits: &[u8]| {
+        digits.iter().all(u8::is_ascii_digit).then(|| digits.iter().fold(0u32, |n, b| n * 10 + u32::from(b - b'0')))
+    };
+    let year = number(&d[..4]).filter(|y| *y >= 1)?;
+    let month = match month {
+        Some(m) => number(m)?,
+        None => 1,
+    };
+    let date = NaiveDate::from_ymd_opt(year as i32, month, 1)?;
+    // Back from the opening quote over `"key":` (spaces allowed around the colon).
+    let before = line[..at.checked_sub(1)?].trim_ascii_end().strip_suffix(b":")?.trim_ascii_end();
+    let before = before.strip_suffix(b"\"")?;
+    let key = &before[memchr::memrchr(b'"', before)? + 1..];
+    let date_key = key.ends_with(b"Date") || key.ends_with(b"DateTime") || matches!(key, b"date" | b"start" | b"end");
+    date_key.then_some((date.num_days_from_ce(), len as u8))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,5 +453,18 @@ mod tests {
         assert!(date_at(b"\"1985-06-18\"", 1).is_some());
         assert!(date_at(b"\"2011-02\"", 1).is_none());
         assert!(date_at(b"\"2011-02-30\"", 1).is_none());
+    }
+
+    #[test]
+    fn partial_dates_need_a_date_key() {
+        let at = |line: &str| partial_date_at(line.as_bytes(), line.find(":\"").unwrap() + 2).map(|(_, len)| len);
+        assert_eq!(at(r#"{"birthDate":"1970"}"#), Some(4));
+        assert_eq!(at(r#"{"onsetDateTime":"2019-05"}"#), Some(7));
+        assert_eq!(at(r#"{"period":{"start":"2019-05","end":"2019-06"}}"#), Some(7));
+        assert_eq!(at(r#"{"postalCode":"1060"}"#), None);
+        assert_eq!(at(r#"{"code":"2019"}"#), None);
+        assert_eq!(at(r#"{"birthDate":"2019-13"}"#), None);
+        assert_eq!(at(r#"{"birthDate":"19700"}"#), None);
+        assert_eq!(at(r#"{"birthDate":"0000"}"#), None);
     }
 }

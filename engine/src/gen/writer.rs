@@ -1,5 +1,5 @@
-//! The generated export on disk: one `<Type>.000.ndjson[.gz]` per resource type, the Bulk
-//! Data `manifest.json`, and `defects.json`.
+//! The generated export on disk: one `<Type>.000.ndjson[.gz]` per resource type with lines,
+//! the Bulk Data `manifest.json`, and `defects.json`.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -92,15 +92,22 @@ impl ExportWriter {
         self.bytes
     }
 
-    /// Flushes the files and writes `manifest.json` (types with at least one line) and, when
-    /// defects were asked for, `defects.json`.
+    /// Flushes the files, removes those of types without a line, and writes `manifest.json`
+    /// and, when defects were asked for, `defects.json`.
     ///
     /// # Errors
     ///
     /// A write fails.
     pub fn finish(self, defects: Option<&DefectsReport>) -> anyhow::Result<()> {
-        for (mut file, name) in self.files.into_iter().zip(&self.names) {
+        for ((mut file, name), count) in self.files.into_iter().zip(&self.names).zip(&self.counts) {
             file.flush().with_context(|| format!("writing {name}"))?;
+            if *count == 0 {
+                // An empty file is not in the manifest (a load of the folder warns about it)
+                // and, gzipped, is not even a valid gzip file.
+                drop(file);
+                let path = self.dir.join(name);
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
         }
         let output: Vec<serde_json::Value> = self
             .types
