@@ -307,3 +307,42 @@ fn one_line_files_with_rows_do_not_pile_up_batches() {
         "{per_file} bytes of peak heap per one-line file ({few} in a file per type, {many} in a file per line)"
     );
 }
+
+#[test]
+fn duplicates_are_resolved_a_batch_at_a_time() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Before: resolving duplicates held every duplicate line's bytes (a compressed file's
+    // twice over), every winner's rows and a rewritten part file's rows at once: an export
+    // listing a file and a compressed copy of it grew the heap by several times the file.
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let (count, narrative) = (6000_u64, "x".repeat(6 << 10));
+    let mut data = String::new();
+    for i in 0..count {
+        let patient = serde_json::json!({"resourceType": "Patient", "id": format!("p{i}"), "gender": "female",
+            "birthDate": "1970-01-01", "name": [{"family": format!("Family{i}"), "given": ["Given"]}],
+            "text": {"status": "generated", "div": narrative}});
+        data.push_str(&patient.to_string());
+        data.push('\n');
+    }
+    std::fs::write(export.join("Patient.1.ndjson"), &data).unwrap();
+    std::fs::write(export.join("Patient.2.ndjson.gz"), gzip(data.as_bytes())).unwrap();
+    let bytes = data.len();
+    drop(data);
+    let out = dir.path().join("wh");
+    let mut outcome = None;
+    let growth = peak_growth(|| {
+        outcome = Some(load_with(&[export], &out, |o| {
+            o.threads = 1;
+            o.memory_limit = 64 << 20;
+        }))
+    });
+    let report = outcome.unwrap().report;
+    report.check().unwrap();
+    assert_eq!((report.totals.lines, report.totals.loaded, report.totals.dead_letters), (2 * count, count, count));
+    assert_eq!(report.duplicates.as_ref().map(|d| (d.keys, d.superseded)), Some((count, count)));
+    assert_eq!(table_rows(out.as_path(), "patient"), count as i64);
+    println!("peak heap {} MB for a {} MB file listed twice", growth >> 20, bytes >> 20);
+    assert!(growth < bytes / 2, "peak heap {} MB for a {} MB file listed twice", growth >> 20, bytes >> 20);
+}

@@ -13,11 +13,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use rayon::prelude::*;
 
+use crate::source::ExportFile;
 use crate::view::Json;
 
 /// Number of spill files; each is sorted in memory on its own (1/64 of the keys).
@@ -182,78 +184,123 @@ fn repeated_in_shard(path: &Path) -> io::Result<Vec<Vec<Occurrence>>> {
         .collect())
 }
 
-/// An occurrence with the bytes of its line.
-type OccurrenceLine = (Occurrence, Vec<u8>);
-
-/// A confirmed duplicate: one key, its winner and the occurrences it supersedes.
+/// A confirmed duplicate: one key, its winner and the occurrences it supersedes. Only
+/// positions are kept: the lines are read again, a bounded batch at a time, when their rows
+/// or dead letters are made ([`read_lines`]), so that memory does not grow with the bytes of
+/// the duplicates.
 #[derive(Debug, Clone)]
 pub(crate) struct Duplicate {
     pub resource_type: String,
     pub id: String,
     pub winner: Occurrence,
-    pub winner_bytes: Vec<u8>,
-    pub losers: Vec<OccurrenceLine>,
+    pub losers: Vec<Occurrence>,
 }
 
+/// What is handed each line read again: its occurrence and its bytes (without the line end).
+pub(crate) type OnLine<'a> = dyn FnMut(&Occurrence, &[u8]) -> anyhow::Result<()> + 'a;
+
+/// Hands each of the given occurrences' lines to the callback, one at a time, in an order of
+/// its choosing; see [`read_lines`].
+pub(crate) type ReadLines<'a> = dyn Fn(&[Occurrence], &mut OnLine<'_>) -> anyhow::Result<()> + 'a;
+
 /// Reads the lines of each hash group again, splits them by their real key (a hash can
-/// collide) and picks each key's winner.
-pub(crate) fn confirm(
-    groups: Vec<Vec<Occurrence>>,
-    read_line: &dyn Fn(&Occurrence) -> io::Result<Vec<u8>>,
-) -> io::Result<Vec<Duplicate>> {
+/// collide) and picks each key's winner. Only each occurrence's type and id are kept while
+/// reading, not its bytes.
+pub(crate) fn confirm(groups: Vec<Vec<Occurrence>>, read_lines: &ReadLines<'_>) -> anyhow::Result<Vec<Duplicate>> {
+    let all: Vec<Occurrence> = groups.iter().flatten().copied().collect();
+    let mut keys: HashMap<(usize, u64), (String, String)> = HashMap::with_capacity(all.len());
+    read_lines(&all, &mut |occurrence, line| {
+        let mut scratch = line.to_vec();
+        let Ok(tape) = simd_json::to_tape(&mut scratch) else { return Ok(()) };
+        let resource = Json::root(&tape);
+        if let (Some(t), Some(id)) = (resource.get_str("resourceType"), resource.get_str("id")) {
+            keys.insert((occurrence.file, occurrence.offset), (t.to_owned(), id.to_owned()));
+        }
+        Ok(())
+    })?;
+    drop(all);
     let mut duplicates = Vec::new();
     for group in groups {
-        let mut by_key: BTreeMap<(String, String), Vec<OccurrenceLine>> = BTreeMap::new();
+        let mut by_key: BTreeMap<(String, String), Vec<Occurrence>> = BTreeMap::new();
         for occurrence in group {
-            let bytes = read_line(&occurrence)?;
-            let mut scratch = bytes.clone();
-            let Ok(tape) = simd_json::to_tape(&mut scratch) else { continue };
-            let resource = Json::root(&tape);
-            let (Some(t), Some(id)) = (resource.get_str("resourceType"), resource.get_str("id")) else { continue };
-            by_key.entry((t.to_owned(), id.to_owned())).or_default().push((occurrence, bytes));
+            // A line that no longer parses, or has no type or id, is no duplicate.
+            let Some(key) = keys.remove(&(occurrence.file, occurrence.offset)) else { continue };
+            by_key.entry(key).or_default().push(occurrence);
         }
         for ((resource_type, id), mut occurrences) in by_key.into_iter().filter(|(_, o)| o.len() > 1) {
-            occurrences.sort_by_key(|(o, _)| o.rank());
-            let (winner, winner_bytes) = occurrences.pop().expect("two or more");
-            duplicates.push(Duplicate { resource_type, id, winner, winner_bytes, losers: occurrences });
+            occurrences.sort_by_key(Occurrence::rank);
+            let winner = occurrences.pop().expect("two or more");
+            duplicates.push(Duplicate { resource_type, id, winner, losers: occurrences });
         }
     }
     Ok(duplicates)
 }
 
-/// Reads the line starting at `offset` of a file opened by `open_at` (which for compressed
-/// files starts at 0, so the offset is skipped by reading).
-pub(crate) fn read_line_at(
-    mut reader: Box<dyn BufRead + Send>,
-    offset: u64,
-    skip_to_offset: bool,
-) -> io::Result<Vec<u8>> {
-    if skip_to_offset {
-        io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+/// A gap between two wanted lines of a plain file past which the file is opened again at
+/// the next one rather than read through (an object store's ranged read costs a request).
+const SKIP_BY_READING: u64 = 1 << 20;
+
+/// Hands the lines of `occurrences` in `files` to `f`, one at a time, in (file, offset)
+/// order; nothing is kept but the line being handed over. A compressed file cannot seek: it
+/// is read once from its start, skipping to each offset in turn (reading it from the start
+/// once per line made a `.gz` listed twice in a manifest cost the square of its size). A
+/// plain file is read through short gaps and opened again at the far side of long ones.
+pub(crate) fn read_lines(files: &[ExportFile], occurrences: &[Occurrence], f: &mut OnLine<'_>) -> anyhow::Result<()> {
+    let mut ordered: Vec<&Occurrence> = occurrences.iter().collect();
+    ordered.sort_unstable_by_key(|o| (o.file, o.offset));
+    for of_file in ordered.chunk_by(|a, b| a.file == b.file) {
+        let file = &files[of_file[0].file];
+        let context = || format!("re-reading duplicate resources in {}", file.location);
+        if file.compressed {
+            let mut next = of_file.iter();
+            read_lines_in_order(
+                file.open_at(0).with_context(context)?,
+                of_file.iter().map(|o| o.offset),
+                &mut |_, line| f(next.next().expect("one line per offset"), line),
+            )
+            .with_context(context)?;
+            continue;
+        }
+        // (reader, its position)
+        let mut open: Option<(Box<dyn BufRead + Send>, u64)> = None;
+        let mut line = Vec::new();
+        for occurrence in of_file {
+            let offset = occurrence.offset;
+            let (reader, position) = match open.take() {
+                Some((reader, position)) if position <= offset && offset - position <= SKIP_BY_READING => {
+                    (reader, position)
+                }
+                _ => (file.open_at(offset).with_context(context)?, offset),
+            };
+            let mut reader = reader;
+            io::copy(&mut (&mut reader).take(offset - position), &mut io::sink()).with_context(context)?;
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line).with_context(context)? as u64;
+            open = Some((reader, offset + read));
+            trim_line_end(&mut line);
+            f(occurrence, &line)?;
+        }
     }
-    let mut line = Vec::new();
-    BufReader::new(reader).read_until(b'\n', &mut line)?;
-    trim_line_end(&mut line);
-    Ok(line)
+    Ok(())
 }
 
 /// Reads the lines starting at `offsets` (ascending) of a stream read from its start, in
-/// one pass: a compressed file cannot seek, and reading it from the start once per line
-/// made a `.gz` listed twice in a manifest cost the square of its size.
+/// one pass, handing each to `f` with its offset as it is read.
 pub(crate) fn read_lines_in_order(
     mut reader: Box<dyn BufRead + Send>,
     offsets: impl IntoIterator<Item = u64>,
-) -> io::Result<Vec<(u64, Vec<u8>)>> {
+    f: &mut dyn FnMut(u64, &[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut position = 0;
-    let mut lines = Vec::new();
+    let mut line = Vec::new();
     for offset in offsets {
         io::copy(&mut (&mut reader).take(offset.saturating_sub(position)), &mut io::sink())?;
-        let mut line = Vec::new();
+        line.clear();
         position = offset.max(position) + reader.read_until(b'\n', &mut line)? as u64;
         trim_line_end(&mut line);
-        lines.push((offset, line));
+        f(offset, &line)?;
     }
-    Ok(lines)
+    Ok(())
 }
 
 fn trim_line_end(line: &mut Vec<u8>) {
@@ -297,7 +344,7 @@ mod tests {
 
     #[test]
     fn newest_version_then_update_then_position_wins() {
-        let occurrence = |file, line, version, updated| Occurrence { file, line, offset: 0, version, updated };
+        let occurrence = |file, line, version, updated| Occurrence { file, line, offset: line, version, updated };
         let lines: HashMap<(usize, u64), &str> = [
             ((0, 1), r#"{"resourceType":"Patient","id":"a","meta":{"versionId":"2"}}"#),
             ((0, 2), r#"{"resourceType":"Patient","id":"a","meta":{"versionId":"10"}}"#),
@@ -306,7 +353,9 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let read = |o: &Occurrence| Ok(lines[&(o.file, o.line)].as_bytes().to_vec());
+        let read = |wanted: &[Occurrence], f: &mut OnLine<'_>| {
+            wanted.iter().try_for_each(|o| f(o, lines[&(o.file, o.line)].as_bytes()))
+        };
         // versionId 10 beats 2 and the unversioned copy; "b" only shares a (fake) hash.
         let group =
             vec![occurrence(0, 1, 3, 0), occurrence(0, 2, 11, 0), occurrence(1, 1, 0, 99), occurrence(1, 2, 0, 0)];
@@ -330,12 +379,54 @@ mod tests {
     fn lines_at_ascending_offsets_are_read_in_one_pass() {
         let text = b"first\r\nsecond\nthird\nlast-without-newline".to_vec();
         let reader = || -> Box<dyn BufRead + Send> { Box::new(io::Cursor::new(text.clone())) };
-        let lines = read_lines_in_order(reader(), [0, 7, 14, 20]).unwrap();
-        let lines: Vec<(u64, &str)> = lines.iter().map(|(o, l)| (*o, std::str::from_utf8(l).unwrap())).collect();
+        let read = |offsets: &[u64]| {
+            let mut lines = Vec::new();
+            read_lines_in_order(reader(), offsets.iter().copied(), &mut |offset, line| {
+                lines.push((offset, String::from_utf8(line.to_vec()).unwrap()));
+                Ok(())
+            })
+            .unwrap();
+            lines
+        };
+        let lines = read(&[0, 7, 14, 20]);
+        let lines: Vec<(u64, &str)> = lines.iter().map(|(o, l)| (*o, l.as_str())).collect();
         assert_eq!(lines, [(0, "first"), (7, "second"), (14, "third"), (20, "last-without-newline")]);
-        assert_eq!(read_lines_in_order(reader(), [14]).unwrap()[0].1, b"third");
-        for (offset, line) in read_lines_in_order(reader(), [0, 7, 14, 20]).unwrap() {
-            assert_eq!(read_line_at(reader(), offset, true).unwrap(), line, "as read one at a time");
-        }
+        assert_eq!(read(&[14])[0].1, "third");
+    }
+
+    #[test]
+    fn lines_of_plain_and_compressed_files_are_handed_over_in_file_order() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let text = "first\r\nsecond\nthird\nlast-without-newline";
+        std::fs::write(dir.path().join("a.ndjson"), text).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        std::fs::write(dir.path().join("b.ndjson.gz"), gz.finish().unwrap()).unwrap();
+        let files: Vec<ExportFile> = ["a.ndjson", "b.ndjson.gz"]
+            .iter()
+            .map(|name| ExportFile::inspect(crate::source::Location::Local(dir.path().join(name)), None).unwrap())
+            .collect();
+        let at = |file, line, offset| Occurrence { file, line, offset, version: 0, updated: 0 };
+        // Out of order, as duplicates list them.
+        let wanted = [at(1, 3, 14), at(0, 4, 20), at(1, 1, 0), at(0, 2, 7), at(0, 1, 0), at(1, 4, 20)];
+        let mut seen = Vec::new();
+        read_lines(&files, &wanted, &mut |o, line| {
+            seen.push((o.file, o.line, String::from_utf8(line.to_vec()).unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        let seen: Vec<(usize, u64, &str)> = seen.iter().map(|(f, l, s)| (*f, *l, s.as_str())).collect();
+        assert_eq!(
+            seen,
+            [
+                (0, 1, "first"),
+                (0, 2, "second"),
+                (0, 4, "last-without-newline"),
+                (1, 1, "first"),
+                (1, 3, "third"),
+                (1, 4, "last-without-newline")
+            ]
+        );
     }
 }

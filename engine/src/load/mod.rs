@@ -33,7 +33,6 @@ pub mod sync;
 mod unmapped;
 mod worker;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -310,26 +309,11 @@ fn resolve_duplicates(
     if groups.is_empty() {
         return Ok(None);
     }
-    // A compressed file's duplicate lines are read in one pass per file, before: it cannot
-    // seek to them one at a time. A plain file's are read where they are.
-    let mut offsets: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
-    for o in groups.iter().flatten().filter(|o| export.files[o.file].compressed) {
-        offsets.entry(o.file).or_default().insert(o.offset);
-    }
-    let mut compressed_lines: HashMap<(usize, u64), Vec<u8>> = HashMap::new();
-    for (file, offsets) in offsets {
-        let lines = dedup::read_lines_in_order(export.files[file].open_at(0)?, offsets)
-            .with_context(|| format!("re-reading duplicate resources in {}", export.files[file].location))?;
-        compressed_lines.extend(lines.into_iter().map(|(offset, line)| ((file, offset), line)));
-    }
-    let read_line = |o: &dedup::Occurrence| match compressed_lines.get(&(o.file, o.offset)) {
-        Some(line) => Ok(line.clone()),
-        None => {
-            let file = &export.files[o.file];
-            dedup::read_line_at(file.open_at(o.offset)?, o.offset, file.compressed)
-        }
-    };
-    let duplicates = dedup::confirm(groups, &read_line).context("re-reading duplicate resources")?;
+    // Only positions are kept: the lines are read again, each file in one pass, when
+    // needed (a compressed file cannot seek to them one at a time).
+    let read_lines =
+        |occurrences: &[dedup::Occurrence], f: &mut dedup::OnLine<'_>| dedup::read_lines(&export.files, occurrences, f);
+    let duplicates = dedup::confirm(groups, &read_lines).context("re-reading duplicate resources")?;
     if duplicates.is_empty() {
         return Ok(None);
     }

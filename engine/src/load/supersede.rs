@@ -4,8 +4,12 @@
 //! Rows are found by the view's resource-key column (a top-level column whose path is
 //! `getResourceKey()`). Every shipped view has one; a user's view without one keeps the
 //! duplicates of its type, which the report says.
+//!
+//! Memory does not grow with the duplicates: only their positions are kept, and their lines
+//! are read again a type at a time (each file in one pass), their rows built and written out
+//! a bounded batch at a time, and the part files rewritten as they are read.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use serde::Serialize;
 
 use super::catalog::Catalog;
 use super::dead_letter::{DeadLetterWriter, DeadLine, Reason};
-use super::dedup::{ids_by_type, Duplicate};
+use super::dedup::{ids_by_type, read_lines, Duplicate};
 use super::PipelineOutput;
 use crate::sink::partition::PartitionValue;
 use crate::sink::parts::{PartLimits, PartWriters, TableOutput};
@@ -45,7 +49,19 @@ pub struct DuplicateReport {
     pub kept_in_types: Vec<String>,
 }
 
-/// Applies `duplicates` to the staged tables and the counts; see the module docs.
+/// Lines whose rows are built before they are written out (or, for losers, counted and
+/// dropped): a batch of this many lines or [`BATCH_BYTES`] of them, whichever comes first,
+/// so that memory does not grow with the number of duplicates.
+const BATCH_LINES: usize = 4096;
+/// See [`BATCH_LINES`].
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Rows the winners' part writers buffer before writing a row group: duplicates are
+/// usually few, and a smaller budget than the load's bounds memory when they are not.
+const WINNERS_MEMORY_BUDGET: usize = 32 << 20;
+
+/// Applies `duplicates` to the staged tables and the counts; see the module docs. The lines
+/// are read again from `files`, a type at a time, each file in one pass.
 pub(crate) fn apply(
     duplicates: &[Duplicate],
     catalog: &Catalog,
@@ -69,33 +85,66 @@ pub(crate) fn apply(
     });
     report.kept_in_types.sort();
 
-    let mut winners_writer =
-        PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), 9999, PartLimits::default());
-    // The rows each superseded line made, by duplicate (as `duplicates` orders them) and loser.
-    let mut loser_rows: Vec<Vec<u64>> = vec![Vec::new(); duplicates.len()];
-    for (resource_type, type_ids) in &ids {
+    let limits = PartLimits { memory_budget: WINNERS_MEMORY_BUDGET, ..PartLimits::default() };
+    let mut winners_writer = PartWriters::new(staging.to_path_buf(), catalog.layouts.clone(), 9999, limits);
+    // Sorted for a deterministic order of the winners' rows and dead letters.
+    let mut types: Vec<(&String, &HashSet<String>)> = ids.iter().collect();
+    types.sort_by_key(|(resource_type, _)| *resource_type);
+    for (resource_type, type_ids) in types {
         let tables = tables_of(resource_type);
         for &table in &tables {
             let column = resource_key_column(&catalog.views[table]).expect("checked above");
             let dir = staging.join(&catalog.layouts[table].name);
             drop_rows(&dir, &mut pipeline.outputs[table], column, type_ids, &mut |_| Ok(()))?;
         }
-        let of_type: Vec<(usize, &Duplicate)> =
-            duplicates.iter().enumerate().filter(|(_, d)| &d.resource_type == resource_type).collect();
-        // Not counted again for _dq_unmapped_codes: the winner's rows were counted when
-        // they were first loaded.
-        let winners = of_type.iter().map(|(_, d)| d.winner_bytes.as_slice());
-        for (table, partition, batch) in crosswalked_rows(catalog, &tables, resource_type, winners, None)?.1 {
-            winners_writer.write(table, partition, &batch)?;
+        // Every occurrence of the type's duplicates, and which duplicate it is the winner
+        // (`None`) or a loser of.
+        let mut roles: HashMap<(usize, u64), Option<usize>> = HashMap::new();
+        let mut occurrences = Vec::new();
+        for (i, d) in duplicates.iter().enumerate().filter(|(_, d)| &d.resource_type == resource_type) {
+            roles.insert((d.winner.file, d.winner.offset), None);
+            occurrences.push(d.winner);
+            for loser in &d.losers {
+                roles.insert((loser.file, loser.offset), Some(i));
+                occurrences.push(*loser);
+            }
         }
-        // The losers' rows were counted too, and are gone from the tables now: so are their
-        // unmapped codes, and their rows come off their files' counts below.
+        let mut winners = LineRows::new(catalog, &tables);
+        let mut losers = LineRows::new(catalog, &tables);
         let mut counted = UnmappedCounts::default();
-        let losers = of_type.iter().flat_map(|(_, d)| d.losers.iter().map(|(_, bytes)| bytes.as_slice()));
-        let mut rows = crosswalked_rows(catalog, &tables, resource_type, losers, Some(&mut counted))?.0.into_iter();
-        for (i, d) in &of_type {
-            loser_rows[*i] = rows.by_ref().take(d.losers.len()).collect();
-        }
+        read_lines(files, &occurrences, &mut |occurrence, line| {
+            let Some(i) = roles[&(occurrence.file, occurrence.offset)] else {
+                winners.append(resource_type, line)?;
+                if winners.full() {
+                    // Not counted again for _dq_unmapped_codes: the winner's rows were
+                    // counted when they were first loaded.
+                    winners.write(&mut winners_writer)?;
+                }
+                return Ok(());
+            };
+            // The loser's rows were counted too, and are gone from the tables now: so are
+            // their unmapped codes, and its rows come off its file's counts.
+            let rows = losers.append(resource_type, line)?;
+            if losers.full() {
+                losers.count(&mut counted)?;
+            }
+            let d = &duplicates[i];
+            let winner_at = format!("{}:{}", files[d.winner.file].location, d.winner.line);
+            let file_report = &mut pipeline.collected.files[occurrence.file];
+            file_report.loaded -= 1;
+            file_report.rows -= rows;
+            file_report.dead_letters += 1;
+            let reason =
+                Reason::SupersededDuplicate { key: format!("{}/{}", d.resource_type, d.id), winner: winner_at };
+            *file_report.dead_by_reason.entry(reason.code().to_owned()).or_default() += 1;
+            let file = &files[occurrence.file];
+            let dead = DeadLine { index: 0, offset: occurrence.offset, reason, bytes: line.to_vec() };
+            dead_letters.write(occurrence.file, &file.name(), &file.location, occurrence.line, &dead)?;
+            report.superseded += 1;
+            Ok(())
+        })?;
+        winners.write(&mut winners_writer)?;
+        losers.count(&mut counted)?;
         pipeline.collected.unmapped.subtract(&counted);
     }
     for (total, added) in pipeline.outputs.iter_mut().zip(winners_writer.finish()?) {
@@ -104,62 +153,81 @@ pub(crate) fn apply(
         total.files.extend(added.files);
     }
 
-    for (i, d) in duplicates.iter().enumerate().filter(|(_, d)| ids.contains_key(&d.resource_type)) {
-        let winner = &files[d.winner.file];
-        let winner_at = format!("{}:{}", winner.location, d.winner.line);
-        if report.examples.len() < EXAMPLES {
-            let losers: Vec<String> =
-                d.losers.iter().map(|(o, _)| format!("{}:{}", files[o.file].location, o.line)).collect();
-            report.examples.push(format!("{}/{}: {winner_at} wins over {}", d.resource_type, d.id, losers.join(", ")));
-        }
-        for ((loser, bytes), &rows) in d.losers.iter().zip(&loser_rows[i]) {
-            let file_report = &mut pipeline.collected.files[loser.file];
-            file_report.loaded -= 1;
-            file_report.rows -= rows;
-            file_report.dead_letters += 1;
-            let reason =
-                Reason::SupersededDuplicate { key: format!("{}/{}", d.resource_type, d.id), winner: winner_at.clone() };
-            *file_report.dead_by_reason.entry(reason.code().to_owned()).or_default() += 1;
-            let file = &files[loser.file];
-            let dead = DeadLine { index: 0, offset: loser.offset, reason, bytes: bytes.clone() };
-            dead_letters.write(loser.file, &file.name(), &file.location, loser.line, &dead)?;
-            report.superseded += 1;
-        }
+    for d in duplicates.iter().filter(|d| ids.contains_key(&d.resource_type)).take(EXAMPLES) {
+        let winner_at = format!("{}:{}", files[d.winner.file].location, d.winner.line);
+        let losers: Vec<String> = d.losers.iter().map(|o| format!("{}:{}", files[o.file].location, o.line)).collect();
+        report.examples.push(format!("{}/{}: {winner_at} wins over {}", d.resource_type, d.id, losers.join(", ")));
     }
     Ok(report)
 }
 
-/// A batch of one table (by index) and one partition.
-type TableBatch = (usize, PartitionValue, RecordBatch);
+/// The rows of the views `tables` (all of one resource type) for a batch of lines, built as
+/// the lines come and taken out before the batch grows past [`BATCH_LINES`] or
+/// [`BATCH_BYTES`].
+struct LineRows<'a> {
+    catalog: &'a Catalog,
+    tables: &'a [usize],
+    views: ViewSet,
+    lines: usize,
+    bytes: usize,
+    /// A copy of the line being parsed (the parser writes into it), kept for the next.
+    scratch: Vec<u8>,
+}
 
-/// The rows of the views `tables` (all of `resource_type`) for `lines`: how many each line
-/// made, and the rows crosswalked (counting unmapped codes into `counts` when given) and
-/// split by partition.
-fn crosswalked_rows<'a>(
-    catalog: &Catalog,
-    tables: &[usize],
-    resource_type: &str,
-    lines: impl Iterator<Item = &'a [u8]>,
-    mut counts: Option<&mut UnmappedCounts>,
-) -> anyhow::Result<(Vec<u64>, Vec<TableBatch>)> {
-    let mut views = ViewSet::new(tables.iter().map(|&i| catalog.views[i].clone()));
-    let mut per_line = Vec::new();
-    for line in lines {
-        let mut bytes = line.to_vec();
-        let tape = simd_json::to_tape(&mut bytes).context("re-reading a duplicate")?;
-        let rows = views
+impl<'a> LineRows<'a> {
+    fn new(catalog: &'a Catalog, tables: &'a [usize]) -> Self {
+        let views = ViewSet::new(tables.iter().map(|&i| catalog.views[i].clone()));
+        LineRows { catalog, tables, views, lines: 0, bytes: 0, scratch: Vec::new() }
+    }
+
+    /// Adds the rows of `line`; returns how many it made.
+    fn append(&mut self, resource_type: &str, line: &[u8]) -> anyhow::Result<u64> {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(line);
+        let tape = simd_json::to_tape(&mut self.scratch).context("re-reading a duplicate")?;
+        let rows = self
+            .views
             .append(resource_type, Json::root(&tape))
             .map_err(|e| anyhow::anyhow!("re-reading a duplicate: {e}"))?;
-        per_line.push(rows as u64);
+        self.lines += 1;
+        self.bytes += line.len();
+        Ok(rows as u64)
     }
-    let mut rows = Vec::new();
-    for (builder, &table) in views.builders_mut().iter_mut().zip(tables) {
-        for (partition, batch) in catalog.finish_batch(table, builder.finish(), counts.as_deref_mut())? {
-            rows.push((table, partition, batch));
+
+    /// Whether the batch is due to be taken out.
+    fn full(&self) -> bool {
+        self.lines >= BATCH_LINES || self.bytes >= BATCH_BYTES
+    }
+
+    /// Takes the rows out, crosswalked (counting unmapped codes into `counts` when given)
+    /// and split by partition, and starts a new batch.
+    fn take(&mut self, mut counts: Option<&mut UnmappedCounts>) -> anyhow::Result<Vec<TableBatch>> {
+        let mut rows = Vec::new();
+        for (builder, &table) in self.views.builders_mut().iter_mut().zip(self.tables) {
+            for (partition, batch) in self.catalog.finish_batch(table, builder.finish(), counts.as_deref_mut())? {
+                rows.push((table, partition, batch));
+            }
         }
+        (self.lines, self.bytes) = (0, 0);
+        Ok(rows)
     }
-    Ok((per_line, rows))
+
+    /// Writes the batch's rows out to `writer`.
+    fn write(&mut self, writer: &mut PartWriters) -> anyhow::Result<()> {
+        for (table, partition, batch) in self.take(None)? {
+            writer.write(table, partition, &batch)?;
+        }
+        Ok(())
+    }
+
+    /// Counts the batch's unmapped codes into `counts`, and drops its rows.
+    fn count(&mut self, counts: &mut UnmappedCounts) -> anyhow::Result<()> {
+        self.take(Some(counts)).map(drop)
+    }
 }
+
+/// A batch of one table (by index) and one partition.
+type TableBatch = (usize, PartitionValue, RecordBatch);
 
 /// The index of the view's top-level `getResourceKey()` column, if it has one.
 pub(crate) fn resource_key_column(view: &CompiledView) -> Option<usize> {
@@ -206,7 +274,10 @@ pub(crate) fn drop_rows(
         }
         let reader = ParquetRecordBatchReader::try_new(File::open(&path)?, 64 * 1024)?;
         let schema = reader.schema();
-        let mut batches = Vec::new();
+        // The rows kept go to the new file as they are read, not held: a part file holds up
+        // to 512 MB of rows. It is created with the first row kept.
+        let tmp = path.with_extension("parquet.tmp");
+        let mut writer = None;
         let mut removed_rows = 0;
         for batch in reader {
             let batch = batch?;
@@ -215,22 +286,23 @@ pub(crate) fn drop_rows(
                 removed_rows += keep.false_count() as u64;
                 removed(&filter_record_batch(&batch, &arrow::compute::not(&keep)?)?)?;
             }
-            batches.push(filter_record_batch(&batch, &keep)?);
+            let kept = filter_record_batch(&batch, &keep)?;
+            if kept.num_rows() == 0 {
+                continue;
+            }
+            if writer.is_none() {
+                writer = Some(ParquetWriter::try_new(File::create(&tmp)?, Arc::clone(&schema))?);
+            }
+            writer.as_mut().expect("created above").write(&kept)?;
         }
         stats.rows += removed_rows;
         stats.files_rewritten += 1;
         output.rows -= removed_rows;
         output.bytes -= std::fs::metadata(&path)?.len();
-        let rows: usize = batches.iter().map(arrow::record_batch::RecordBatch::num_rows).sum();
-        if rows == 0 {
+        let Some(writer) = writer else {
             std::fs::remove_file(&path)?;
             continue;
-        }
-        let tmp = path.with_extension("parquet.tmp");
-        let mut writer = ParquetWriter::try_new(File::create(&tmp)?, Arc::clone(&schema))?;
-        for batch in &batches {
-            writer.write(batch)?;
-        }
+        };
         writer.finish()?.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         output.bytes += std::fs::metadata(&path)?.len();
