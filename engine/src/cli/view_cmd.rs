@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::counted;
 use crate::load::dead_letter::{resource_type_of, Reason};
+use crate::load::Catalog;
 use crate::sink::{open_writer, BatchWriter, Format};
 use crate::source::{discover_inputs, LineReader};
 use crate::view::{CompiledView, ResourceParser, ViewBatchBuilder};
@@ -46,10 +47,11 @@ Exit status: 0 when every line was read, 1 when some lines failed, 2 on a fatal 
 (unreadable or invalid view, missing input, output that cannot be written).";
 
 const INPUT_HELP: &str = "\
-NDJSON files or export folders to read, in order.
+NDJSON files or export folders to read, in order (- for standard input).
 
 A file is read whatever its name, gzip-compressed or not (decided by a .gz suffix or the \
-gzip magic bytes). A folder contributes its *.ndjson, *.ndjson.gz, *.jsonl and *.jsonl.gz \
+gzip magic bytes); - reads standard input (plain or gzip), named <stdin> in reports. A \
+folder contributes its *.ndjson, *.ndjson.gz, *.jsonl and *.jsonl.gz \
 files in name order, not those of sub-folders; a folder with none is an error. Blank \
 lines are skipped but counted, so reported line numbers match an editor's.";
 
@@ -83,7 +85,7 @@ pub struct ViewArgs {
     #[arg(value_name = "VIEW")]
     pub view: PathBuf,
 
-    /// NDJSON files or export folders to read (plain or gzip).
+    /// NDJSON files or export folders to read (plain or gzip; - for standard input).
     #[arg(value_name = "INPUT", required = true, long_help = INPUT_HELP)]
     pub inputs: Vec<PathBuf>,
 
@@ -135,8 +137,8 @@ pub(super) fn run(args: &ViewArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if format == Format::Parquet && args.output.is_none() {
         bail!("parquet output needs a file: pass -o FILE");
     }
-    let view = Arc::new(load_view(&args.view)?);
-    let inputs = discover_inputs(&args.inputs)?;
+    let view = load_view(&args.view)?;
+    let inputs = inputs(&args.inputs)?;
     tracing::info!(
         view = view.name(),
         resource = view.resource_type(),
@@ -149,8 +151,8 @@ pub(super) fn run(args: &ViewArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
     let writer = open_writer(format, view.schema(), args.output.as_deref())?;
     let mut run = ViewRun::new(view, writer);
-    for path in &inputs {
-        on_stdout(run.read_file(path), to_stdout)?;
+    for input in &inputs {
+        on_stdout(run.read_input(input.as_deref()), to_stdout)?;
     }
     let summary = on_stdout(run.finish(), to_stdout)?;
 
@@ -169,10 +171,33 @@ fn on_stdout<T>(result: anyhow::Result<T>, to_stdout: bool) -> anyhow::Result<T>
     }
 }
 
-/// Reads and compiles the view file; errors name the file.
-fn load_view(path: &Path) -> anyhow::Result<CompiledView> {
+/// How reports name standard input.
+const STDIN_LABEL: &str = "<stdin>";
+
+/// The files to read, in order: each file given, each folder's data files, and `None` for
+/// standard input (`-`, as `-o -` is standard output), which may be given once.
+fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Option<PathBuf>>> {
+    let mut inputs = Vec::new();
+    for arg in args {
+        if arg.as_os_str() == "-" {
+            if inputs.contains(&None) {
+                bail!("- (standard input) is given twice: it can be read only once");
+            }
+            inputs.push(None);
+        } else {
+            inputs.extend(discover_inputs(std::slice::from_ref(arg))?.into_iter().map(Some));
+        }
+    }
+    Ok(inputs)
+}
+
+/// Reads and compiles the view file; errors name the file. It goes through the checks a
+/// load makes of its views (its partition tag among them), so that a view this command
+/// runs is one `fhirhouse load --views` takes too.
+fn load_view(path: &Path) -> anyhow::Result<Arc<CompiledView>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read view {}", path.display()))?;
-    CompiledView::from_json_str(&text).map_err(|e| anyhow!("invalid view {}: {e}", path.display()))
+    let catalog = Catalog::from_sources([(path.to_path_buf(), text)])?;
+    Ok(Arc::clone(&catalog.views[0]))
 }
 
 /// The state of one `view` run: the compiled view, the rows being batched, the writer and
@@ -198,11 +223,18 @@ impl ViewRun {
         }
     }
 
-    /// Runs every line of `path` through the view. A file that cannot be opened or read to
-    /// the end is reported and counted like a bad line, and the run moves on to the next.
-    fn read_file(&mut self, path: &Path) -> anyhow::Result<()> {
-        tracing::debug!(file = %path.display(), "reading");
-        let mut lines = match LineReader::open(path) {
+    /// Runs every line of `path` (standard input for `None`) through the view. A file that
+    /// cannot be opened or read to the end is reported and counted like a bad line, and the
+    /// run moves on to the next.
+    fn read_input(&mut self, path: Option<&Path>) -> anyhow::Result<()> {
+        let opened = match path {
+            Some(path) => {
+                tracing::debug!(file = %path.display(), "reading");
+                LineReader::open(path)
+            }
+            None => LineReader::from_reader(STDIN_LABEL, io::stdin()),
+        };
+        let mut lines = match opened {
             Ok(lines) => lines,
             Err(e) => {
                 self.report(format_args!("{e}"));
@@ -214,7 +246,8 @@ impl ViewRun {
                 Ok(Some((number, bytes))) => {
                     self.summary.resources += 1;
                     if let Err(reason) = self.process_line(bytes) {
-                        self.report(format_args!("{}:{number}: {}", path.display(), reason.detail()));
+                        let detail = reason.detail();
+                        self.report(format_args!("{}:{number}: {detail}", lines.path().display()));
                     }
                     if self.builder.len() >= BATCH_ROWS {
                         self.flush()?;

@@ -31,18 +31,32 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Compiles every `*.json` file directly in `dir` (a user's `--views`).
+    /// Compiles every `*.json` file directly in `dir` (a user's `--views`; `.JSON` too, as
+    /// some systems save it). Sub-folders are not read: one that holds `*.json` files is
+    /// named in a warning, since its views would otherwise go missing without a word.
     ///
     /// # Errors
     ///
     /// Naming the file: unreadable, or any error of [`Catalog::from_sources`]; or a folder
     /// without views.
     pub fn from_dir(dir: &Path) -> anyhow::Result<Catalog> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        let is_json = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let mut files: Vec<PathBuf> = Vec::new();
+        for path in std::fs::read_dir(dir)
             .with_context(|| format!("cannot list views folder {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
-            .collect();
+        {
+            if is_json(&path) && path.is_file() {
+                files.push(path);
+            } else if path.is_dir()
+                && std::fs::read_dir(&path).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| is_json(&e.path()))))
+            {
+                tracing::warn!(
+                    folder = %path.display(),
+                    "views in a sub-folder of the views folder are not read; move them up to use them"
+                );
+            }
+        }
         files.sort();
         if files.is_empty() {
             bail!("{}: no ViewDefinition (*.json) files", dir.display());
@@ -94,13 +108,35 @@ impl Catalog {
                 CompiledView::from_json_str(&text).map_err(|e| anyhow!("invalid view {}: {e}", file.display()))?;
             let name = view.name().to_owned();
             // The loader has already checked that the name is plain (letters, digits, _),
-            // so it is safe as a folder name next to `_fhirhouse`.
-            if let Some(other) = layouts.iter().position(|l| l.name == name) {
-                bail!("views {} and {} both define table {name:?}", files[other].display(), file.display());
+            // so it is safe as a folder name next to `_fhirhouse`. Names are compared
+            // ignoring case: SQL folds unquoted names to lower case, so `Pat` and `pat`
+            // would be one table there (the second refused when the warehouse is opened),
+            // and one folder on a case-insensitive file system.
+            if let Some(other) = layouts.iter().position(|l| l.name.eq_ignore_ascii_case(&name)) {
+                let same = if layouts[other].name == name {
+                    String::new()
+                } else {
+                    format!(" (as {:?}; table names are not case-sensitive in SQL)", layouts[other].name)
+                };
+                bail!("views {} and {} both define table {name:?}{same}", files[other].display(), file.display());
+            }
+            if name.len() > MAX_NAME_BYTES {
+                bail!(
+                    "invalid view {}: name: a table name is at most {MAX_NAME_BYTES} characters (it names files and folders), this one has {}",
+                    file.display(),
+                    name.len()
+                );
+            }
+            // A table needs a column: Parquet files without one keep no row count, so the
+            // report would count rows that SQL reads as none.
+            if view.columns().is_empty() {
+                bail!("invalid view {}: select: defines no column; a table needs at least one", file.display());
             }
             let partition =
                 PartitionSpec::of_view(&view).map_err(|e| anyhow!("invalid view {}: {e}", file.display()))?;
-            layouts.push(TableLayout { name, schema: view.schema(), partition });
+            let layout = TableLayout { name, schema: view.schema(), partition };
+            check_partition_key(&layout).map_err(|e| anyhow!("invalid view {}: {e}", file.display()))?;
+            layouts.push(layout);
             views.push(Arc::new(view));
             files.push(file);
         }
@@ -117,10 +153,17 @@ impl Catalog {
     pub fn with_terminology(mut self, terminology: &Arc<Terminology>) -> anyhow::Result<Catalog> {
         let mut layouts = self.layouts.as_ref().clone();
         for (i, layout) in layouts.iter_mut().enumerate() {
-            let stage = TableStage::for_table(terminology, &layout.name, &self.views[i].schema())
-                .map_err(|e| anyhow!("{e} (view {})", self.files[i].display()))?;
+            // A user's view named like a bound table (`condition`) meets the binding without
+            // having asked for it: say how to do without.
+            let stage = TableStage::for_table(terminology, &layout.name, &self.views[i].schema()).map_err(|e| {
+                anyhow!(
+                    "{e} (view {}; give the view the bound columns, another name, or load with --no-crosswalk)",
+                    self.files[i].display()
+                )
+            })?;
             if let Some(stage) = stage {
                 layout.schema = Arc::clone(stage.schema());
+                check_partition_key(layout).map_err(|e| anyhow!("{e} (view {})", self.files[i].display()))?;
                 self.stages[i] = Some(Arc::new(stage));
             }
         }
@@ -163,6 +206,35 @@ impl Catalog {
     }
 }
 
+/// The longest table name, and partition column name, a view may have: each names a
+/// folder (`<table>/`, `<column>_year=2020/`) and the table a file (`_tables/<table>.json`),
+/// and most file systems refuse names over 255 bytes, which a load would find out only when
+/// it writes the tables, after reading the whole export.
+const MAX_NAME_BYTES: usize = 200;
+
+/// Refuses a table whose partition key (`<column>_year`, a column readers add from the
+/// folder names) has the name of one of its own columns: the load would write it, but every
+/// reader of the table then fails on a duplicate field. Compared ignoring case, as SQL does.
+fn check_partition_key(layout: &TableLayout) -> anyhow::Result<()> {
+    let Some(spec) = &layout.partition else { return Ok(()) };
+    if spec.column().len() > MAX_NAME_BYTES {
+        bail!(
+            "column {}: a partition column's name is at most {MAX_NAME_BYTES} characters (it names folders)",
+            spec.column()
+        );
+    }
+    let key = spec.key_name();
+    if let Some(field) = layout.schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(&key)) {
+        bail!(
+            "column {} has the name of the partition key that {} on column {} adds; rename the column",
+            field.name(),
+            crate::sink::partition::PARTITION_TAG,
+            spec.column()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +264,93 @@ mod tests {
         .unwrap();
         let err = format!("{:#}", Catalog::from_dir(dir.path()).unwrap_err());
         assert!(err.contains("bad.json") && err.contains("not a valid table name"), "{err}");
+    }
+
+    #[test]
+    fn view_files_are_found_whatever_the_case_of_their_extension() {
+        // `C.JSON` was passed over without a word, and its table was missing from the load.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.json"), view("a", ID)).unwrap();
+        std::fs::write(dir.path().join("B.JSON"), view("b", ID)).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a view").unwrap();
+        std::fs::create_dir(dir.path().join("more")).unwrap();
+        std::fs::write(dir.path().join("more/c.json"), view("c", ID)).unwrap();
+        let catalog = Catalog::from_dir(dir.path()).unwrap();
+        let names: Vec<&str> = catalog.layouts.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["b", "a"], "file-name order, sub-folders not read");
+    }
+
+    #[test]
+    fn names_too_long_for_a_file_system_are_refused_before_any_data_is_read() {
+        // A 300-character name failed the load when it wrote its tables: "File name too long".
+        let long = "a".repeat(300);
+        let err = Catalog::from_sources([(PathBuf::from("x.json"), view(&long, ID))]).unwrap_err().to_string();
+        assert!(err.contains("x.json") && err.contains("a table name is at most 200 characters"), "{err}");
+        let tagged = format!(
+            r#"{ID}, {{"name": "{long}", "path": "period.start", "type": "dateTime",
+                       "tag": [{{"name": "fhirhouse/partition", "value": "year"}}]}}"#
+        );
+        let err = Catalog::from_sources([(PathBuf::from("x.json"), view("enc", &tagged))]).unwrap_err().to_string();
+        assert!(err.contains("x.json") && err.contains("a partition column's name is at most 200"), "{err}");
+        assert!(Catalog::from_sources([(PathBuf::from("x.json"), view(&"a".repeat(200), ID))]).is_ok());
+    }
+
+    #[test]
+    fn a_view_without_columns_is_refused() {
+        // Loaded, its rows were counted in the report, and SQL read none of them.
+        let text = r#"{"resource": "Patient", "name": "p", "select": [{"forEach": "name"}]}"#;
+        let err = Catalog::from_sources([(PathBuf::from("p.json"), text.to_owned())]).unwrap_err().to_string();
+        assert_eq!(err, "invalid view p.json: select: defines no column; a table needs at least one");
+    }
+
+    #[test]
+    fn a_binding_that_does_not_fit_a_users_view_says_how_to_do_without() {
+        let text = r#"{"resource": "Condition", "name": "condition",
+                       "select": [{"column": [{"name": "id", "path": "getResourceKey()"}, {"name": "code", "path": "code.text"}]}]}"#;
+        let catalog = Catalog::from_sources([(PathBuf::from("condition.json"), text.to_owned())]).unwrap();
+        let err = catalog.with_terminology(&Terminology::shipped().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("table has no column code_system"), "{err}");
+        assert!(
+            err.ends_with(
+                "(view condition.json; give the view the bound columns, another name, or load with --no-crosswalk)"
+            ),
+            "{err}"
+        );
+    }
+
+    fn view(name: &str, columns: &str) -> String {
+        format!(r#"{{"resource": "Encounter", "name": "{name}", "select": [{{"column": [{columns}]}}]}}"#)
+    }
+
+    const ID: &str = r#"{"name": "id", "path": "getResourceKey()"}"#;
+
+    #[test]
+    fn table_names_differing_only_in_case_are_one_table() {
+        // Both loaded once, and the warehouse could then not be opened: SQL registers both
+        // as `pat` ("The table pat already exists").
+        let sources = [("a.json", view("Pat", ID)), ("b.json", view("pat", ID))];
+        let err = Catalog::from_sources(sources.map(|(f, t)| (PathBuf::from(f), t))).unwrap_err().to_string();
+        assert!(err.contains("a.json and b.json both define table \"pat\" (as \"Pat\""), "{err}");
+    }
+
+    #[test]
+    fn a_column_named_like_the_partition_key_is_refused() {
+        // The load wrote it, and every query of the table failed on "duplicate qualified
+        // field name enc.start_year".
+        let start = r#"{"name": "start", "path": "period.start", "type": "dateTime",
+                        "tag": [{"name": "fhirhouse/partition", "value": "year"}]}"#;
+        for year in ["start_year", "Start_Year"] {
+            let columns =
+                format!(r#"{ID}, {start}, {{"name": "{year}", "path": "period.start.toString().substring(0, 4)"}}"#);
+            let err = Catalog::from_sources([(PathBuf::from("enc.json"), view("enc", &columns))]).unwrap_err();
+            let err = err.to_string();
+            assert!(
+                err.contains("enc.json") && err.contains(&format!("column {year} has the name of the partition key")),
+                "{err}"
+            );
+        }
+        let columns =
+            format!(r#"{ID}, {start}, {{"name": "year", "path": "period.start.toString().substring(0, 4)"}}"#);
+        assert!(Catalog::from_sources([(PathBuf::from("enc.json"), view("enc", &columns))]).is_ok());
     }
 }

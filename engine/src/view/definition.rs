@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::plan::ViewError;
-use super::types::check_column_type;
+use super::types::{check_column_type, check_resource_type};
 
 /// A SQL on FHIR v2 ViewDefinition (<https://build.fhir.org/ig/FHIR/sql-on-fhir-v2/StructureDefinition-ViewDefinition.html>).
 #[derive(Debug, Clone, PartialEq)]
@@ -96,8 +96,21 @@ impl ViewDefinition {
     /// assert_eq!(err.to_string(), "select[0].forEach: must be a FHIRPath string, found 1");
     /// ```
     pub fn from_json(json: &Value) -> Result<ViewDefinition, ViewError> {
-        let root = json.as_object().ok_or_else(|| err("", "a ViewDefinition must be a JSON object"))?;
+        // A file of several views (an array, a Bundle) is a likely first try: say what to do.
+        const ONE_PER_FILE: &str = "one ViewDefinition per file: put each view in a file of its own";
+        let root = json.as_object().ok_or_else(|| match json {
+            Value::Array(_) => {
+                err("", format!("a ViewDefinition must be a JSON object, found an array ({ONE_PER_FILE})"))
+            }
+            _ => err("", "a ViewDefinition must be a JSON object"),
+        })?;
         if let Some(rt) = root.get("resourceType") {
+            if rt == "Bundle" {
+                return Err(err(
+                    "resourceType",
+                    format!("must be \"ViewDefinition\", found \"Bundle\" ({ONE_PER_FILE})"),
+                ));
+            }
             if rt != "ViewDefinition" {
                 return Err(err("resourceType", format!("must be \"ViewDefinition\", found {rt}")));
             }
@@ -109,15 +122,10 @@ impl ViewDefinition {
                     "is required: name the FHIR resource type the view reads, e.g. \"Patient\"",
                 ))
             }
-            Some(Value::String(s)) if crate::source::is_r4_resource_type(s) => s.clone(),
             // A misspelt type would read no resource and make an empty table without a word.
             Some(Value::String(s)) => {
-                return Err(err(
-                    "resource",
-                    format!(
-                    "'{s}' is not a FHIR R4 resource type (they are case-sensitive: \"Patient\", \"Observation\", ...)"
-                ),
-                ))
+                check_resource_type(s).map_err(|e| err("resource", e))?;
+                s.clone()
             }
             Some(other) => {
                 return Err(err("resource", format!("must be a FHIR resource type such as \"Patient\", found {other}")))
@@ -346,14 +354,27 @@ mod tests {
         assert_eq!(e, "select[0]: may have only one of forEach, forEachOrNull and repeat");
         let e =
             load(json!({"resource": "Pationt", "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
-        assert!(e.starts_with("resource: 'Pationt' is not a FHIR R4 resource type"), "{e}");
+        assert_eq!(e, "resource: 'Pationt' is not a FHIR R4 resource type; did you mean 'Patient'?");
+        let e =
+            load(json!({"resource": "Pateint", "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
+        assert!(e.ends_with("did you mean 'Patient'?"), "{e}");
+        let e = load(json!({"resource": "Zebra", "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
+        assert!(e.starts_with("resource: 'Zebra' is not a FHIR R4 resource type (they are case-sensitive"), "{e}");
         let e =
             load(json!({"resource": "patient", "select": [{"column": [{"name": "id", "path": "id"}]}]})).unwrap_err();
-        assert!(e.starts_with("resource: 'patient' is not a FHIR R4 resource type"), "{e}");
+        assert_eq!(e, "resource: 'patient' is not a FHIR R4 resource type; did you mean 'Patient'?");
         let e = load(json!({"resource": "Patient", "constant": [{"name": "n", "valueInteger": 1}, {"name": "n", "valueInteger": 2}],
                             "select": [{"column": [{"name": "id", "path": "%n"}]}]}))
         .unwrap_err();
         assert_eq!(e, "constant[1].name: %n is already defined by constant[0]");
+        let view = json!({"resource": "Patient", "select": [{"column": [{"name": "id", "path": "id"}]}]});
+        let e = load(json!([view])).unwrap_err();
+        assert!(e.ends_with("found an array (one ViewDefinition per file: put each view in a file of its own)"), "{e}");
+        let e = load(json!({"resourceType": "Bundle", "entry": [{"resource": view}]})).unwrap_err();
+        assert!(
+            e.starts_with("resourceType: must be \"ViewDefinition\", found \"Bundle\" (one ViewDefinition per file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -132,8 +132,10 @@ pub struct CompiledView {
 pub type Row<'a> = Vec<Cell<'a>>;
 
 impl CompiledView {
-    /// Compiles a ViewDefinition given as JSON text.
+    /// Compiles a ViewDefinition given as JSON text. A leading byte order mark (what
+    /// Windows editors save UTF-8 with) is skipped, as the JSON parser would refuse it.
     pub fn from_json_str(text: &str) -> Result<CompiledView, ViewError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let json: serde_json::Value =
             serde_json::from_str(text).map_err(|e| ViewError::at("", format!("not valid JSON: {e}")))?;
         CompiledView::from_json_value(&json)
@@ -664,10 +666,15 @@ impl TreeCompiler<'_> {
     }
 
     fn new_slot(&mut self, col: &ColumnDef, expr: &Expression) -> Result<usize, ViewError> {
-        if let Some(existing) = self.columns.iter().find(|c| c.name == col.name) {
+        // Ignoring case: SQL folds unquoted names, so `select Gender` would read `gender`.
+        if let Some(existing) = self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(&col.name)) {
+            let case = if existing.name == col.name { String::new() } else { format!(" as '{}'", existing.name) };
             return Err(ViewError::at(
                 &format!("{}.name", col.location),
-                format!("column '{}' is already defined at {}", col.name, existing.location),
+                format!(
+                    "column '{}' is already defined{case} at {} (names ignore case in SQL)",
+                    col.name, existing.location
+                ),
             ));
         }
         let (value_type, source) = self.column_type(col, expr)?;

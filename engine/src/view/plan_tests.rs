@@ -223,3 +223,16 @@ fn constants_outside_their_fhir_type_are_refused() {
         view_with(constant.clone()).unwrap_or_else(|e| panic!("{constant}: {e}"));
     }
 }
+
+#[test]
+fn column_names_differing_only_in_case_are_one_name() {
+    // Both were kept, and `SELECT Gender FROM t` then read the column `gender` without a word.
+    let e = compile(json!({"resource": "Patient", "select": [
+        {"column": [{"name": "Gender", "path": "gender"}]},
+        {"forEach": "name", "column": [{"name": "gender", "path": "family"}]}]}))
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "select[1].column[0].name: column 'gender' is already defined as 'Gender' at select[0].column[0] (names ignore case in SQL)"
+    );
+}

@@ -134,23 +134,81 @@ pub fn check_column_type(type_name: &str) -> Result<&str, String> {
     if known(name) {
         return Ok(name);
     }
-    let candidates =
-        || FHIR_PRIMITIVE_TYPES.iter().chain(&FHIR_COMPLEX_TYPES).chain(&crate::source::R4_RESOURCE_TYPES).copied();
-    // Names are case-sensitive (`date` is a primitive, `Date` nothing), so a case slip is
-    // the likeliest mistake; otherwise the nearest name within a small edit distance.
+    let candidates = FHIR_PRIMITIVE_TYPES.iter().chain(&FHIR_COMPLEX_TYPES).chain(&crate::source::R4_RESOURCE_TYPES);
+    Err(match closest_name(name, candidates.copied()) {
+        Some(best) => format!("'{type_name}' is not a FHIR type; did you mean '{best}'?"),
+        None => format!(
+            "'{type_name}' is not a FHIR type (use a primitive type such as string, integer, boolean, decimal, date or dateTime, a complex type such as CodeableConcept, or a resource type)"
+        ),
+    })
+}
+
+/// The candidate a mistyped name most likely meant. Names are case-sensitive (`date` is a
+/// primitive, `Date` nothing), so a case slip is the likeliest mistake; otherwise the
+/// nearest name within a small edit distance.
+pub(crate) fn closest_name<'c>(name: &str, candidates: impl Iterator<Item = &'c str> + Clone) -> Option<&'c str> {
     let lower = name.to_ascii_lowercase();
-    let best = candidates().find(|c| c.eq_ignore_ascii_case(name)).or_else(|| {
+    candidates.clone().find(|c| c.eq_ignore_ascii_case(name)).or_else(|| {
         let limit = (name.len() / 3).clamp(1, 3);
-        candidates()
+        candidates
             .map(|c| (levenshtein(&lower, &c.to_ascii_lowercase()), c))
             .filter(|(d, _)| *d <= limit)
             .min_by_key(|(d, _)| *d)
             .map(|(_, c)| c)
-    });
-    Err(match best {
-        Some(best) => format!("'{type_name}' is not a FHIR type; did you mean '{best}'?"),
+    })
+}
+
+/// FHIRPath's own types (the `System` namespace), which `is`, `as` and `ofType` also accept.
+const SYSTEM_TYPES: [&str; 9] =
+    ["Boolean", "String", "Integer", "Long", "Decimal", "Date", "DateTime", "Time", "Quantity"];
+
+/// Checks the type a FHIRPath `is`, `as` or `ofType` names (namespace removed): a FHIR type,
+/// an R4 resource type (or `Resource`, `DomainResource`) or a FHIRPath system type.
+///
+/// A name that is none of these matches nothing, so a slip such as `ofType(datetime)` or
+/// `ofType(Codng)` would make a column that is always empty without a word.
+///
+/// ```
+/// use fhirhouse::view::types::check_type_specifier;
+/// assert!(check_type_specifier("dateTime").is_ok() && check_type_specifier("DateTime").is_ok());
+/// assert_eq!(check_type_specifier("datetime").unwrap_err(), "'datetime' is not a type; did you mean 'dateTime'?");
+/// ```
+pub fn check_type_specifier(name: &str) -> Result<(), String> {
+    const ABSTRACT: [&str; 2] = ["Resource", "DomainResource"];
+    let candidates = || {
+        FHIR_PRIMITIVE_TYPES
+            .iter()
+            .chain(&FHIR_COMPLEX_TYPES)
+            .chain(&crate::source::R4_RESOURCE_TYPES)
+            .chain(&ABSTRACT)
+            .chain(&SYSTEM_TYPES)
+            .copied()
+    };
+    if candidates().any(|c| c == name) {
+        return Ok(());
+    }
+    Err(match closest_name(name, candidates()) {
+        Some(best) => format!("'{name}' is not a type; did you mean '{best}'?"),
+        None => format!("'{name}' is not a FHIR or FHIRPath type"),
+    })
+}
+
+/// Checks a name that must be an R4 resource type (a view's `resource`, the argument of
+/// `getReferenceKey`), suggesting the closest one.
+///
+/// ```
+/// use fhirhouse::view::types::check_resource_type;
+/// assert!(check_resource_type("Patient").is_ok());
+/// assert_eq!(check_resource_type("Pateint").unwrap_err(), "'Pateint' is not a FHIR R4 resource type; did you mean 'Patient'?");
+/// ```
+pub fn check_resource_type(name: &str) -> Result<(), String> {
+    if crate::source::is_r4_resource_type(name) {
+        return Ok(());
+    }
+    Err(match closest_name(name, crate::source::R4_RESOURCE_TYPES.iter().copied()) {
+        Some(best) => format!("'{name}' is not a FHIR R4 resource type; did you mean '{best}'?"),
         None => format!(
-            "'{type_name}' is not a FHIR type (use a primitive type such as string, integer, boolean, decimal, date or dateTime, a complex type such as CodeableConcept, or a resource type)"
+            "'{name}' is not a FHIR R4 resource type (they are case-sensitive: \"Patient\", \"Observation\", ...)"
         ),
     })
 }

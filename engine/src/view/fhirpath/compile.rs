@@ -190,6 +190,46 @@ impl Func {
     }
 }
 
+/// Every function name the compiler knows, for the closest one to a slip (`startswith`).
+const FUNCTION_NAMES: [&str; 36] = [
+    "where",
+    "select",
+    "exists",
+    "all",
+    "empty",
+    "first",
+    "last",
+    "tail",
+    "skip",
+    "take",
+    "single",
+    "count",
+    "distinct",
+    "not",
+    "hasValue",
+    "ofType",
+    "is",
+    "as",
+    "extension",
+    "join",
+    "lowBoundary",
+    "highBoundary",
+    "getResourceKey",
+    "getReferenceKey",
+    "iif",
+    "toString",
+    "toInteger",
+    "toDecimal",
+    "startsWith",
+    "endsWith",
+    "contains",
+    "lower",
+    "upper",
+    "trim",
+    "length",
+    "substring",
+];
+
 /// An error found while parsing or compiling an expression.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -256,8 +296,8 @@ fn compile(expr: &Expr, env: &CompileEnv) -> Result<Op, CompileError> {
             op => Op::Negate(Box::new(op)),
         },
         Expr::Binary(op, l, r) => Op::Binary(*op, Box::new(compile(l, env)?), Box::new(compile(r, env)?)),
-        Expr::Is(inner, t) => type_test(true, compile(inner, env)?, strip_namespace(t)),
-        Expr::As(inner, t) => type_test(false, compile(inner, env)?, strip_namespace(t)),
+        Expr::Is(inner, t) => type_test(true, compile(inner, env)?, checked_type("is", strip_namespace(t))?),
+        Expr::As(inner, t) => type_test(false, compile(inner, env)?, checked_type("as", strip_namespace(t))?),
     })
 }
 
@@ -322,7 +362,13 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
         "first" if argc > 0 => return Err(CompileError(format!("first() takes 0 argument(s), found {argc}"))),
         "first" => return Ok(extend_path(focus, Step::Nth(0))),
         "getReferenceKey" => {
-            let type_name = if argc == 0 { None } else { Some(type_argument(call)?.into()) };
+            let type_name = if argc == 0 { None } else { Some(type_argument(call)?) };
+            // A reference names a resource type: anything else would match no reference.
+            if let Some(t) = &type_name {
+                crate::view::types::check_resource_type(t)
+                    .map_err(|e| CompileError(format!("getReferenceKey(): {e}")))?;
+            }
+            let type_name = type_name.map(Into::into);
             return Ok(Op::Call(focus.map(Box::new), Func::GetReferenceKey(type_name), vec![]));
         }
         "is" | "as" => {
@@ -331,8 +377,12 @@ fn compile_call(focus: Option<Op>, call: &FunctionCall, env: &CompileEnv) -> Res
         }
         _ => {}
     }
-    let (func, min, max) =
-        Func::resolve(name).ok_or_else(|| CompileError(format!("unknown or unsupported function {name}()")))?;
+    let (func, min, max) = Func::resolve(name).ok_or_else(|| {
+        let hint = crate::view::types::closest_name(name, FUNCTION_NAMES.iter().copied())
+            .map(|best| format!("; did you mean {best}()?"))
+            .unwrap_or_default();
+        CompileError(format!("unknown or unsupported function {name}(){hint}"))
+    })?;
     if argc < min || argc > max {
         let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
         return Err(CompileError(format!("{name}() takes {expected} argument(s), found {argc}")));
@@ -433,7 +483,19 @@ fn type_argument(call: &FunctionCall) -> Result<String, CompileError> {
         [Expr::Path(ns, t)] if matches!(ns.as_ref(), Expr::Member(n) if n == "FHIR" || n == "System") => t.clone(),
         _ => return Err(CompileError(format!("{}() takes one type name, e.g. {}(Quantity)", call.name, call.name))),
     };
+    if call.name != "getReferenceKey" {
+        checked_type(&format!("{}()", call.name), &name)?;
+    }
     Ok(name)
+}
+
+/// `type_name` if it names a type (see [`check_type_specifier`]); an unknown name would
+/// match nothing, and so make an empty column or a false test without a word.
+///
+/// [`check_type_specifier`]: crate::view::types::check_type_specifier
+fn checked_type<'t>(what: &str, type_name: &'t str) -> Result<&'t str, CompileError> {
+    crate::view::types::check_type_specifier(type_name).map_err(|e| CompileError(format!("{what}: {e}")))?;
+    Ok(type_name)
 }
 
 fn strip_namespace(t: &str) -> &str {

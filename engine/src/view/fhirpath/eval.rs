@@ -527,9 +527,21 @@ pub(super) fn resource_key_of<'a>(item: &Item<'a>) -> Option<Item<'a>> {
 
 /// `getReferenceKey([type])` of one item: the key of its `reference`, when it is a
 /// Reference whose target has that type (or any type when none is given).
+///
+/// A `urn:uuid:`/`urn:oid:` reference carries no type in its text; its Reference's `type`
+/// element (`Patient`, or the StructureDefinition URL), when present, does, so that
+/// `subject.getReferenceKey(Patient)` does not take a Group's key.
 pub(super) fn reference_key_of<'a>(item: &Item<'a>, type_name: Option<&str>) -> Option<Item<'a>> {
-    let reference = item.as_object()?.get("reference")?.as_str()?;
-    reference_key(reference, type_name).map(|key| Item::Str(Cow::Borrowed(key)))
+    let object = item.as_object()?;
+    let reference = object.get("reference")?.as_str()?;
+    let key = reference_key(reference, type_name)?;
+    if let Some(wanted) = type_name.filter(|_| reference.starts_with("urn:")) {
+        let declared = object.get("type").and_then(|t| t.as_str());
+        if declared.is_some_and(|declared| declared.rsplit('/').next() != Some(wanted)) {
+            return None;
+        }
+    }
+    Some(Item::Str(Cow::Borrowed(key)))
 }
 
 /// The key a reference points at: the id of `Type/id`, `http://base/Type/id`,

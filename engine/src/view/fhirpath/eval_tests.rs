@@ -113,6 +113,77 @@ fn reference_keys() {
     assert_eq!(reference_key("Patient/Group/1", Some("Patient")), None);
 }
 
+#[test]
+fn a_urn_reference_has_the_type_its_type_element_declares() {
+    // `urn:uuid:` says nothing of the target's type; `Reference.type` does, and a Group's
+    // key must not turn up as a patient's.
+    let obs = |reference: &str| {
+        format!(r#"{{"resourceType":"Observation","id":"o","status":"final","subject":{reference}}}"#)
+    };
+    let typed = obs(r#"{"reference":"urn:uuid:g1","type":"Group"}"#);
+    assert!(run(&typed, "subject.getReferenceKey(Patient)").unwrap().is_empty());
+    assert_eq!(run(&typed, "subject.getReferenceKey(Group)").unwrap(), ["g1"]);
+    assert_eq!(run(&typed, "subject.getReferenceKey()").unwrap(), ["g1"]);
+    let url = obs(r#"{"reference":"urn:uuid:g1","type":"http://hl7.org/fhir/StructureDefinition/Group"}"#);
+    assert!(run(&url, "subject.getReferenceKey(Patient)").unwrap().is_empty());
+    assert_eq!(run(&url, "subject.getReferenceKey(Group)").unwrap(), ["g1"]);
+    // Without a `type` it may be anything, as before.
+    assert_eq!(run(&obs(r#"{"reference":"urn:uuid:g1"}"#), "subject.getReferenceKey(Patient)").unwrap(), ["g1"]);
+    // The fast single-value route agrees (a column of one reference).
+    assert!(run(&typed, "subject.getReferenceKey(Patient).first()").unwrap().is_empty());
+}
+
+#[test]
+fn an_unknown_function_is_named_with_the_closest_known_one() {
+    for (expr, message) in [
+        (
+            "name.family.first().startswith('S')",
+            "unknown or unsupported function startswith(); did you mean startsWith()?",
+        ),
+        ("name.exist()", "did you mean exists()?"),
+        ("link.other.getReferencekey()", "did you mean getReferenceKey()?"),
+        ("birthDate.tostring()", "did you mean toString()?"),
+    ] {
+        let err = run(PATIENT, expr).unwrap_err();
+        assert!(err.contains(message), "{expr}: {err}");
+    }
+    let err = run(PATIENT, "name.family.matches('^S')").unwrap_err();
+    assert!(err.ends_with("unknown or unsupported function matches()"), "{err}");
+}
+
+#[test]
+fn type_names_are_checked_when_the_path_is_compiled() {
+    // An unknown type matches nothing: `ofType(datetime)` made a column that was always
+    // empty, and `getReferenceKey(Organisation)` one that never found a key.
+    for (expr, message) in [
+        ("deceased.ofType(datetime)", "ofType(): 'datetime' is not a type; did you mean 'dateTime'?"),
+        ("deceased.ofType(Codng)", "ofType(): 'Codng' is not a type; did you mean 'Coding'?"),
+        ("deceased is datetime", "is: 'datetime' is not a type; did you mean 'dateTime'?"),
+        ("(deceased as Bolean)", "as: 'Bolean' is not a type; did you mean 'boolean'?"),
+        ("deceased.is(FHIR.booleen)", "is(): 'booleen' is not a type; did you mean 'boolean'?"),
+        (
+            "link.other.getReferenceKey(Pateint)",
+            "getReferenceKey(): 'Pateint' is not a FHIR R4 resource type; did you mean 'Patient'?",
+        ),
+        ("link.other.getReferenceKey(Quantity)", "getReferenceKey(): 'Quantity' is not a FHIR R4 resource type"),
+    ] {
+        let err = run(PATIENT, expr).unwrap_err();
+        assert!(err.contains(message), "{expr}: {err}");
+    }
+    for ok in [
+        "deceased.ofType(boolean)",
+        "deceased.ofType(System.Boolean)",
+        "deceased.ofType(FHIR.boolean)",
+        "deceased is DateTime",
+        "contained.ofType(Medication)",
+        "contained.ofType(Resource)",
+        "extension.value.ofType(Coding)",
+        "link.other.getReferenceKey(Patient)",
+    ] {
+        assert!(run(PATIENT, ok).is_ok(), "{ok}");
+    }
+}
+
 const CONCEPT: &str = r#"{"resourceType":"Observation","id":"o1","status":"final","valueCodeableConcept":{"text":"Positive"},
   "component":[{"valueString":"2020-01-01"},{"valueQuantity":{"value":5,"unit":"mg"}}]}"#;
 
