@@ -51,6 +51,9 @@ impl PartitionSpec {
     pub fn of_view(view: &CompiledView) -> Result<Option<PartitionSpec>, String> {
         let mut tagged = Vec::new();
         collect_tagged_columns(view.definition(), &mut tagged);
+        // The branches of a `unionAll` fill one column, so each may tag it, alike.
+        tagged.sort_unstable();
+        tagged.dedup();
         let (column, granularity) = match tagged.as_slice() {
             [] => return Ok(None),
             [one] => one.clone(),
@@ -201,6 +204,31 @@ mod tests {
             ]}]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn union_branches_may_each_tag_their_shared_column() {
+        // Before: tagging the column in every branch, the natural way to write it, was
+        // refused as "tags on several columns".
+        let branch = |path: &str| {
+            serde_json::json!({"column": [
+                {"name": "id", "path": "id", "type": "id"},
+                {"name": "when", "path": path, "type": "dateTime",
+                 "tag": [{"name": PARTITION_TAG, "value": "year"}]}]})
+        };
+        let union = |second_tag: &str| {
+            let mut second = branch("issued");
+            second["column"][1]["tag"][0]["value"] = second_tag.into();
+            CompiledView::from_json_value(&serde_json::json!({
+                "resource": "Observation", "name": "obs",
+                "select": [{"unionAll": [branch("effective.ofType(dateTime)"), second]}]
+            }))
+            .unwrap()
+        };
+        let spec = PartitionSpec::of_view(&union("year")).unwrap().expect("partitioned");
+        assert_eq!(spec.key_name(), "when_year");
+        // Tags that disagree are still refused.
+        assert!(PartitionSpec::of_view(&union("month")).is_err());
     }
 
     fn batch_of(view: &CompiledView, lines: &[&str]) -> RecordBatch {
