@@ -304,19 +304,22 @@ impl LoadReport {
             );
         }
         if let Some(d) = &self.duplicates {
+            // Types whose views cannot find a resource's rows keep every copy: "the newest
+            // loaded" would not be true of them.
+            let kept = if d.kept_in_types.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", but every copy kept in {} (a view of the type has no getResourceKey() column)",
+                    d.kept_in_types.join(", ")
+                )
+            };
             let _ = writeln!(
                 s,
-                "  {} more than once: {} dead-lettered, the newest loaded",
+                "  {} more than once: {} dead-lettered, the newest loaded{kept}",
                 counted(d.keys, "resource occurred", "resources occurred"),
                 counted(d.superseded, "older copy", "older copies")
             );
-            if !d.kept_in_types.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "  duplicates kept in {} (a view has no getResourceKey() column)",
-                    d.kept_in_types.join(", ")
-                );
-            }
         }
         if let Some(u) = self.unmapped_codes.as_ref().filter(|u| u.rows > 0) {
             let _ = writeln!(
@@ -446,6 +449,20 @@ mod tests {
         ] {
             assert!(summary.lines().any(|l| l == line), "no line {line:?} in\n{summary}");
         }
+    }
+
+    #[test]
+    fn summary_says_which_types_kept_their_duplicates() {
+        // Before: "2 resources occurred more than once: 0 older copies dead-lettered, the
+        // newest loaded", then a line of its own, when every copy had been kept.
+        let mut report = LoadReport { load_id: "l".into(), status: "committed".into(), ..Default::default() };
+        let kept = vec!["Basic".to_owned()];
+        report.duplicates =
+            Some(super::super::DuplicateReport { keys: 2, superseded: 0, kept_in_types: kept, ..Default::default() });
+        let line = "  2 resources occurred more than once: 0 older copies dead-lettered, the newest loaded, \
+                    but every copy kept in Basic (a view of the type has no getResourceKey() column)";
+        let summary = report.summary();
+        assert!(summary.lines().any(|l| l == line), "no line {line:?} in\n{summary}");
     }
 
     #[test]
