@@ -193,6 +193,24 @@ fn unknown_tables_list_what_exists() {
 }
 
 #[test]
+fn the_load_only_table_is_explained_over_an_export() {
+    // `_dq_unmapped_codes` is a load's tally of unmapped codes: over --export it is the one
+    // warehouse table missing, and the error says why rather than only "not found".
+    let sample = common::sample();
+    let out =
+        fhirhouse(&["query", "--export", sample.to_str().unwrap(), "SELECT count(*) FROM _dq_unmapped_codes"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: table '_dq_unmapped_codes' not found\n"), "{err}");
+    assert!(
+        err.contains("= _dq_unmapped_codes is written by a load (it counts the codes no crosswalk maps); a session over --export has no such table: load the export to see it\n"),
+        "{err}"
+    );
+    // Over the warehouse the table is there.
+    assert!(query(&["SELECT count(*) FROM _dq_unmapped_codes"]).status.success());
+}
+
+#[test]
 fn syntax_errors_point_at_the_token() {
     let out = query(&["SELECT count(*) FORM patient"]);
     assert_eq!(out.status.code(), Some(1));

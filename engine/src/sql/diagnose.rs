@@ -20,6 +20,7 @@
 
 use std::fmt::Write as _;
 
+use datafusion::catalog::information_schema::INFORMATION_SCHEMA_TABLES;
 use datafusion::common::utils::datafusion_strsim::levenshtein;
 use datafusion::common::{Column, SchemaError};
 use datafusion::error::DataFusionError;
@@ -28,6 +29,12 @@ use super::script::Statement;
 
 /// Columns listed in full in a "columns here" note; more are cut with a count.
 const MAX_LISTED: usize = 40;
+
+/// The schema unqualified names are in (DataFusion's default).
+const DEFAULT_SCHEMA: &str = "public";
+
+/// The schema of DataFusion's metadata tables.
+const INFORMATION_SCHEMA: &str = "information_schema";
 
 /// An error in one SQL statement: the message, where it is, and hints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +65,19 @@ impl SqlError {
     /// listed when the statement names another.
     #[must_use]
     pub fn from_datafusion(err: &DataFusionError, tables: &[String]) -> SqlError {
+        SqlError::from_datafusion_in(err, &|schema| schema.is_none().then(|| tables.to_vec()))
+    }
+
+    /// [`SqlError::from_datafusion`], with the tables of any schema: `tables_in(None)` are
+    /// the default schema's, `tables_in(Some(s))` those of schema `s` (`None` when there is
+    /// no such schema). A statement that names a missing table in another schema
+    /// (`export.patinet`, `information_schema.colums`) is told that schema's tables, not
+    /// the default one's, which would offer no close name or a wrong one.
+    #[must_use]
+    pub fn from_datafusion_in(
+        err: &DataFusionError,
+        tables_in: &dyn Fn(Option<&str>) -> Option<Vec<String>>,
+    ) -> SqlError {
         if let Some(gone) = snapshot_gone(err) {
             // Its own sentence: the wrapping (parquet, object store) says nothing more.
             return SqlError { message: gone.0.clone(), span: None, notes: Vec::new() };
@@ -76,13 +96,36 @@ impl SqlError {
                 SchemaError::FieldNotFound { field, valid_fields } => {
                     span = span.or_else(|| column_span(field));
                     column_notes(field, valid_fields, &mut notes);
+                    if written_quoted(field, span) && !names_a_column(field, valid_fields) {
+                        // `WHERE gender = "female"`: double quotes name a column in SQL, as
+                        // they do not in some other dialects and spreadsheets.
+                        let text = field.name.replace('\'', "''");
+                        notes
+                            .insert(0, format!("a string takes single quotes: '{text}' (double quotes name a column)"));
+                    }
                     format!("column '{}' not found", field.flat_name())
                 }
                 other => other.to_string(),
             }
-        } else if let Some(table) = missing_table(root) {
-            table_notes(table, tables, &mut notes);
-            format!("table '{table}' not found")
+        } else if let Some((schema, table)) = missing_table(root) {
+            let tables = match schema {
+                // Not a schema of the catalog: DataFusion makes its tables up on demand.
+                Some(s) if s.eq_ignore_ascii_case(INFORMATION_SCHEMA) => {
+                    Some(INFORMATION_SCHEMA_TABLES.iter().map(|t| (*t).to_owned()).collect())
+                }
+                _ => tables_in(schema),
+            };
+            match tables {
+                Some(tables) => table_notes(table, schema, &tables, &mut notes),
+                None => {
+                    notes.push(format!("there is no schema '{}'", schema.unwrap_or_default()));
+                    table_notes(table, None, &tables_in(None).unwrap_or_default(), &mut notes);
+                }
+            }
+            match schema {
+                Some(schema) => format!("table '{schema}.{table}' not found"),
+                None => format!("table '{table}' not found"),
+            }
         } else {
             let text = diagnostic.map_or_else(|| root.strip_backtrace(), |d| d.message.clone());
             if span.is_none() {
@@ -130,6 +173,20 @@ impl SqlError {
     }
 }
 
+/// Whether `field` is close to a valid column (a slip, or another case of one): then it
+/// meant a column, not a string.
+fn names_a_column(field: &Column, valid: &[Column]) -> bool {
+    closest(&field.name, valid.iter().map(|c| c.name.as_str())).is_some()
+        || valid.iter().any(|c| c.name.eq_ignore_ascii_case(&field.name))
+}
+
+/// Whether the unqualified name `field` was written in double quotes: its span, on one
+/// line, is two characters longer than the name.
+fn written_quoted(field: &Column, span: Option<((usize, usize), (usize, usize))>) -> bool {
+    let Some(((line, start), (end_line, end))) = span else { return false };
+    field.relation.is_none() && line == end_line && (end + 1).saturating_sub(start) == field.name.chars().count() + 2
+}
+
 /// The span of a column reference, when the planner recorded one.
 fn column_span(field: &Column) -> Option<((usize, usize), (usize, usize))> {
     let span = field.spans().first()?;
@@ -137,12 +194,15 @@ fn column_span(field: &Column) -> Option<((usize, usize), (usize, usize))> {
     Some((start, (span.end.line as usize, (span.end.column as usize).saturating_sub(1).max(start.1))))
 }
 
-/// The table an error says is missing (`table 'datafusion.public.x' not found`), without
-/// its catalog and schema.
-fn missing_table(err: &DataFusionError) -> Option<&str> {
+/// The table an error says is missing (`table 'datafusion.public.x' not found`): its schema
+/// (`None` for the default one, `public`) and its name.
+fn missing_table(err: &DataFusionError) -> Option<(Option<&str>, &str)> {
     let DataFusionError::Plan(message) = err else { return None };
     let name = message.strip_prefix("table '")?.strip_suffix("' not found")?;
-    Some(name.rsplit('.').next().unwrap_or(name))
+    let mut parts = name.rsplitn(3, '.');
+    let table = parts.next().unwrap_or(name);
+    let schema = parts.next().filter(|schema| *schema != DEFAULT_SCHEMA);
+    Some((schema, table))
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely slip (less
@@ -157,14 +217,19 @@ pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a s
         .map(|(_, c)| c)
 }
 
-fn table_notes(table: &str, tables: &[String], notes: &mut Vec<String>) {
+/// The closest of `tables` (those of `schema`, `None` for the default one) and all of them.
+fn table_notes(table: &str, schema: Option<&str>, tables: &[String], notes: &mut Vec<String>) {
+    let qualify = schema.map(|s| format!("{s}.")).unwrap_or_default();
     if let Some(best) = closest(table, tables.iter().map(String::as_str)) {
-        notes.push(format!("did you mean '{best}'?"));
+        notes.push(format!("did you mean '{qualify}{best}'?"));
     }
-    if tables.is_empty() {
-        notes.push("the session has no tables".to_owned());
-    } else {
-        notes.push(format!("tables: {}", tables.join(", ")));
+    match schema {
+        _ if !tables.is_empty() => {
+            let label = schema.map_or_else(|| "tables".to_owned(), |s| format!("tables in {s}"));
+            notes.push(format!("{label}: {}", tables.join(", ")));
+        }
+        Some(schema) => notes.push(format!("schema '{schema}' has no tables")),
+        None => notes.push("the session has no tables".to_owned()),
     }
 }
 
@@ -175,10 +240,14 @@ fn column_notes(field: &Column, valid: &[Column], notes: &mut Vec<String>) {
     if let Some(same) = valid.iter().find(|c| c.name != field.name && c.name.eq_ignore_ascii_case(&field.name)) {
         notes.push(format!("names are case-sensitive once quoted: write \"{}\"", same.name));
     }
+    // A column can be valid twice over, as the table's and as the output of the SELECT it
+    // is in (`SELECT gender ... GROUP BY gendr`); it is listed once.
+    let mut seen = std::collections::HashSet::new();
+    let valid: Vec<String> = valid.iter().map(Column::flat_name).filter(|name| seen.insert(name.clone())).collect();
     if valid.is_empty() {
         return;
     }
-    let mut listed: Vec<String> = valid.iter().take(MAX_LISTED).map(Column::flat_name).collect();
+    let mut listed: Vec<String> = valid.iter().take(MAX_LISTED).cloned().collect();
     if valid.len() > MAX_LISTED {
         listed.push(format!("... ({} more)", valid.len() - MAX_LISTED));
     }
@@ -206,8 +275,6 @@ fn snapshot_gone(err: &DataFusionError) -> Option<&super::SnapshotGone> {
     None
 }
 
-/// DataFusion's category prefixes ("Error during planning: ", "SQL error: ParserError(...)")
-/// say nothing to an analyst; the position moves to the caret.
 /// A function called with arguments none of its signatures takes, as one line and the
 /// candidates. DataFusion reports it as an internal error asking for a bug report, after
 /// one failed match per signature, though it is the statement's mistake.
@@ -221,6 +288,8 @@ fn no_matching_signature(text: &str) -> Option<(String, String)> {
     Some((message, format!("candidates: {}", candidates.join(" ").replace(") ", "), "))))
 }
 
+/// DataFusion's category prefixes ("Error during planning: ", "SQL error: ParserError(...)")
+/// say nothing to an analyst; the position moves to the caret.
 fn strip_prefixes(text: &str) -> String {
     let mut text = text.trim();
     for prefix in ["Error during planning: ", "SQL error: ", "Schema error: ", "Execution error: "] {

@@ -21,6 +21,9 @@
 //! **Duplicates** are not resolved: a resource that occurs twice in the export gives its
 //! rows twice, where a load keeps only the newest copy.
 //!
+//! **No `_dq_unmapped_codes`**: that table is a load's tally of the codes no crosswalk maps,
+//! not a view; naming it in a session over an export says so ([`super::Session`]).
+//!
 //! **Which files a table reads.** A file whose manifest entry declares a type, or whose
 //! name carries one (`Patient.000.ndjson`, as Bulk Data servers name them; see
 //! [`type_from_name`](crate::source::type_from_name)), is read by the tables of that type,

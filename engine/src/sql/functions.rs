@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int32Array};
 use arrow::datatypes::{DataType, Date32Type};
-use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+use datafusion::common::types::{logical_date, logical_string, NativeType};
+use datafusion::logical_expr::{
+    Coercion, ColumnarValue, ScalarFunctionImplementation, ScalarUDF, Signature, SimpleScalarUDF, TypeSignatureClass,
+    Volatility,
+};
 
 /// Whole years from `birth` to `on`: the year difference, less one when `on` falls before the
 /// birthday in its year (someone born on 29 February is a year older on 1 March in a common
@@ -22,29 +26,39 @@ pub fn age_in_years(birth: chrono::NaiveDate, on: chrono::NaiveDate) -> i32 {
     }
 }
 
-/// `age_in_years(birth_date, on_date)`: [`age_in_years`] over `DATE` columns; null when
-/// either date is null.
+/// `age_in_years(birth_date, on_date)`: [`age_in_years`] over dates; null when either date
+/// is null.
+///
+/// Each argument is a `DATE`, or is cast to one: a date string (`'2025-12-31'`, as written
+/// for a date elsewhere in SQL) or a timestamp, such as the warehouse's instants
+/// (`effective_datetime`, its UTC date). Without that, the age at an observation or
+/// encounter would need a cast an analyst does not expect for a function of dates.
 pub(super) fn age_in_years_udf() -> ScalarUDF {
-    create_udf(
-        "age_in_years",
-        vec![DataType::Date32, DataType::Date32],
-        DataType::Int32,
-        Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            over_arrays(args, |arrays| {
-                let [birth, on] = [&arrays[0], &arrays[1]].map(|a| a.as_primitive::<Date32Type>());
-                let ages: Int32Array = (0..birth.len())
-                    .map(|i| {
-                        if birth.is_null(i) || on.is_null(i) {
-                            return None;
-                        }
-                        Some(age_in_years(birth.value_as_date(i)?, on.value_as_date(i)?))
-                    })
-                    .collect();
-                Arc::new(ages)
-            })
-        }),
-    )
+    let date = || {
+        Coercion::new_implicit(
+            TypeSignatureClass::Native(logical_date()),
+            vec![TypeSignatureClass::Native(logical_string()), TypeSignatureClass::Timestamp],
+            NativeType::Date,
+        )
+    };
+    let signature = Signature::coercible(vec![date(), date()], Volatility::Immutable);
+    let implementation: ScalarFunctionImplementation = Arc::new(|args: &[ColumnarValue]| {
+        // The coercion leaves a `Date64` as it is.
+        let args = args.iter().map(|a| a.cast_to(&DataType::Date32, None)).collect::<Result<Vec<_>, _>>()?;
+        over_arrays(&args, |arrays| {
+            let [birth, on] = [&arrays[0], &arrays[1]].map(|a| a.as_primitive::<Date32Type>());
+            let ages: Int32Array = (0..birth.len())
+                .map(|i| {
+                    if birth.is_null(i) || on.is_null(i) {
+                        return None;
+                    }
+                    Some(age_in_years(birth.value_as_date(i)?, on.value_as_date(i)?))
+                })
+                .collect();
+            Arc::new(ages)
+        })
+    });
+    ScalarUDF::from(SimpleScalarUDF::new_with_signature("age_in_years", signature, DataType::Int32, implementation))
 }
 
 /// Calls `f` with a scalar UDF's arguments as arrays of one length, and returns its array,

@@ -19,6 +19,7 @@ use super::export::{ExportIssues, ExportTables};
 use super::snapshot::Pin;
 use crate::load::Catalog;
 use crate::store::Address;
+use crate::terminology::unmapped::TABLE as UNMAPPED;
 
 /// Where a session's tables come from.
 #[derive(Debug, Clone)]
@@ -230,7 +231,31 @@ impl Session {
     }
 
     fn explain(&self, err: &datafusion::error::DataFusionError) -> SqlError {
-        SqlError::from_datafusion(err, &self.table_names())
+        let mut error = SqlError::from_datafusion_in(err, &|schema| match schema {
+            None => Some(self.table_names()),
+            Some(schema) => self.schema_table_names(schema),
+        });
+        if self.issues.is_some() && error.message == format!("table '{UNMAPPED}' not found") {
+            // The one warehouse table an export session lacks: it is a load's tally of what
+            // its crosswalks left unmapped, not a view, so no scan of the export computes it.
+            error.notes.insert(
+                0,
+                format!(
+                    "{UNMAPPED} is written by a load (it counts the codes no crosswalk maps); a session \
+                     over --export has no such table: load the export to see it"
+                ),
+            );
+        }
+        error
+    }
+
+    /// The tables of `schema` (of the default catalog), sorted; `None` when there is no
+    /// such schema. `schema` is spelt as DataFusion's error names it, already normalised
+    /// (an unquoted name lower-cased), so it matches the catalog's name exactly.
+    fn schema_table_names(&self, schema: &str) -> Option<Vec<String>> {
+        let mut names = self.ctx.catalog("datafusion")?.schema(schema)?.table_names();
+        names.sort();
+        Some(names)
     }
 }
 
