@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// The sample loaded once for every test of this file.
@@ -22,18 +21,7 @@ fn warehouse() -> &'static Path {
 }
 
 fn fhirhouse(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = stdin.unwrap_or_default().to_owned();
-    let mut pipe = child.stdin.take().unwrap();
-    std::thread::spawn(move || pipe.write_all(input.as_bytes()));
-    child.wait_with_output().unwrap()
+    common::run_fhirhouse(args, stdin.unwrap_or_default().as_bytes())
 }
 
 fn query(args: &[&str]) -> Output {

@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
 
@@ -17,16 +16,7 @@ const P2: &str = r#"{"resourceType":"Patient","id":"p2"}"#;
 
 /// Runs the binary with `args`, feeding `stdin` to it.
 fn fhirhouse(args: &[&Path], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    run_fhirhouse(args, stdin)
 }
 
 fn text(bytes: &[u8]) -> &str {

@@ -152,3 +152,23 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
 }
+
+/// Runs the `fhirhouse` binary with `args` (RUST_LOG unset), writing `stdin` to it from a
+/// thread of its own, so that a child that writes much before it reads cannot block.
+pub fn run_fhirhouse<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fhirhouse"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the fhirhouse binary runs");
+    let mut pipe = child.stdin.take().expect("piped");
+    let input = stdin.to_vec();
+    // A child that exits without reading all of it closes the pipe: not an error here.
+    std::thread::spawn(move || pipe.write_all(&input));
+    child.wait_with_output().expect("the fhirhouse binary runs")
+}
