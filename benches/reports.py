@@ -57,11 +57,11 @@ def main():
     runs = {}
 
     if not (export / "manifest.json").exists():
-        s, rss = generate(fhirhouse, args.patients, export, seed=7)
+        s, rss, _cpu = generate(fhirhouse, args.patients, export, seed=7)
         runs["gen"] = {"seconds": s, "peak_rss_mb": rss}
     mb = export_bytes(export) / 1e6
     shutil.rmtree(warehouse, ignore_errors=True)
-    s, rss, _ = timed([fhirhouse, "-q", "load", str(export), "--out", str(warehouse),
+    s, rss, _out, _cpu = timed([fhirhouse, "-q", "load", str(export), "--out", str(warehouse),
                        "--threads", str(args.threads)])
     runs["load"] = {"seconds": s, "peak_rss_mb": rss, "mb": mb, "mb_per_s": mb / s}
 
@@ -69,7 +69,7 @@ def main():
     results.mkdir(parents=True)
     for name, cli in ANALYSES.items():
         out = results / f"{name}.csv"
-        s, rss, _ = timed([fhirhouse, "-q", "report", cli[0], str(warehouse), *cli[1:], "-o", str(out)])
+        s, rss, _out, _cpu = timed([fhirhouse, "-q", "report", cli[0], str(warehouse), *cli[1:], "-o", str(out)])
         runs[name] = {"seconds": s, "peak_rss_mb": rss, "rows": csv_rows(out)}
         print(f"{name}: {s:.2f} s, {rss:.0f} MB, {runs[name]['rows']} rows", file=sys.stderr)
 
