@@ -62,7 +62,7 @@ pub enum SlotKind {
     /// Era, shifted by the generated patient's offset.
     Date(i32),
     /// A partial date, `YYYY` or `YYYY-MM`, as the value of a date element (see
-    /// [`partial_date_at`]): its first day as days from the Common Era, shifted like a date
+    /// `partial_date_at`): its first day as days from the Common Era, shifted like a date
     /// and printed with the same precision.
     PartialDate {
         /// The first day of the year or month, as days from the Common Era.
