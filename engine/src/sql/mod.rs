@@ -32,6 +32,7 @@ pub mod diagnose;
 mod export;
 mod export_scan;
 mod functions;
+mod lint;
 mod mappings;
 pub mod script;
 mod session;

@@ -159,6 +159,9 @@ impl Session {
                 notes: vec!["CREATE TABLE name AS SELECT ... makes a table of this session that takes rows".into()],
             });
         }
+        if let Some(error) = super::lint::date_compared_with_number(frame.logical_plan()) {
+            return Err(error);
+        }
         self.check_pinned(frame.logical_plan())?;
         Ok(frame)
     }
