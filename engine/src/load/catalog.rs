@@ -120,6 +120,14 @@ impl Catalog {
                 };
                 bail!("views {} and {} both define table {name:?}{same}", files[other].display(), file.display());
             }
+            if let Some(taken) = reference_tables()?.iter().find(|t| t.eq_ignore_ascii_case(&name)) {
+                bail!(
+                    "invalid view {}: name: {name:?} is the name of a reference table every session has \
+                     ({taken}, which fhirhouse report reads); a table of that name would hide it: name the view \
+                     otherwise",
+                    file.display()
+                );
+            }
             if name.len() > MAX_NAME_BYTES {
                 bail!(
                     "invalid view {}: name: a table name is at most {MAX_NAME_BYTES} characters (it names files and folders), this one has {}",
@@ -204,6 +212,19 @@ impl Catalog {
     pub fn reads(&self, resource_type: &str) -> bool {
         self.views.iter().any(|v| v.resource_type() == resource_type)
     }
+}
+
+/// The reference tables a SQL session adds beside a warehouse's own (those of the shipped
+/// mappings): a view's table must not take one of their names, since the session keeps the
+/// warehouse's table and the analyses would read the view's rows as CMS-HCC tables or value
+/// sets. (The unmapped-code tally's name starts with `_`, which no table name may.)
+fn reference_tables() -> anyhow::Result<&'static [String]> {
+    static NAMES: std::sync::OnceLock<Result<Vec<String>, String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        crate::terminology::reference::sql_table_names(&crate::terminology::MappingSource::Embedded)
+            .map_err(|e| e.to_string())
+    });
+    names.as_deref().map_err(|e| anyhow!("shipped mappings: {e}"))
 }
 
 /// The longest table name, and partition column name, a view may have: each names a
@@ -293,6 +314,18 @@ mod tests {
         let err = Catalog::from_sources([(PathBuf::from("x.json"), view("enc", &tagged))]).unwrap_err().to_string();
         assert!(err.contains("x.json") && err.contains("a partition column's name is at most 200"), "{err}");
         assert!(Catalog::from_sources([(PathBuf::from("x.json"), view(&"a".repeat(200), ID))]).is_ok());
+    }
+
+    #[test]
+    fn a_view_named_like_a_reference_table_is_refused() {
+        // Before: it loaded, and every session read its rows as the reference table (the
+        // warehouse's table of a name wins), so `fhirhouse report hcc` read a user's view
+        // named hcc_labels as CMS's labels.
+        for name in ["hcc_labels", "Valueset", "concept_map"] {
+            let err = Catalog::from_sources([(PathBuf::from("x.json"), view(name, ID))]).unwrap_err().to_string();
+            assert!(err.contains("x.json") && err.contains("is the name of a reference table"), "{name}: {err}");
+        }
+        assert!(Catalog::from_sources([(PathBuf::from("x.json"), view("hcc_notes", ID))]).is_ok());
     }
 
     #[test]

@@ -321,9 +321,31 @@ pub fn sql_tables(source: &MappingSource) -> Result<BTreeMap<String, RecordBatch
     Ok(out)
 }
 
+/// The names of the tables [`sql_tables`] makes, from the manifest alone: `concept_map`,
+/// `valueset`, `code_list`, and the categories and reference tables under their names.
+///
+/// # Errors
+///
+/// An unreadable or invalid manifest.
+pub fn sql_table_names(source: &MappingSource) -> Result<Vec<String>, MappingError> {
+    let mappings = Mappings::open(source)?;
+    let mut names: Vec<String> = ["concept_map", "valueset", "code_list"].map(String::from).into();
+    let listed = mappings.of_kind(TableKind::Categories).chain(mappings.of_kind(TableKind::Reference));
+    names.extend(listed.map(|entry| entry.name.clone()));
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_names_are_those_of_the_tables() {
+        let tables = sql_tables(&MappingSource::Embedded).unwrap();
+        let mut names = sql_table_names(&MappingSource::Embedded).unwrap();
+        names.sort();
+        assert_eq!(names, tables.keys().cloned().collect::<Vec<_>>());
+    }
 
     #[test]
     fn ranges_cover_every_code_their_end_prefixes() {
