@@ -127,14 +127,7 @@ impl Session {
     /// The tables (and views) of the default schema, sorted.
     #[must_use]
     pub fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .ctx
-            .catalog("datafusion")
-            .and_then(|catalog| catalog.schema("public"))
-            .map(|schema| schema.table_names())
-            .unwrap_or_default();
-        names.sort();
-        names
+        self.schema_table_names("public").unwrap_or_default()
     }
 
     /// Runs `future` to completion on the session's runtime.
